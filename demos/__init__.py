@@ -1,0 +1,1 @@
+"""Demo programs, one folder each."""

@@ -1,0 +1,33 @@
+"""What the kernel core asks of the place it runs: the host does all I/O.
+
+Three hosts implement this: in-process (threads, for unit tests), native
+(one OS process per capOS process, shared memory, eventfd doorbells) and
+browser (one Web Worker per process, SharedArrayBuffer, Atomics).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from kernel.process import Process
+
+
+class Host(Protocol):
+    def allocate_region(self, pid: int, size: int) -> memoryview:
+        """Zeroed memory the process and the kernel will share (ring, CapSet, buffers)."""
+
+    def start(self, proc: Process, module: str) -> None:
+        """Run `module.main(runtime)` as `proc`, isolated from the kernel where the host can."""
+
+    def stop(self, proc: Process) -> None:
+        """Make sure `proc` runs no more (it exited, was killed, or lost)."""
+
+    def now_ns(self) -> int:
+        """Monotonic nanoseconds."""
+
+    def entropy(self, size: int) -> bytes:
+        """Cryptographically strong random bytes."""
+
+    def console_write(self, proc: Process, data: bytes) -> None:
+        """Output a process wrote to its Console cap."""

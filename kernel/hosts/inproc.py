@@ -1,0 +1,128 @@
+"""The in-process host: every capOS process is a thread of the test process.
+
+For fast unit tests only: threads share an address space, so nothing here
+is isolated. The kernel code is the same the native host runs; one lock
+serialises every entry into it, and a condition variable stands in for
+the doorbells.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import threading
+import time
+import traceback
+from typing import NoReturn
+
+from kernel.kernel import Kernel, KernelConfig
+from kernel.process import Process
+from kernel.runtime import ProcessEnded, Runtime
+
+
+class InProcessHost:
+    def __init__(self, manifest: bytes, config: KernelConfig | None = None) -> None:
+        self.cond = threading.Condition()
+        self.console = bytearray()
+        self.crashes: dict[int, str] = {}
+        self._threads: list[threading.Thread] = []
+        self._stopping = False
+        self.kernel = Kernel(self, manifest, config)
+        self._timer_thread = threading.Thread(target=self._run_timers, name="timers", daemon=True)
+
+    # --- Host protocol ---------------------------------------------------------------
+
+    def allocate_region(self, pid: int, size: int) -> memoryview:
+        return memoryview(bytearray(size))
+
+    def start(self, proc: Process, module: str) -> None:
+        program = importlib.import_module(module)
+        thread = threading.Thread(
+            target=self._run_process, args=(proc, program), name=f"pid{proc.pid}", daemon=True
+        )
+        self._threads.append(thread)
+        thread.start()
+
+    def stop(self, proc: Process) -> None:
+        self.cond.notify_all()  # a waiting thread sees its dead ring and unwinds
+
+    def now_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def entropy(self, size: int) -> bytes:
+        return os.urandom(size)
+
+    def console_write(self, proc: Process, data: bytes) -> None:
+        self.console += data
+
+    # --- running -------------------------------------------------------------------------
+
+    def boot(self) -> Process:
+        with self.cond:
+            init = self.kernel.boot()
+        self._timer_thread.start()
+        return init
+
+    def wait_halted(self, timeout: float) -> bool:
+        """True once every process has ended."""
+        with self.cond:
+            return self.cond.wait_for(lambda: self.kernel.halted, timeout)
+
+    def shutdown(self) -> None:
+        with self.cond:
+            self._stopping = True
+            for pid in list(self.kernel.processes):
+                self.kernel.kill(pid, "host shutdown")
+            self.cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=5)
+
+    def _run_process(self, proc: Process, program: object) -> None:
+        syscalls = _ThreadSyscalls(self, proc)
+        try:
+            code = program.main(Runtime(proc.ring.region, syscalls))
+            syscalls.exit(int(code or 0))
+        except ProcessEnded:
+            pass
+        except Exception:
+            self.crashes[proc.pid] = traceback.format_exc()
+            with self.cond:
+                self.kernel.lost(proc.pid, "crashed: " + traceback.format_exc(limit=1).strip())
+                self.cond.notify_all()
+
+    def _run_timers(self) -> None:
+        with self.cond:
+            while not self._stopping and not self.kernel.halted:
+                deadline = self.kernel.next_deadline()
+                timeout = None if deadline is None else max(0, deadline - self.now_ns()) / 1e9
+                self.cond.wait(timeout if timeout is not None else 0.5)
+                self.kernel.run_timers(self.now_ns())
+                if self.kernel.take_woken():
+                    self.cond.notify_all()
+
+
+class _ThreadSyscalls:
+    def __init__(self, host: InProcessHost, proc: Process) -> None:
+        self.host = host
+        self.proc = proc
+
+    def cap_enter(self, min_complete: int, timeout_ns: int | None) -> int:
+        host, proc = self.host, self.proc
+        ring = proc.ring
+        with host.cond:
+            host.kernel.enter(proc.pid)
+            if host.kernel.take_woken():
+                host.cond.notify_all()
+            host.cond.wait_for(
+                lambda: not proc.alive or ring.available() >= min_complete,
+                None if timeout_ns is None else timeout_ns / 1e9,
+            )
+            if not proc.alive:
+                raise ProcessEnded(f"pid {proc.pid} ended")
+            return ring.available()
+
+    def exit(self, code: int) -> NoReturn:
+        with self.host.cond:
+            self.host.kernel.exit(self.proc.pid, code)
+            self.host.cond.notify_all()
+        raise ProcessEnded(f"pid {self.proc.pid} exited")

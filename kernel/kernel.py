@@ -1,0 +1,351 @@
+"""The kernel: drains rings, dispatches SQEs, and owns process lifecycles.
+
+It makes every decision and performs no I/O: the host calls in (`enter`,
+`exit`, `lost`, `run_timers`) and carries out what the kernel asks through
+the `Host` protocol. One table maps each opcode to its handler. Nothing a
+process writes into its ring can raise out of `enter`: every SQE ends in
+exactly one completion, possibly an error.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from kernel import abi
+from kernel.abi import Err, Op, SqeFlags
+from kernel.capobject import CallContext, CapObject, Deferred
+from kernel.captable import CapEntry, CapTable, Origin, TransferPolicy
+from kernel.codec import Bundle, DecodeError, decode
+from kernel.completion import Reply
+from kernel.endpoint import Endpoint
+from kernel.errors import CapError, TransportError
+from kernel.ledger import Resource, ResourceLedger
+from kernel.process import Process, SessionContext, State
+from kernel.ring import Cqe, KernelRing, Sqe
+from kernel.services.bootpackage import BootPackage
+from kernel.services.console import Console
+from kernel.services.entropy import EntropySource
+from kernel.services.systeminfo import SystemInfo
+from kernel.services.timer import Timer
+from kernel.spawn import KILLED_EXIT_CODE, ProcessSpawner
+from kernel.transfer import Transfer, finish
+
+if TYPE_CHECKING:
+    from kernel.host import Host
+
+MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
+MAX_FAULTS_KEPT = 32
+
+
+class BootError(Exception):
+    """The manifest cannot be booted; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class KernelConfig:
+    region_size: int = abi.DEFAULT_REGION_SIZE
+    limits: tuple[tuple[str, int], ...] = ()  # overrides of ledger.DEFAULT_LIMITS by name
+
+
+class Kernel:
+    def __init__(self, host: Host, manifest: bytes, config: KernelConfig | None = None) -> None:
+        self.host = host
+        self.config = config or KernelConfig()
+        self.manifest_bytes = manifest
+        bundle = Bundle.default()
+        try:
+            self.manifest = decode(bundle.struct("SystemManifest"), manifest)
+        except DecodeError as exc:
+            raise BootError(f"the boot manifest is not a valid SystemManifest: {exc}") from None
+        self.binaries = self._read_binaries(self.manifest)
+        self.boot_ns = host.now_ns()
+        self.secret = host.entropy(32)
+        self.processes: dict[int, Process] = {}
+        self.faults: list[str] = []
+        self.halted = False
+        self._pids = itertools.count(1)
+        self._endpoint_ids = itertools.count(1)
+        self._woken: set[Process] = set()
+        self._timers: list[tuple[int, int, Deferred]] = []
+        self._timer_seq = itertools.count()
+        self._iface = {name: bundle.interface(name).id for name in ("Endpoint", "ClientEndpoint")}
+        params = self.manifest["kernelParams"]
+        self.kernel_caps: dict[str, CapObject] = {
+            "console": Console(self),
+            "timer": Timer(self),
+            "entropy": EntropySource(self),
+            "systemInfo": SystemInfo(params["motd"], params["hostname"]),
+            "processSpawner": ProcessSpawner(self),
+            "bootPackage": BootPackage(manifest),
+        }
+        self._ops = {
+            Op.CALL: self._op_call,
+            Op.RECV: self._op_recv,
+            Op.RETURN: self._op_return,
+            Op.RELEASE: self._op_release,
+        }
+
+    @staticmethod
+    def _read_binaries(manifest: dict) -> dict[str, str]:
+        binaries: dict[str, str] = {}
+        for binary in manifest["binaries"]:
+            if not MODULE_RE.match(binary["module"]):
+                raise BootError(f"binary {binary['name']!r}: {binary['module']!r} is not a module")
+            binaries[binary["name"]] = binary["module"]
+        init = manifest["initConfig"]["init"]
+        if init not in binaries:
+            raise BootError(f"init binary {init!r} is not among the manifest's binaries")
+        return binaries
+
+    # --- boot and processes -------------------------------------------------------
+
+    def boot(self) -> Process:
+        """Start init with the kernel's bootstrap caps, in manifest-independent order."""
+        grants = [
+            (name, "cap", CapEntry(obj, obj.interface_id, TransferPolicy.COPY, Origin.KERNEL))
+            for name, obj in self.kernel_caps.items()
+        ]
+        session = SessionContext(self.host.entropy(16), profile="system")
+        init, _ = self.create_process(
+            "init", self.manifest["initConfig"]["init"], grants, parent=None, session=session
+        )
+        return init
+
+    def create_process(
+        self,
+        name: str,
+        binary: str,
+        grants: list[tuple],
+        *,
+        parent: Process | None,
+        session: SessionContext | None = None,
+    ) -> tuple[Process, list[Endpoint]]:
+        """Build a process with exactly `grants` and ask the host to run it.
+
+        Grants are (name, kind, value): ("cap", CapEntry) copies a held cap,
+        ("clientOf", CapEntry of an Endpoint) narrows it to its client facet,
+        ("newEndpoint", interface id) makes an endpoint the child owns.
+        Returns the child and its new endpoints, whose client facets the
+        spawner hands back.
+        """
+        pid = next(self._pids)
+        ledger = ResourceLedger()
+        for resource, limit in self.config.limits:
+            ledger.limits[Resource(resource)] = limit
+        region = self.host.allocate_region(pid, self.config.region_size)
+        proc = Process(
+            pid=pid,
+            name=name,
+            binary=binary,
+            ring=KernelRing.create(region, pid),
+            ledger=ledger,
+            table=CapTable(ledger),
+            session=session or parent.session,
+            parent=parent,
+            woken=self._woken,
+        )
+        endpoints = []
+        for grant_name, kind, value in grants:
+            if kind == "newEndpoint":
+                serves = value or self._iface["ClientEndpoint"]
+                endpoint = Endpoint(next(self._endpoint_ids), proc, serves, self.secret)
+                proc.endpoints.append(endpoint)
+                endpoints.append(endpoint)
+                entry = CapEntry(
+                    endpoint,
+                    self._iface["Endpoint"],
+                    TransferPolicy.NON_TRANSFERABLE,
+                    Origin.SPAWN_GRANT,
+                )
+            elif kind == "clientOf":
+                ep = value.obj
+                entry = CapEntry(ep.client, ep.serves, TransferPolicy.COPY, Origin.SPAWN_GRANT)
+            else:
+                entry = CapEntry(value.obj, value.interface_id, value.policy, Origin.SPAWN_GRANT)
+            cap_id = proc.table.insert(entry)
+            proc.capset.append((grant_name, cap_id, entry.interface_id))
+        proc.write_capset()
+        self.processes[pid] = proc
+        try:
+            self.host.start(proc, self.binaries[binary])
+        except Exception:
+            del self.processes[pid]
+            for endpoint in endpoints:
+                endpoint.revoke()
+            proc.table.clear()
+            raise
+        return proc, endpoints
+
+    def exit(self, pid: int, code: int) -> None:
+        """The `exit` syscall."""
+        self._end(pid, State.EXITED, code, "exited")
+
+    def kill(self, pid: int, reason: str) -> None:
+        self._end(pid, State.KILLED, KILLED_EXIT_CODE, reason)
+
+    def lost(self, pid: int, reason: str) -> None:
+        """The host saw the process die without `exit` (a crash, a signal)."""
+        self._end(pid, State.KILLED, KILLED_EXIT_CODE, reason)
+
+    def _end(self, pid: int, state: State, code: int, reason: str) -> None:
+        proc = self.processes.pop(pid, None)
+        if proc is None:
+            return
+        proc.state = state
+        proc.exit_code = code
+        proc.end_reason = reason
+        proc.ring.mark_dead()
+        for reply in list(proc.replies):
+            reply.cancel()
+        for endpoint in proc.endpoints:  # epoch revocation: its callers see disconnected
+            endpoint.revoke()
+        proc.table.clear()
+        proc.backlog.clear()
+        if proc.parent is not None and proc.parent.alive:
+            proc.parent.ledger.release(Resource.PROCESSES)
+        for callback in proc.on_end:
+            callback(proc)
+        self._woken.add(proc)
+        self.host.stop(proc)
+        if not self.processes:
+            self.halted = True
+
+    # --- the ring ----------------------------------------------------------------------
+
+    def enter(self, pid: int) -> None:
+        """`cap_enter`'s kernel half: post what waited, then drain the SQ once."""
+        proc = self.processes.get(pid)
+        if proc is None:
+            return
+        self._woken.add(proc)
+        proc.flush_backlog()
+        if len(proc.backlog) >= abi.CQ_ENTRIES:
+            return  # back-pressure: reap completions before submitting more
+        entries, corrupt = proc.ring.take_submissions(abi.SQ_ENTRIES)
+        if corrupt:
+            proc.post(Cqe(0, Err.CORRUPT_SQ, 0, 0, 0, 0, 0))
+        post = proc.post
+        for sqe in entries:
+            if sqe.opcode == Op.NOP and not (
+                sqe.flags or sqe.reserved or sqe.reserved2 or sqe.pipeline_dep or sqe.pipeline_field
+            ):
+                post(Cqe(sqe.user_data, 0, 0, 0, 0, 0, 0))
+            else:
+                self._dispatch(proc, sqe)
+            if not proc.alive:
+                return
+
+    def _dispatch(self, proc: Process, sqe: Sqe) -> None:
+        try:
+            if sqe.reserved or sqe.reserved2:
+                raise TransportError(Err.INVALID_SQE, "reserved SQE fields must be zero")
+            if sqe.pipeline_dep or sqe.pipeline_field or sqe.flags & SqeFlags.PIPELINE:
+                raise TransportError(Err.INVALID_SQE, "promise pipelining is not supported")
+            allowed = SqeFlags.EXCEPTION if sqe.opcode == Op.RETURN else 0
+            if sqe.flags & ~allowed:
+                raise TransportError(Err.INVALID_SQE, f"flags {sqe.flags:#x} not valid here")
+            handler = self._ops.get(sqe.opcode)
+            if handler is None:
+                raise TransportError(Err.UNSUPPORTED_OPCODE, f"opcode {sqe.opcode}")
+            handler(proc, sqe)
+        except TransportError as exc:
+            proc.post(Cqe(sqe.user_data, exc.code, 0, 0, 0, 0, 0))
+        except Exception as exc:  # a kernel bug: contain it, keep the evidence
+            self._fault(f"pid {proc.pid} opcode {sqe.opcode}: {type(exc).__name__}: {exc}")
+            proc.post(Cqe(sqe.user_data, Err.KERNEL_FAULT, 0, 0, 0, 0, 0))
+
+    def _fault(self, text: str) -> None:
+        self.faults.append(text)
+        del self.faults[:-MAX_FAULTS_KEPT]
+
+    def _params(self, proc: Process, sqe: Sqe) -> bytes:
+        if not proc.ring.buffer_range_ok(sqe.params_addr, sqe.params_len):
+            raise TransportError(Err.BAD_BUFFER, "params range outside the buffer area")
+        return bytes(proc.ring.buffer(sqe.params_addr, sqe.params_len))
+
+    def _op_call(self, proc: Process, sqe: Sqe) -> None:
+        entry = proc.table.lookup(sqe.cap_id, sqe.interface_id)
+        params = self._params(proc, sqe)
+        reply = Reply(proc, sqe.user_data, sqe.result_addr, sqe.result_len)
+        try:
+            transfer = Transfer.read(proc, sqe)
+        except TransportError:
+            reply.cancel()
+            raise
+        obj = entry.obj
+        ctx = CallContext(
+            self, proc, entry, sqe.method_id, sqe.interface_id, params, transfer, reply
+        )
+        try:
+            if obj.revoked:
+                raise CapError.disconnected(f"{obj.describe()} is gone")
+            obj.invoke(ctx)
+        except CapError as exc:
+            finish(transfer, commit=False)
+            reply.fail(exc)
+            return
+        except Exception as exc:
+            finish(transfer, commit=False)
+            self._fault(f"pid {proc.pid} calling {obj.describe()}: {type(exc).__name__}: {exc}")
+            reply.fail(CapError.failed(f"{obj.describe()} failed inside the kernel"))
+            return
+        if not obj.takes_transfer:
+            finish(transfer, commit=True)
+
+    def _endpoint(self, proc: Process, sqe: Sqe) -> Endpoint:
+        entry = proc.table.lookup(sqe.cap_id, sqe.interface_id)
+        if not isinstance(entry.obj, Endpoint) or sqe.interface_id != self._iface["Endpoint"]:
+            raise TransportError(Err.WRONG_INTERFACE, "RECV and RETURN need a raw Endpoint")
+        return entry.obj
+
+    def _op_recv(self, proc: Process, sqe: Sqe) -> None:
+        endpoint = self._endpoint(proc, sqe)
+        endpoint.receive(Reply(proc, sqe.user_data, sqe.result_addr, sqe.result_len))
+
+    def _op_return(self, proc: Process, sqe: Sqe) -> None:
+        endpoint = self._endpoint(proc, sqe)
+        message = self._params(proc, sqe)
+        transfer = Transfer.read(proc, sqe)
+        error = endpoint.answer(
+            proc, sqe.call_id, message, transfer, exception=bool(sqe.flags & SqeFlags.EXCEPTION)
+        )
+        proc.post(Cqe(sqe.user_data, error or 0, 0, 0, 0, 0, 0))
+
+    def _op_release(self, proc: Process, sqe: Sqe) -> None:
+        entry = proc.table.get(sqe.cap_id)
+        proc.table.remove(sqe.cap_id)
+        if isinstance(entry.obj, Endpoint) and entry.obj.owner is proc:
+            entry.obj.revoke()  # nobody can serve it any more
+            proc.endpoints.remove(entry.obj)
+        proc.post(Cqe(sqe.user_data, 0, 0, 0, 0, 0, 0))
+
+    # --- time -----------------------------------------------------------------------------
+
+    def uptime_ns(self) -> int:
+        return self.host.now_ns() - self.boot_ns
+
+    def add_timer(self, deadline_ns: int, waiter: Deferred) -> None:
+        heapq.heappush(self._timers, (deadline_ns, next(self._timer_seq), waiter))
+
+    def next_deadline(self) -> int | None:
+        while self._timers and not self._timers[0][2].live:
+            heapq.heappop(self._timers)[2].cancel()
+        return self._timers[0][0] if self._timers else None
+
+    def run_timers(self, now_ns: int) -> None:
+        while self._timers and self._timers[0][0] <= now_ns:
+            _, _, waiter = heapq.heappop(self._timers)
+            if waiter.live:
+                waiter.resolve({})
+
+    # --- for hosts ---------------------------------------------------------------------------
+
+    def take_woken(self) -> set[Process]:
+        """Processes with new completions (or newly dead) since the last call."""
+        woken = set(self._woken)
+        self._woken.clear()
+        return woken

@@ -1,0 +1,1 @@
+"""System programs: each module's `main(runtime) -> int` runs as a process."""

@@ -1,0 +1,255 @@
+"""The capability ring: one per process, in memory both sides can touch.
+
+`KernelRing` is the kernel's view and `UserRing` the process's. Each side
+writes only the header fields the ABI gives it (see `abi.Header`) and treats
+everything the other side wrote as untrusted: the kernel never believes an
+index or length from the process without checking it here first.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import NamedTuple
+
+from kernel import abi
+from kernel.abi import Header
+
+_U32 = struct.Struct("<I")
+_SQE = abi.SQE
+_CQE = abi.CQE
+_SQ_MASK = abi.SQ_ENTRIES - 1
+_CQ_MASK = abi.CQ_ENTRIES - 1
+_U32_MASK = 0xFFFFFFFF
+
+
+class Sqe(NamedTuple):
+    opcode: int
+    flags: int
+    xfer_cap_count: int
+    cap_id: int
+    interface_id: int
+    method_id: int
+    reserved: int
+    params_len: int
+    params_addr: int
+    result_addr: int
+    result_len: int
+    xfer_addr: int
+    call_id: int
+    user_data: int
+    pipeline_dep: int
+    pipeline_field: int
+    reserved2: int
+
+
+class Cqe(NamedTuple):
+    user_data: int
+    result: int
+    flags: int
+    cap_count: int
+    call_id: int
+    caps_addr: int
+    reserved: int
+
+
+def sqe(
+    opcode: int,
+    *,
+    cap_id: int = 0,
+    interface_id: int = 0,
+    method_id: int = 0,
+    params_addr: int = 0,
+    params_len: int = 0,
+    result_addr: int = 0,
+    result_len: int = 0,
+    xfer_addr: int = 0,
+    xfer_cap_count: int = 0,
+    call_id: int = 0,
+    user_data: int = 0,
+    flags: int = 0,
+) -> Sqe:
+    """A well-formed SQE with every reserved field zero."""
+    return Sqe(
+        opcode,
+        flags,
+        xfer_cap_count,
+        cap_id,
+        interface_id,
+        method_id,
+        0,
+        params_len,
+        params_addr,
+        result_addr,
+        result_len,
+        xfer_addr,
+        call_id,
+        user_data,
+        0,
+        0,
+        0,
+    )
+
+
+class _RingView:
+    """Header access shared by both sides."""
+
+    __slots__ = ("buffer_size", "region")
+
+    def __init__(self, region: memoryview, buffer_size: int) -> None:
+        self.region = region
+        self.buffer_size = buffer_size
+
+    def get(self, field: int) -> int:
+        return _U32.unpack_from(self.region, field)[0]
+
+    def set(self, field: int, value: int) -> None:
+        _U32.pack_into(self.region, field, value & _U32_MASK)
+
+    def buffer(self, addr: int, length: int) -> memoryview:
+        """A slice of the buffer area; callers check the range first."""
+        start = abi.BUFFER_OFFSET + addr
+        return self.region[start : start + length]
+
+    def buffer_range_ok(self, addr: int, length: int) -> bool:
+        return addr >= 0 and length >= 0 and addr + length <= self.buffer_size
+
+    def available(self) -> int:
+        """CQEs posted and not yet reaped."""
+        head = _U32.unpack_from(self.region, Header.CQ_HEAD)[0]
+        tail = _U32.unpack_from(self.region, Header.CQ_TAIL)[0]
+        return (tail - head) & _U32_MASK
+
+
+class KernelRing(_RingView):
+    """The kernel's side: consume SQEs, post CQEs, never trust the process."""
+
+    __slots__ = ()
+
+    @classmethod
+    def create(cls, region: memoryview, pid: int) -> KernelRing:
+        """Lay out a fresh ring at the start of `region` (zeroed by the host)."""
+        buffer_size = len(region) - abi.BUFFER_OFFSET
+        if buffer_size <= 0:
+            raise ValueError(f"region of {len(region)} bytes leaves no buffer area")
+        ring = cls(region, buffer_size)
+        region[: abi.PAGE_SIZE] = bytes(abi.PAGE_SIZE)
+        for field, value in (
+            (Header.MAGIC, abi.RING_MAGIC),
+            (Header.VERSION, abi.ABI_VERSION),
+            (Header.SQ_ENTRIES, abi.SQ_ENTRIES),
+            (Header.CQ_ENTRIES, abi.CQ_ENTRIES),
+            (Header.BUFFER_OFFSET, abi.BUFFER_OFFSET),
+            (Header.BUFFER_SIZE, buffer_size),
+            (Header.PID, pid),
+        ):
+            ring.set(field, value)
+        return ring
+
+    def take_submissions(self, limit: int) -> tuple[list[Sqe], bool]:
+        """Consume up to `limit` SQEs. Returns them and whether the SQ was corrupt.
+
+        A tail more than SQ_ENTRIES ahead of the head cannot be honest: the
+        kernel discards the whole SQ (head := tail), counts it, and the
+        caller posts a CORRUPT_SQ completion. The kernel's own head is the
+        source of truth, so a process cannot rewind it.
+        """
+        region = self.region
+        head = _U32.unpack_from(region, Header.SQ_HEAD)[0]
+        tail = _U32.unpack_from(region, Header.SQ_TAIL)[0]
+        pending = (tail - head) & _U32_MASK
+        if pending == 0:
+            return [], False
+        if pending > abi.SQ_ENTRIES:
+            _U32.pack_into(region, Header.SQ_HEAD, tail)
+            self.set(Header.SQ_CORRUPTIONS, self.get(Header.SQ_CORRUPTIONS) + 1)
+            return [], True
+        count = min(pending, limit)
+        unpack = _SQE.unpack_from
+        base = abi.SQ_OFFSET
+        entries = [
+            Sqe._make(unpack(region, base + ((head + i) & _SQ_MASK) * abi.SQE_SIZE))
+            for i in range(count)
+        ]
+        _U32.pack_into(region, Header.SQ_HEAD, (head + count) & _U32_MASK)
+        return entries, False
+
+    def cq_space(self) -> int:
+        """Free CQ slots. A nonsense cq_head from the process reads as a full CQ."""
+        head = _U32.unpack_from(self.region, Header.CQ_HEAD)[0]
+        tail = _U32.unpack_from(self.region, Header.CQ_TAIL)[0]
+        used = (tail - head) & _U32_MASK
+        if used > abi.CQ_ENTRIES:
+            return 0
+        return abi.CQ_ENTRIES - used
+
+    def post(self, cqe: Cqe) -> None:
+        """Write one CQE; the caller has checked `cq_space()`."""
+        region = self.region
+        tail = _U32.unpack_from(region, Header.CQ_TAIL)[0]
+        _CQE.pack_into(region, abi.CQ_OFFSET + (tail & _CQ_MASK) * abi.CQE_SIZE, *cqe)
+        _U32.pack_into(region, Header.CQ_TAIL, (tail + 1) & _U32_MASK)
+
+    def count_overflow(self) -> None:
+        self.set(Header.CQ_OVERFLOW, self.get(Header.CQ_OVERFLOW) + 1)
+
+    def mark_dead(self) -> None:
+        self.set(Header.FLAGS, self.get(Header.FLAGS) | abi.RingFlags.DEAD)
+
+
+class UserRing(_RingView):
+    """The process's side: submit SQEs, reap CQEs."""
+
+    __slots__ = ()
+
+    @classmethod
+    def attach(cls, region: memoryview) -> UserRing:
+        """Check the kernel laid out a ring we understand before using it."""
+        if len(region) < abi.BUFFER_OFFSET:
+            raise ValueError("ring region too small")
+        probe = _RingView(region, 0)
+        if probe.get(Header.MAGIC) != abi.RING_MAGIC:
+            raise ValueError("no capability ring at this address (bad magic)")
+        if probe.get(Header.VERSION) != abi.ABI_VERSION:
+            raise ValueError(f"ring ABI v{probe.get(Header.VERSION)} is not v{abi.ABI_VERSION}")
+        buffer_size = probe.get(Header.BUFFER_SIZE)
+        if abi.BUFFER_OFFSET + buffer_size > len(region):
+            raise ValueError("ring header claims a buffer area larger than the region")
+        return cls(region, buffer_size)
+
+    def sq_space(self) -> int:
+        head = _U32.unpack_from(self.region, Header.SQ_HEAD)[0]
+        tail = _U32.unpack_from(self.region, Header.SQ_TAIL)[0]
+        return abi.SQ_ENTRIES - ((tail - head) & _U32_MASK)
+
+    def submit(self, entry: Sqe | tuple) -> None:
+        """Write one SQE and publish it; the caller has checked `sq_space()`."""
+        region = self.region
+        tail = _U32.unpack_from(region, Header.SQ_TAIL)[0]
+        _SQE.pack_into(region, abi.SQ_OFFSET + (tail & _SQ_MASK) * abi.SQE_SIZE, *entry)
+        _U32.pack_into(region, Header.SQ_TAIL, (tail + 1) & _U32_MASK)
+
+    def submitted_unconsumed(self) -> int:
+        head = _U32.unpack_from(self.region, Header.SQ_HEAD)[0]
+        tail = _U32.unpack_from(self.region, Header.SQ_TAIL)[0]
+        return (tail - head) & _U32_MASK
+
+    def reap(self) -> list[Cqe]:
+        """Take every posted CQE, oldest first."""
+        region = self.region
+        head = _U32.unpack_from(region, Header.CQ_HEAD)[0]
+        tail = _U32.unpack_from(region, Header.CQ_TAIL)[0]
+        count = (tail - head) & _U32_MASK
+        if count == 0:
+            return []
+        unpack = _CQE.unpack_from
+        base = abi.CQ_OFFSET
+        out = [
+            Cqe._make(unpack(region, base + ((head + i) & _CQ_MASK) * abi.CQE_SIZE))
+            for i in range(min(count, abi.CQ_ENTRIES))
+        ]
+        _U32.pack_into(region, Header.CQ_HEAD, tail)
+        return out
+
+    @property
+    def dead(self) -> bool:
+        return bool(self.get(Header.FLAGS) & abi.RingFlags.DEAD)

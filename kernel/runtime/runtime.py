@@ -1,0 +1,414 @@
+"""Runtime: one per process, the only thing that touches the process's ring.
+
+Calls are synchronous to the program (submit, `cap_enter`, match the CQE by
+user_data) but the ring underneath is not: completions that arrive for
+other requests, such as RECVs on endpoints this process serves, are kept
+until asked for. Caps that arrive in results become owned `Cap`s that
+RELEASE themselves when dropped, as capOS's `OwnedCapability` does.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from kernel import abi
+from kernel.abi import Err, Op, SqeFlags, TransferMode
+from kernel.codec import Bundle, decode, encode
+from kernel.codec.bundle import InterfaceType, ListType, StructType
+from kernel.ring import Cqe, UserRing, sqe
+from kernel.runtime.buffers import BufferArena
+from kernel.runtime.capset import read_capset
+from kernel.runtime.errors import ProcessEnded, RemoteError, TransportFailure
+from kernel.runtime.syscalls import Syscalls
+
+DEFAULT_RESULT_SIZE = 8 * 1024
+RELEASE_TAG = 1 << 63  # user_data of RELEASEs: nobody waits for those completions
+
+
+class Cap:
+    """A capability this process holds. Attribute access yields typed methods."""
+
+    __slots__ = ("__weakref__", "cap_id", "interface", "interface_id", "owned", "runtime")
+
+    def __init__(self, runtime: Runtime, cap_id: int, interface_id: int, *, owned: bool) -> None:
+        self.runtime = runtime
+        self.cap_id = cap_id
+        self.interface_id = interface_id
+        self.interface: InterfaceType | None = runtime.bundle.interface_by_id(interface_id)
+        self.owned = owned  # bootstrap CapSet refs are not owned: dropping them keeps the cap
+
+    def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:
+        interface = self.interface
+        if interface is None or name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            interface.method(name)
+        except KeyError:
+            raise AttributeError(f"{interface.name} has no method {name!r}") from None
+        return lambda **params: self.runtime.call(self, name, params)
+
+    def release(self) -> None:
+        """Give the cap back now (RELEASE); the handle is unusable afterwards."""
+        if self.cap_id:
+            self.runtime._release(self.cap_id)
+            self.cap_id = 0
+
+    def __del__(self) -> None:
+        if self.owned and self.cap_id:
+            try:
+                self.runtime._pending_releases.append(self.cap_id)
+            except Exception:  # interpreter shutdown
+                pass
+
+    def __repr__(self) -> str:
+        name = self.interface.name if self.interface else f"{self.interface_id:#x}"
+        return f"<Cap {name} {self.cap_id:#x}>"
+
+
+@dataclass(frozen=True, slots=True)
+class Move:
+    """Wrap a Cap in params to move it instead of copying it."""
+
+    cap: Cap
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One call delivered to an endpoint this process serves."""
+
+    call_id: int
+    interface_id: int
+    method_id: int
+    params: bytes
+    caps: list[Cap]
+    scoped_ref: int  # 128-bit, opaque: the caller's session as this endpoint sees it
+    session_epoch: int
+
+
+class Runtime:
+    def __init__(self, region: memoryview, syscalls: Syscalls, bundle: Bundle | None = None):
+        self.ring = UserRing.attach(region)
+        self.syscalls = syscalls
+        self.bundle = bundle or Bundle.default()
+        self.arena = BufferArena(self.ring.buffer_size)
+        self.pid = self.ring.get(abi.Header.PID)
+        self.capset = read_capset(region)
+        self._user_data = itertools.count(1)
+        self._completed: dict[int, Cqe] = {}
+        self._pending_releases: list[int] = []
+        self.caps: dict[str, Cap] = {
+            e.name: Cap(self, e.cap_id, e.interface_id, owned=False) for e in self.capset
+        }
+
+    # --- CapSet ----------------------------------------------------------------------
+
+    def cap(self, name: str, interface: str | None = None) -> Cap:
+        """A bootstrap cap by name, checked against the interface the program expects."""
+        try:
+            found = self.caps[name]
+        except KeyError:
+            have = ", ".join(self.caps) or "nothing"
+            raise LookupError(
+                f"no cap named {name!r} in this process's CapSet (it has: {have})"
+            ) from None
+        if interface is not None and found.interface_id != self.bundle.interface(interface).id:
+            actual = found.interface.name if found.interface else hex(found.interface_id)
+            raise LookupError(f"cap {name!r} is a {actual}, not a {interface}")
+        return found
+
+    # --- the ring ----------------------------------------------------------------------
+
+    def submit(self, entry: tuple) -> None:
+        """Queue one SQE, entering the kernel first if the SQ is full."""
+        ring = self.ring
+        if self._pending_releases:
+            self._flush_releases()
+        while ring.sq_space() == 0:
+            self.enter(0)
+        ring.submit(entry)
+
+    def enter(self, min_complete: int, timeout_ns: int | None = None) -> None:
+        """cap_enter, then keep every completion that arrived."""
+        self.syscalls.cap_enter(min_complete, timeout_ns)
+        self._reap()
+
+    def _reap(self) -> None:
+        ring = self.ring
+        if ring.dead:
+            raise ProcessEnded(f"pid {self.pid} was ended by the kernel")
+        for cqe in ring.reap():
+            if not cqe.user_data & RELEASE_TAG:
+                self._completed[cqe.user_data] = cqe
+
+    def wait(self, user_data: int) -> Cqe:
+        completed = self._completed
+        while user_data not in completed:
+            self.enter(1 if self.ring.submitted_unconsumed() == 0 else 0)
+        return completed.pop(user_data)
+
+    def wait_any(self, user_datas: Iterable[int], timeout_ns: int | None = None) -> Cqe | None:
+        """The first of several outstanding requests to complete (None on timeout)."""
+        wanted = list(user_datas)
+        while True:
+            for ud in wanted:
+                if ud in self._completed:
+                    return self._completed.pop(ud)
+            before = len(self._completed)
+            self.enter(1, timeout_ns)
+            if timeout_ns is not None and len(self._completed) == before:
+                return None
+
+    def next_user_data(self) -> int:
+        return next(self._user_data)
+
+    def _release(self, cap_id: int) -> None:
+        self._pending_releases.append(cap_id)
+        self._flush_releases()
+
+    def _flush_releases(self) -> None:
+        releases, self._pending_releases = self._pending_releases, []
+        for cap_id in releases:
+            while self.ring.sq_space() == 0:
+                self.enter(0)
+            self.ring.submit(sqe(Op.RELEASE, cap_id=cap_id, user_data=RELEASE_TAG | cap_id))
+
+    # --- buffers ------------------------------------------------------------------------
+
+    def _put(self, data: bytes) -> int:
+        addr = self.arena.alloc(len(data))
+        self.ring.buffer(addr, len(data))[:] = data
+        return addr
+
+    def _put_transfers(self, caps: list[tuple[Cap, TransferMode]]) -> int:
+        if not caps:
+            return 0
+        return self._put(b"".join(abi.XFER.pack(c.cap_id, m, b"\0\0\0") for c, m in caps))
+
+    def _records(self, cqe: Cqe) -> list[Cap]:
+        if not cqe.cap_count:
+            return []
+        raw = bytes(self.ring.buffer(cqe.caps_addr, cqe.cap_count * abi.CAP_RECORD_SIZE))
+        return [Cap(self, c, i, owned=True) for c, _, i in abi.CAP_RECORD.iter_unpack(raw)]
+
+    # --- calling -----------------------------------------------------------------------
+
+    def call(
+        self,
+        cap: Cap,
+        method_name: str,
+        params: dict[str, Any] | None = None,
+        *,
+        result_size: int = DEFAULT_RESULT_SIZE,
+    ) -> dict[str, Any]:
+        """Invoke a method; returns its results with cap fields as owned Caps."""
+        if cap.interface is None:
+            raise TypeError(f"{cap!r}: interface not in the schema bundle")
+        method = cap.interface.method(method_name)
+        sent: list[tuple[Cap, TransferMode]] = []
+        message = encode(method.params, _swap_caps_out(params or {}, sent))
+        cqe, result = self.call_raw(cap, method.ordinal, message, sent, result_size=result_size)
+        caps = self._records(cqe)
+        return _swap_caps_in(method.results, decode(method.results, result), caps)
+
+    def call_raw(
+        self,
+        cap: Cap,
+        method_id: int,
+        message: bytes,
+        transfers: list[tuple[Cap, TransferMode]] = (),
+        *,
+        result_size: int = DEFAULT_RESULT_SIZE,
+    ) -> tuple[Cqe, bytes]:
+        """CALL with an encoded message; raises on transport error or CapException."""
+        params_addr = self._put(message)
+        xfer_addr = self._put_transfers(list(transfers))
+        result_addr = self.arena.alloc(result_size)
+        user_data = self.next_user_data()
+        try:
+            self.submit(
+                sqe(
+                    Op.CALL,
+                    cap_id=cap.cap_id,
+                    interface_id=cap.interface_id,
+                    method_id=method_id,
+                    params_addr=params_addr,
+                    params_len=len(message),
+                    result_addr=result_addr,
+                    result_len=result_size,
+                    xfer_addr=xfer_addr,
+                    xfer_cap_count=len(transfers),
+                    user_data=user_data,
+                )
+            )
+            cqe = self.wait(user_data)
+            self._check(cqe, result_addr)
+            return cqe, bytes(self.ring.buffer(result_addr, cqe.result))
+        finally:
+            self.arena.free(params_addr)
+            if transfers:
+                self.arena.free(xfer_addr)
+            self.arena.free(result_addr)
+
+    def _check(self, cqe: Cqe, result_addr: int) -> None:
+        if cqe.result >= 0:
+            return
+        if cqe.result == Err.APPLICATION_EXCEPTION:
+            raw = bytes(self.ring.buffer(result_addr, 4096))
+            exc = decode(self.bundle.struct("CapException"), raw)
+            raise RemoteError(exc["type"], exc["message"])
+        raise TransportFailure(cqe.result)
+
+    # --- serving ------------------------------------------------------------------------
+
+    def recv_submit(self, endpoint: Cap, size: int = DEFAULT_RESULT_SIZE) -> tuple[int, int]:
+        """Post a RECV; returns (user_data, buffer address) for `recv_complete`."""
+        addr = self.arena.alloc(size)
+        user_data = self.next_user_data()
+        self.submit(
+            sqe(
+                Op.RECV,
+                cap_id=endpoint.cap_id,
+                interface_id=endpoint.interface_id,
+                result_addr=addr,
+                result_len=size,
+                user_data=user_data,
+            )
+        )
+        return user_data, addr
+
+    def recv_complete(self, cqe: Cqe, addr: int) -> Incoming:
+        """Read a RECV completion out of its buffer and free the buffer."""
+        try:
+            self._check(cqe, addr)
+            call_id, iface, method_id, _, params_len, lo, hi, epoch = abi.RECV_HEADER.unpack_from(
+                self.ring.buffer(addr, abi.RECV_HEADER_SIZE)
+            )
+            params = bytes(self.ring.buffer(addr + abi.RECV_HEADER_SIZE, params_len))
+            return Incoming(
+                call_id, iface, method_id, params, self._records(cqe), lo | hi << 64, epoch
+            )
+        finally:
+            self.arena.free(addr)
+
+    def recv(self, endpoint: Cap, size: int = DEFAULT_RESULT_SIZE) -> Incoming:
+        user_data, addr = self.recv_submit(endpoint, size)
+        return self.recv_complete(self.wait(user_data), addr)
+
+    def return_(
+        self,
+        endpoint: Cap,
+        call_id: int,
+        message: bytes,
+        transfers: list[tuple[Cap, TransferMode]] = (),
+        *,
+        exception: bool = False,
+    ) -> None:
+        """RETURN: answer `call_id`. Raises TransportFailure if the kernel refused."""
+        params_addr = self._put(message)
+        xfer_addr = self._put_transfers(list(transfers))
+        user_data = self.next_user_data()
+        try:
+            self.submit(
+                sqe(
+                    Op.RETURN,
+                    cap_id=endpoint.cap_id,
+                    interface_id=endpoint.interface_id,
+                    params_addr=params_addr,
+                    params_len=len(message),
+                    xfer_addr=xfer_addr,
+                    xfer_cap_count=len(transfers),
+                    call_id=call_id,
+                    user_data=user_data,
+                    flags=SqeFlags.EXCEPTION if exception else 0,
+                )
+            )
+            cqe = self.wait(user_data)
+            if cqe.result < 0:
+                raise TransportFailure(cqe.result, "RETURN")
+        finally:
+            self.arena.free(params_addr)
+            if transfers:
+                self.arena.free(xfer_addr)
+
+    def serve(
+        self,
+        endpoint: Cap,
+        interface: str,
+        impl: object,
+        *,
+        until: Callable[[], bool] = lambda: False,
+    ) -> None:
+        """Answer calls on `endpoint` with `impl`'s methods of the same names.
+
+        A method gets (incoming, **params) and returns a results dict, or
+        raises RemoteError to send a CapException back.
+        """
+        iface = self.bundle.interface(interface)
+        exc_struct = self.bundle.struct("CapException")
+        while not until():
+            incoming = self.recv(endpoint)
+            method = iface.method_by_ordinal(incoming.method_id)
+            try:
+                if method is None or not hasattr(impl, method.name):
+                    raise RemoteError(
+                        "unimplemented", f"{interface} has no method @{incoming.method_id}"
+                    )
+                try:
+                    params = decode(method.params, incoming.params)
+                except Exception as exc:
+                    raise RemoteError("invalidArgument", f"malformed params: {exc}") from None
+                results = getattr(impl, method.name)(incoming, **params)
+                sent: list[tuple[Cap, TransferMode]] = []
+                reply = encode(method.results, _swap_caps_out(results or {}, sent))
+                self.return_(endpoint, incoming.call_id, reply, sent)
+            except RemoteError as exc:
+                reply = encode(exc_struct, {"type": exc.type, "message": exc.message})
+                self.return_(endpoint, incoming.call_id, reply, exception=True)
+
+    def exit(self, code: int = 0) -> None:
+        if self._pending_releases:
+            self._flush_releases()
+        self.syscalls.exit(code)
+
+
+def _swap_caps_out(value: Any, sent: list[tuple[Cap, TransferMode]]) -> Any:
+    """Replace Cap (and Move) objects in params by capability-table indices."""
+    if isinstance(value, Cap):
+        sent.append((value, TransferMode.COPY))
+        return len(sent) - 1
+    if isinstance(value, Move):
+        sent.append((value.cap, TransferMode.MOVE))
+        return len(sent) - 1
+    if isinstance(value, dict):
+        return {k: _swap_caps_out(v, sent) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_swap_caps_out(v, sent) for v in value]
+    return value
+
+
+def _swap_caps_in(struct: StructType, value: dict[str, Any], caps: list[Cap]) -> dict[str, Any]:
+    """Replace capability-table indices in decoded results by the Caps received."""
+    if not caps:
+        return value
+
+    def convert(kind: Any, item: Any) -> Any:
+        if item is None:
+            return None
+        if isinstance(kind, InterfaceType) or kind == "capability":
+            return caps[item] if isinstance(item, int) and 0 <= item < len(caps) else None
+        if isinstance(kind, ListType):
+            return [convert(kind.element, x) for x in item]
+        if isinstance(kind, StructType):
+            return _swap_caps_in(kind, item, caps)
+        return item
+
+    out = dict(value)
+    for field in struct.fields:
+        if field.name not in out:
+            continue
+        kind = field.group if field.group is not None else field.type
+        out[field.name] = convert(kind, out[field.name])
+    return out

@@ -1,0 +1,1 @@
+"""Kernel-served capabilities: one interface per file."""

@@ -1,0 +1,63 @@
+# The boot manifest: authored as TOML or JSON, validated, then encoded as
+# this struct. The kernel hands it to init through BootPackage; init spawns
+# the service graph it names.
+@0x9898fef329857890;
+
+struct SystemManifest {
+  schemaVersion @0 :UInt32;
+  binaries @1 :List(Binary);
+  initConfig @2 :InitConfig;
+  kernelParams @3 :KernelParams;
+}
+
+struct Binary {
+  name @0 :Text;        # the name spawn asks for
+  module @1 :Text;      # the Python module whose main(runtime) runs
+}
+
+struct InitConfig {
+  init @0 :Text;                 # the binary the kernel starts as init
+  services @1 :List(Service);    # spawned by init, in this order
+}
+
+struct Service {
+  name @0 :Text;
+  binary @1 :Text;
+  caps @2 :List(CapSource);      # the child's CapSet, in this order
+  exports @3 :List(Export);      # endpoints this service owns and others may import
+}
+
+# Each export becomes a raw Endpoint in the exporting service's own CapSet,
+# under `name`; importers get its ClientEndpoint, typed as `interface`.
+struct Export {
+  name @0 :Text;
+  interface @1 :Text;            # an interface name from the schema bundle
+}
+
+struct CapSource {
+  name @0 :Text;                 # the name the child sees
+  source :union {
+    kernel @1 :KernelCap;        # a capability init received from the kernel
+    import @2 :ServiceExport;    # the client facet of another service's export
+  }
+}
+
+enum KernelCap {
+  console @0;
+  timer @1;
+  entropy @2;
+  systemInfo @3;
+  processSpawner @4;
+  bootPackage @5;
+  terminal @6;
+}
+
+struct ServiceExport {
+  service @0 :Text;
+  export @1 :Text;
+}
+
+struct KernelParams {
+  motd @0 :Text;
+  hostname @1 :Text = "capos";
+}

@@ -1,0 +1,1 @@
+"""The host side of capOS Playground: command line, and later the web server."""

@@ -1,0 +1,63 @@
+"""The `capos-playground` command: one entry point, a subcommand per job."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _schema_build(args: argparse.Namespace) -> int:
+    from server.schemabuild import build_command
+
+    return build_command(check=args.check)
+
+
+def _bench_kernel(args: argparse.Namespace) -> int:
+    from bench.kernel import run_benchmark
+
+    return run_benchmark(json_path=args.json, quick=args.quick)
+
+
+def _boot(args: argparse.Namespace) -> int:
+    from kernel.hosts.native import boot_command
+
+    return boot_command(manifest=args.manifest, overlay=args.overlay)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="capos-playground",
+        description="A capOS-like capability operating system playground.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    schema = sub.add_parser("schema", help="the Cap'n Proto schema bundle")
+    schema_sub = schema.add_subparsers(dest="schema_command", required=True)
+    build = schema_sub.add_parser("build", help="compile schema/*.capnp into schema/bundle.json")
+    build.add_argument("--check", action="store_true", help="fail if the committed bundle is stale")
+    build.set_defaults(func=_schema_build)
+
+    bench = sub.add_parser("bench", help="run a benchmark")
+    bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    kernel = bench_sub.add_parser("kernel", help="ring, IPC and spawn figures, against pycapnp")
+    kernel.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    kernel.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    kernel.set_defaults(func=_bench_kernel)
+
+    boot = sub.add_parser("boot", help="boot the kernel natively, every process isolated")
+    boot.add_argument("--manifest", help="boot manifest (TOML or JSON); default: the built-in one")
+    boot.add_argument("--overlay", help="overlay merged on top (default: ./system.local.toml if present)")
+    boot.set_defaults(func=_boot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
