@@ -64,7 +64,15 @@ class Header:
     BUFFER_SIZE = 44  # kernel, at setup
     PID = 48  # kernel, at setup
     FLAGS = 52  # kernel: RingFlags
-    SIZE = 56
+    # Doorbell hosts (native, browser): `cap_enter` writes ENTER_MIN, then rings.
+    # The host wakes the process only once that many CQEs are available, so
+    # a caller waiting for its answer is not woken by its own submission.
+    ENTER_MIN = 56  # process
+    # The native host's `exit` syscall: the process writes the code, then
+    # EXIT_REQUESTED = 1, then rings its doorbell.
+    EXIT_REQUESTED = 60  # process
+    EXIT_CODE = 64  # process (i32)
+    SIZE = 68
 
 
 class RingFlags(IntEnum):
@@ -150,7 +158,7 @@ assert SQE.size == SQE_SIZE
 # 14   2   cap_count       CapTransferResult records at caps_addr
 # 16   8   call_id         RECV: the id to RETURN with
 # 24   4   caps_addr       buffer-area offset of the records (8-aligned, after the message)
-# 28   4   reserved
+# 28   4   exception_len   APPLICATION_EXCEPTION: bytes of CapException in the result buffer
 CQE = struct.Struct("<QiHHQII")
 assert CQE.size == CQE_SIZE
 

@@ -85,11 +85,11 @@ class CapTable:
         slot = cap_id & abi.CAP_SLOT_MASK
         if slot >= len(self._entries):
             raise TransportError(Err.INVALID_CAP, f"no cap in slot {slot}")
-        entry = self._entries[slot]
-        if entry is None:
-            raise TransportError(Err.INVALID_CAP, f"slot {slot} is empty")
         if self._generations[slot] != cap_id >> abi.CAP_SLOT_BITS:
             raise TransportError(Err.STALE_CAP, f"cap {cap_id:#x} was released or moved")
+        entry = self._entries[slot]
+        if entry is None:  # current generation, yet empty: this id was never handed out
+            raise TransportError(Err.INVALID_CAP, f"slot {slot} is empty")
         if entry.reserved:
             raise TransportError(Err.INVALID_CAP, f"cap {cap_id:#x} is being transferred")
         return entry

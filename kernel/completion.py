@@ -63,7 +63,14 @@ class Reply:
         start = abi.BUFFER_OFFSET + self.result_addr + offset
         self.proc.ring.region[start : start + len(data)] = data
 
-    def post(self, result: int, *, call_id: int = 0, records: list[tuple[int, int]] = ()) -> None:
+    def post(
+        self,
+        result: int,
+        *,
+        call_id: int = 0,
+        records: list[tuple[int, int]] = (),
+        exception_len: int = 0,
+    ) -> None:
         """Post the CQE, with transfer records written after `result` bytes."""
         if not self._finish():
             return
@@ -74,7 +81,9 @@ class Reply:
             caps_addr = self.result_addr + offset
             self.write(offset, b"".join(abi.CAP_RECORD.pack(c, 0, i) for c, i in records))
             flags = CqeFlags.CAPS
-        self.proc.post(Cqe(self.user_data, result, flags, len(records), call_id, caps_addr, 0))
+        self.proc.post(
+            Cqe(self.user_data, result, flags, len(records), call_id, caps_addr, exception_len)
+        )
 
     def answer(self, message: bytes, records: list[tuple[int, int]] = ()) -> None:
         """Deliver results whose caps are already in the caller's table."""
@@ -116,7 +125,7 @@ class Reply:
             self.post(Err.APPLICATION_EXCEPTION_TRUNCATED)
             return
         self.write(0, data)
-        self.post(Err.APPLICATION_EXCEPTION)
+        self.post(Err.APPLICATION_EXCEPTION, exception_len=len(data))
 
     def transport(self, code: Err) -> None:
         """Layer one: a negative result."""

@@ -135,7 +135,7 @@ class Endpoint(CapObject):
             transfer.commit()
         if exception:
             reply.write(0, message)
-            reply.post(Err.APPLICATION_EXCEPTION)
+            reply.post(Err.APPLICATION_EXCEPTION, exception_len=len(message))
         else:
             reply.answer(message, records)
         return None

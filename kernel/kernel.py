@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 MAX_FAULTS_KEPT = 32
+_NOP = int(Op.NOP)
 
 
 class BootError(Exception):
@@ -222,22 +223,27 @@ class Kernel:
         if proc is None:
             return
         self._woken.add(proc)
-        proc.flush_backlog()
-        if len(proc.backlog) >= abi.CQ_ENTRIES:
-            return  # back-pressure: reap completions before submitting more
+        if proc.backlog:
+            proc.flush_backlog()
+            if len(proc.backlog) >= abi.CQ_ENTRIES:
+                return  # back-pressure: reap completions before submitting more
         entries, corrupt = proc.ring.take_submissions(abi.SQ_ENTRIES)
         if corrupt:
             proc.post(Cqe(0, Err.CORRUPT_SQ, 0, 0, 0, 0, 0))
-        post = proc.post
-        for sqe in entries:
-            if sqe.opcode == Op.NOP and not (
-                sqe.flags or sqe.reserved or sqe.reserved2 or sqe.pipeline_dep or sqe.pipeline_field
-            ):
-                post(Cqe(sqe.user_data, 0, 0, 0, 0, 0, 0))
-            else:
-                self._dispatch(proc, sqe)
+        nops: list[tuple] = []  # consecutive NOPs complete as one batch
+        for raw in entries:
+            # NOP fast path: opcode NOP and flags, reserved and pipeline fields all zero
+            if raw[0] == _NOP and not (raw[1] or raw[6] or raw[14] or raw[15] or raw[16]):
+                nops.append((raw[13], 0, 0, 0, 0, 0, 0))
+                continue
+            if nops:
+                proc.post_many(nops)
+                nops = []
+            self._dispatch(proc, Sqe._make(raw))
             if not proc.alive:
                 return
+        if nops:
+            proc.post_many(nops)
 
     def _dispatch(self, proc: Process, sqe: Sqe) -> None:
         try:
@@ -272,7 +278,7 @@ class Kernel:
         params = self._params(proc, sqe)
         reply = Reply(proc, sqe.user_data, sqe.result_addr, sqe.result_len)
         try:
-            transfer = Transfer.read(proc, sqe)
+            transfer = Transfer.read(proc, sqe, to_process=entry.obj.takes_transfer)
         except TransportError:
             reply.cancel()
             raise
@@ -309,7 +315,7 @@ class Kernel:
     def _op_return(self, proc: Process, sqe: Sqe) -> None:
         endpoint = self._endpoint(proc, sqe)
         message = self._params(proc, sqe)
-        transfer = Transfer.read(proc, sqe)
+        transfer = Transfer.read(proc, sqe, to_process=True)
         error = endpoint.answer(
             proc, sqe.call_id, message, transfer, exception=bool(sqe.flags & SqeFlags.EXCEPTION)
         )

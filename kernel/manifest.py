@@ -7,8 +7,8 @@ expected. On top of that come the checks the struct cannot express (every
 binary named exists, imports name exports of services spawned earlier).
 
 An overlay (by default `system.local.toml` in the working directory, as
-capOS's `system.local.cue` in its repository root) merges on top: tables merge key by key, arrays and
-scalars replace.
+capOS's `system.local.cue` in its repository root) merges on top: tables
+merge key by key, arrays and scalars replace.
 """
 
 from __future__ import annotations

@@ -74,6 +74,14 @@ class Process:
         else:
             self.ring.post(cqe)
 
+    def post_many(self, cqes: list[tuple]) -> None:
+        """Post a batch (NOPs): one space check, one tail update."""
+        self.woken.add(self)
+        posted = 0 if self.backlog else self.ring.post_many(cqes)
+        for cqe in cqes[posted:]:
+            self.backlog.append(cqe)
+            self.ring.count_overflow()
+
     def flush_backlog(self) -> None:
         ring = self.ring
         backlog = self.backlog

@@ -49,7 +49,7 @@ class Cqe(NamedTuple):
     cap_count: int
     call_id: int
     caps_addr: int
-    reserved: int
+    exception_len: int
 
 
 def sqe(
@@ -145,8 +145,10 @@ class KernelRing(_RingView):
             ring.set(field, value)
         return ring
 
-    def take_submissions(self, limit: int) -> tuple[list[Sqe], bool]:
-        """Consume up to `limit` SQEs. Returns them and whether the SQ was corrupt.
+    def take_submissions(self, limit: int) -> tuple[list[tuple], bool]:
+        """Consume up to `limit` SQEs, as plain tuples in `Sqe` field order.
+
+        Returns them and whether the SQ was corrupt.
 
         A tail more than SQ_ENTRIES ahead of the head cannot be honest: the
         kernel discards the whole SQ (head := tail), counts it, and the
@@ -167,8 +169,7 @@ class KernelRing(_RingView):
         unpack = _SQE.unpack_from
         base = abi.SQ_OFFSET
         entries = [
-            Sqe._make(unpack(region, base + ((head + i) & _SQ_MASK) * abi.SQE_SIZE))
-            for i in range(count)
+            unpack(region, base + ((head + i) & _SQ_MASK) * abi.SQE_SIZE) for i in range(count)
         ]
         _U32.pack_into(region, Header.SQ_HEAD, (head + count) & _U32_MASK)
         return entries, False
@@ -188,6 +189,17 @@ class KernelRing(_RingView):
         tail = _U32.unpack_from(region, Header.CQ_TAIL)[0]
         _CQE.pack_into(region, abi.CQ_OFFSET + (tail & _CQ_MASK) * abi.CQE_SIZE, *cqe)
         _U32.pack_into(region, Header.CQ_TAIL, (tail + 1) & _U32_MASK)
+
+    def post_many(self, cqes: list[tuple]) -> int:
+        """Write as many CQEs as fit, publishing them at once; returns how many."""
+        count = min(len(cqes), self.cq_space())
+        region = self.region
+        tail = _U32.unpack_from(region, Header.CQ_TAIL)[0]
+        pack, base = _CQE.pack_into, abi.CQ_OFFSET
+        for i in range(count):
+            pack(region, base + ((tail + i) & _CQ_MASK) * abi.CQE_SIZE, *cqes[i])
+        _U32.pack_into(region, Header.CQ_TAIL, (tail + count) & _U32_MASK)
+        return count
 
     def count_overflow(self) -> None:
         self.set(Header.CQ_OVERFLOW, self.get(Header.CQ_OVERFLOW) + 1)
@@ -228,6 +240,15 @@ class UserRing(_RingView):
         _SQE.pack_into(region, abi.SQ_OFFSET + (tail & _SQ_MASK) * abi.SQE_SIZE, *entry)
         _U32.pack_into(region, Header.SQ_TAIL, (tail + 1) & _U32_MASK)
 
+    def submit_many(self, entries: list[Sqe | tuple]) -> None:
+        """Write several SQEs and publish them with one tail update."""
+        region = self.region
+        tail = _U32.unpack_from(region, Header.SQ_TAIL)[0]
+        pack, base = _SQE.pack_into, abi.SQ_OFFSET
+        for i, entry in enumerate(entries):
+            pack(region, base + ((tail + i) & _SQ_MASK) * abi.SQE_SIZE, *entry)
+        _U32.pack_into(region, Header.SQ_TAIL, (tail + len(entries)) & _U32_MASK)
+
     def submitted_unconsumed(self) -> int:
         head = _U32.unpack_from(self.region, Header.SQ_HEAD)[0]
         tail = _U32.unpack_from(self.region, Header.SQ_TAIL)[0]
@@ -243,11 +264,12 @@ class UserRing(_RingView):
             return []
         unpack = _CQE.unpack_from
         base = abi.CQ_OFFSET
+        count = min(count, abi.CQ_ENTRIES)
         out = [
             Cqe._make(unpack(region, base + ((head + i) & _CQ_MASK) * abi.CQE_SIZE))
-            for i in range(min(count, abi.CQ_ENTRIES))
+            for i in range(count)
         ]
-        _U32.pack_into(region, Header.CQ_HEAD, tail)
+        _U32.pack_into(region, Header.CQ_HEAD, (head + count) & _U32_MASK)
         return out
 
     @property

@@ -38,8 +38,13 @@ class Transfer:
         self.done = False
 
     @classmethod
-    def read(cls, sender: Process, sqe: Sqe) -> Transfer | None:
-        """Parse and validate the SQE's descriptors; reserve the moves."""
+    def read(cls, sender: Process, sqe: Sqe, *, to_process: bool) -> Transfer | None:
+        """Parse and validate the SQE's descriptors; reserve the moves.
+
+        Caps bound for another process must be transferable; caps handed to
+        a kernel object (say, a spawn grant's `clientOf` endpoint) are only
+        looked at by the kernel, which applies its own rules.
+        """
         count = sqe.xfer_cap_count
         if count == 0:
             return None
@@ -63,7 +68,9 @@ class Transfer:
         table = sender.table
         for cap_id, mode in parsed:  # validate everything before reserving anything
             entry = table.get(cap_id)
-            if entry.policy is TransferPolicy.NON_TRANSFERABLE:
+            if entry.policy is TransferPolicy.NON_TRANSFERABLE and (
+                to_process or mode is TransferMode.MOVE
+            ):
                 raise TransportError(Err.BAD_TRANSFER, f"cap {cap_id:#x} is not transferable")
             if entry.policy is TransferPolicy.MOVE and mode is TransferMode.COPY:
                 raise TransportError(Err.BAD_TRANSFER, f"cap {cap_id:#x} can only be moved")

@@ -46,7 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     boot = sub.add_parser("boot", help="boot the kernel natively, every process isolated")
     boot.add_argument("--manifest", help="boot manifest (TOML or JSON); default: the built-in one")
-    boot.add_argument("--overlay", help="overlay merged on top (default: ./system.local.toml if present)")
+    boot.add_argument(
+        "--overlay", help="overlay merged on top (default: ./system.local.toml if present)"
+    )
     boot.set_defaults(func=_boot)
     return parser
 

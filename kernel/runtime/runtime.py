@@ -9,6 +9,7 @@ RELEASE themselves when dropped, as capOS's `OwnedCapability` does.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any
 
 from kernel import abi
 from kernel.abi import Err, Op, SqeFlags, TransferMode
-from kernel.codec import Bundle, decode, encode
+from kernel.codec import Bundle, DecodeError, decode, encode
 from kernel.codec.bundle import InterfaceType, ListType, StructType
 from kernel.ring import Cqe, UserRing, sqe
 from kernel.runtime.buffers import BufferArena
@@ -58,10 +59,8 @@ class Cap:
 
     def __del__(self) -> None:
         if self.owned and self.cap_id:
-            try:
+            with contextlib.suppress(Exception):  # interpreter shutdown
                 self.runtime._pending_releases.append(self.cap_id)
-            except Exception:  # interpreter shutdown
-                pass
 
     def __repr__(self) -> str:
         name = self.interface.name if self.interface else f"{self.interface_id:#x}"
@@ -99,6 +98,7 @@ class Runtime:
         self._user_data = itertools.count(1)
         self._completed: dict[int, Cqe] = {}
         self._pending_releases: list[int] = []
+        self.return_failures = 0  # RETURNs the kernel refused in pipelined serving
         self.caps: dict[str, Cap] = {
             e.name: Cap(self, e.cap_id, e.interface_id, owned=False) for e in self.capset
         }
@@ -256,7 +256,7 @@ class Runtime:
         if cqe.result >= 0:
             return
         if cqe.result == Err.APPLICATION_EXCEPTION:
-            raw = bytes(self.ring.buffer(result_addr, 4096))
+            raw = bytes(self.ring.buffer(result_addr, cqe.exception_len))
             exc = decode(self.bundle.struct("CapException"), raw)
             raise RemoteError(exc["type"], exc["message"])
         raise TransportFailure(cqe.result)
@@ -307,31 +307,43 @@ class Runtime:
         exception: bool = False,
     ) -> None:
         """RETURN: answer `call_id`. Raises TransportFailure if the kernel refused."""
+        pending = self._submit_return(endpoint, call_id, message, transfers, exception)
+        self._finish_return(pending, self.wait(pending[0]))
+
+    def _submit_return(
+        self,
+        endpoint: Cap,
+        call_id: int,
+        message: bytes,
+        transfers: list[tuple[Cap, TransferMode]] | tuple = (),
+        exception: bool = False,
+    ) -> tuple[int, int, int]:
         params_addr = self._put(message)
         xfer_addr = self._put_transfers(list(transfers))
         user_data = self.next_user_data()
-        try:
-            self.submit(
-                sqe(
-                    Op.RETURN,
-                    cap_id=endpoint.cap_id,
-                    interface_id=endpoint.interface_id,
-                    params_addr=params_addr,
-                    params_len=len(message),
-                    xfer_addr=xfer_addr,
-                    xfer_cap_count=len(transfers),
-                    call_id=call_id,
-                    user_data=user_data,
-                    flags=SqeFlags.EXCEPTION if exception else 0,
-                )
+        self.submit(
+            sqe(
+                Op.RETURN,
+                cap_id=endpoint.cap_id,
+                interface_id=endpoint.interface_id,
+                params_addr=params_addr,
+                params_len=len(message),
+                xfer_addr=xfer_addr,
+                xfer_cap_count=len(transfers),
+                call_id=call_id,
+                user_data=user_data,
+                flags=SqeFlags.EXCEPTION if exception else 0,
             )
-            cqe = self.wait(user_data)
-            if cqe.result < 0:
-                raise TransportFailure(cqe.result, "RETURN")
-        finally:
-            self.arena.free(params_addr)
-            if transfers:
-                self.arena.free(xfer_addr)
+        )
+        return user_data, params_addr, xfer_addr if transfers else -1
+
+    def _finish_return(self, pending: tuple[int, int, int], cqe: Cqe) -> None:
+        _, params_addr, xfer_addr = pending
+        self.arena.free(params_addr)
+        if xfer_addr >= 0:
+            self.arena.free(xfer_addr)
+        if cqe.result < 0:
+            raise TransportFailure(cqe.result, "RETURN")
 
     def serve(
         self,
@@ -344,29 +356,49 @@ class Runtime:
         """Answer calls on `endpoint` with `impl`'s methods of the same names.
 
         A method gets (incoming, **params) and returns a results dict, or
-        raises RemoteError to send a CapException back.
+        raises RemoteError to send a CapException back. Each RETURN goes to
+        the kernel in the same cap_enter as the next RECV, so a call costs
+        the server one kernel entry, not two.
         """
         iface = self.bundle.interface(interface)
-        exc_struct = self.bundle.struct("CapException")
+        returns: list[tuple[int, int, int]] = []
+        recv_ud, recv_addr = self.recv_submit(endpoint)
         while not until():
-            incoming = self.recv(endpoint)
-            method = iface.method_by_ordinal(incoming.method_id)
-            try:
-                if method is None or not hasattr(impl, method.name):
-                    raise RemoteError(
-                        "unimplemented", f"{interface} has no method @{incoming.method_id}"
-                    )
+            while recv_ud not in self._completed:
+                # The RETURN CQEs come at once, the RECV when a caller does: wait for all.
+                unreaped = sum(1 for r in returns if r[0] not in self._completed)
+                self.enter(unreaped + 1)
+            incoming = self.recv_complete(self._completed.pop(recv_ud), recv_addr)
+            for pending in [r for r in returns if r[0] in self._completed]:
+                returns.remove(pending)
                 try:
-                    params = decode(method.params, incoming.params)
-                except Exception as exc:
-                    raise RemoteError("invalidArgument", f"malformed params: {exc}") from None
-                results = getattr(impl, method.name)(incoming, **params)
-                sent: list[tuple[Cap, TransferMode]] = []
-                reply = encode(method.results, _swap_caps_out(results or {}, sent))
-                self.return_(endpoint, incoming.call_id, reply, sent)
-            except RemoteError as exc:
-                reply = encode(exc_struct, {"type": exc.type, "message": exc.message})
-                self.return_(endpoint, incoming.call_id, reply, exception=True)
+                    self._finish_return(pending, self._completed.pop(pending[0]))
+                except TransportFailure:
+                    self.return_failures += 1  # the caller could not take the answer
+            reply, sent, exception = self._dispatch(iface, impl, incoming)
+            returns.append(self._submit_return(endpoint, incoming.call_id, reply, sent, exception))
+            recv_ud, recv_addr = self.recv_submit(endpoint)
+
+    def _dispatch(
+        self, iface: InterfaceType, impl: object, incoming: Incoming
+    ) -> tuple[bytes, list[tuple[Cap, TransferMode]], bool]:
+        """Run one incoming call against `impl`: (message, caps to send, is exception)."""
+        method = iface.method_by_ordinal(incoming.method_id)
+        try:
+            if method is None or not hasattr(impl, method.name):
+                raise RemoteError(
+                    "unimplemented", f"{iface.name} has no method @{incoming.method_id}"
+                )
+            try:
+                params = decode(method.params, incoming.params)
+            except DecodeError as exc:
+                raise RemoteError("invalidArgument", f"malformed params: {exc}") from None
+            results = getattr(impl, method.name)(incoming, **params)
+            sent: list[tuple[Cap, TransferMode]] = []
+            return encode(method.results, _swap_caps_out(results or {}, sent)), sent, False
+        except RemoteError as exc:
+            error = {"type": exc.type, "message": exc.message}
+            return encode(self.bundle.struct("CapException"), error), [], True
 
     def exit(self, code: int = 0) -> None:
         if self._pending_releases:
@@ -375,12 +407,20 @@ class Runtime:
 
 
 def _swap_caps_out(value: Any, sent: list[tuple[Cap, TransferMode]]) -> Any:
-    """Replace Cap (and Move) objects in params by capability-table indices."""
-    if isinstance(value, Cap):
-        sent.append((value, TransferMode.COPY))
-        return len(sent) - 1
-    if isinstance(value, Move):
-        sent.append((value.cap, TransferMode.MOVE))
+    """Replace Cap (and Move) objects in params by capability-table indices.
+
+    A cap named twice travels once: both places get the same index.
+    """
+    if isinstance(value, Cap | Move):
+        cap, mode = (
+            (value, TransferMode.COPY) if isinstance(value, Cap) else (value.cap, TransferMode.MOVE)
+        )
+        for index, (other, other_mode) in enumerate(sent):
+            if other.cap_id == cap.cap_id:
+                if other_mode != mode:
+                    raise ValueError(f"{cap!r} is both copied and moved in one call")
+                return index
+        sent.append((cap, mode))
         return len(sent) - 1
     if isinstance(value, dict):
         return {k: _swap_caps_out(v, sent) for k, v in value.items()}

@@ -1,0 +1,1 @@
+"""Programs the kernel benchmark boots: each measures itself and prints one BENCH line."""

@@ -1,0 +1,298 @@
+"""The native host: the kernel in this OS process, each capOS process in its own.
+
+Every process's region (ring, CapSet, buffers) is a memfd mapped only here
+and in that process. `cap_enter` is two eventfds: the process writes its
+submit doorbell and blocks reading its wake doorbell; this host's loop
+waits on every submit doorbell with epoll, lets the kernel drain that ring,
+and writes the wake doorbell of each process the kernel woke. Nothing
+polls. Children are forked by the zygote (see zygote.py), never by the
+kernel, so they share no memory with it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import mmap
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernel.abi import Header
+from kernel.hosts import zygote
+from kernel.kernel import BootError, Kernel, KernelConfig
+from kernel.manifest import ManifestError, build
+from kernel.process import Process
+
+SPAWN_REPLY_TIMEOUT_S = 10.0
+_U32 = struct.Struct("<I")
+_I32 = struct.Struct("<i")
+ZYGOTE_START_TIMEOUT_S = 30.0
+
+
+class HostError(Exception):
+    """The native host cannot run; the message says what to do."""
+
+
+@dataclass(slots=True)
+class _Native:
+    """What the host keeps per process, beside the kernel's Process."""
+
+    region: mmap.mmap
+    memfd: int  # kept only until the child has its own copy
+    submit_fd: int
+    wake_fd: int
+    os_pid: int = 0
+
+
+class NativeHost:
+    def __init__(
+        self,
+        manifest: bytes,
+        config: KernelConfig | None = None,
+        *,
+        console: Callable[[Process, bytes], None] | None = None,
+    ) -> None:
+        self._console = console or _write_stdout
+        self._natives: dict[int, _Native] = {}
+        self._by_fd: dict[int, int] = {}
+        self._exits: list[dict] = []
+        self._epoll = select.epoll()
+        self._zygote_sock, self._zygote = self._start_zygote()
+        self._epoll.register(self._zygote_sock.fileno(), select.EPOLLIN)
+        self.kernel = Kernel(self, manifest, config)
+
+    # --- zygote ----------------------------------------------------------------------
+
+    @staticmethod
+    def _start_zygote() -> tuple[socket.socket, subprocess.Popen]:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kernel.hosts.zygote", str(theirs.fileno())],
+            pass_fds=[theirs.fileno()],
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        theirs.close()
+        ours.settimeout(ZYGOTE_START_TIMEOUT_S)
+        try:
+            message, _ = zygote.receive(ours)
+        except TimeoutError:
+            process.kill()
+            raise HostError("the process zygote did not start within 30 s") from None
+        if "ready" not in message:
+            process.kill()
+            raise HostError("the process zygote failed to start (see the error above)")
+        ours.settimeout(None)
+        return ours, process
+
+    def _ask_zygote(self, message: dict, fds: list[int]) -> dict:
+        zygote.send(self._zygote_sock, message, fds)
+        self._zygote_sock.settimeout(SPAWN_REPLY_TIMEOUT_S)
+        try:
+            while True:
+                reply, _ = zygote.receive(self._zygote_sock)
+                if not reply:
+                    raise HostError("the process zygote died")
+                if "exited" in reply:  # an unrelated exit; handle it in the loop
+                    self._exits.append(reply)
+                    continue
+                return reply
+        finally:
+            self._zygote_sock.settimeout(None)
+
+    # --- Host protocol -------------------------------------------------------------------
+
+    def allocate_region(self, pid: int, size: int) -> memoryview:
+        memfd = os.memfd_create(f"capos-pid{pid}", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(memfd, size)
+            region = mmap.mmap(memfd, size)
+        except OSError:
+            os.close(memfd)
+            raise
+        submit_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        wake_fd = os.eventfd(0, os.EFD_CLOEXEC)
+        self._natives[pid] = _Native(region, memfd, submit_fd, wake_fd)
+        return memoryview(region)
+
+    def start(self, proc: Process, module: str) -> None:
+        native = self._natives[proc.pid]
+        try:
+            reply = self._ask_zygote(
+                {"spawn": proc.pid, "module": module, "size": len(native.region)},
+                [native.memfd, native.submit_fd, native.wake_fd],
+            )
+        finally:
+            os.close(native.memfd)
+            native.memfd = -1
+        if "spawned" not in reply:
+            self._forget(proc.pid)
+            raise HostError(f"cannot start {module}: {reply.get('error', 'unknown error')}")
+        native.os_pid = reply["os_pid"]
+        self._by_fd[native.submit_fd] = proc.pid
+        self._epoll.register(native.submit_fd, select.EPOLLIN)
+
+    def stop(self, proc: Process) -> None:
+        native = self._natives.get(proc.pid)
+        if native is None:
+            return
+        if native.os_pid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(native.os_pid, signal.SIGKILL)
+        self._forget(proc.pid)
+
+    def now_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def entropy(self, size: int) -> bytes:
+        return os.urandom(size)
+
+    def console_write(self, proc: Process, data: bytes) -> None:
+        self._console(proc, data)
+
+    def _forget(self, pid: int) -> None:
+        native = self._natives.pop(pid, None)
+        if native is None:
+            return
+        if native.memfd >= 0:
+            os.close(native.memfd)
+        if self._by_fd.pop(native.submit_fd, None) is not None:
+            self._epoll.unregister(native.submit_fd)
+        os.close(native.submit_fd)
+        os.close(native.wake_fd)
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def boot(self) -> Process:
+        init = self.kernel.boot()
+        self._wake()
+        return init
+
+    def run(
+        self, *, until: Callable[[], bool] = lambda: False, timeout: float | None = None
+    ) -> None:
+        """Serve the system until it halts, `until()` is true, or `timeout` seconds pass."""
+        kernel = self.kernel
+        stop_at = None if timeout is None else time.monotonic() + timeout
+        zygote_fd = self._zygote_sock.fileno()
+        while not kernel.halted and not until():
+            wait = _seconds_until(kernel.next_deadline(), self.now_ns())
+            if stop_at is not None:
+                left = stop_at - time.monotonic()
+                if left <= 0:
+                    return
+                wait = left if wait is None else min(wait, left)
+            for fd, _ in self._epoll.poll(-1 if wait is None else wait):
+                if fd == zygote_fd:
+                    self._zygote_message()
+                    continue
+                pid = self._by_fd.get(fd)
+                if pid is None:
+                    continue
+                with contextlib.suppress(BlockingIOError):
+                    os.eventfd_read(fd)
+                self._doorbell(pid)
+            self._handle_exits()
+            kernel.run_timers(self.now_ns())
+            self._wake()
+
+    def _doorbell(self, pid: int) -> None:
+        region = self._natives[pid].region
+        if _U32.unpack_from(region, Header.EXIT_REQUESTED)[0]:
+            self.kernel.exit(pid, _I32.unpack_from(region, Header.EXIT_CODE)[0])
+        else:
+            self.kernel.enter(pid)
+
+    def _zygote_message(self) -> None:
+        message, fds = zygote.receive(self._zygote_sock)
+        for fd in fds:
+            os.close(fd)
+        if not message:
+            raise HostError("the process zygote died; the system cannot spawn any more")
+        if "exited" in message:
+            self._exits.append(message)
+
+    def _handle_exits(self) -> None:
+        exits, self._exits = self._exits, []
+        for message in exits:
+            pid = message["exited"]
+            if pid in self.kernel.processes:  # it died without the exit syscall
+                self.kernel.lost(pid, _describe_status(message["status"]))
+
+    def _wake(self) -> None:
+        """Ring the wake doorbell of each process whose cap_enter can now return."""
+        for proc in self.kernel.take_woken():
+            native = self._natives.get(proc.pid)
+            if native is None:
+                continue
+            wanted = _U32.unpack_from(native.region, Header.ENTER_MIN)[0]
+            if not proc.alive or proc.ring.available() >= wanted:
+                os.eventfd_write(native.wake_fd, 1)
+
+    def shutdown(self) -> None:
+        """End every process, then the zygote. Safe to call more than once."""
+        for pid in list(self.kernel.processes):
+            self.kernel.kill(pid, "system shutdown")
+        self._wake()
+        if self._zygote.poll() is None:
+            self._zygote_sock.close()
+            try:
+                self._zygote.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._zygote.kill()
+                self._zygote.wait()
+        self._epoll.close()
+
+    def __enter__(self) -> NativeHost:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def _seconds_until(deadline_ns: int | None, now_ns: int) -> float | None:
+    if deadline_ns is None:
+        return None
+    return max(0.0, (deadline_ns - now_ns) / 1e9)
+
+
+def _describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        return f"killed by signal {signal.Signals(os.WTERMSIG(status)).name}"
+    code = os.waitstatus_to_exitcode(status)
+    return f"crashed (OS exit status {code}, no exit call)"
+
+
+def _write_stdout(proc: Process, data: bytes) -> None:
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
+
+
+def boot_command(manifest: str | None, overlay: str | None) -> int:
+    """`capos-playground boot`: run the manifest's system until it halts or Ctrl-C."""
+    try:
+        image = build(Path(manifest) if manifest else None, Path(overlay) if overlay else None)
+    except ManifestError as exc:
+        print(f"capos-playground: bad manifest: {exc}", file=sys.stderr)
+        return 2
+    try:
+        with NativeHost(image) as host:
+            print(
+                "capOS: booting natively, every process isolated; Ctrl-C stops it.", file=sys.stderr
+            )
+            host.boot()
+            try:
+                host.run()
+            except KeyboardInterrupt:
+                print("\ncapOS: shutting down", file=sys.stderr)
+            return 0
+    except (BootError, HostError) as exc:
+        print(f"capos-playground: {exc}", file=sys.stderr)
+        return 1

@@ -1,0 +1,217 @@
+"""The native host's fork server, and the process side of its syscalls.
+
+The kernel never forks itself: a child would inherit a copy of the
+kernel's memory and every other process's ring mapping. Instead, at boot
+the native host starts this module in a fresh interpreter (the zygote),
+which imports the runtime and the system programs once and then forks a
+child per spawn request. A child gets exactly three descriptors from the
+kernel: the memfd holding its own region (ring, CapSet, buffers), its
+submit doorbell and its wake doorbell, all eventfds.
+
+Protocol on the zygote's SOCK_SEQPACKET socket (JSON messages):
+  kernel -> zygote  {"spawn": pid, "module": m, "size": n}  + SCM_RIGHTS [memfd, submit, wake]
+  zygote -> kernel  {"spawned": pid, "os_pid": p}  or  {"failed": pid, "error": text}
+  zygote -> kernel  {"exited": pid, "status": wait status}     (whenever a child ends)
+The zygote exits when the kernel's end of the socket closes, killing its children.
+"""
+
+from __future__ import annotations
+
+import array
+import contextlib
+import ctypes
+import importlib
+import json
+import mmap
+import os
+import select
+import signal
+import socket
+import sys
+import time
+import traceback
+from typing import NoReturn
+
+from kernel.abi import Header
+from kernel.ring import UserRing
+from kernel.runtime import ProcessEnded, Runtime
+
+MAX_MESSAGE = 4096
+PRELOAD = ("kernel.codec", "kernel.runtime", "kernel.programs.init")
+_PR_SET_PDEATHSIG = 1
+_WAKEUP_PIPE: list[int] = []  # the zygote's SIGCHLD pipe, which a child must not keep
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL us when our parent dies, so nothing outlives the kernel."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+def send(sock: socket.socket, message: dict, fds: list[int] = ()) -> None:
+    data = json.dumps(message).encode()
+    if fds:
+        sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    else:
+        sock.send(data)
+
+
+def receive(sock: socket.socket, max_fds: int = 0) -> tuple[dict, list[int]]:
+    """One message and any descriptors with it; ({}, []) when the peer is gone."""
+    fds = array.array("i")
+    try:
+        data, ancillary, _, _ = sock.recvmsg(MAX_MESSAGE, socket.CMSG_SPACE(max_fds * fds.itemsize))
+    except ConnectionResetError:
+        return {}, []
+    for level, kind, payload in ancillary:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(payload[: len(payload) - len(payload) % fds.itemsize])
+    if not data:
+        return {}, list(fds)
+    return json.loads(data), list(fds)
+
+
+class NativeSyscalls:
+    """cap_enter and exit over eventfd doorbells: no busy polling."""
+
+    def __init__(self, ring: UserRing, submit_fd: int, wake_fd: int) -> None:
+        self.ring = ring
+        self.submit_fd = submit_fd
+        self.wake_fd = wake_fd
+
+    def cap_enter(self, min_complete: int, timeout_ns: int | None) -> int:
+        ring = self.ring
+        ring.set(Header.ENTER_MIN, min_complete)
+        os.eventfd_write(self.submit_fd, 1)
+        if timeout_ns is None:
+            while True:
+                os.eventfd_read(self.wake_fd)  # blocks until the kernel posts or wakes us
+                if ring.dead:
+                    raise ProcessEnded("the kernel ended this process")
+                available = ring.available()
+                if available >= min_complete:
+                    return available
+        poller = select.poll()
+        poller.register(self.wake_fd, select.POLLIN)
+        deadline = time.monotonic_ns() + timeout_ns
+        while True:
+            remaining_ms = max(0, (deadline - time.monotonic_ns()) // 1_000_000)
+            if poller.poll(remaining_ms):
+                os.eventfd_read(self.wake_fd)
+            if ring.dead:
+                raise ProcessEnded("the kernel ended this process")
+            available = ring.available()
+            if available >= min_complete or time.monotonic_ns() >= deadline:
+                return available
+
+    def exit(self, code: int) -> NoReturn:
+        self.ring.set(Header.EXIT_CODE, code & 0xFFFFFFFF)
+        self.ring.set(Header.EXIT_REQUESTED, 1)
+        os.eventfd_write(self.submit_fd, 1)
+        sys.stdout.flush()
+        os._exit(0)
+
+
+def run_child(module: str, size: int, memfd: int, submit_fd: int, wake_fd: int) -> NoReturn:
+    """The first and only thing a forked child does."""
+    try:
+        die_with_parent()
+        os.setpgid(0, 0)  # the terminal's Ctrl-C goes to the kernel, not to every process
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        region = mmap.mmap(memfd, size)
+        os.close(memfd)
+        ring = UserRing.attach(memoryview(region))
+        syscalls = NativeSyscalls(ring, submit_fd, wake_fd)
+        program = importlib.import_module(module)
+        code = program.main(Runtime(memoryview(region), syscalls))
+        syscalls.exit(int(code or 0))
+    except ProcessEnded:
+        os._exit(0)
+    except BaseException:
+        sys.stderr.write(f"capOS process ({module}) crashed:\n{traceback.format_exc()}")
+        sys.stderr.flush()
+        os._exit(70)
+
+
+def serve(sock: socket.socket) -> None:
+    """The zygote's loop: fork on request, report exits, stop when the kernel goes."""
+    wakeup_r, wakeup_w = os.pipe()
+    _WAKEUP_PIPE[:] = [wakeup_r, wakeup_w]
+    os.set_blocking(wakeup_w, False)
+    signal.set_wakeup_fd(wakeup_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    children: dict[int, int] = {}  # os pid -> kernel pid
+    try:
+        while True:
+            ready, _, _ = select.select([sock, wakeup_r], [], [])
+            if wakeup_r in ready:
+                os.read(wakeup_r, 4096)
+                _reap(sock, children)
+            if sock in ready:
+                message, fds = receive(sock, max_fds=3)
+                if not message:
+                    return
+                _spawn(sock, message, fds, children)
+    finally:
+        for os_pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(os_pid, signal.SIGKILL)
+
+
+def _spawn(sock: socket.socket, message: dict, fds: list[int], children: dict[int, int]) -> None:
+    pid = message.get("spawn")
+    if len(fds) != 3:
+        for fd in fds:
+            os.close(fd)
+        send(sock, {"failed": pid, "error": f"expected 3 descriptors, got {len(fds)}"})
+        return
+    memfd, submit_fd, wake_fd = fds
+    try:
+        os_pid = os.fork()
+    except OSError as exc:
+        send(sock, {"failed": pid, "error": f"fork failed: {exc}"})
+    else:
+        if os_pid == 0:
+            sock.close()
+            signal.set_wakeup_fd(-1)
+            for fd in _WAKEUP_PIPE:
+                os.close(fd)
+            run_child(message["module"], message["size"], memfd, submit_fd, wake_fd)
+        children[os_pid] = pid
+        send(sock, {"spawned": pid, "os_pid": os_pid})
+    finally:
+        for fd in fds:
+            os.close(fd)
+
+
+def _reap(sock: socket.socket, children: dict[int, int]) -> None:
+    while children:
+        try:
+            os_pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if os_pid == 0:
+            return
+        pid = children.pop(os_pid, None)
+        if pid is not None:
+            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                send(sock, {"exited": pid, "status": status})
+
+
+def main() -> None:
+    die_with_parent()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    fd = int(sys.argv[1])
+    for name in PRELOAD:
+        importlib.import_module(name)
+    from kernel.codec import Bundle
+
+    Bundle.default()
+    sock = socket.socket(fileno=fd)
+    send(sock, {"ready": os.getpid()})
+    serve(sock)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,145 @@
+"""Whole systems booted from manifests on the in-process host (threads, fast)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from kernel.hosts.inproc import InProcessHost
+from kernel.manifest import build, encode_document
+
+
+def boot(document: dict | None = None) -> InProcessHost:
+    host = InProcessHost(encode_document(document) if document else build())
+    host.boot()
+    return host
+
+
+def wait_for(host: InProcessHost, text: bytes, timeout: float = 10.0) -> str:
+    deadline = time.monotonic() + timeout
+    while text not in host.console:
+        if time.monotonic() > deadline:
+            pytest.fail(
+                f"{text!r} not seen; console was:\n{host.console.decode()}\ncrashes: {host.crashes}"
+            )
+        time.sleep(0.01)
+    return host.console.decode()
+
+
+def system(services: list[dict], binaries: dict[str, str]) -> dict:
+    return {
+        "schemaVersion": 1,
+        "kernelParams": {"motd": "test system"},
+        "binaries": [{"name": "init", "module": "kernel.programs.init"}]
+        + [{"name": n, "module": m} for n, m in binaries.items()],
+        "initConfig": {"init": "init", "services": services},
+    }
+
+
+def kernel_caps(*names: str) -> list[dict]:
+    return [{"name": n, "source": {"kernel": n}} for n in names]
+
+
+def test_default_manifest_boots_init_and_services_talk_over_an_endpoint():
+    host = boot()
+    try:
+        out = wait_for(host, b"echo answered")
+        assert "Welcome to capOS Playground" in out
+        assert "hello: echo answered 'hello through an endpoint'" in out
+        names = sorted(p.name for p in host.kernel.processes.values())
+        assert names == ["echo", "init"]  # hello exited; echo serves on
+        assert host.kernel.faults == [] and host.crashes == {}
+    finally:
+        host.shutdown()
+
+
+def test_spawner_refuses_bad_requests_and_handles_report_and_kill():
+    host = boot(
+        system(
+            [
+                {
+                    "name": "checks",
+                    "binary": "checks",
+                    "caps": kernel_caps("console", "processSpawner", "timer"),
+                }
+            ],
+            {
+                "checks": "tests.programs.spawn_checks",
+                "sleeper": "tests.programs.sleeper",
+                "quick": "tests.programs.quick",
+            },
+        )
+    )
+    try:
+        out = wait_for(host, b"quota after")
+        lines = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
+        assert lines["bad-binary"].startswith("invalidArgument: no binary 'no-such'")
+        assert "sleeper" in lines["bad-binary"]  # says what the package does have
+        assert lines["bad-name"].startswith("invalidArgument: process name 'has space'")
+        assert lines["duplicate"] == "invalidArgument: grant 't' is named twice"
+        assert lines["client-of-non-endpoint"].startswith(
+            "invalidArgument: grant 't': clientOf needs an Endpoint"
+        )
+        assert lines["sleeper"] == "ok"
+        assert lines["handle-not-transferable"].startswith("invalidArgument: grant 'h'")
+        assert lines["status"] == "sleeper ['running']"
+        assert lines["wait after kill"] == "-9"
+        assert "killed by pid" in lines["status after kill"]
+        assert lines["call to dead child"] == "disconnected"
+        assert lines["quick exit code"] == "7"
+        assert lines["quota after 16"].startswith("overloaded: cannot spawn 's': processes quota")
+        assert host.kernel.faults == [] and host.crashes == {}
+    finally:
+        host.shutdown()
+
+
+def test_system_halts_when_init_and_every_service_have_exited():
+    host = boot(
+        system(
+            [
+                {"name": "q1", "binary": "quick", "caps": []},
+                {"name": "q2", "binary": "quick", "caps": []},
+            ],
+            {"quick": "tests.programs.quick"},
+        )
+    )
+    try:
+        assert host.wait_halted(10)
+        assert "q1 ended with status 7" in host.console.decode()
+    finally:
+        host.shutdown()
+
+
+def test_crashed_server_disconnects_its_callers_and_the_system_keeps_running():
+    host = boot(
+        system(
+            [
+                {
+                    "name": "crasher",
+                    "binary": "crasher",
+                    "exports": [{"name": "svc", "interface": "Echo"}],
+                    "caps": [],
+                },
+                {
+                    "name": "caller",
+                    "binary": "caller",
+                    "caps": kernel_caps("console")
+                    + [
+                        {
+                            "name": "echo",
+                            "source": {"import": {"service": "crasher", "export": "svc"}},
+                        }
+                    ],
+                },
+            ],
+            {"crasher": "tests.programs.crasher", "caller": "tests.programs.echo_once"},
+        )
+    )
+    try:
+        out = wait_for(host, b"echo_once:")
+        assert "echo_once: disconnected" in out
+        assert "crasher" in "".join(host.crashes.values()) or host.crashes
+        assert host.kernel.faults == []
+    finally:
+        host.shutdown()
