@@ -211,13 +211,26 @@ class NativeHost:
             self.kernel.enter(pid)
 
     def _zygote_message(self) -> None:
-        message, fds = zygote.receive(self._zygote_sock)
-        for fd in fds:
-            os.close(fd)
-        if not message:
-            raise HostError("the process zygote died; the system cannot spawn any more")
-        if "exited" in message:
-            self._exits.append(message)
+        """Drain the zygote's exit notices without blocking.
+
+        Non-blocking because a spawn earlier in the same loop pass may have
+        read the very message that made the socket readable.
+        """
+        self._zygote_sock.setblocking(False)
+        try:
+            while True:
+                try:
+                    message, fds = zygote.receive(self._zygote_sock)
+                except BlockingIOError:
+                    return
+                for fd in fds:
+                    os.close(fd)
+                if not message:
+                    raise HostError("the process zygote died; the system cannot spawn any more")
+                if "exited" in message:
+                    self._exits.append(message)
+        finally:
+            self._zygote_sock.setblocking(True)
 
     def _handle_exits(self) -> None:
         exits, self._exits = self._exits, []

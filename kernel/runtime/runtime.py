@@ -132,6 +132,8 @@ class Runtime:
 
     def enter(self, min_complete: int, timeout_ns: int | None = None) -> None:
         """cap_enter, then keep every completion that arrived."""
+        if self._pending_releases:
+            self._flush_releases()
         self.syscalls.cap_enter(min_complete, timeout_ns)
         self._reap()
 
