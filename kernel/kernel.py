@@ -66,7 +66,8 @@ class Kernel:
         self.boot_ns = host.now_ns()
         self.secret = host.entropy(32)
         self.processes: dict[int, Process] = {}
-        self.faults: list[str] = []
+        self.faults: list[str] = []  # the latest contained kernel bugs, for the host to report
+        self.fault_count = 0
         self.halted = False
         self._pids = itertools.count(1)
         self._endpoint_ids = itertools.count(1)
@@ -265,6 +266,7 @@ class Kernel:
             proc.post(Cqe(sqe.user_data, Err.KERNEL_FAULT, 0, 0, 0, 0, 0))
 
     def _fault(self, text: str) -> None:
+        self.fault_count += 1
         self.faults.append(text)
         del self.faults[:-MAX_FAULTS_KEPT]
 

@@ -64,6 +64,7 @@ class NativeHost:
         self._natives: dict[int, _Native] = {}
         self._by_fd: dict[int, int] = {}
         self._exits: list[dict] = []
+        self._faults_seen = 0
         self._epoll = select.epoll()
         self._zygote_sock, self._zygote = self._start_zygote()
         self._epoll.register(self._zygote_sock.fileno(), select.EPOLLIN)
@@ -202,6 +203,15 @@ class NativeHost:
             self._handle_exits()
             kernel.run_timers(self.now_ns())
             self._wake()
+            if kernel.fault_count != self._faults_seen:
+                self._report_faults()
+
+    def _report_faults(self) -> None:
+        """A contained kernel bug still deserves a line on stderr."""
+        new = min(self.kernel.fault_count - self._faults_seen, len(self.kernel.faults))
+        for fault in self.kernel.faults[len(self.kernel.faults) - new :]:
+            print(f"capOS kernel fault (contained): {fault}", file=sys.stderr)
+        self._faults_seen = self.kernel.fault_count
 
     def _doorbell(self, pid: int) -> None:
         region = self._natives[pid].region

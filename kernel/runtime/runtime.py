@@ -148,7 +148,7 @@ class Runtime:
     def wait(self, user_data: int) -> Cqe:
         completed = self._completed
         while user_data not in completed:
-            self.enter(1 if self.ring.submitted_unconsumed() == 0 else 0)
+            self.enter(1)
         return completed.pop(user_data)
 
     def wait_any(self, user_datas: Iterable[int], timeout_ns: int | None = None) -> Cqe | None:
@@ -224,35 +224,49 @@ class Runtime:
         *,
         result_size: int = DEFAULT_RESULT_SIZE,
     ) -> tuple[Cqe, bytes]:
-        """CALL with an encoded message; raises on transport error or CapException."""
-        params_addr = self._put(message)
-        xfer_addr = self._put_transfers(list(transfers))
-        result_addr = self.arena.alloc(result_size)
-        user_data = self.next_user_data()
+        """CALL with an encoded message; raises on transport error or CapException.
+
+        Params, descriptors and the result buffer share one allocation: a
+        call costs the arena one alloc and one free.
+        """
+        xfer = b"".join(abi.XFER.pack(c.cap_id, m, b"\0\0\0") for c, m in transfers)
+        params_len = len(message)
+        xfer_addr = abi.align8(params_len)
+        result_offset = xfer_addr + abi.align8(len(xfer))
+        base = self.arena.alloc(result_offset + result_size)
         try:
+            buffer = self.ring.buffer(base, result_offset)
+            buffer[:params_len] = message
+            if xfer:
+                buffer[xfer_addr : xfer_addr + len(xfer)] = xfer
+            user_data = next(self._user_data)
+            result_addr = base + result_offset
             self.submit(
-                sqe(
+                (
                     Op.CALL,
-                    cap_id=cap.cap_id,
-                    interface_id=cap.interface_id,
-                    method_id=method_id,
-                    params_addr=params_addr,
-                    params_len=len(message),
-                    result_addr=result_addr,
-                    result_len=result_size,
-                    xfer_addr=xfer_addr,
-                    xfer_cap_count=len(transfers),
-                    user_data=user_data,
+                    0,
+                    len(transfers),
+                    cap.cap_id,
+                    cap.interface_id,
+                    method_id,
+                    0,
+                    params_len,
+                    base,
+                    result_addr,
+                    result_size,
+                    base + xfer_addr if xfer else 0,
+                    0,
+                    user_data,
+                    0,
+                    0,
+                    0,
                 )
             )
             cqe = self.wait(user_data)
             self._check(cqe, result_addr)
             return cqe, bytes(self.ring.buffer(result_addr, cqe.result))
         finally:
-            self.arena.free(params_addr)
-            if transfers:
-                self.arena.free(xfer_addr)
-            self.arena.free(result_addr)
+            self.arena.free(base)
 
     def _check(self, cqe: Cqe, result_addr: int) -> None:
         if cqe.result >= 0:
