@@ -118,8 +118,9 @@ class Err(IntEnum):
     BAD_BUFFER = -6  # params, result or descriptor range outside the buffer area
     BAD_TRANSFER = -7  # malformed descriptor, unknown mode, duplicate or non-transferable cap
     QUOTA = -8  # the caller's ResourceLedger is exhausted (nothing was done)
-    RESULT_TOO_SMALL = -9  # the result buffer cannot hold the answer (nothing was lost:
-    #                        for endpoint calls the server's caps were rolled back)
+    RESULT_TOO_SMALL = -9  # the result buffer cannot hold the answer. No authority is lost
+    #                        (caps in it are rolled back) and spawn checks before acting,
+    #                        but a simple kernel method such as Console.write has acted.
     BAD_CALL_ID = -10  # RETURN for a call this endpoint does not have in flight
     CORRUPT_SQ = -11  # posted with user_data 0 when sq_tail ran past sq_head + SQ_ENTRIES
     CANCELLED = -12  # a pending RECV whose endpoint owner is exiting

@@ -12,8 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from kernel.abi import Err
 from kernel.codec import Bundle, DecodeError, EncodeError, decode, encode
-from kernel.errors import CapError
+from kernel.errors import CapError, TransportError
 from kernel.ledger import Resource
 
 if TYPE_CHECKING:
@@ -56,6 +57,12 @@ class CallContext:
         """Charge the caller's cap slots now, before the method does anything."""
         self.caller.ledger.reserve(Resource.CAP_SLOTS, count)
         self.prereserved_caps += count
+
+    def require_result_room(self, results: dict[str, Any], cap_count: int) -> None:
+        """Refuse with RESULT_TOO_SMALL now, before a side effect, if the answer cannot fit."""
+        assert self.method is not None
+        if not self.reply.fits(len(encode(self.method.results, results)), cap_count):
+            raise TransportError(Err.RESULT_TOO_SMALL, "no room for the answer")
 
     def param_cap(self, index: int | None) -> CapEntry:
         """The cap a params capability pointer names (an index into the transfer)."""

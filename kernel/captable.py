@@ -136,6 +136,8 @@ class CapTable:
         for slot, entry in enumerate(self._entries):
             if entry is not None:
                 self._entries[slot] = None
+                generation = (self._generations[slot] + 1) & abi.CAP_GENERATION_MASK
+                self._generations[slot] = generation or 1
                 self._ledger.release(Resource.CAP_SLOTS)
         self._free = list(range(len(self._entries)))
         return held

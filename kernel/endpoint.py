@@ -230,8 +230,8 @@ class Endpoint(CapObject):
         for flight in self.in_flight.values():
             flight.reply.fail(gone)
         self.in_flight.clear()
-        while self.recvs:
-            self.recvs.popleft().cancel()
+        while self.recvs:  # a still-running owner is owed a completion for each
+            self.recvs.popleft().transport(Err.CANCELLED)
 
 
 class ClientFacet(CapObject):

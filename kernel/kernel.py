@@ -296,6 +296,10 @@ class Kernel:
             finish(transfer, commit=False)
             reply.fail(exc)
             return
+        except TransportError as exc:  # e.g. no room for the answer, checked up front
+            finish(transfer, commit=False)
+            reply.transport(exc.code)
+            return
         except Exception as exc:
             finish(transfer, commit=False)
             self._fault(f"pid {proc.pid} calling {obj.describe()}: {type(exc).__name__}: {exc}")

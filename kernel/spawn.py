@@ -46,6 +46,9 @@ class ProcessSpawner(KernelService):
             )
         grants = self._resolve_grants(ctx, params["grants"])
         new_endpoints = [iface for _, kind, iface in grants if kind == "newEndpoint"]
+        client_indices = list(range(1, 1 + len(new_endpoints)))
+        answer = {"handle": 0, "clients": client_indices}
+        ctx.require_result_room(answer, 1 + len(client_indices))
         parent = ctx.caller
         try:
             parent.ledger.reserve(Resource.PROCESSES)
@@ -57,7 +60,7 @@ class ProcessSpawner(KernelService):
             parent.ledger.release(Resource.PROCESSES)
             raise
         try:
-            child, clients = self.kernel.create_process(name, binary, grants, parent=parent)
+            child, endpoints = self.kernel.create_process(name, binary, grants, parent=parent)
         except BaseException:
             parent.ledger.release(Resource.PROCESSES)
             parent.ledger.release(Resource.CAP_SLOTS, ctx.prereserved_caps)
@@ -71,9 +74,9 @@ class ProcessSpawner(KernelService):
         ]
         results += [
             CapEntry(endpoint.client, endpoint.serves, TransferPolicy.COPY, Origin.RESULT_CAP)
-            for endpoint in clients
+            for endpoint in endpoints
         ]
-        return {"handle": 0, "clients": list(range(1, len(results)))}, results
+        return answer, results
 
     def _resolve_grants(self, ctx: CallContext, grants: list[dict]) -> list[tuple]:
         """Check every grant before anything is created: (name, kind, entry or iface)."""

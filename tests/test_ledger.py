@@ -102,3 +102,22 @@ def test_children_count_against_the_parent_until_they_end():
     child_pid = m.started[-1][0]
     m.kernel.exit(child_pid, 0)
     assert parent.proc.ledger.used[Resource.PROCESSES] == 0
+
+
+def test_spawn_with_no_room_for_its_answer_is_refused_before_the_child_exists():
+    m = Machine()
+    parent = m.process("parent", {"spawner": "processSpawner"})
+    started = len(m.started)
+    spawn = parent.call_sqe(
+        "spawner",
+        "ProcessSpawner",
+        "spawn",
+        {"name": "c", "binaryName": "echo-server", "grants": []},
+        result_len=8,
+    )
+    [cqe] = parent.run(spawn)
+    assert cqe.result == Err.RESULT_TOO_SMALL
+    assert len(m.started) == started
+    assert all(
+        used == 0 for r, (used, _) in parent.proc.ledger.snapshot().items() if r != "cap_slots"
+    )

@@ -151,10 +151,11 @@ class InterfaceType:
         except KeyError:
             raise KeyError(f"{self.name} has no method {name!r}") from None
 
-    def method_by_ordinal(self, ordinal: int) -> Method:
+    def method_by_ordinal(self, ordinal: int) -> Method | None:
+        """None for an ordinal the schema does not define: callers get it off the wire."""
         if 0 <= ordinal < len(self.methods):
             return self.methods[ordinal]
-        raise KeyError(f"{self.name} has no method @{ordinal}")
+        return None
 
     def __repr__(self) -> str:
         return f"<InterfaceType {self.display_name} 0x{self.id:016x}>"
