@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from bench.programs.report import PREFIX
-from kernel.hosts.native import NativeHost
+from kernel.hosts.native import DEFAULT_SPIN_US, NativeHost
 from kernel.manifest import encode_document
 
 TARGETS = {
@@ -42,7 +42,7 @@ def _kernel_caps(*names: str) -> list[dict]:
     return [{"name": n, "source": {"kernel": aliases.get(n, n)}} for n in names]
 
 
-def _run_system(image: bytes, timeout: float) -> dict:
+def _run_system(image: bytes, timeout: float, spin_us: int = DEFAULT_SPIN_US) -> dict:
     """Boot natively until some process prints its BENCH line; return its figures."""
     lines: list[str] = []
 
@@ -53,7 +53,7 @@ def _run_system(image: bytes, timeout: float) -> dict:
             elif line.strip():
                 print(f"  | {line}", file=sys.stderr)
 
-    with NativeHost(image, console=console) as host:
+    with NativeHost(image, console=console, spin_us=spin_us) as host:
         host.boot()
         host.run(until=lambda: bool(lines), timeout=timeout)
         faults = list(host.kernel.faults)
@@ -64,16 +64,16 @@ def _run_system(image: bytes, timeout: float) -> dict:
     return json.loads(lines[0])
 
 
-def measure_nops(count: int) -> float:
+def measure_nops(count: int, spin_us: int = DEFAULT_SPIN_US) -> float:
     image = _manifest(
         count,
         [{"name": "nop", "binary": "nop", "caps": _kernel_caps("console", "info")}],
         {"nop": "bench.programs.nop"},
     )
-    return _run_system(image, timeout=120)["nop_per_s"]
+    return _run_system(image, timeout=120, spin_us=spin_us)["nop_per_s"]
 
 
-def measure_endpoint_rtt(count: int) -> float:
+def measure_endpoint_rtt(count: int, spin_us: int = DEFAULT_SPIN_US) -> float:
     image = _manifest(
         count,
         [
@@ -92,7 +92,7 @@ def measure_endpoint_rtt(count: int) -> float:
         ],
         {"echo-server": "kernel.programs.echo_server", "client": "bench.programs.echo_client"},
     )
-    return _run_system(image, timeout=120)["endpoint_rtt_us"]
+    return _run_system(image, timeout=120, spin_us=spin_us)["endpoint_rtt_us"]
 
 
 def measure_spawn(count: int) -> float:
@@ -119,44 +119,54 @@ def _verdict(key: str, figures: dict) -> str:
 
 
 def run_benchmark(json_path: str | None, quick: bool = False) -> int:
+    from bench.pycapnp_echo import measure_pycapnp_rtt_us
+
     scale = 10 if quick else 1
+    nops, calls, spawns = 400_000 // scale, 5_000 // scale, max(5, 40 // scale)
     steps = [
-        (
-            "nop_per_s",
-            "NOP SQEs per second through cap_enter",
-            lambda: measure_nops(400_000 // scale),
-        ),
+        ("nop_per_s", "NOP SQEs per second through cap_enter", lambda: measure_nops(nops)),
         (
             "endpoint_rtt_us",
-            "Echo CALL->RECV->RETURN->CQE, median us",
-            lambda: measure_endpoint_rtt(5_000 // scale),
+            "Echo CALL->RECV->RETURN->CQE between two processes, median us",
+            lambda: measure_endpoint_rtt(calls),
         ),
-        ("pycapnp_rtt_us", "pycapnp RPC Echo over a socketpair, median us", None),
+        (
+            "pycapnp_rtt_us",
+            "pycapnp RPC Echo over a socketpair, median us",
+            lambda: measure_pycapnp_rtt_us(calls),
+        ),
         (
             "spawn_ms",
             "spawn to the child's first completed call, median ms",
-            lambda: measure_spawn(max(5, 40 // scale)),
+            lambda: measure_spawn(spawns),
+        ),
+        # The same with waiters blocking at once (spin_us=0), for comparison.
+        (
+            "nop_per_s_nospin",
+            "NOPs per second, no spin before blocking",
+            lambda: measure_nops(nops // 4, spin_us=0),
+        ),
+        (
+            "endpoint_rtt_nospin_us",
+            "Echo round trip, no spin before blocking, median us",
+            lambda: measure_endpoint_rtt(calls // 2, spin_us=0),
         ),
     ]
     figures: dict[str, float] = {}
     for key, label, measure in steps:
         print(f"measuring {label} ...", file=sys.stderr, flush=True)
-        if key == "pycapnp_rtt_us":
-            from bench.pycapnp_echo import measure_pycapnp_rtt_us
-
-            figures[key] = measure_pycapnp_rtt_us(5_000 // scale)
-        else:
-            figures[key] = measure()
+        figures[key] = measure()
     print()
-    print(f"{'figure':<18}{'value':>14}   target")
+    print(f"{'figure':<24}{'value':>14}   target")
     for key, _, _ in steps:
-        verdict = _verdict(key, figures) if key in TARGETS else "(peer)"
-        print(f"{key:<18}{figures[key]:>14,.2f}   {verdict}")
+        verdict = _verdict(key, figures) if key in TARGETS else ""
+        print(f"{key:<24}{figures[key]:>14,.2f}   {verdict}")
     if json_path:
         path = Path(json_path)
         path.parent.mkdir(parents=True, exist_ok=True)
         document = {
             **figures,
+            "spin_us": DEFAULT_SPIN_US,
             "targets": {k: {"op": op, "bound": t} for k, (op, t) in TARGETS.items()},
             "met": {k: _verdict(k, figures).endswith("met") for k in TARGETS},
             "python": platform.python_version(),

@@ -32,6 +32,9 @@ from kernel.manifest import ManifestError, build
 from kernel.process import Process
 
 SPAWN_REPLY_TIMEOUT_S = 10.0
+# How long a waiter (the kernel loop, or a process in cap_enter) looks for
+# work before it blocks on its eventfd; see NativeSyscalls. 0: block at once.
+DEFAULT_SPIN_US = 200
 _U32 = struct.Struct("<I")
 _I32 = struct.Struct("<i")
 ZYGOTE_START_TIMEOUT_S = 30.0
@@ -59,8 +62,10 @@ class NativeHost:
         config: KernelConfig | None = None,
         *,
         console: Callable[[Process, bytes], None] | None = None,
+        spin_us: int = DEFAULT_SPIN_US,
     ) -> None:
         self._console = console or _write_stdout
+        self._spin_ns = spin_us * 1000
         self._natives: dict[int, _Native] = {}
         self._by_fd: dict[int, int] = {}
         self._exits: list[dict] = []
@@ -127,7 +132,12 @@ class NativeHost:
         native = self._natives[proc.pid]
         try:
             reply = self._ask_zygote(
-                {"spawn": proc.pid, "module": module, "size": len(native.region)},
+                {
+                    "spawn": proc.pid,
+                    "module": module,
+                    "size": len(native.region),
+                    "spin_ns": self._spin_ns,
+                },
                 [native.memfd, native.submit_fd, native.wake_fd],
             )
         finally:
@@ -190,7 +200,7 @@ class NativeHost:
                 if left <= 0:
                     return
                 wait = left if wait is None else min(wait, left)
-            for fd, _ in self._epoll.poll(-1 if wait is None else wait):
+            for fd, _ in self._poll(wait):
                 if fd == zygote_fd:
                     self._zygote_message()
                     continue
@@ -205,6 +215,19 @@ class NativeHost:
             self._wake()
             if kernel.fault_count != self._faults_seen:
                 self._report_faults()
+
+    def _poll(self, wait: float | None) -> list[tuple[int, int]]:
+        """Ready descriptors: look for a bounded while (yielding the CPU), then block."""
+        events = self._epoll.poll(0)
+        if events or not self._spin_ns:
+            return events or self._epoll.poll(-1 if wait is None else wait)
+        spin_until = time.monotonic_ns() + min(self._spin_ns, int((wait or 1) * 1e9))
+        while time.monotonic_ns() < spin_until:
+            os.sched_yield()
+            events = self._epoll.poll(0)
+            if events:
+                return events
+        return self._epoll.poll(-1 if wait is None else wait)
 
     def _report_faults(self) -> None:
         """A contained kernel bug still deserves a line on stderr."""
