@@ -64,7 +64,9 @@ struct CapGrant {
 }
 
 interface ProcessSpawner {
-  spawn @0 (name :Text, binaryName :Text, grants :List(CapGrant))
+  # freshSession: the child gets a new anonymous SessionContext instead of
+  # inheriting the caller's (how init starts one shell per visitor).
+  spawn @0 (name :Text, binaryName :Text, grants :List(CapGrant), freshSession :Bool)
         -> (handle :ProcessHandle, clients :List(ClientEndpoint));
 }
 
@@ -97,17 +99,98 @@ struct TerminalSize {
   rows @1 :UInt16;
 }
 
-# A terminal the host attaches (a local tty, a browser xterm, a serial line).
+# A terminal the host attaches (a local tty, a browser xterm, a serial
+# line). Bytes in, bytes out: line editing belongs to the shell.
 interface TerminalSession {
   write @0 (data :Data) -> ();
   read @1 (maxBytes :UInt32) -> (data :Data, eof :Bool);  # waits for input
   size @2 () -> (size :TerminalSize);
+  info @3 () -> (interactive :Bool);   # false: a pipe or script, so no echo or editing
 }
 
-# What a shell serves a child in place of its terminal.
+# What a shell serves a child in place of its terminal: the shell keeps the
+# TerminalSession. `read` returns one line (without its newline) at a time.
 interface StdIO {
   write @0 (data :Data) -> ();
   read @1 (maxBytes :UInt32) -> (data :Data, eof :Bool);
+  readLine @2 (prompt :Text) -> (line :Text, eof :Bool);
+}
+
+# --- Sessions: who a shell acts for (policy, never authority) ----------------
+
+enum Profile {
+  anonymous @0;
+  guest @1;
+  operator @2;
+}
+
+struct SessionInfo {
+  profile @0 :Profile;
+  username @1 :Text;              # empty unless operator
+  sessionId @2 :Data;             # 16 bytes from the kernel CSPRNG
+  delegationChain @3 :List(Text); # how it was minted, oldest first
+}
+
+interface UserSession {
+  info @0 () -> (info :SessionInfo);
+}
+
+struct LoginResult {
+  union {
+    session @0 :UserSession;
+    refused @1 :Text;             # why, safe to show (never which part was wrong)
+  }
+}
+
+# Authentication proves or selects a principal; it grants nothing by itself.
+interface SessionManager {
+  anonymous @0 () -> (session :UserSession);
+  guest @1 () -> (result :LoginResult);
+  login @2 (username :Text, password :Text) -> (result :LoginResult);
+  # Creates a volatile operator credential, then logs in with it.
+  setup @3 (username :Text, password :Text) -> (result :LoginResult);
+}
+
+# Password verifiers (scrypt); volatile: they live until the system halts.
+interface CredentialStore {
+  hasAccount @0 (username :Text) -> (exists :Bool);
+}
+
+struct NamedCap {
+  name @0 :Text;
+  cap @1 :Capability;
+}
+
+# Mints the cap bundle a session's shell may hold: its profile decides what.
+interface AuthorityBroker {
+  shellBundle @0 (session :UserSession) -> (caps :List(NamedCap));
+}
+
+# Init's side of the broker: what goes into which profile's bundle.
+interface BrokerAdmin {
+  offer @0 (name :Text, cap :Capability, profiles :List(Profile)) -> ();
+}
+
+# --- The manual -------------------------------------------------------------------
+
+struct ManualPage {
+  topic @0 :Text;
+  section @1 :Text;    # "commands", "interfaces", "demos", "concepts"
+  summary @2 :Text;    # one line, for apropos
+  body @3 :Text;
+}
+
+interface Manual {
+  page @0 (topic :Text) -> (result :ManualLookup);
+  apropos @1 (word :Text) -> (pages :List(ManualPage));   # bodies left empty
+  topics @2 () -> (pages :List(ManualPage));              # bodies left empty
+}
+
+struct ManualLookup {
+  union {
+    page @0 :ManualPage;
+    notFound @1 :List(Text);   # close matches
+  }
 }
 
 # --- Diagnostics ---------------------------------------------------------------

@@ -18,6 +18,13 @@ struct Binary {
 struct InitConfig {
   init @0 :Text;                 # the binary the kernel starts as init
   services @1 :List(Service);    # spawned by init, in this order
+  bundles @2 :List(BundleOffer); # what the broker may put in shell bundles
+}
+
+# A cap init offers to the AuthorityBroker for the named profiles' bundles.
+struct BundleOffer {
+  cap @0 :CapSource;             # the name shells will see, and where it comes from
+  profiles @1 :List(Text);       # of "anonymous", "guest", "operator"
 }
 
 struct Service {
@@ -25,6 +32,7 @@ struct Service {
   binary @1 :Text;
   caps @2 :List(CapSource);      # the child's CapSet, in this order
   exports @3 :List(Export);      # endpoints this service owns and others may import
+  freshSession @4 :Bool;         # start it in a new anonymous session (shells)
 }
 
 # Each export becomes a raw Endpoint in the exporting service's own CapSet,
@@ -50,6 +58,10 @@ enum KernelCap {
   processSpawner @4;
   bootPackage @5;
   terminal @6;
+  sessionManager @7;
+  authorityBroker @8;
+  brokerAdmin @9;
+  manual @10;
 }
 
 struct ServiceExport {
