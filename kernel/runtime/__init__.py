@@ -6,6 +6,15 @@ bundle, owned handles that RELEASE when dropped, and endpoint serving.
 """
 
 from kernel.runtime.errors import ProcessEnded, RemoteError, TransportFailure
-from kernel.runtime.runtime import Cap, Runtime
+from kernel.runtime.runtime import Cap, Incoming, Move, Pending, Runtime
 
-__all__ = ["Cap", "ProcessEnded", "RemoteError", "Runtime", "TransportFailure"]
+__all__ = [
+    "Cap",
+    "Incoming",
+    "Move",
+    "Pending",
+    "ProcessEnded",
+    "RemoteError",
+    "Runtime",
+    "TransportFailure",
+]

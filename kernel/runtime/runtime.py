@@ -18,7 +18,7 @@ from typing import Any
 from kernel import abi
 from kernel.abi import Err, Op, SqeFlags, TransferMode
 from kernel.codec import Bundle, DecodeError, decode, encode
-from kernel.codec.bundle import InterfaceType, ListType, StructType
+from kernel.codec.bundle import InterfaceType, ListType, Method, StructType
 from kernel.ring import Cqe, UserRing, sqe
 from kernel.runtime.buffers import BufferArena
 from kernel.runtime.capset import read_capset
@@ -67,6 +67,16 @@ class Cap:
         return f"<Cap {name} {self.cap_id:#x}>"
 
 
+@dataclass(slots=True)
+class Pending:
+    """A CALL in flight: collect it with `Runtime.result`, or `abandon` it."""
+
+    user_data: int
+    base: int  # the call's buffer allocation
+    result_addr: int
+    method: Method | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Move:
     """Wrap a Cap in params to move it instead of copying it."""
@@ -99,6 +109,7 @@ class Runtime:
         self._completed: dict[int, Cqe] = {}
         self._pending_releases: list[int] = []
         self.return_failures = 0  # RETURNs the kernel refused in pipelined serving
+        self._abandoned: dict[int, int] = {}  # user_data -> buffer to free on completion
         self.caps: dict[str, Cap] = {
             e.name: Cap(self, e.cap_id, e.interface_id, owned=False) for e in self.capset
         }
@@ -142,7 +153,12 @@ class Runtime:
         if ring.dead:
             raise ProcessEnded(f"pid {self.pid} was ended by the kernel")
         for cqe in ring.reap():
-            if not cqe.user_data & RELEASE_TAG:
+            if cqe.user_data & RELEASE_TAG:
+                continue
+            base = self._abandoned.pop(cqe.user_data, None)
+            if base is not None:
+                self._drop_abandoned(cqe, base)
+            else:
                 self._completed[cqe.user_data] = cqe
 
     def wait(self, user_data: int) -> Cqe:
@@ -206,16 +222,27 @@ class Runtime:
         result_size: int = DEFAULT_RESULT_SIZE,
     ) -> dict[str, Any]:
         """Invoke a method; returns its results with cap fields as owned Caps."""
+        return self.result(self.begin(cap, method_name, params, result_size=result_size))
+
+    def begin(
+        self,
+        cap: Cap,
+        method_name: str,
+        params: dict[str, Any] | None = None,
+        *,
+        result_size: int = DEFAULT_RESULT_SIZE,
+    ) -> Pending:
+        """Submit a typed call without waiting: `result()` or `first()` collects it."""
         if cap.interface is None:
             raise TypeError(f"{cap!r}: interface not in the schema bundle")
         method = cap.interface.method(method_name)
         sent: list[tuple[Cap, TransferMode]] = []
         message = encode(method.params, _swap_caps_out(params or {}, sent))
-        cqe, result = self.call_raw(cap, method.ordinal, message, sent, result_size=result_size)
-        caps = self._records(cqe)
-        return _swap_caps_in(method.results, decode(method.results, result), caps)
+        pending = self.begin_raw(cap, method.ordinal, message, sent, result_size=result_size)
+        pending.method = method
+        return pending
 
-    def call_raw(
+    def begin_raw(
         self,
         cap: Cap,
         method_id: int,
@@ -223,8 +250,8 @@ class Runtime:
         transfers: list[tuple[Cap, TransferMode]] = (),
         *,
         result_size: int = DEFAULT_RESULT_SIZE,
-    ) -> tuple[Cqe, bytes]:
-        """CALL with an encoded message; raises on transport error or CapException.
+    ) -> Pending:
+        """Submit a CALL with an encoded message.
 
         Params, descriptors and the result buffer share one allocation: a
         call costs the arena one alloc and one free.
@@ -234,13 +261,12 @@ class Runtime:
         xfer_addr = abi.align8(params_len)
         result_offset = xfer_addr + abi.align8(len(xfer))
         base = self.arena.alloc(result_offset + result_size)
+        buffer = self.ring.buffer(base, result_offset)
+        buffer[:params_len] = message
+        if xfer:
+            buffer[xfer_addr : xfer_addr + len(xfer)] = xfer
+        pending = Pending(next(self._user_data), base, base + result_offset)
         try:
-            buffer = self.ring.buffer(base, result_offset)
-            buffer[:params_len] = message
-            if xfer:
-                buffer[xfer_addr : xfer_addr + len(xfer)] = xfer
-            user_data = next(self._user_data)
-            result_addr = base + result_offset
             self.submit(
                 (
                     Op.CALL,
@@ -252,21 +278,76 @@ class Runtime:
                     0,
                     params_len,
                     base,
-                    result_addr,
+                    pending.result_addr,
                     result_size,
                     base + xfer_addr if xfer else 0,
                     0,
-                    user_data,
+                    pending.user_data,
                     0,
                     0,
                     0,
                 )
             )
-            cqe = self.wait(user_data)
-            self._check(cqe, result_addr)
-            return cqe, bytes(self.ring.buffer(result_addr, cqe.result))
-        finally:
+        except BaseException:
             self.arena.free(base)
+            raise
+        return pending
+
+    def call_raw(
+        self,
+        cap: Cap,
+        method_id: int,
+        message: bytes,
+        transfers: list[tuple[Cap, TransferMode]] = (),
+        *,
+        result_size: int = DEFAULT_RESULT_SIZE,
+    ) -> tuple[Cqe, bytes]:
+        """CALL and wait; returns the CQE and the raw result message."""
+        pending = self.begin_raw(cap, method_id, message, transfers, result_size=result_size)
+        return self.raw_result(pending)
+
+    def done(self, pending: Pending) -> bool:
+        return pending.user_data in self._completed
+
+    def first(self, pendings: Iterable[Pending], timeout_ns: int | None = None) -> Pending | None:
+        """The first of `pendings` to complete (None if `timeout_ns` passes first)."""
+        by_ud = {p.user_data: p for p in pendings}
+        cqe = self.wait_any(by_ud, timeout_ns)
+        if cqe is None:
+            return None
+        self._completed[cqe.user_data] = cqe  # keep it for result()
+        return by_ud[cqe.user_data]
+
+    def raw_result(self, pending: Pending) -> tuple[Cqe, bytes]:
+        """Wait for a call, free its buffer; raise its error or return its bytes."""
+        try:
+            cqe = self.wait(pending.user_data)
+            self._check(cqe, pending.result_addr)
+            return cqe, bytes(self.ring.buffer(pending.result_addr, cqe.result))
+        finally:
+            self.arena.free(pending.base)
+
+    def result(self, pending: Pending) -> dict[str, Any]:
+        """A typed call's results (waiting if need be), caps adopted as owned Caps."""
+        cqe, message = self.raw_result(pending)
+        method = pending.method
+        assert method is not None, "result() needs a call made with begin()"
+        return _swap_caps_in(method.results, decode(method.results, message), self._records(cqe))
+
+    def abandon(self, pending: Pending) -> None:
+        """Stop waiting for a call (Ctrl-C). Its buffer is freed, and any caps it
+        brings released, when its completion arrives: the kernel still writes there."""
+        if pending.user_data in self._completed:
+            self._drop_abandoned(self._completed.pop(pending.user_data), pending.base)
+        else:
+            self._abandoned[pending.user_data] = pending.base
+
+    def _drop_abandoned(self, cqe: Cqe, base: int) -> None:
+        self.arena.free(base)
+        if cqe.result >= 0:
+            for cap in self._records(cqe):  # queue RELEASEs; flushed on the next enter
+                self._pending_releases.append(cap.cap_id)
+                cap.cap_id = 0
 
     def _check(self, cqe: Cqe, result_addr: int) -> None:
         if cqe.result >= 0:
