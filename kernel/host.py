@@ -31,3 +31,6 @@ class Host(Protocol):
 
     def console_write(self, proc: Process, data: bytes) -> None:
         """Output a process wrote to its Console cap."""
+
+    def terminal_write(self, data: bytes) -> None:
+        """Output for the attached terminal (only hosts that attach one are asked)."""

@@ -27,9 +27,14 @@ from kernel.ledger import Resource, ResourceLedger
 from kernel.process import Process, SessionContext, State
 from kernel.ring import Cqe, KernelRing, Sqe
 from kernel.services.bootpackage import BootPackage
+from kernel.services.broker import AuthorityBroker, BrokerAdmin
 from kernel.services.console import Console
+from kernel.services.credentials import CredentialStore
 from kernel.services.entropy import EntropySource
+from kernel.services.manual import Manual
+from kernel.services.sessions import SessionManager
 from kernel.services.systeminfo import SystemInfo
+from kernel.services.terminal import Terminal
 from kernel.services.timer import Timer
 from kernel.spawn import KILLED_EXIT_CODE, ProcessSpawner
 from kernel.transfer import Transfer, finish
@@ -53,7 +58,14 @@ class KernelConfig:
 
 
 class Kernel:
-    def __init__(self, host: Host, manifest: bytes, config: KernelConfig | None = None) -> None:
+    def __init__(
+        self,
+        host: Host,
+        manifest: bytes,
+        config: KernelConfig | None = None,
+        *,
+        manual: list[dict] = (),
+    ) -> None:
         self.host = host
         self.config = config or KernelConfig()
         self.manifest_bytes = manifest
@@ -76,6 +88,8 @@ class Kernel:
         self._timer_seq = itertools.count()
         self._iface = {name: bundle.interface(name).id for name in ("Endpoint", "ClientEndpoint")}
         params = self.manifest["kernelParams"]
+        broker = AuthorityBroker()
+        # What init receives at boot, by the manifest's KernelCap names.
         self.kernel_caps: dict[str, CapObject] = {
             "console": Console(self),
             "timer": Timer(self),
@@ -83,7 +97,12 @@ class Kernel:
             "systemInfo": SystemInfo(params["motd"], params["hostname"]),
             "processSpawner": ProcessSpawner(self),
             "bootPackage": BootPackage(manifest),
+            "sessionManager": SessionManager(self, CredentialStore(host.entropy)),
+            "authorityBroker": broker,
+            "brokerAdmin": BrokerAdmin(broker),
+            "manual": Manual(list(manual)),
         }
+        self.terminal: Terminal | None = None
         self._ops = {
             Op.CALL: self._op_call,
             Op.RECV: self._op_recv,
@@ -111,11 +130,21 @@ class Kernel:
             (name, "cap", CapEntry(obj, obj.interface_id, TransferPolicy.COPY, Origin.KERNEL))
             for name, obj in self.kernel_caps.items()
         ]
-        session = SessionContext(self.host.entropy(16), profile="system")
+        session = self.new_session(profile="system")
         init, _ = self.create_process(
             "init", self.manifest["initConfig"]["init"], grants, parent=None, session=session
         )
         return init
+
+    def attach_terminal(self, *, interactive: bool, cols: int = 80, rows: int = 24) -> Terminal:
+        """The host's terminal, as the `terminal` kernel cap init hands on. Before boot."""
+        self.terminal = Terminal(self, interactive=interactive, cols=cols, rows=rows)
+        self.kernel_caps["terminal"] = self.terminal
+        return self.terminal
+
+    def new_session(self, profile: str = "anonymous") -> SessionContext:
+        """A fresh SessionContext: a trusted spawn path's alternative to inheriting."""
+        return SessionContext(self.host.entropy(16), profile=profile)
 
     def create_process(
         self,

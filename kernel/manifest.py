@@ -25,6 +25,7 @@ DEFAULT_MANIFEST = Path(__file__).resolve().parent / "manifests" / "default.toml
 OVERLAY_NAME = "system.local.toml"
 SCHEMA_VERSION = 1
 MAX_MANIFEST_BYTES = 1024 * 1024
+PROFILES = ("anonymous", "guest", "operator")
 
 _INT_RANGES = {
     "int8": (-(2**7), 2**7 - 1),
@@ -175,6 +176,24 @@ def validate(document: dict[str, Any], bundle: Bundle | None = None) -> dict[str
             elif "kernel" not in source:
                 raise ManifestError(f"{path}.caps[{c_index}]: source needs `kernel` or `import`")
         exported[name] = set(export_names)
+    for index, offer in enumerate(init_config.get("bundles", [])):
+        path = f"$.initConfig.bundles[{index}]"
+        source = offer.get("cap", {}).get("source", {})
+        if "import" in source:
+            ref = source["import"]
+            if ref.get("export") not in exported.get(ref.get("service"), set()):
+                raise ManifestError(
+                    f"{path}: offers {ref.get('service')}.{ref.get('export')}, "
+                    "which no service exports"
+                )
+        elif "kernel" not in source:
+            raise ManifestError(f"{path}.cap.source needs `kernel` or `import`")
+        unknown = set(offer.get("profiles", [])) - set(PROFILES)
+        if unknown or not offer.get("profiles"):
+            raise ManifestError(
+                f"{path}.profiles: give some of {', '.join(PROFILES)}"
+                + (f" (not {', '.join(sorted(unknown))})" if unknown else "")
+            )
     return document
 
 

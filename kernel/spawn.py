@@ -60,7 +60,10 @@ class ProcessSpawner(KernelService):
             parent.ledger.release(Resource.PROCESSES)
             raise
         try:
-            child, endpoints = self.kernel.create_process(name, binary, grants, parent=parent)
+            session = self.kernel.new_session() if params["freshSession"] else None
+            child, endpoints = self.kernel.create_process(
+                name, binary, grants, parent=parent, session=session
+            )
         except BaseException:
             parent.ledger.release(Resource.PROCESSES)
             parent.ledger.release(Resource.CAP_SLOTS, ctx.prereserved_caps)

@@ -20,22 +20,26 @@ struct CapException {
 
 # --- Kernel services --------------------------------------------------------
 
+# Output to the system console: the simplest authority a process can hold.
 interface Console {
-  write @0 (data :Data) -> ();
-  writeLine @1 (text :Text) -> ();
+  write @0 (data :Data) -> ();          # raw bytes, at most 16 KiB a call
+  writeLine @1 (text :Text) -> ();      # text and a newline
 }
 
+# The monotonic clock, and sleeps the kernel answers when they expire.
 interface Timer {
   now @0 () -> (ns :UInt64);            # monotonic nanoseconds since boot
   sleep @1 (ns :UInt64) -> ();          # completes after at least ns
 }
 
+# Random bytes from the kernel's CSPRNG.
 interface EntropySource {
   getRandom @0 (len :UInt32) -> (data :Data);  # at most 4096 bytes a call
 }
 
+# Facts about this system, from the boot manifest's kernelParams.
 interface SystemInfo {
-  motd @0 () -> (text :Text);
+  motd @0 () -> (text :Text);           # the message of the day
   hostname @1 () -> (name :Text);
 }
 
@@ -63,6 +67,7 @@ struct CapGrant {
   }
 }
 
+# Starts a packaged binary as a new process holding exactly the grants named.
 interface ProcessSpawner {
   # freshSession: the child gets a new anonymous SessionContext instead of
   # inheriting the caller's (how init starts one shell per visitor).
@@ -81,15 +86,17 @@ struct ProcessStatus {
   }
 }
 
+# A spawned child: wait for it, look at it, or end it. Not transferable.
 interface ProcessHandle {
   wait @0 () -> (exitCode :Int64);   # completes at once for an exited child; one waiter
   kill @1 () -> ();                  # playground extension: ends the child, its callers see disconnected
   status @2 () -> (status :ProcessStatus);
 }
 
+# Init's read-only view of the encoded boot manifest.
 interface BootPackage {
   manifestSize @0 () -> (size :UInt64);
-  readManifest @1 (offset :UInt64, maxBytes :UInt32) -> (data :Data);
+  readManifest @1 (offset :UInt64, maxBytes :UInt32) -> (data :Data);  # at most 16 KiB
 }
 
 # --- Terminals ---------------------------------------------------------------
@@ -131,6 +138,7 @@ struct SessionInfo {
   delegationChain @3 :List(Text); # how it was minted, oldest first
 }
 
+# A session the SessionManager issued; show it to the broker for a bundle.
 interface UserSession {
   info @0 () -> (info :SessionInfo);
 }
@@ -144,16 +152,16 @@ struct LoginResult {
 
 # Authentication proves or selects a principal; it grants nothing by itself.
 interface SessionManager {
-  anonymous @0 () -> (session :UserSession);
-  guest @1 () -> (result :LoginResult);
-  login @2 (username :Text, password :Text) -> (result :LoginResult);
+  anonymous @0 () -> (session :UserSession);   # the profile every shell starts in
+  guest @1 () -> (result :LoginResult);         # the guest profile: no service endpoints
+  login @2 (username :Text, password :Text) -> (result :LoginResult);  # rate-limited
   # Creates a volatile operator credential, then logs in with it.
   setup @3 (username :Text, password :Text) -> (result :LoginResult);
 }
 
 # Password verifiers (scrypt); volatile: they live until the system halts.
 interface CredentialStore {
-  hasAccount @0 (username :Text) -> (exists :Bool);
+  hasAccount @0 (username :Text) -> (exists :Bool);  # verifiers never leave the store
 }
 
 struct NamedCap {
@@ -163,12 +171,12 @@ struct NamedCap {
 
 # Mints the cap bundle a session's shell may hold: its profile decides what.
 interface AuthorityBroker {
-  shellBundle @0 (session :UserSession) -> (caps :List(NamedCap));
+  shellBundle @0 (session :UserSession) -> (caps :List(NamedCap));  # the session, then its profile's caps
 }
 
 # Init's side of the broker: what goes into which profile's bundle.
 interface BrokerAdmin {
-  offer @0 (name :Text, cap :Capability, profiles :List(Profile)) -> ();
+  offer @0 (name :Text, cap :Capability, profiles :List(Profile)) -> ();  # replaces an offer of that name
 }
 
 # --- The manual -------------------------------------------------------------------
@@ -180,6 +188,7 @@ struct ManualPage {
   body @3 :Text;
 }
 
+# The system manual: backs the shell's `man` and `apropos`.
 interface Manual {
   page @0 (topic :Text) -> (result :ManualLookup);
   apropos @1 (word :Text) -> (pages :List(ManualPage));   # bodies left empty

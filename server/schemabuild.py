@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -339,6 +340,48 @@ class _Compiler:
             field["default"] = value_to_json(reader_to_value(value, t, self.nodes), t, self.nodes)
 
 
+_DECL = re.compile(r"^\s*(interface|struct|enum)\s+(\w+)")
+_MEMBER = re.compile(r"^\s*(\w+)\s*@\d+")
+
+
+def doc_comments(path: Path) -> dict[str, str]:
+    """Doc comments by node path ("capos.capnp:Console", "...:Console.write").
+
+    pycapnp does not expose capnp's source info, so this reads the comments
+    the way capnp attaches them: the `#` lines just above a declaration, or
+    at the end of its line.
+    """
+    docs: dict[str, str] = {}
+    scope: list[tuple[str, int]] = []  # (name, brace depth when opened)
+    depth = 0
+    pending: list[str] = []
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        code, _, comment = raw.partition("#")
+        stripped = code.strip()
+        if not stripped:
+            pending = pending + [comment.strip()] if comment else []
+            continue
+        decl, member = _DECL.match(code), _MEMBER.match(code)
+        name = decl.group(2) if decl else (member.group(1) if member else None)
+        if name is not None:
+            text = " ".join(pending + ([comment.strip()] if comment else [])).strip()
+            key = ".".join([s for s, _ in scope] + [name])
+            if text:
+                docs[f"{path.name}:{key}"] = text
+        pending = []
+        for ch in code:
+            if ch == "{":
+                depth += 1
+                if decl and (not scope or scope[-1][1] < depth):
+                    scope.append((decl.group(2), depth))
+                    decl = None
+            elif ch == "}":
+                if scope and scope[-1][1] == depth:
+                    scope.pop()
+                depth -= 1
+    return docs
+
+
 def compile_bundle(paths: Iterable[str | Path]) -> dict:
     """Compile the given .capnp files into the bundle dict (deterministic)."""
     import capnp
@@ -346,10 +389,19 @@ def compile_bundle(paths: Iterable[str | Path]) -> dict:
     paths = sorted(Path(p).resolve() for p in paths)
     compiler = _Compiler()
     parser = capnp.SchemaParser()
+    docs: dict[str, str] = {}
     for path in paths:
         module = parser.load(str(path), imports=[str(path.parent)])
         compiler.visit_parsed(module.schema)
+        docs.update(doc_comments(path))
     compiler.resolve_defaults()
+    for node in compiler.nodes.values():
+        if node["displayName"] in docs:
+            node["doc"] = docs[node["displayName"]]
+        for method in node.get("methods", []):
+            doc = docs.get(f"{node['displayName']}.{method['name']}")
+            if doc:
+                method["doc"] = doc
     return {
         "version": BUNDLE_VERSION,
         "files": [p.name for p in paths],

@@ -172,6 +172,35 @@ def type_name(t: Type) -> str:
     return t.name
 
 
+_CAPNP_NAMES = {
+    "void": "Void",
+    "bool": "Bool",
+    "int8": "Int8",
+    "int16": "Int16",
+    "int32": "Int32",
+    "int64": "Int64",
+    "uint8": "UInt8",
+    "uint16": "UInt16",
+    "uint32": "UInt32",
+    "uint64": "UInt64",
+    "float32": "Float32",
+    "float64": "Float64",
+    "text": "Text",
+    "data": "Data",
+    "capability": "Capability",
+    "anyPointer": "AnyPointer",
+}
+
+
+def capnp_type_name(t: Type) -> str:
+    """A type as a .capnp file spells it: `List(Text)`, `UInt32`, `ProcessHandle`."""
+    if isinstance(t, str):
+        return _CAPNP_NAMES.get(t, t)
+    if isinstance(t, ListType):
+        return f"List({capnp_type_name(t.element)})"
+    return t.name
+
+
 def _float_from_json(v: Any) -> float:
     if isinstance(v, str):
         return {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}[v]
@@ -243,6 +272,7 @@ class Bundle:
                 node = InterfaceType(node_id, n["name"], n["displayName"])
             else:
                 raise ValueError(f"unknown node kind {kind!r}")
+            node.doc = n.get("doc", "")  # the .capnp doc comment, for the manual
             self.nodes[node_id] = node
         # Pass 2: fill structs and interfaces.
         for node_id, n in raw.items():
@@ -304,6 +334,7 @@ class Bundle:
                 self.nodes[int(mj["params"], 16)],  # type: ignore[arg-type]
                 self.nodes[int(mj["results"], 16)],  # type: ignore[arg-type]
             )
+            m.doc = mj.get("doc", "")
             it.methods.append(m)
             it._by_name[m.name] = m
 

@@ -3,14 +3,16 @@
 It holds the kernel's bootstrap caps, reads the manifest through
 BootPackage in bounded chunks, and gives each service exactly the caps its
 entry names: kernel caps it holds itself, client facets of earlier
-services' exports, and the service's own exported endpoints. Then it waits
-for them; when all have ended it exits and the system halts.
+services' exports, and the service's own exported endpoints. It offers the
+broker what shells may receive, as soon as each offer's source exists.
+Then it waits for the services; when all have ended it exits and the
+system halts.
 """
 
 from __future__ import annotations
 
 from kernel.codec import decode
-from kernel.runtime import RemoteError, Runtime
+from kernel.runtime import Cap, RemoteError, Runtime
 
 CHUNK = 4096
 
@@ -29,48 +31,76 @@ def read_manifest(rt: Runtime) -> dict:
     return decode(rt.bundle.struct("SystemManifest"), bytes(data))
 
 
-def main(rt: Runtime) -> int:
-    console = rt.cap("console", "Console")
-    spawner = rt.cap("processSpawner", "ProcessSpawner")
-    manifest = read_manifest(rt)
-    exports: dict[tuple[str, str], object] = {}
-    handles = []
-    for service in manifest["initConfig"]["services"]:
+class Init:
+    def __init__(self, rt: Runtime, manifest: dict) -> None:
+        self.rt = rt
+        self.console = rt.cap("console", "Console")
+        self.manifest = manifest
+        self.exports: dict[tuple[str, str], Cap] = {}
+        self.handles: list[tuple[str, Cap]] = []
+        self.offers = list(manifest["initConfig"]["bundles"])
+
+    def say(self, text: str) -> None:
+        self.console.writeLine(text=f"init: {text}")
+
+    def source(self, source: dict) -> Cap | None:
+        """The cap a CapSource names, or None if it does not exist (yet)."""
+        if "kernel" in source:
+            return self.rt.caps.get(source["kernel"])
+        ref = source["import"]
+        return self.exports.get((ref["service"], ref["export"]))
+
+    def offer_ready_bundles(self) -> None:
+        admin = self.rt.caps.get("brokerAdmin")
+        for offer in list(self.offers):
+            cap = self.source(offer["cap"]["source"])
+            if cap is None or admin is None:
+                continue
+            self.offers.remove(offer)
+            admin.offer(name=offer["cap"]["name"], cap=cap, profiles=offer["profiles"])
+
+    def start(self, service: dict) -> None:
         grants = []
         for cap in service["caps"]:
-            source = cap["source"]
-            if "kernel" in source:
-                held = rt.caps.get(source["kernel"])
-                if held is None:
-                    console.writeLine(
-                        text=f"init: {service['name']}: no kernel cap "
-                        f"{source['kernel']!r} on this host; skipped"
-                    )
-                    continue
-                grants.append({"name": cap["name"], "source": {"cap": held}})
-            else:
-                ref = source["import"]
-                grants.append(
-                    {
-                        "name": cap["name"],
-                        "source": {"cap": exports[(ref["service"], ref["export"])]},
-                    }
+            held = self.source(cap["source"])
+            if held is None:
+                self.say(
+                    f"{service['name']}: {cap['name']!r} is not available on this host; "
+                    "starting without it"
                 )
+                continue
+            grants.append({"name": cap["name"], "source": {"cap": held}})
         for export in service["exports"]:
-            iface = rt.bundle.interface(export["interface"]).id
+            iface = self.rt.bundle.interface(export["interface"]).id
             grants.append({"name": export["name"], "source": {"newEndpoint": iface}})
+        spawner = self.rt.cap("processSpawner", "ProcessSpawner")
         try:
             result = spawner.spawn(
-                name=service["name"], binaryName=service["binary"], grants=grants
+                name=service["name"],
+                binaryName=service["binary"],
+                grants=grants,
+                freshSession=service["freshSession"],
             )
         except RemoteError as exc:
-            console.writeLine(text=f"init: cannot start {service['name']}: {exc}")
-            continue
+            self.say(f"cannot start {service['name']}: {exc}")
+            return
         for export, client in zip(service["exports"], result["clients"], strict=True):
-            exports[(service["name"], export["name"])] = client
-        handles.append((service["name"], result["handle"]))
-    for name, handle in handles:
-        code = handle.wait()["exitCode"]
-        if code != 0:
-            console.writeLine(text=f"init: {name} ended with status {code}")
-    return 0
+            self.exports[(service["name"], export["name"])] = client
+        self.handles.append((service["name"], result["handle"]))
+
+    def run(self) -> int:
+        for service in self.manifest["initConfig"]["services"]:
+            self.offer_ready_bundles()
+            self.start(service)
+        self.offer_ready_bundles()
+        for offer in self.offers:
+            self.say(f"bundle offer {offer['cap']['name']!r}: its source never appeared")
+        for name, handle in self.handles:
+            code = handle.wait()["exitCode"]
+            if code != 0:
+                self.say(f"{name} ended with status {code}")
+        return 0
+
+
+def main(rt: Runtime) -> int:
+    return Init(rt, read_manifest(rt)).run()

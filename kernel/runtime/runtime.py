@@ -38,7 +38,10 @@ class Cap:
         self.runtime = runtime
         self.cap_id = cap_id
         self.interface_id = interface_id
-        self.interface: InterfaceType | None = runtime.bundle.interface_by_id(interface_id)
+        try:
+            self.interface: InterfaceType | None = runtime.bundle.interface_by_id(interface_id)
+        except KeyError:  # an endpoint typed with an id this schema does not know
+            self.interface = None
         self.owned = owned  # bootstrap CapSet refs are not owned: dropping them keeps the cap
 
     def __getattr__(self, name: str) -> Callable[..., dict[str, Any]]:

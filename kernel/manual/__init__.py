@@ -1,0 +1,67 @@
+"""The manual corpus: hand-written pages plus one generated page per interface.
+
+The host builds it once at boot and hands it to the kernel's Manual cap,
+as capOS boot-packages a compiled ManualCorpus. A hand-written page is a
+Markdown file under `pages/<section>/<topic>.md` whose first line is its
+one-line summary; interface pages come from the schema bundle and the
+.capnp doc comments.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kernel.codec import Bundle, InterfaceType, StructType
+from kernel.codec.bundle import capnp_type_name
+
+PAGES = Path(__file__).resolve().parent / "pages"
+
+
+def build_corpus(bundle: Bundle | None = None) -> list[dict]:
+    bundle = bundle or Bundle.default()
+    pages = [_read(path) for path in sorted(PAGES.glob("*/*.md"))]
+    pages += [interface_page(i) for i in sorted(bundle.interfaces, key=lambda i: i.name)]
+    return pages
+
+
+def _read(path: Path) -> dict:
+    summary, _, body = path.read_text(encoding="utf-8").partition("\n")
+    return {
+        "topic": path.stem,
+        "section": path.parent.name,
+        "summary": summary.strip(),
+        "body": body.strip("\n") + "\n",
+    }
+
+
+def signature(struct: StructType) -> str:
+    """`(name :Text, grants :List(CapGrant))`, as the .capnp file writes it."""
+    return (
+        "("
+        + ", ".join(
+            f"{f.name} :{capnp_type_name(f.type) if f.group is None else 'group'}"
+            for f in struct.fields
+        )
+        + ")"
+    )
+
+
+def interface_page(interface: InterfaceType) -> dict:
+    lines = ["SYNOPSIS", f"    interface {interface.name} {{"]
+    for method in interface.methods:
+        lines.append(
+            f"      {method.name} @{method.ordinal} {signature(method.params)}"
+            f" -> {signature(method.results)};"
+        )
+    lines.append("    }")
+    if interface.methods:
+        lines += ["", "METHODS"]
+        for method in interface.methods:
+            lines.append(f"    {method.name}  {method.doc or '(no description)'}")
+    lines += ["", f"Interface id: 0x{interface.id:016x}", "See also: caps, methods, calls"]
+    return {
+        "topic": interface.name,
+        "section": "interfaces",
+        "summary": interface.doc or f"the {interface.name} interface",
+        "body": "\n".join(lines) + "\n",
+    }

@@ -1,0 +1,1 @@
+"""The native capability shell: an ordinary process holding a TerminalSession."""
