@@ -182,9 +182,7 @@ class Kernel:
         endpoints = []
         for grant_name, kind, value in grants:
             if kind == "newEndpoint":
-                serves = value or self._iface["ClientEndpoint"]
-                endpoint = Endpoint(next(self._endpoint_ids), proc, serves, self.secret)
-                proc.endpoints.append(endpoint)
+                endpoint = self.new_endpoint(proc, value)
                 endpoints.append(endpoint)
                 entry = CapEntry(
                     endpoint,
@@ -193,7 +191,7 @@ class Kernel:
                     Origin.SPAWN_GRANT,
                 )
             elif kind == "clientOf":
-                ep = value.obj
+                ep = value if isinstance(value, Endpoint) else value.obj
                 entry = CapEntry(ep.client, ep.serves, TransferPolicy.COPY, Origin.SPAWN_GRANT)
             else:
                 entry = CapEntry(value.obj, value.interface_id, value.policy, Origin.SPAWN_GRANT)
@@ -210,6 +208,18 @@ class Kernel:
             proc.table.clear()
             raise
         return proc, endpoints
+
+    def new_endpoint(self, owner: Process, serves: int) -> Endpoint:
+        """An endpoint `owner` serves; revoked when `owner` ends."""
+        endpoint = Endpoint(
+            next(self._endpoint_ids), owner, serves or self._iface["ClientEndpoint"], self.secret
+        )
+        owner.endpoints.append(endpoint)
+        return endpoint
+
+    @property
+    def endpoint_interface(self) -> int:
+        return self._iface["Endpoint"]
 
     def exit(self, pid: int, code: int) -> None:
         """The `exit` syscall."""

@@ -46,25 +46,33 @@ class ProcessSpawner(KernelService):
             )
         grants = self._resolve_grants(ctx, params["grants"])
         new_endpoints = [iface for _, kind, iface in grants if kind == "newEndpoint"]
+        caller_endpoints = [grant for grant in grants if grant[1] == "callerEndpoint"]
         client_indices = list(range(1, 1 + len(new_endpoints)))
-        answer = {"handle": 0, "clients": client_indices}
-        ctx.require_result_room(answer, 1 + len(client_indices))
+        first_owned = 1 + len(new_endpoints)
+        owned_indices = list(range(first_owned, first_owned + len(caller_endpoints)))
+        answer = {"handle": 0, "clients": client_indices, "endpoints": owned_indices}
+        ctx.require_result_room(answer, 1 + len(client_indices) + len(owned_indices))
         parent = ctx.caller
         try:
             parent.ledger.reserve(Resource.PROCESSES)
         except QuotaExceeded as exc:
             raise CapError.overloaded(f"cannot spawn {name!r}: {exc.message}") from None
         try:
-            ctx.reserve_result_caps(1 + len(new_endpoints))
+            ctx.reserve_result_caps(1 + len(new_endpoints) + len(caller_endpoints))
         except QuotaExceeded:
             parent.ledger.release(Resource.PROCESSES)
             raise
+        owned: list[Endpoint] = []
         try:
+            owned = self._caller_endpoints(parent, grants)
             session = self.kernel.new_session() if params["freshSession"] else None
             child, endpoints = self.kernel.create_process(
                 name, binary, grants, parent=parent, session=session
             )
         except BaseException:
+            for endpoint in owned:
+                endpoint.revoke()
+                parent.endpoints.remove(endpoint)
             parent.ledger.release(Resource.PROCESSES)
             parent.ledger.release(Resource.CAP_SLOTS, ctx.prereserved_caps)
             ctx.prereserved_caps = 0
@@ -79,7 +87,26 @@ class ProcessSpawner(KernelService):
             CapEntry(endpoint.client, endpoint.serves, TransferPolicy.COPY, Origin.RESULT_CAP)
             for endpoint in endpoints
         ]
+        results += [
+            CapEntry(
+                endpoint,
+                self.kernel.endpoint_interface,
+                TransferPolicy.NON_TRANSFERABLE,
+                Origin.RESULT_CAP,
+            )
+            for endpoint in owned
+        ]
         return answer, results
+
+    def _caller_endpoints(self, parent: Process, grants: list[tuple]) -> list[Endpoint]:
+        """Make the endpoints the caller will serve; their grants become clientOf them."""
+        owned = []
+        for index, (name, kind, iface) in enumerate(grants):
+            if kind == "callerEndpoint":
+                endpoint = self.kernel.new_endpoint(parent, iface)
+                owned.append(endpoint)
+                grants[index] = (name, "clientOf", endpoint)
+        return owned
 
     def _resolve_grants(self, ctx: CallContext, grants: list[dict]) -> list[tuple]:
         """Check every grant before anything is created: (name, kind, entry or iface)."""
@@ -115,6 +142,8 @@ class ProcessSpawner(KernelService):
                 resolved.append((name, "clientOf", entry))
             elif "newEndpoint" in source:
                 resolved.append((name, "newEndpoint", source["newEndpoint"]))
+            elif "callerEndpoint" in source:
+                resolved.append((name, "callerEndpoint", source["callerEndpoint"]))
             else:
                 raise CapError.invalid_argument(f"grant {name!r} names no source")
         return resolved

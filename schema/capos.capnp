@@ -64,6 +64,9 @@ struct CapGrant {
     newEndpoint @3 :UInt64;        # a fresh Endpoint owned by the child, serving the
                                    # interface with this id (0: untyped); the caller
                                    # receives its ClientEndpoint in `clients`
+    callerEndpoint @4 :UInt64;     # a fresh Endpoint owned by the caller (a shell's
+                                   # @stdio): the child gets its ClientEndpoint and
+                                   # the caller the raw Endpoint, in `endpoints`
   }
 }
 
@@ -72,7 +75,7 @@ interface ProcessSpawner {
   # freshSession: the child gets a new anonymous SessionContext instead of
   # inheriting the caller's (how init starts one shell per visitor).
   spawn @0 (name :Text, binaryName :Text, grants :List(CapGrant), freshSession :Bool)
-        -> (handle :ProcessHandle, clients :List(ClientEndpoint));
+        -> (handle :ProcessHandle, clients :List(ClientEndpoint), endpoints :List(Endpoint));
 }
 
 struct ProcessStatus {
