@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/capos-playground boot
+	$(BIN)/capos-playground shell
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

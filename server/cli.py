@@ -24,6 +24,21 @@ def _boot(args: argparse.Namespace) -> int:
     return boot_command(manifest=args.manifest, overlay=args.overlay)
 
 
+def _shell(args: argparse.Namespace) -> int:
+    from kernel.hosts.native import shell_command
+
+    return shell_command(manifest=args.manifest, overlay=args.overlay)
+
+
+def _add_manifest_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--manifest", help="boot manifest (TOML or JSON); default: the built-in one"
+    )
+    command.add_argument(
+        "--overlay", help="overlay merged on top (default: ./system.local.toml if present)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="capos-playground",
@@ -44,11 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     kernel.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     kernel.set_defaults(func=_bench_kernel)
 
-    boot = sub.add_parser("boot", help="boot the kernel natively, every process isolated")
-    boot.add_argument("--manifest", help="boot manifest (TOML or JSON); default: the built-in one")
-    boot.add_argument(
-        "--overlay", help="overlay merged on top (default: ./system.local.toml if present)"
-    )
+    shell = sub.add_parser("shell", help="boot natively and attach this terminal to the shell")
+    _add_manifest_options(shell)
+    shell.set_defaults(func=_shell)
+
+    boot = sub.add_parser("boot", help="boot natively with no terminal (services only)")
+    _add_manifest_options(boot)
     boot.set_defaults(func=_boot)
     return parser
 

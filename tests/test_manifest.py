@@ -42,10 +42,18 @@ def error_of(document: dict) -> str:
     return str(caught.value)
 
 
-def test_default_manifest_encodes_to_a_system_manifest_with_init_first():
+def test_default_manifest_starts_a_shell_in_its_own_session_with_bundles():
     manifest = decode(Bundle.default().struct("SystemManifest"), build())
     assert manifest["initConfig"]["init"] == "init"
-    assert [s["name"] for s in manifest["initConfig"]["services"]] == ["echo", "hello"]
+    shell = [s for s in manifest["initConfig"]["services"] if s["binary"] == "shell"]
+    assert len(shell) == 1 and shell[0]["freshSession"]
+    assert {c["name"] for c in shell[0]["caps"]} == {
+        "terminal",
+        "sessionManager",
+        "authorityBroker",
+    }
+    offers = {o["cap"]["name"]: o["profiles"] for o in manifest["initConfig"]["bundles"]}
+    assert offers["launcher"] == ["anonymous", "guest", "operator"]
 
 
 def test_unknown_top_level_field_names_the_field_and_the_accepted_ones():

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from kernel.hosts.native import NativeHost
-from kernel.manifest import build, encode_document
+from kernel.manifest import encode_document
 
 pytestmark = pytest.mark.native
 
@@ -47,9 +47,29 @@ def os_children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def test_default_system_runs_isolated_processes_that_talk_over_an_endpoint():
+def test_isolated_processes_talk_over_an_endpoint():
     console = Console()
-    with NativeHost(build(), console=console) as host:
+    image = system(
+        [
+            {
+                "name": "echo",
+                "binary": "echo-server",
+                "exports": [{"name": "echo", "interface": "Echo"}],
+                "caps": [],
+            },
+            {
+                "name": "hello",
+                "binary": "hello",
+                "caps": [
+                    {"name": "console", "source": {"kernel": "console"}},
+                    {"name": "info", "source": {"kernel": "systemInfo"}},
+                    {"name": "echo", "source": {"import": {"service": "echo", "export": "echo"}}},
+                ],
+            },
+        ],
+        {"echo-server": "kernel.programs.echo_server", "hello": "kernel.programs.hello"},
+    )
+    with NativeHost(image, console=console) as host:
         host.boot()
         out = run_until(host, console, "echo answered")
         assert "hello: echo answered 'hello through an endpoint'" in out

@@ -41,11 +41,33 @@ def kernel_caps(*names: str) -> list[dict]:
     return [{"name": n, "source": {"kernel": n}} for n in names]
 
 
-def test_default_manifest_boots_init_and_services_talk_over_an_endpoint():
-    host = boot()
+HELLO = system(
+    [
+        {
+            "name": "echo",
+            "binary": "echo-server",
+            "exports": [{"name": "echo", "interface": "Echo"}],
+            "caps": [],
+        },
+        {
+            "name": "hello",
+            "binary": "hello",
+            "caps": [
+                {"name": "console", "source": {"kernel": "console"}},
+                {"name": "info", "source": {"kernel": "systemInfo"}},
+                {"name": "echo", "source": {"import": {"service": "echo", "export": "echo"}}},
+            ],
+        },
+    ],
+    {"echo-server": "kernel.programs.echo_server", "hello": "kernel.programs.hello"},
+)
+
+
+def test_init_starts_services_that_talk_over_an_endpoint():
+    host = boot(HELLO)
     try:
         out = wait_for(host, b"echo answered")
-        assert "Welcome to capOS Playground" in out
+        assert "test system" in out  # the MOTD, through SystemInfo
         assert "hello: echo answered 'hello through an endpoint'" in out
         names = sorted(p.name for p in host.kernel.processes.values())
         assert names == ["echo", "init"]  # hello exited; echo serves on

@@ -16,18 +16,29 @@ import traceback
 from typing import NoReturn
 
 from kernel.kernel import Kernel, KernelConfig
+from kernel.manual import build_corpus
 from kernel.process import Process
 from kernel.runtime import ProcessEnded, Runtime
 
 
 class InProcessHost:
-    def __init__(self, manifest: bytes, config: KernelConfig | None = None) -> None:
+    def __init__(
+        self,
+        manifest: bytes,
+        config: KernelConfig | None = None,
+        *,
+        terminal: bool | None = None,
+    ) -> None:
+        """`terminal`: attach one (True: interactive, False: a script), or None for none."""
         self.cond = threading.Condition()
         self.console = bytearray()
+        self.screen = bytearray()  # what the attached terminal was sent
         self.crashes: dict[int, str] = {}
         self._threads: list[threading.Thread] = []
         self._stopping = False
-        self.kernel = Kernel(self, manifest, config)
+        self.kernel = Kernel(self, manifest, config, manual=build_corpus())
+        if terminal is not None:
+            self.kernel.attach_terminal(interactive=terminal)
         self._timer_thread = threading.Thread(target=self._run_timers, name="timers", daemon=True)
 
     # --- Host protocol ---------------------------------------------------------------
@@ -54,6 +65,23 @@ class InProcessHost:
 
     def console_write(self, proc: Process, data: bytes) -> None:
         self.console += data
+
+    def terminal_write(self, data: bytes) -> None:
+        self.screen += data
+
+    # --- the terminal, as a user at it ------------------------------------------------
+
+    def type(self, data: bytes) -> None:
+        with self.cond:
+            self.kernel.terminal.feed(data)
+            self.kernel.take_woken()
+            self.cond.notify_all()
+
+    def hang_up(self) -> None:
+        with self.cond:
+            self.kernel.terminal.close()
+            self.kernel.take_woken()
+            self.cond.notify_all()
 
     # --- running -------------------------------------------------------------------------
 

@@ -27,8 +27,10 @@ from pathlib import Path
 
 from kernel.abi import Header
 from kernel.hosts import zygote
+from kernel.hosts.tty import LocalTerminal
 from kernel.kernel import BootError, Kernel, KernelConfig
 from kernel.manifest import ManifestError, build
+from kernel.manual import build_corpus
 from kernel.process import Process
 
 SPAWN_REPLY_TIMEOUT_S = 10.0
@@ -63,9 +65,11 @@ class NativeHost:
         *,
         console: Callable[[Process, bytes], None] | None = None,
         spin_us: int = DEFAULT_SPIN_US,
+        terminal: LocalTerminal | None = None,
     ) -> None:
         self._console = console or _write_stdout
         self._spin_ns = spin_us * 1000
+        self._terminal = terminal
         self._natives: dict[int, _Native] = {}
         self._by_fd: dict[int, int] = {}
         self._exits: list[dict] = []
@@ -73,7 +77,11 @@ class NativeHost:
         self._epoll = select.epoll()
         self._zygote_sock, self._zygote = self._start_zygote()
         self._epoll.register(self._zygote_sock.fileno(), select.EPOLLIN)
-        self.kernel = Kernel(self, manifest, config)
+        self.kernel = Kernel(self, manifest, config, manual=build_corpus())
+        if terminal is not None:
+            cols, rows = terminal.size()
+            self.kernel.attach_terminal(interactive=terminal.interactive, cols=cols, rows=rows)
+            self._epoll.register(terminal.stdin, select.EPOLLIN)
 
     # --- zygote ----------------------------------------------------------------------
 
@@ -168,6 +176,10 @@ class NativeHost:
     def console_write(self, proc: Process, data: bytes) -> None:
         self._console(proc, data)
 
+    def terminal_write(self, data: bytes) -> None:
+        if self._terminal is not None:
+            self._terminal.write(data)
+
     def _forget(self, pid: int) -> None:
         native = self._natives.pop(pid, None)
         if native is None:
@@ -204,6 +216,9 @@ class NativeHost:
                 if fd == zygote_fd:
                     self._zygote_message()
                     continue
+                if self._terminal is not None and fd == self._terminal.stdin:
+                    self._terminal_input()
+                    continue
                 pid = self._by_fd.get(fd)
                 if pid is None:
                     continue
@@ -215,6 +230,19 @@ class NativeHost:
             self._wake()
             if kernel.fault_count != self._faults_seen:
                 self._report_faults()
+
+    def _terminal_input(self) -> None:
+        data = self._terminal.read()
+        if data is None:
+            return
+        if data:
+            self.kernel.terminal.feed(data)
+        else:  # end of input: readers see eof; stop watching the descriptor
+            self._epoll.unregister(self._terminal.stdin)
+            self.kernel.terminal.close()
+        if self._terminal.resized:
+            self._terminal.resized = False
+            self.kernel.terminal.resize(*self._terminal.size())
 
     def _poll(self, wait: float | None) -> list[tuple[int, int]]:
         """Ready descriptors: look for a bounded while (yielding the CPU), then block."""
@@ -339,6 +367,45 @@ def boot_command(manifest: str | None, overlay: str | None) -> int:
             except KeyboardInterrupt:
                 print("\ncapOS: shutting down", file=sys.stderr)
             return 0
+    except (BootError, HostError) as exc:
+        print(f"capos-playground: {exc}", file=sys.stderr)
+        return 1
+
+
+def shell_command(manifest: str | None, overlay: str | None) -> int:
+    """`capos-playground shell`: boot natively with this terminal attached to the shell.
+
+    Runs until the shell exits, then shuts everything down; the exit status
+    is the shell's.
+    """
+    try:
+        image = build(Path(manifest) if manifest else None, Path(overlay) if overlay else None)
+    except ManifestError as exc:
+        print(f"capos-playground: bad manifest: {exc}", file=sys.stderr)
+        return 2
+    terminal = LocalTerminal()
+    shells: list[Process] = []
+
+    def console(proc: Process, data: bytes) -> None:
+        terminal.write(data.replace(b"\n", b"\r\n") if terminal.interactive else data)
+
+    def shell_gone() -> bool:
+        live = [p for p in host.kernel.processes.values() if p.binary == "shell"]
+        if live and not shells:
+            shells.extend(live)
+        return bool(shells) and not live
+
+    try:
+        with terminal, NativeHost(image, console=console, terminal=terminal) as host:
+            host.boot()
+            try:
+                host.run(until=shell_gone)
+            except KeyboardInterrupt:
+                return 130
+            if not shells:
+                print("capos-playground: the system halted before a shell started", file=sys.stderr)
+                return 1
+            return shells[0].exit_code or 0
     except (BootError, HostError) as exc:
         print(f"capos-playground: {exc}", file=sys.stderr)
         return 1

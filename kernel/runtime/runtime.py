@@ -170,17 +170,23 @@ class Runtime:
             self.enter(1)
         return completed.pop(user_data)
 
-    def wait_any(self, user_datas: Iterable[int], timeout_ns: int | None = None) -> Cqe | None:
-        """The first of several outstanding requests to complete (None on timeout)."""
+    def ready(self, user_datas: Iterable[int], timeout_ns: int | None = None) -> int | None:
+        """The first of these requests to complete, left for collecting (None: timed out)."""
         wanted = list(user_datas)
+        completed = self._completed
         while True:
             for ud in wanted:
-                if ud in self._completed:
-                    return self._completed.pop(ud)
-            before = len(self._completed)
+                if ud in completed:
+                    return ud
+            before = len(completed)
             self.enter(1, timeout_ns)
-            if timeout_ns is not None and len(self._completed) == before:
+            if timeout_ns is not None and len(completed) == before:
                 return None
+
+    def wait_any(self, user_datas: Iterable[int], timeout_ns: int | None = None) -> Cqe | None:
+        """Like `ready`, but takes the completion (None: timed out)."""
+        user_data = self.ready(user_datas, timeout_ns)
+        return None if user_data is None else self._completed.pop(user_data)
 
     def next_user_data(self) -> int:
         return next(self._user_data)
@@ -315,11 +321,8 @@ class Runtime:
     def first(self, pendings: Iterable[Pending], timeout_ns: int | None = None) -> Pending | None:
         """The first of `pendings` to complete (None if `timeout_ns` passes first)."""
         by_ud = {p.user_data: p for p in pendings}
-        cqe = self.wait_any(by_ud, timeout_ns)
-        if cqe is None:
-            return None
-        self._completed[cqe.user_data] = cqe  # keep it for result()
-        return by_ud[cqe.user_data]
+        user_data = self.ready(by_ud, timeout_ns)
+        return None if user_data is None else by_ud[user_data]
 
     def raw_result(self, pending: Pending) -> tuple[Cqe, bytes]:
         """Wait for a call, free its buffer; raise its error or return its bytes."""

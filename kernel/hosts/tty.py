@@ -1,0 +1,69 @@
+"""The local terminal a native host attaches as the kernel's TerminalSession.
+
+Standard input and output, as they are: a real terminal is put in raw mode
+(the shell does its own line editing, and Ctrl-C arrives as a byte for the
+shell to interpret, never as a signal to the kernel) and restored on exit;
+a pipe or file is read line by line as a script.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import termios
+import tty
+from types import FrameType
+
+
+class LocalTerminal:
+    def __init__(self, stdin: int | None = None, stdout: int | None = None) -> None:
+        self.stdin = sys.stdin.fileno() if stdin is None else stdin
+        self.stdout = sys.stdout.fileno() if stdout is None else stdout
+        self.interactive = os.isatty(self.stdin)
+        self._saved: list | None = None
+        self.resized = False
+        self._old_winch = None
+
+    def size(self) -> tuple[int, int]:
+        if not self.interactive:
+            return 80, 24
+        size = shutil.get_terminal_size()
+        return size.columns, size.lines
+
+    def __enter__(self) -> LocalTerminal:
+        if self.interactive:
+            self._saved = termios.tcgetattr(self.stdin)
+            tty.setraw(self.stdin)
+            self._old_winch = signal.signal(signal.SIGWINCH, self._on_winch)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._saved is not None:
+            termios.tcsetattr(self.stdin, termios.TCSADRAIN, self._saved)
+            self._saved = None
+            signal.signal(signal.SIGWINCH, self._old_winch or signal.SIG_DFL)
+
+    def _on_winch(self, signum: int, frame: FrameType | None) -> None:
+        self.resized = True
+
+    def read(self) -> bytes | None:
+        """What is available on stdin: b"" at end of input, None if nothing yet."""
+        try:
+            return os.read(self.stdin, 4096)
+        except BlockingIOError:
+            return None
+        except OSError:
+            return b""
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            try:
+                written = os.write(self.stdout, view)
+            except BlockingIOError:
+                continue
+            except OSError:  # the terminal went away: nobody to show it to
+                return
+            view = view[written:]

@@ -1,0 +1,124 @@
+"""`help` and `help TOPIC`: what each command does, with playground additions marked.
+
+Commands marked [ext] are playground extensions; the rest are capOS's own
+(run, spawn, wait, login, setup, guest, man, apropos, exit).
+"""
+
+from __future__ import annotations
+
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": (
+        "run a program in the foreground and wait for it",
+        """\
+run "BINARY" with { NAME: @CAP, NAME: client @CAP, ... }
+
+Starts BINARY as a new process holding exactly the caps written, nothing
+implicit, and gives it the terminal until it exits. Ctrl-C kills it.
+  @name          pass a cap this shell holds (see: caps)
+  client @name   pass the client side of an endpoint
+  client @stdio  a fresh StdIO endpoint this shell serves for the child
+Example: run "chat-client" with { stdio: client @stdio, chat: client @chat }
+""",
+    ),
+    "spawn": (
+        "start a program in the background",
+        """\
+spawn "BINARY" with { ... }
+
+Like run, but the shell keeps the terminal. Prints the job number:
+use wait %N to bring it to the foreground, kill %N to end it.
+""",
+    ),
+    "wait": (
+        "bring a background job to the foreground until it ends",
+        """\
+wait [%N]      the most recent job, or job N
+""",
+    ),
+    "ps": ("[ext] list this shell's jobs", "ps\n"),
+    "kill": ("[ext] end a job through its ProcessHandle", "kill [%N]\n"),
+    "caps": (
+        "[ext] list the caps this shell holds",
+        """\
+caps
+
+Each cap's name, interface and origin: the broker-issued bundle of this
+session's profile, or a let binding. A shell can do nothing else.
+""",
+    ),
+    "methods": ("[ext] list a cap's methods with their types", "methods NAME\n"),
+    "calls": (
+        "[ext] call a method: NAME.method(field=value, ...)",
+        """\
+NAME.method(field=value, ...)
+
+Checked against the schema before anything is sent: an unknown method, a
+wrong type or a missing field is named. Values:
+  "text"  b"bytes"  42  -7  0x1f  3.5  true  false  null  [1, 2]
+  { field: value }   @name (a cap)   operator (an enum name)
+Bool and List parameters may be left out (false, empty).
+Examples:  timer.now()    entropy.getRandom(len=8)
+""",
+    ),
+    "let": (
+        "[ext] keep a call's result caps under a name",
+        """\
+let NAME = CAP.method(...)     keep the result (its caps stay held)
+let NAME = spawn "..."         keep a child's ProcessHandle
+let NAME = @CAP                another name for a cap
+One cap in the result: NAME is that cap. Several: NAME.field names each.
+""",
+    ),
+    "release": ("[ext] give back a let-bound cap (RELEASE)", "release NAME\n"),
+    "login": (
+        "log in: asks username> and a hidden password>",
+        """\
+login [USERNAME]
+
+Checks the account through the SessionManager; on success the broker's
+operator bundle replaces this session's caps. Failures are rate-limited.
+""",
+    ),
+    "setup": (
+        "create a volatile operator account, then log in",
+        """\
+setup [USERNAME]
+
+Asks for a password twice (hidden). The account lasts until the system halts.
+""",
+    ),
+    "guest": ("switch to the guest profile", "guest\n"),
+    "logout": ("[ext] back to the anonymous profile", "logout\n"),
+    "whoami": ("[ext] this session's profile and provenance", "whoami\n"),
+    "man": (
+        "read a manual page",
+        "man TOPIC      (topics: apropos WORD; interfaces: man Console)\n",
+    ),
+    "apropos": ("find manual pages about a word", "apropos WORD\n"),
+    "history": ("[ext] the lines typed so far", "history\n"),
+    "clear": ("[ext] clear the screen", "clear\n"),
+    "help": ("this help; help TOPIC for more", "help [TOPIC]\n"),
+    "exit": ("leave the shell", "exit\n"),
+}
+
+KEYS = """\
+Keys: Left/Right, Home/End (Ctrl-A/E), Up/Down history, Tab completes commands,
+caps and methods, Ctrl-C interrupts the foreground child or call, Ctrl-D ends input.
+"""
+
+
+def overview() -> str:
+    width = max(len(name) for name in COMMANDS)
+    lines = ["Commands ([ext] marks playground extensions to capOS's shell):"]
+    lines += [f"  {name:<{width}}  {summary}" for name, (summary, _) in COMMANDS.items()]
+    lines.append("help TOPIC for details; man TOPIC for the manual (man Console, man run).")
+    return "\n".join(lines) + "\n" + KEYS
+
+
+def topic(name: str) -> str:
+    entry = COMMANDS.get(name)
+    if entry is None:
+        known = ", ".join(COMMANDS)
+        return f"help: no topic {name!r}. Topics: {known}\n"
+    summary, body = entry
+    return f"{name}: {summary}\n\n{body}"

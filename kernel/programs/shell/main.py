@@ -1,0 +1,48 @@
+"""The `shell` binary: anonymous bundle, MOTD, then read-evaluate until exit."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+
+from kernel.programs.shell.commands import Commands
+from kernel.programs.shell.completion import Completer
+from kernel.programs.shell.lineedit import EndOfInput, Interrupt, Line
+from kernel.programs.shell.shell import Shell
+from kernel.runtime import RemoteError, Runtime
+
+
+def main(rt: Runtime) -> int:
+    shell = Shell(rt)
+    commands = Commands(shell)
+    commands.adopt(rt.call(shell.sessions, "anonymous")["session"])
+
+    @functools.cache
+    def manual_topics() -> list[str]:
+        manual = shell.names.get("manual")
+        if manual is None or manual.cap is None:
+            return []
+        return [page["topic"] for page in manual.cap.topics()["pages"]]
+
+    shell.completer = Completer(shell, list(commands.builtins), manual_topics)
+    info = shell.names.get("systemInfo")
+    if info is not None and info.cap is not None:
+        shell.hostname = info.cap.hostname()["name"]
+        with contextlib.suppress(RemoteError):
+            shell.out(info.cap.motd()["text"].rstrip("\n") + "\n")
+    while True:
+        who = shell.username or shell.profile
+        shell.events.extend(shell.editor.prompt(f"{who}@{shell.hostname}> "))
+        event = shell.next_event()
+        if isinstance(event, EndOfInput):
+            break
+        if isinstance(event, Interrupt):
+            continue
+        assert isinstance(event, Line)
+        if not commands.execute(event.text):
+            break
+    for job in list(shell.jobs.values()):  # exit ends what this shell started
+        job.handle.kill()
+    if shell.interactive:
+        shell.out("\n" if shell.editor.reading else "")
+    return 0
