@@ -34,6 +34,7 @@ class InProcessHost:
         self.console = bytearray()
         self.screen = bytearray()  # what the attached terminal was sent
         self.crashes: dict[int, str] = {}
+        self.started: list[Process] = []
         self._threads: list[threading.Thread] = []
         self._stopping = False
         self.kernel = Kernel(self, manifest, config, manual=build_corpus())
@@ -48,6 +49,7 @@ class InProcessHost:
 
     def start(self, proc: Process, module: str) -> None:
         program = importlib.import_module(module)
+        self.started.append(proc)
         thread = threading.Thread(
             target=self._run_process, args=(proc, program), name=f"pid{proc.pid}", daemon=True
         )

@@ -74,6 +74,7 @@ Command = Launch | Call | Let | Builtin | None
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*(?:\.[A-Za-z_][A-Za-z0-9_\-]*)*")
 _NUMBER = re.compile(r"-?(?:0[xX][0-9a-fA-F_]+|\d[\d_]*(?:\.\d+)?(?:[eE][+-]?\d+)?)")
+_JOB = re.compile(r"%\d+")  # a job, as in wait %1
 _PUNCT = set("{}()[],:=@")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
 
@@ -101,6 +102,9 @@ def tokenize(text: str) -> list[Token]:
             is_hex = raw.lower().lstrip("-").startswith("0x")
             is_float = not is_hex and any(c in raw for c in ".eE")
             tokens.append(Token("number", float(raw) if is_float else int(raw, 0), i))
+            i = m.end()
+        elif m := _JOB.match(text, i):
+            tokens.append(Token("name", m.group(), i))
             i = m.end()
         elif m := _NAME.match(text, i):
             tokens.append(Token("name", m.group(), i))
