@@ -157,7 +157,8 @@ assert SQE.size == SQE_SIZE
 #  8   4   result          >= 0: bytes written to the result buffer; < 0: Err
 # 12   2   flags           CqeFlags
 # 14   2   cap_count       CapTransferResult records at caps_addr
-# 16   8   call_id         RECV: the id to RETURN with
+# 16   8   call_id         RECV: the id to RETURN with; a RECV's RESULT_TOO_SMALL: the
+#                          buffer size the waiting call needs
 # 24   4   caps_addr       buffer-area offset of the records (8-aligned, after the message)
 # 28   4   exception_len   APPLICATION_EXCEPTION: bytes of CapException in the result buffer
 CQE = struct.Struct("<QiHHQII")

@@ -157,8 +157,20 @@ class Endpoint(CapObject):
                 continue
             ncaps = len(call.transfer.items) if call.transfer else 0
             needed = abi.RECV_HEADER_SIZE + len(call.params)
+            total = abi.align8(needed) + ncaps * abi.CAP_RECORD_SIZE
+            if total > self.owner.ring.buffer_size:  # no RECV could ever take it
+                calls.popleft()
+                self._drop(call)
+                call.reply.fail(
+                    CapError.invalid_argument(
+                        f"a {total}-byte call cannot fit the server's {self.owner.ring.buffer_size}"
+                        "-byte buffer area"
+                    )
+                )
+                continue
             if not recv.fits(needed, ncaps):
-                recvs.popleft().transport(Err.RESULT_TOO_SMALL)  # the call waits for the next
+                # The call waits for the next RECV; call_id says how big that must be.
+                recvs.popleft().post(Err.RESULT_TOO_SMALL, call_id=total)
                 continue
             calls.popleft()
             records: list[tuple[int, int]] = []

@@ -32,5 +32,5 @@ class Host(Protocol):
     def console_write(self, proc: Process, data: bytes) -> None:
         """Output a process wrote to its Console cap."""
 
-    def terminal_write(self, data: bytes) -> None:
-        """Output for the attached terminal (only hosts that attach one are asked)."""
+    def terminal_write(self, name: str, data: bytes) -> None:
+        """Output for the terminal attached as `name` (only hosts that attach one are asked)."""

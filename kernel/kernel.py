@@ -102,7 +102,7 @@ class Kernel:
             "brokerAdmin": BrokerAdmin(broker),
             "manual": Manual(list(manual)),
         }
-        self.terminal: Terminal | None = None
+        self.terminals: dict[str, Terminal] = {}
         self._ops = {
             Op.CALL: self._op_call,
             Op.RECV: self._op_recv,
@@ -136,11 +136,16 @@ class Kernel:
         )
         return init
 
-    def attach_terminal(self, *, interactive: bool, cols: int = 80, rows: int = 24) -> Terminal:
-        """The host's terminal, as the `terminal` kernel cap init hands on. Before boot."""
-        self.terminal = Terminal(self, interactive=interactive, cols=cols, rows=rows)
-        self.kernel_caps["terminal"] = self.terminal
-        return self.terminal
+    def attach_terminal(
+        self, name: str = "terminal", *, interactive: bool, cols: int = 80, rows: int = 24
+    ) -> Terminal:
+        """A host terminal, among the caps init receives under `name`. Before boot."""
+        if name in self.kernel_caps and name not in self.terminals:
+            raise ValueError(f"{name!r} is already a kernel cap")
+        terminal = Terminal(self, name, interactive=interactive, cols=cols, rows=rows)
+        self.terminals[name] = terminal
+        self.kernel_caps[name] = terminal
+        return terminal
 
     def new_session(self, profile: str = "anonymous") -> SessionContext:
         """A fresh SessionContext: a trusted spawn path's alternative to inheriting."""

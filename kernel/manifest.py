@@ -173,8 +173,10 @@ def validate(document: dict[str, Any], bundle: Bundle | None = None) -> dict[str
                         f"{ref.get('export')}, which no earlier service exports "
                         "(services start in order: list exporters first)"
                     )
-            elif "kernel" not in source:
-                raise ManifestError(f"{path}.caps[{c_index}]: source needs `kernel` or `import`")
+            elif "kernel" not in source and "terminal" not in source:
+                raise ManifestError(
+                    f"{path}.caps[{c_index}]: source needs `kernel`, `import` or `terminal`"
+                )
         exported[name] = set(export_names)
     for index, offer in enumerate(init_config.get("bundles", [])):
         path = f"$.initConfig.bundles[{index}]"

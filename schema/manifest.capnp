@@ -47,6 +47,8 @@ struct CapSource {
   source :union {
     kernel @1 :KernelCap;        # a capability init received from the kernel
     import @2 :ServiceExport;    # the client facet of another service's export
+    terminal @3 :Text;           # a terminal the host attached under this name
+                                 # (a host may attach several: one shell each)
   }
 }
 

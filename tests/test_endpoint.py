@@ -277,3 +277,26 @@ def test_callers_session_reaches_the_server_as_an_endpoint_scoped_reference():
     assert client.proc.session.session_id not in b"".join(
         r.to_bytes(8, "little") for pair_ in refs for r in pair_
     )
+
+
+def test_recv_too_small_says_how_big_the_waiting_call_needs():
+    m = Machine()
+    server, client = pair(m)
+    client.run(client.call_sqe("echo", "Echo", "echo", {"data": b"z" * 300}))
+    [small] = server.run(server.recv_sqe(result_len=64))
+    assert small.result == Err.RESULT_TOO_SMALL
+    [ok] = server.run(server.recv_sqe(result_len=small.call_id))
+    assert ok.result > 0
+
+
+def test_a_call_no_recv_could_ever_hold_fails_instead_of_blocking_the_queue():
+    m = Machine()
+    server, client = pair(m)
+    server.proc.ring.buffer_size = 2048  # a server with a small buffer area
+    huge = client.call_sqe("echo", "Echo", "echo", {"data": b"h" * 5000}, result_len=256)
+    normal = client.call_sqe("echo", "Echo", "echo", {"data": b"n"})
+    client.run(huge, normal)
+    [cqe] = server.run(server.recv_sqe(result_len=1024))
+    assert cqe.result > 0  # the normal call was delivered: nothing blocks the queue
+    failed = {c.user_data: c for c in client.enter()}[huge.user_data]
+    assert client.exception(failed, huge)["type"] == "invalidArgument"

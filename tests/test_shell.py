@@ -46,8 +46,12 @@ def shell_session(script: str, *, timeout: float = 20.0, hang_up: bool = True) -
         host.shutdown()
 
 
+MOTD = load_document(DEFAULT_MANIFEST)["kernelParams"]["motd"].rstrip("\n") + "\n"
+
+
 def after_motd(screen: str) -> list[str]:
-    return screen.split("client @adventure }\n", 1)[1].splitlines()
+    assert screen.startswith(MOTD), screen
+    return screen[len(MOTD) :].splitlines()
 
 
 def test_motd_comes_first_and_names_the_demo_commands():
@@ -73,16 +77,18 @@ def test_methods_shows_parameter_and_result_types():
 
 
 def test_typed_calls_are_checked_against_the_schema_before_sending():
-    lines = after_motd(shell_session(
-        "timer.now()\n"
-        "timer.nw()\n"
-        "timer.sleep(ns=\"soon\")\n"
-        "timer.sleep()\n"
-        "timer.sleep(ns=1, extra=2)\n"
-        "timer.sleep(ns=-1)\n"
-        "nosuch.now()\n"
-        "exit\n"
-    ))
+    lines = after_motd(
+        shell_session(
+            "timer.now()\n"
+            "timer.nw()\n"
+            'timer.sleep(ns="soon")\n'
+            "timer.sleep()\n"
+            "timer.sleep(ns=1, extra=2)\n"
+            "timer.sleep(ns=-1)\n"
+            "nosuch.now()\n"
+            "exit\n"
+        )
+    )
     assert lines[0].startswith("ns = ") and int(lines[0][5:]) > 0
     assert lines[1] == "Timer has no method 'nw' (did you mean now?) (it has: now, sleep)"
     assert lines[2] == 'timer.sleep: ns expects UInt64 (a whole number), got "soon"'
@@ -110,7 +116,7 @@ def test_let_keeps_result_caps_and_release_gives_them_back():
     )
     lines = after_motd(screen)
     assert lines[0] == "kid = <ProcessHandle cap>"
-    assert lines[1].startswith('status = { pid: ') and "running: (void)" in lines[1]
+    assert lines[1].startswith("status = { pid: ") and "running: (void)" in lines[1]
     assert lines[2] == "released kid"
     assert lines[3] == "no cap named 'kid' in this shell: type caps"
     assert lines[4] == "t = <Timer cap>"
@@ -118,17 +124,17 @@ def test_let_keeps_result_caps_and_release_gives_them_back():
 
 
 def test_unkept_result_caps_are_released_and_the_user_is_told():
-    lines = after_motd(shell_session(
-        'launcher.spawn(name="k", binaryName="quick", grants=[])\nexit\n'
-    ))
+    lines = after_motd(
+        shell_session('launcher.spawn(name="k", binaryName="quick", grants=[])\nexit\n')
+    )
     assert lines[0].startswith("handle = <ProcessHandle cap>")
     assert lines[-1] == "(caps not kept: let NAME = launcher.spawn(...) keeps them)"
 
 
 def test_run_serves_stdio_and_waits_for_the_child():
-    lines = after_motd(shell_session(
-        'run "greeter" with { stdio: client @stdio }\nAda\nbye\ncaps\nexit\n'
-    ))
+    lines = after_motd(
+        shell_session('run "greeter" with { stdio: client @stdio }\nAda\nbye\ncaps\nexit\n')
+    )
     assert lines[:3] == ["greeter ready", "hello, Ada!", "greeter: exit 3"]
     assert lines[3].startswith("NAME")
 
@@ -139,14 +145,9 @@ def test_child_reads_end_of_input_when_the_script_ends():
 
 
 def test_spawn_runs_in_the_background_and_wait_brings_it_forward():
-    lines = after_motd(shell_session(
-        'spawn "greeter" with { stdio: client @stdio }\n'
-        "ps\n"
-        "wait %1\n"
-        "Bo\n"
-        "bye\n"
-        "exit\n"
-    ))
+    lines = after_motd(
+        shell_session('spawn "greeter" with { stdio: client @stdio }\nps\nwait %1\nBo\nbye\nexit\n')
+    )
     assert lines[0].startswith("[1] greeter (pid ")
     assert "greeter ready" in lines
     ps = lines[lines.index("JOB  PID  STATE      BINARY") + 1]
@@ -156,60 +157,65 @@ def test_spawn_runs_in_the_background_and_wait_brings_it_forward():
 
 
 def test_kill_ends_a_background_job():
-    lines = after_motd(shell_session(
-        'spawn "sleeper" with { timer: @timer }\nkill %1\nps\nexit\n'
-    ))
+    lines = after_motd(shell_session('spawn "sleeper" with { timer: @timer }\nkill %1\nps\nexit\n'))
     assert lines[0].startswith("[1] sleeper")
     assert any(line.startswith("[1] done  sleeper  (killed (killed by pid") for line in lines)
     assert lines[-1] == "no jobs"
 
 
 def test_ctrl_c_kills_the_foreground_child_not_the_shell():
-    lines = after_motd(shell_session(
-        'run "sleeper" with { timer: @timer }\n\x03caps\nexit\n', hang_up=False
-    ))
+    lines = after_motd(
+        shell_session('run "sleeper" with { timer: @timer }\n\x03caps\nexit\n', hang_up=False)
+    )
     assert lines[0].startswith("sleeper: killed (killed by pid")
     assert lines[1].startswith("NAME")
 
 
 def test_ctrl_c_interrupts_a_long_call():
-    lines = after_motd(shell_session("timer.sleep(ns=60000000000)\n\x03caps\nexit\n",
-                                     hang_up=False))
+    lines = after_motd(
+        shell_session("timer.sleep(ns=60000000000)\n\x03caps\nexit\n", hang_up=False)
+    )
     assert lines[0] == "timer.sleep: interrupted (its answer will be dropped)"
     assert lines[1].startswith("NAME")
 
 
 def test_refused_grants_name_the_problem():
-    lines = after_motd(shell_session(
-        'run "greeter" with { stdio: client @stdio, x: @disk }\n'
-        'run "greeter" with { stdio: client @stdio, t: client @timer }\n'
-        'run "greeter" with { stdio: @stdio }\n'
-        'run "nope"\n'
-        'run "greeter" with { a: @timer, a: @timer }\n'
-        "exit\n"
-    ))
+    lines = after_motd(
+        shell_session(
+            'run "greeter" with { stdio: client @stdio, x: @disk }\n'
+            'run "greeter" with { stdio: client @stdio, t: client @timer }\n'
+            'run "greeter" with { stdio: @stdio }\n'
+            'run "nope"\n'
+            'run "greeter" with { a: @timer, a: @timer }\n'
+            "exit\n"
+        )
+    )
     assert lines[0] == "no cap named 'disk' in this shell: type caps"
-    assert lines[1] == ("grant 't': client @timer needs an endpoint, but @timer is a Timer "
-                        "(pass it as @timer)")
+    assert lines[1] == (
+        "grant 't': client @timer needs an endpoint, but @timer is a Timer (pass it as @timer)"
+    )
     assert lines[2].startswith("grant 'stdio': write client @stdio")
     assert lines[3].startswith("error: invalidArgument: no binary 'nope' in the boot package")
     assert lines[4] == "syntax error: grant 'a' is named twice"
 
 
 def test_setup_login_guest_logout_swap_the_bundle():
-    lines = after_motd(shell_session(
-        "setup\nalice\nsecret\nsecret\n"
-        "whoami\n"
-        "logout\n"
-        "whoami\n"
-        "login\nalice\nsecret\n"
-        "guest\n"
-        "caps\n"
-        "exit\n"
-    ))
+    lines = after_motd(
+        shell_session(
+            "setup\nalice\nsecret\nsecret\n"
+            "whoami\n"
+            "logout\n"
+            "whoami\n"
+            "login\nalice\nsecret\n"
+            "guest\n"
+            "caps\n"
+            "exit\n"
+        )
+    )
     assert lines[1] == "setup: now alice (operator); type caps to see what you hold"
-    assert lines[2].startswith("alice  profile=operator") and "via setup -> password-login" in \
-        lines[2]
+    assert (
+        lines[2].startswith("alice  profile=operator") and "via setup -> password-login" in lines[2]
+    )
     assert lines[3] == "logout: back to anonymous"
     assert lines[4].startswith("(no account)  profile=anonymous")
     assert lines[5] == "login: now alice (operator); type caps to see what you hold"
@@ -219,11 +225,13 @@ def test_setup_login_guest_logout_swap_the_bundle():
 
 
 def test_wrong_passwords_are_refused_then_rate_limited():
-    lines = after_motd(shell_session(
-        "setup\nbob\nright\nright\nlogout\n"
-        + "login\nbob\nwrong\n" * 4
-        + "login\nbob\nright\nexit\n"
-    ))
+    lines = after_motd(
+        shell_session(
+            "setup\nbob\nright\nright\nlogout\n"
+            + "login\nbob\nwrong\n" * 4
+            + "login\nbob\nright\nexit\n"
+        )
+    )
     refusals = [line for line in lines if line.startswith("login:")]
     assert refusals[:3] == ["login: login incorrect"] * 3  # the third starts a delay
     assert refusals[3].startswith("login: too many failed logins: try again in ")
@@ -231,16 +239,17 @@ def test_wrong_passwords_are_refused_then_rate_limited():
 
 
 def test_setup_refuses_mismatched_passwords_and_bad_names():
-    lines = after_motd(shell_session(
-        "setup\ncarol\none\ntwo\nsetup\nNot Valid\npassword\npassword\nexit\n"
-    ))
+    lines = after_motd(
+        shell_session("setup\ncarol\none\ntwo\nsetup\nNot Valid\npassword\npassword\nexit\n")
+    )
     assert lines[1] == "setup: the passwords differ; nothing was created"
     assert lines[3].startswith("setup: a username is 1-32 of a-z 0-9 _ -")
 
 
 def test_help_man_and_apropos():
-    lines = after_motd(shell_session("help\nhelp run\nman Timer\napropos session\nman nosuch\n"
-                                     "exit\n"))
+    lines = after_motd(
+        shell_session("help\nhelp run\nman Timer\napropos session\nman nosuch\nexit\n")
+    )
     text = "\n".join(lines)
     assert "caps     [ext] list the caps this shell holds" in text
     assert 'run "BINARY" with { NAME: @CAP, NAME: client @CAP, ... }' in text

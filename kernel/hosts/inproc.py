@@ -28,11 +28,13 @@ class InProcessHost:
         config: KernelConfig | None = None,
         *,
         terminal: bool | None = None,
+        extra_terminals: tuple[str, ...] = (),
     ) -> None:
-        """`terminal`: attach one (True: interactive, False: a script), or None for none."""
+        """`terminal`: attach one (True: interactive, False: a script), or None for none;
+        `extra_terminals`: more script terminals, by name (for several shells)."""
         self.cond = threading.Condition()
         self.console = bytearray()
-        self.screen = bytearray()  # what the attached terminal was sent
+        self.screens: dict[str, bytearray] = {}  # what each attached terminal was sent
         self.crashes: dict[int, str] = {}
         self.started: list[Process] = []
         self._threads: list[threading.Thread] = []
@@ -40,6 +42,10 @@ class InProcessHost:
         self.kernel = Kernel(self, manifest, config, manual=build_corpus())
         if terminal is not None:
             self.kernel.attach_terminal(interactive=terminal)
+            self.screens["terminal"] = bytearray()
+        for name in extra_terminals:
+            self.kernel.attach_terminal(name, interactive=False)
+            self.screens[name] = bytearray()
         self._timer_thread = threading.Thread(target=self._run_timers, name="timers", daemon=True)
 
     # --- Host protocol ---------------------------------------------------------------
@@ -68,20 +74,24 @@ class InProcessHost:
     def console_write(self, proc: Process, data: bytes) -> None:
         self.console += data
 
-    def terminal_write(self, data: bytes) -> None:
-        self.screen += data
+    def terminal_write(self, name: str, data: bytes) -> None:
+        self.screens[name] += data
 
-    # --- the terminal, as a user at it ------------------------------------------------
+    @property
+    def screen(self) -> bytearray:
+        return self.screens["terminal"]
 
-    def type(self, data: bytes) -> None:
+    # --- a terminal, as a user at it ------------------------------------------------
+
+    def type(self, data: bytes, terminal: str = "terminal") -> None:
         with self.cond:
-            self.kernel.terminal.feed(data)
+            self.kernel.terminals[terminal].feed(data)
             self.kernel.take_woken()
             self.cond.notify_all()
 
-    def hang_up(self) -> None:
+    def hang_up(self, terminal: str = "terminal") -> None:
         with self.cond:
-            self.kernel.terminal.close()
+            self.kernel.terminals[terminal].close()
             self.kernel.take_woken()
             self.cond.notify_all()
 

@@ -80,7 +80,9 @@ class NativeHost:
         self.kernel = Kernel(self, manifest, config, manual=build_corpus())
         if terminal is not None:
             cols, rows = terminal.size()
-            self.kernel.attach_terminal(interactive=terminal.interactive, cols=cols, rows=rows)
+            self._attached = self.kernel.attach_terminal(
+                interactive=terminal.interactive, cols=cols, rows=rows
+            )
             self._epoll.register(terminal.stdin, select.EPOLLIN)
 
     # --- zygote ----------------------------------------------------------------------
@@ -176,7 +178,7 @@ class NativeHost:
     def console_write(self, proc: Process, data: bytes) -> None:
         self._console(proc, data)
 
-    def terminal_write(self, data: bytes) -> None:
+    def terminal_write(self, name: str, data: bytes) -> None:
         if self._terminal is not None:
             self._terminal.write(data)
 
@@ -236,13 +238,13 @@ class NativeHost:
         if data is None:
             return
         if data:
-            self.kernel.terminal.feed(data)
+            self._attached.feed(data)
         else:  # end of input: readers see eof; stop watching the descriptor
             self._epoll.unregister(self._terminal.stdin)
-            self.kernel.terminal.close()
+            self._attached.close()
         if self._terminal.resized:
             self._terminal.resized = False
-            self.kernel.terminal.resize(*self._terminal.size())
+            self._attached.resize(*self._terminal.size())
 
     def _poll(self, wait: float | None) -> list[tuple[int, int]]:
         """Ready descriptors: look for a bounded while (yielding the CPU), then block."""

@@ -47,6 +47,8 @@ class Init:
         """The cap a CapSource names, or None if it does not exist (yet)."""
         if "kernel" in source:
             return self.rt.caps.get(source["kernel"])
+        if "terminal" in source:
+            return self.rt.caps.get(source["terminal"])
         ref = source["import"]
         return self.exports.get((ref["service"], ref["export"]))
 

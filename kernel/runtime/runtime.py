@@ -397,8 +397,15 @@ class Runtime:
             self.arena.free(addr)
 
     def recv(self, endpoint: Cap, size: int = DEFAULT_RESULT_SIZE) -> Incoming:
-        user_data, addr = self.recv_submit(endpoint, size)
-        return self.recv_complete(self.wait(user_data), addr)
+        """The next call; a call bigger than `size` is received into a buffer it fits."""
+        while True:
+            user_data, addr = self.recv_submit(endpoint, size)
+            cqe = self.wait(user_data)
+            if cqe.result == Err.RESULT_TOO_SMALL and cqe.call_id > size:
+                self.arena.free(addr)
+                size = cqe.call_id
+                continue
+            return self.recv_complete(cqe, addr)
 
     def return_(
         self,
@@ -471,7 +478,12 @@ class Runtime:
                 # The RETURN CQEs come at once, the RECV when a caller does: wait for all.
                 unreaped = sum(1 for r in returns if r[0] not in self._completed)
                 self.enter(unreaped + 1)
-            incoming = self.recv_complete(self._completed.pop(recv_ud), recv_addr)
+            cqe = self._completed.pop(recv_ud)
+            if cqe.result == Err.RESULT_TOO_SMALL and cqe.call_id > DEFAULT_RESULT_SIZE:
+                self.arena.free(recv_addr)  # a big call: take it into a buffer it fits
+                incoming = self.recv(endpoint, cqe.call_id)
+            else:
+                incoming = self.recv_complete(cqe, recv_addr)
             for pending in [r for r in returns if r[0] in self._completed]:
                 returns.remove(pending)
                 try:

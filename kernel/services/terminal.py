@@ -25,9 +25,12 @@ MAX_BUFFERED_INPUT = 256 * 1024  # a paste bigger than this is cut, and says so
 class Terminal(KernelService):
     interface_name = "TerminalSession"
 
-    def __init__(self, kernel: Kernel, *, interactive: bool, cols: int, rows: int) -> None:
+    def __init__(
+        self, kernel: Kernel, name: str, *, interactive: bool, cols: int, rows: int
+    ) -> None:
         super().__init__()
         self.kernel = kernel
+        self.name = name
         self.interactive = interactive
         self.cols, self.rows = cols, rows
         self._input = bytearray()
@@ -41,7 +44,7 @@ class Terminal(KernelService):
         data = params["data"]
         if len(data) > MAX_WRITE:
             raise CapError.invalid_argument(f"at most {MAX_WRITE} bytes a write, not {len(data)}")
-        self.kernel.host.terminal_write(data)
+        self.kernel.host.terminal_write(self.name, data)
         return {}
 
     def read(self, ctx: CallContext, params: dict) -> dict | Pending:

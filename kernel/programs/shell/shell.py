@@ -191,8 +191,13 @@ class Shell:
                 if job.reads and not self.editor.reading:
                     request = job.reads[0]
                     self.events.extend(self.editor.prompt(request.prompt))
-                self.pump(lambda: job.done or bool(self.events)
-                          or (bool(job.reads) and not self.editor.reading))
+                self.pump(
+                    lambda: (
+                        job.done
+                        or bool(self.events)
+                        or (bool(job.reads) and not self.editor.reading)
+                    )
+                )
                 while self.events and not job.done:
                     self._foreground_event(job, self.events.popleft())
         finally:

@@ -103,10 +103,7 @@ def tokenize(text: str) -> list[Token]:
             is_float = not is_hex and any(c in raw for c in ".eE")
             tokens.append(Token("number", float(raw) if is_float else int(raw, 0), i))
             i = m.end()
-        elif m := _JOB.match(text, i):
-            tokens.append(Token("name", m.group(), i))
-            i = m.end()
-        elif m := _NAME.match(text, i):
+        elif (m := _JOB.match(text, i)) or (m := _NAME.match(text, i)):
             tokens.append(Token("name", m.group(), i))
             i = m.end()
         elif ch in _PUNCT:

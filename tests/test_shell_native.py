@@ -1,0 +1,160 @@
+"""`capos-playground shell` for real: isolated processes, a pipe, a pseudo-terminal."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.native
+
+REPO = Path(__file__).resolve().parents[1]
+COMMAND = [sys.executable, "-m", "server.cli", "shell"]
+
+
+def our_processes() -> set[int]:
+    """Every live descendant of this test process."""
+    out = subprocess.run(["ps", "-e", "-o", "pid=,ppid=,comm="], capture_output=True, text=True)
+    children: dict[int, list[int]] = {}
+    for line in out.stdout.splitlines():
+        pid, ppid, command = line.split(None, 2)
+        if command.strip() != "ps":  # this very listing
+            children.setdefault(int(ppid), []).append(int(pid))
+    found, todo = set(), [os.getpid()]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def test_piped_script_prints_caps_and_exits_zero_leaving_nothing_behind():
+    before = our_processes()
+    result = subprocess.run(
+        COMMAND,
+        input="caps\ntimer.now()\nexit\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "launcher    ProcessSpawner  bundle (anonymous)" in result.stdout
+    assert "ns = " in result.stdout
+    assert "\r" not in result.stdout  # a script gets plain newlines, no editing
+    time.sleep(0.2)
+    assert our_processes() - before == set()  # no kernel, zygote or capOS process left
+
+
+def test_end_of_input_ends_the_shell_cleanly():
+    result = subprocess.run(
+        COMMAND, input="caps\n", capture_output=True, text=True, timeout=60, cwd=REPO
+    )
+    assert result.returncode == 0 and "timer" in result.stdout
+
+
+class Terminal:
+    """The shell on a pseudo-terminal, typed at like a person would."""
+
+    def __init__(self) -> None:
+        master, slave = pty.openpty()
+        fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+        self.process = subprocess.Popen(
+            COMMAND, stdin=slave, stdout=slave, stderr=slave, cwd=REPO, start_new_session=True
+        )
+        os.close(slave)
+        self.master = master
+        self.output = bytearray()
+
+    def read_until(self, text: bytes, timeout: float = 20) -> bytes:
+        deadline = time.monotonic() + timeout
+        start = len(self.output)
+        while text not in self.output[start:]:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                pytest.fail(
+                    f"{text!r} never appeared; the screen got:\n{bytes(self.output[start:])!r}"
+                )
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    self.output += os.read(self.master, 65536)
+                except OSError:
+                    break
+        return bytes(self.output[start:])
+
+    def type(self, keys: bytes, then: bytes) -> bytes:
+        mark = len(self.output)
+        os.write(self.master, keys)
+        self.read_until(then)
+        return bytes(self.output[mark:])
+
+    def close(self) -> int:
+        try:
+            return self.process.wait(timeout=20)
+        finally:
+            os.close(self.master)
+
+
+@pytest.fixture
+def terminal():
+    term = Terminal()
+    term.read_until(b"anonymous@capos> ")
+    yield term
+    if term.process.poll() is None:
+        term.process.kill()
+        term.process.wait()
+
+
+def test_tab_completes_caps_and_methods(terminal):
+    echo = terminal.type(b"tim\t", then=b"timer.")
+    assert b"> timer." in echo
+    echo = terminal.type(b"n\t", then=b"timer.now(")
+    terminal.type(b")\r", then=b"ns = ")
+
+
+def test_tab_twice_lists_the_candidates(terminal):
+    terminal.type(b"timer.\t", then=b"\x07")
+    listing = terminal.type(b"\t", then=b"timer.")
+    assert b"timer.now(" in listing and b"timer.sleep(" in listing
+
+
+def test_up_arrow_recalls_history(terminal):
+    terminal.type(b"timer.now()\r", then=b"ns = ")
+    terminal.type(b"\x1b[A", then=b"timer.now()")
+    terminal.type(b"\r", then=b"ns = ")
+
+
+def test_password_is_never_echoed(terminal):
+    terminal.type(b"setup\r", then=b"username> ")
+    terminal.type(b"dora\r", then=b"password> ")
+    shown = terminal.type(b"hunter22\r", then=b"again> ")
+    shown += terminal.type(b"hunter22\r", then=b"dora@capos> ")
+    assert b"hunter22" not in shown
+    assert b"setup: now dora (operator)" in shown
+
+
+def test_ctrl_c_discards_the_line_and_keeps_the_shell(terminal):
+    shown = terminal.type(b"caps and more\x03", then=b"anonymous@capos> ")
+    assert b"^C" in shown
+    terminal.type(b"timer.now()\r", then=b"ns = ")
+
+
+def test_ctrl_c_interrupts_a_call(terminal):
+    terminal.type(b"timer.sleep(ns=60000000000)\r", then=b"\r\n")
+    shown = terminal.type(b"\x03", then=b"anonymous@capos> ")
+    assert b"interrupted" in shown
+
+
+def test_exit_leaves_status_zero_and_restores_the_terminal(terminal):
+    terminal.type(b"exit\r", then=b"exit")
+    assert terminal.close() == 0
