@@ -263,3 +263,116 @@ def test_syntax_errors_point_at_the_problem():
     lines = after_motd(shell_session('run "x" with { a }\nfoo\nexit\n'))
     assert lines[0] == "syntax error: expected ':' after the grant name 'a', found '}'"
     assert lines[1] == "unknown command 'foo': type help"
+
+
+PAPERCLIPS_BOOK = [
+    "status",
+    "buy marketing",
+    "make",
+    "make 100",
+    "buy autoclipper",
+    "status",
+    "run 3",
+    "projects",
+    "exit",
+]
+ADVENTURE_WALK = [
+    "look",
+    "take lantern",
+    "e",
+    "take flint",
+    "inspect stall",
+    "use flint on lantern",
+    "w",
+    "go west",
+    "take blank writ",
+    "take seal",
+    "use seal on writ",
+    "e",
+    "n",
+    "n",
+    "use writ on gate",
+    "n",
+    "e",
+    "use dial",
+    "w",
+    "n",
+    "use compass on beacon",
+    "inventory",
+    "exit",
+]
+
+
+def test_paperclips_book_script_through_the_shell():
+    screen = shell_session(
+        'run "paperclips" with { stdio: client @stdio, game: client @paperclips }\n'
+        + "\n".join(PAPERCLIPS_BOOK)
+        + "\nexit\n"
+    )
+    lines = after_motd(screen)
+    for expected in (
+        "[paperclips] Marketing level 2 costs $10.00; you have $0.00.",
+        "[paperclips] Made 1 clip.",
+        "[paperclips] Made 100 clips.",
+        "[paperclips] An autoclipper costs $5.00; you have $0.00.",
+        "[paperclips] projects:",
+    ):
+        assert expected in lines
+    assert any(line.startswith("[paperclips] Ran 3 ticks:") for line in lines)
+    assert lines[-1].startswith("[paperclips]") or lines[-1].startswith("  ")
+
+
+def test_adventure_walk_to_the_win_through_the_shell():
+    screen = shell_session(
+        "setup\nwren\nlantern\nlantern\n"
+        'run "adventure-client" with { stdio: client @stdio, adventure: client @adventure }\n'
+        + "\n".join(ADVENTURE_WALK)
+        + "\nexit\n"
+    )
+    assert "You have won the expedition!" in screen
+    assert "[adventure] Relics: aurelian compass" in screen
+
+
+def test_chat_needs_the_operator_bundle():
+    lines = after_motd(
+        shell_session('run "chat-client" with { stdio: client @stdio, chat: client @chat }\nexit\n')
+    )
+    assert lines == ["no cap named 'chat' in this shell: type caps"]
+
+
+def wait_for(host: InProcessHost, terminal: str, text: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while text.encode() not in host.screens[terminal]:
+        if time.monotonic() > deadline:
+            pytest.fail(f"{text!r} not on {terminal}:\n{host.screens[terminal].decode()}")
+        time.sleep(0.01)
+
+
+def test_two_shells_talk_through_chat_as_two_members():
+    document = load_document(DEFAULT_MANIFEST)
+    second = next(s for s in document["initConfig"]["services"] if s["name"] == "shell").copy()
+    second["name"] = "shell2"
+    second["caps"] = [{"name": "terminal", "source": {"terminal": "terminal2"}}] + [
+        c for c in second["caps"] if c["name"] != "terminal"
+    ]
+    document["initConfig"]["services"].append(second)
+    host = InProcessHost(encode_document(document), terminal=False, extra_terminals=("terminal2",))
+    host.boot()
+    chat = 'run "chat-client" with { stdio: client @stdio, chat: client @chat }\n'
+    try:
+        host.type(("setup\nann\npw-ann\npw-ann\n" + chat).encode(), "terminal")
+        wait_for(host, "terminal", "[chat] /join")
+        host.type(("setup\nben\npw-ben\npw-ben\n" + chat).encode(), "terminal2")
+        wait_for(host, "terminal2", "[chat] /join")
+        host.type(b"hello from ann\n", "terminal")
+        wait_for(host, "terminal2", "hello from ann")
+        host.type(b"hi ann\n/who\n", "terminal2")
+        wait_for(host, "terminal", "hi ann")
+        wait_for(host, "terminal2", "[chat] #lobby: <member-1> <member-2> <member-3>")
+        ann, ben = host.screens["terminal"].decode(), host.screens["terminal2"].decode()
+        assert "[chat] #lobby <member-2> hello from ann" in ben  # a member, never a name
+        assert "[chat] #lobby <member-3> hi ann" in ann
+        assert "<ann>" not in ben and "<ben>" not in ann
+        assert host.crashes == {} and host.kernel.faults == []
+    finally:
+        host.shutdown()
