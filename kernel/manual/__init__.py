@@ -9,6 +9,7 @@ one-line summary; interface pages come from the schema bundle and the
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 from kernel.codec import Bundle, InterfaceType, StructType
@@ -58,10 +59,21 @@ def interface_page(interface: InterfaceType) -> dict:
         lines += ["", "METHODS"]
         for method in interface.methods:
             lines.append(f"    {method.name}  {method.doc or '(no description)'}")
-    lines += ["", f"Interface id: 0x{interface.id:016x}", "See also: caps, methods, calls"]
+    if interface.doc:
+        lines += ["", "DESCRIPTION", *_wrap(interface.doc)]
+    lines += ["", f"Interface id: 0x{interface.id:016x}", "See also: caps, let, capabilities"]
     return {
         "topic": interface.name,
         "section": "interfaces",
-        "summary": interface.doc or f"the {interface.name} interface",
+        "summary": _first_sentence(interface.doc) or f"the {interface.name} interface",
         "body": "\n".join(lines) + "\n",
     }
+
+
+def _first_sentence(text: str) -> str:
+    head, dot, _ = text.partition(". ")
+    return head + ("." if dot else "")
+
+
+def _wrap(text: str) -> list[str]:
+    return ["    " + line for line in textwrap.wrap(text, 72)]
