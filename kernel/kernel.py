@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import heapq
 import itertools
-import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kernel import abi
 from kernel.abi import Err, Op, SqeFlags
+from kernel.binaries import BinarySpec, read_binaries
 from kernel.capobject import CallContext, CapObject, Deferred
 from kernel.captable import CapEntry, CapTable, Origin, TransferPolicy
 from kernel.codec import Bundle, DecodeError, decode
@@ -42,7 +42,6 @@ from kernel.transfer import Transfer, finish
 if TYPE_CHECKING:
     from kernel.host import Host
 
-MODULE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 MAX_FAULTS_KEPT = 32
 _NOP = int(Op.NOP)
 
@@ -74,7 +73,7 @@ class Kernel:
             self.manifest = decode(bundle.struct("SystemManifest"), manifest)
         except DecodeError as exc:
             raise BootError(f"the boot manifest is not a valid SystemManifest: {exc}") from None
-        self.binaries = self._read_binaries(self.manifest)
+        self.binaries = self._read_binaries(self.manifest, bundle)
         self.boot_ns = host.now_ns()
         self.secret = host.entropy(32)
         self.processes: dict[int, Process] = {}
@@ -111,12 +110,11 @@ class Kernel:
         }
 
     @staticmethod
-    def _read_binaries(manifest: dict) -> dict[str, str]:
-        binaries: dict[str, str] = {}
-        for binary in manifest["binaries"]:
-            if not MODULE_RE.match(binary["module"]):
-                raise BootError(f"binary {binary['name']!r}: {binary['module']!r} is not a module")
-            binaries[binary["name"]] = binary["module"]
+    def _read_binaries(manifest: dict, bundle: Bundle) -> dict[str, BinarySpec]:
+        try:
+            binaries = read_binaries(manifest, bundle)
+        except ValueError as exc:
+            raise BootError(str(exc)) from None
         init = manifest["initConfig"]["init"]
         if init not in binaries:
             raise BootError(f"init binary {init!r} is not among the manifest's binaries")
@@ -205,7 +203,7 @@ class Kernel:
         proc.write_capset()
         self.processes[pid] = proc
         try:
-            self.host.start(proc, self.binaries[binary])
+            self.host.start(proc, self.binaries[binary].module)
         except Exception:
             del self.processes[pid]
             for endpoint in endpoints:

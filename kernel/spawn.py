@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from kernel import abi
 from kernel.capobject import PENDING, CallContext, Deferred, KernelService, Pending
 from kernel.captable import CapEntry, Origin, TransferPolicy
+from kernel.codec import Bundle
 from kernel.endpoint import Endpoint
 from kernel.errors import CapError
 from kernel.ledger import QuotaExceeded, Resource
@@ -45,6 +46,9 @@ class ProcessSpawner(KernelService):
                 f"no binary {binary!r} in the boot package (it has: {known})"
             )
         grants = self._resolve_grants(ctx, params["grants"])
+        self.kernel.binaries[binary].check_grants(
+            {name: self._seen_as(kind, value) for name, kind, value in grants}, Bundle.default()
+        )
         new_endpoints = [iface for _, kind, iface in grants if kind == "newEndpoint"]
         caller_endpoints = [grant for grant in grants if grant[1] == "callerEndpoint"]
         client_indices = list(range(1, 1 + len(new_endpoints)))
@@ -107,6 +111,15 @@ class ProcessSpawner(KernelService):
                 owned.append(endpoint)
                 grants[index] = (name, "clientOf", endpoint)
         return owned
+
+    @staticmethod
+    def _seen_as(kind: str, value: object) -> int:
+        """The interface id the child's CapSet entry will carry for a grant."""
+        if kind == "cap":
+            return value.interface_id
+        if kind == "clientOf":
+            return value.obj.serves
+        return value  # newEndpoint / callerEndpoint: the interface it serves
 
     def _resolve_grants(self, ctx: CallContext, grants: list[dict]) -> list[tuple]:
         """Check every grant before anything is created: (name, kind, entry or iface)."""

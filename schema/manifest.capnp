@@ -13,6 +13,14 @@ struct SystemManifest {
 struct Binary {
   name @0 :Text;        # the name spawn asks for
   module @1 :Text;      # the Python module whose main(runtime) runs
+  caps @2 :List(BinaryCap);  # the CapSet it expects; spawn refuses grants that
+                             # do not fit (none listed: anything goes)
+}
+
+struct BinaryCap {
+  name @0 :Text;
+  interface @1 :Text;   # for an exported endpoint: the interface it serves
+  optional @2 :Bool;
 }
 
 struct InitConfig {

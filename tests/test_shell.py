@@ -333,6 +333,22 @@ def test_adventure_walk_to_the_win_through_the_shell():
     assert "[adventure] Relics: aurelian compass" in screen
 
 
+def test_grants_that_do_not_fit_the_binary_are_refused_naming_them():
+    lines = after_motd(
+        shell_session(
+            'run "counter" with { stdio: client @stdio, counter: client @paperclips }\n'
+            'run "counter" with { stdio: client @stdio }\n'
+            'run "counter" with { stdio: client @stdio, counter: client @counter, t: @timer }\n'
+            "exit\n"
+        )
+    )
+    assert lines == [
+        "error: invalidArgument: grant 'counter' is a PaperclipsGame; counter expects a Counter",
+        "error: invalidArgument: counter needs counter (Counter)",
+        "error: invalidArgument: counter takes no cap named 't' (it takes: stdio, counter)",
+    ]
+
+
 def test_chat_needs_the_operator_bundle():
     lines = after_motd(
         shell_session('run "chat-client" with { stdio: client @stdio, chat: client @chat }\nexit\n')
