@@ -392,3 +392,10 @@ def test_two_shells_talk_through_chat_as_two_members():
         assert host.crashes == {} and host.kernel.faults == []
     finally:
         host.shutdown()
+
+
+def test_history_lists_what_was_typed_and_clear_is_harmless_in_a_script():
+    lines = after_motd(shell_session("timer.now()\nclear\nhistory\nexit\n"))
+    # a script's lines are not user history: only an interactive terminal records them
+    assert lines[0].startswith("ns = ")
+    assert lines[1:] == []

@@ -132,6 +132,8 @@ def test_up_arrow_recalls_history(terminal):
     terminal.type(b"timer.now()\r", then=b"ns = ")
     terminal.type(b"\x1b[A", then=b"timer.now()")
     terminal.type(b"\r", then=b"ns = ")
+    listing = terminal.type(b"history\r", then=b"2  history")  # repeats kept once
+    assert b"1  timer.now()" in listing
 
 
 def test_password_is_never_echoed(terminal):
