@@ -9,6 +9,7 @@ calls the method of the same name, and encodes what it returns.
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -26,15 +27,16 @@ if TYPE_CHECKING:
     from kernel.transfer import Transfer
 
 
-class CapObject:
+class CapObject(ABC):
     interface_id: int = 0
     revoked: bool = False  # set when the object's server died: callers see `disconnected`
     # False: the kernel commits a call's transfer when invoke returns and rolls
     # it back when invoke raises. True: the object finishes it itself, later.
     takes_transfer: bool = False
 
+    @abstractmethod
     def invoke(self, ctx: CallContext) -> None:
-        raise NotImplementedError  # every concrete object overrides this
+        """Answer through `ctx.reply`, now or later; raise CapError to fail the call."""
 
     def describe(self) -> str:
         return type(self).__name__

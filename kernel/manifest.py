@@ -19,24 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from kernel.codec import Bundle, encode
-from kernel.codec.bundle import EnumType, InterfaceType, ListType, StructType
+from kernel.codec.bundle import INT_RANGES, EnumType, InterfaceType, ListType, StructType
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent / "manifests" / "default.toml"
 OVERLAY_NAME = "system.local.toml"
 SCHEMA_VERSION = 1
 MAX_MANIFEST_BYTES = 1024 * 1024
 PROFILES = ("anonymous", "guest", "operator")
-
-_INT_RANGES = {
-    "int8": (-(2**7), 2**7 - 1),
-    "int16": (-(2**15), 2**15 - 1),
-    "int32": (-(2**31), 2**31 - 1),
-    "int64": (-(2**63), 2**63 - 1),
-    "uint8": (0, 2**8 - 1),
-    "uint16": (0, 2**16 - 1),
-    "uint32": (0, 2**32 - 1),
-    "uint64": (0, 2**64 - 1),
-}
 
 
 class ManifestError(Exception):
@@ -103,8 +92,8 @@ def _check_type(kind: Any, value: Any, path: str) -> None:
             raise ManifestError(f"{path}: {value!r} is not one of: {', '.join(kind.enumerants)}")
     elif isinstance(kind, InterfaceType) or kind in ("capability", "anyPointer"):
         raise ManifestError(f"{path}: capabilities cannot be written in a manifest")
-    elif kind in _INT_RANGES:
-        low, high = _INT_RANGES[kind]
+    elif kind in INT_RANGES:
+        low, high = INT_RANGES[kind]
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise ManifestError(f"{path}: expected an integer in {low}..{high}")
     elif kind == "text":

@@ -39,27 +39,14 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from kernel.codec.bundle import PRIMITIVE_TYPES
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SCHEMA_DIR = REPO_ROOT / "schema"
 BUNDLE_PATH = SCHEMA_DIR / "bundle.json"
 BUNDLE_VERSION = 1
 
-_PRIMITIVES = {
-    "void",
-    "bool",
-    "int8",
-    "int16",
-    "int32",
-    "int64",
-    "uint8",
-    "uint16",
-    "uint32",
-    "uint64",
-    "float32",
-    "float64",
-    "text",
-    "data",
-}
+_PRIMITIVES = PRIMITIVE_TYPES - {"capability", "anyPointer"}
 
 
 def hex_id(node_id: int) -> str:

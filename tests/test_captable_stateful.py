@@ -17,8 +17,15 @@ from kernel.ledger import QuotaExceeded, Resource, ResourceLedger
 LIMIT = 6
 
 
+class _Inert(CapObject):
+    """A kernel object no test calls: the cap table only stores it."""
+
+    def invoke(self, ctx):  # pragma: no cover - never called
+        raise AssertionError("not callable")
+
+
 def new_entry(interface_id: int = 7) -> CapEntry:
-    return CapEntry(CapObject(), interface_id, TransferPolicy.COPY, Origin.KERNEL)
+    return CapEntry(_Inert(), interface_id, TransferPolicy.COPY, Origin.KERNEL)
 
 
 def make_table(limit: int = LIMIT) -> tuple[CapTable, ResourceLedger]:

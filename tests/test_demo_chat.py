@@ -16,9 +16,9 @@ from demos.chat.rooms import (
     ChatRooms,
 )
 from demos.chat.server import ChatService
-from demos.service_loop import LATER
 from demos.terminal_client import WRITE_CHUNK, Terminal
 from kernel.runtime import RemoteError
+from kernel.runtime.service import LATER
 
 
 def test_members_are_numbered_by_first_join_and_keep_their_number():

@@ -9,6 +9,7 @@ import sys
 import time
 
 import pytest
+from systems import CRASH, HELLO, SPAWN_CHECKS, kernel_caps, system
 
 from kernel.hosts.native import NativeHost
 from kernel.manifest import encode_document
@@ -30,16 +31,8 @@ def run_until(host: NativeHost, console: Console, text: str, timeout: float = 20
     return console.text
 
 
-def system(services: list[dict], binaries: dict[str, str]) -> bytes:
-    return encode_document(
-        {
-            "schemaVersion": 1,
-            "kernelParams": {"motd": "native test"},
-            "binaries": [{"name": "init", "module": "kernel.programs.init"}]
-            + [{"name": n, "module": m} for n, m in binaries.items()],
-            "initConfig": {"init": "init", "services": services},
-        }
-    )
+def image(document: dict) -> bytes:
+    return encode_document(document)
 
 
 def os_children(pid: int) -> list[int]:
@@ -49,27 +42,7 @@ def os_children(pid: int) -> list[int]:
 
 def test_isolated_processes_talk_over_an_endpoint():
     console = Console()
-    image = system(
-        [
-            {
-                "name": "echo",
-                "binary": "echo-server",
-                "exports": [{"name": "echo", "interface": "Echo"}],
-                "caps": [],
-            },
-            {
-                "name": "hello",
-                "binary": "hello",
-                "caps": [
-                    {"name": "console", "source": {"kernel": "console"}},
-                    {"name": "info", "source": {"kernel": "systemInfo"}},
-                    {"name": "echo", "source": {"import": {"service": "echo", "export": "echo"}}},
-                ],
-            },
-        ],
-        {"echo-server": "kernel.programs.echo_server", "hello": "kernel.programs.hello"},
-    )
-    with NativeHost(image, console=console) as host:
+    with NativeHost(image(HELLO), console=console) as host:
         host.boot()
         out = run_until(host, console, "echo answered")
         assert "hello: echo answered 'hello through an endpoint'" in out
@@ -81,18 +54,14 @@ def test_isolated_processes_talk_over_an_endpoint():
 
 def test_a_process_sees_only_its_own_region_and_doorbells():
     console = Console()
-    image = system(
+    probes = system(
         [
-            {
-                "name": f"probe{i}",
-                "binary": "probe",
-                "caps": [{"name": "console", "source": {"kernel": "console"}}],
-            }
+            {"name": f"probe{i}", "binary": "probe", "caps": kernel_caps("console")}
             for i in range(3)
         ],
         {"probe": "tests.programs.isolation_probe"},
     )
-    with NativeHost(image, console=console) as host:
+    with NativeHost(image(probes), console=console) as host:
         host.boot()
         host.run(until=lambda: console.text.count("PROBE ") == 3, timeout=20)
         reports = [
@@ -112,26 +81,7 @@ def test_a_process_sees_only_its_own_region_and_doorbells():
 
 def test_crashed_process_is_reported_and_its_callers_see_disconnected():
     console = Console()
-    image = system(
-        [
-            {
-                "name": "crasher",
-                "binary": "crasher",
-                "exports": [{"name": "svc", "interface": "Echo"}],
-                "caps": [],
-            },
-            {
-                "name": "caller",
-                "binary": "caller",
-                "caps": [
-                    {"name": "console", "source": {"kernel": "console"}},
-                    {"name": "echo", "source": {"import": {"service": "crasher", "export": "svc"}}},
-                ],
-            },
-        ],
-        {"crasher": "tests.programs.crasher", "caller": "tests.programs.echo_once"},
-    )
-    with NativeHost(image, console=console) as host:
+    with NativeHost(image(CRASH), console=console) as host:
         host.boot()
         out = run_until(host, console, "echo_once:")
         assert "echo_once: disconnected" in out
@@ -140,24 +90,7 @@ def test_crashed_process_is_reported_and_its_callers_see_disconnected():
 
 def test_killed_child_os_process_is_gone_and_shutdown_leaves_nothing_behind():
     console = Console()
-    image = system(
-        [
-            {
-                "name": "checks",
-                "binary": "checks",
-                "caps": [
-                    {"name": n, "source": {"kernel": n}}
-                    for n in ("console", "processSpawner", "timer")
-                ],
-            }
-        ],
-        {
-            "checks": "tests.programs.spawn_checks",
-            "sleeper": "tests.programs.sleeper",
-            "quick": "tests.programs.quick",
-        },
-    )
-    host = NativeHost(image, console=console)
+    host = NativeHost(image(SPAWN_CHECKS), console=console)
     zygote_pid = host._zygote.pid
     try:
         host.boot()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
+from systems import CRASH, HELLO, SPAWN_CHECKS, system
 
 from kernel.hosts.inproc import InProcessHost
 from kernel.manifest import build, encode_document
@@ -27,42 +28,6 @@ def wait_for(host: InProcessHost, text: bytes, timeout: float = 10.0) -> str:
     return host.console.decode()
 
 
-def system(services: list[dict], binaries: dict[str, str]) -> dict:
-    return {
-        "schemaVersion": 1,
-        "kernelParams": {"motd": "test system"},
-        "binaries": [{"name": "init", "module": "kernel.programs.init"}]
-        + [{"name": n, "module": m} for n, m in binaries.items()],
-        "initConfig": {"init": "init", "services": services},
-    }
-
-
-def kernel_caps(*names: str) -> list[dict]:
-    return [{"name": n, "source": {"kernel": n}} for n in names]
-
-
-HELLO = system(
-    [
-        {
-            "name": "echo",
-            "binary": "echo-server",
-            "exports": [{"name": "echo", "interface": "Echo"}],
-            "caps": [],
-        },
-        {
-            "name": "hello",
-            "binary": "hello",
-            "caps": [
-                {"name": "console", "source": {"kernel": "console"}},
-                {"name": "info", "source": {"kernel": "systemInfo"}},
-                {"name": "echo", "source": {"import": {"service": "echo", "export": "echo"}}},
-            ],
-        },
-    ],
-    {"echo-server": "kernel.programs.echo_server", "hello": "kernel.programs.hello"},
-)
-
-
 def test_init_starts_services_that_talk_over_an_endpoint():
     host = boot(HELLO)
     try:
@@ -77,22 +42,7 @@ def test_init_starts_services_that_talk_over_an_endpoint():
 
 
 def test_spawner_refuses_bad_requests_and_handles_report_and_kill():
-    host = boot(
-        system(
-            [
-                {
-                    "name": "checks",
-                    "binary": "checks",
-                    "caps": kernel_caps("console", "processSpawner", "timer"),
-                }
-            ],
-            {
-                "checks": "tests.programs.spawn_checks",
-                "sleeper": "tests.programs.sleeper",
-                "quick": "tests.programs.quick",
-            },
-        )
-    )
+    host = boot(SPAWN_CHECKS)
     try:
         out = wait_for(host, b"quota after")
         lines = dict(line.split(": ", 1) for line in out.splitlines() if ": " in line)
@@ -134,34 +84,11 @@ def test_system_halts_when_init_and_every_service_have_exited():
 
 
 def test_crashed_server_disconnects_its_callers_and_the_system_keeps_running():
-    host = boot(
-        system(
-            [
-                {
-                    "name": "crasher",
-                    "binary": "crasher",
-                    "exports": [{"name": "svc", "interface": "Echo"}],
-                    "caps": [],
-                },
-                {
-                    "name": "caller",
-                    "binary": "caller",
-                    "caps": kernel_caps("console")
-                    + [
-                        {
-                            "name": "echo",
-                            "source": {"import": {"service": "crasher", "export": "svc"}},
-                        }
-                    ],
-                },
-            ],
-            {"crasher": "tests.programs.crasher", "caller": "tests.programs.echo_once"},
-        )
-    )
+    host = boot(CRASH)
     try:
         out = wait_for(host, b"echo_once:")
         assert "echo_once: disconnected" in out
-        assert "crasher" in "".join(host.crashes.values()) or host.crashes
+        assert "deliberate crash" in "".join(host.crashes.values())
         assert host.kernel.faults == []
     finally:
         host.shutdown()

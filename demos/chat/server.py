@@ -9,8 +9,8 @@ from the same session replaces it, or the session leaves every channel.
 from __future__ import annotations
 
 from demos.chat.rooms import ChatError, ChatRooms
-from demos.service_loop import LATER, Call, ServiceLoop
 from kernel.runtime import RemoteError, Runtime
+from kernel.runtime.service import LATER, Call, ServiceLoop
 
 
 def _refused(exc: ChatError) -> RemoteError:

@@ -7,8 +7,8 @@ results, and a loop that answers calls with it.
 
 from __future__ import annotations
 
-from demos.service_loop import Call, ServiceLoop
 from kernel.runtime import RemoteError, Runtime
+from kernel.runtime.service import Call, ServiceLoop
 
 MAX_STEP = 1_000_000
 MAX_VALUE = 2**64 - 1

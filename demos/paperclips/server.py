@@ -13,8 +13,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from demos.paperclips.game import Game, GameError, Outcome
-from demos.service_loop import Call, ServiceLoop
 from kernel.runtime import RemoteError, Runtime
+from kernel.runtime.service import Call, ServiceLoop
 
 MAX_GAMES = 256
 

@@ -38,6 +38,15 @@ PRIMITIVE_TYPES = frozenset(
     }
 )
 
+# The value range of each integer type, for checks before encoding.
+INT_RANGES = {
+    f"{sign}int{bits}": (
+        (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if sign == "" else (0, (1 << bits) - 1)
+    )
+    for sign in ("", "u")
+    for bits in (8, 16, 32, 64)
+}
+
 DEFAULT_BUNDLE_PATH = Path(__file__).resolve().parents[2] / "schema" / "bundle.json"
 
 

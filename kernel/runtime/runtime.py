@@ -17,7 +17,7 @@ from typing import Any
 
 from kernel import abi
 from kernel.abi import Err, Op, SqeFlags, TransferMode
-from kernel.codec import Bundle, DecodeError, decode, encode
+from kernel.codec import Bundle, decode, encode
 from kernel.codec.bundle import InterfaceType, ListType, Method, StructType
 from kernel.ring import Cqe, UserRing, sqe
 from kernel.runtime.buffers import BufferArena
@@ -81,6 +81,13 @@ class Pending:
 
 
 @dataclass(frozen=True, slots=True)
+class PendingReturn:
+    user_data: int
+    params_addr: int
+    xfer_addr: int  # -1: none
+
+
+@dataclass(frozen=True, slots=True)
 class Move:
     """Wrap a Cap in params to move it instead of copying it."""
 
@@ -111,7 +118,6 @@ class Runtime:
         self._user_data = itertools.count(1)
         self._completed: dict[int, Cqe] = {}
         self._pending_releases: list[int] = []
-        self.return_failures = 0  # RETURNs the kernel refused in pipelined serving
         self._abandoned: dict[int, int] = {}  # user_data -> buffer to free on completion
         self.caps: dict[str, Cap] = {
             e.name: Cap(self, e.cap_id, e.interface_id, owned=False) for e in self.capset
@@ -182,11 +188,6 @@ class Runtime:
             self.enter(1, timeout_ns)
             if timeout_ns is not None and len(completed) == before:
                 return None
-
-    def wait_any(self, user_datas: Iterable[int], timeout_ns: int | None = None) -> Cqe | None:
-        """Like `ready`, but takes the completion (None: timed out)."""
-        user_data = self.ready(user_datas, timeout_ns)
-        return None if user_data is None else self._completed.pop(user_data)
 
     def next_user_data(self) -> int:
         return next(self._user_data)
@@ -369,15 +370,27 @@ class Runtime:
     def recv_submit(self, endpoint: Cap, size: int = DEFAULT_RESULT_SIZE) -> tuple[int, int]:
         """Post a RECV; returns (user_data, buffer address) for `recv_complete`."""
         addr = self.arena.alloc(size)
-        user_data = self.next_user_data()
+        user_data = next(self._user_data)
+        # Sqe fields in order (see ring.Sqe); a plain tuple keeps the serving path short.
         self.submit(
-            sqe(
+            (
                 Op.RECV,
-                cap_id=endpoint.cap_id,
-                interface_id=endpoint.interface_id,
-                result_addr=addr,
-                result_len=size,
-                user_data=user_data,
+                0,
+                0,
+                endpoint.cap_id,
+                endpoint.interface_id,
+                0,
+                0,
+                0,
+                0,
+                addr,
+                size,
+                0,
+                0,
+                user_data,
+                0,
+                0,
+                0,
             )
         )
         return user_data, addr
@@ -417,43 +430,73 @@ class Runtime:
         exception: bool = False,
     ) -> None:
         """RETURN: answer `call_id`. Raises TransportFailure if the kernel refused."""
-        pending = self._submit_return(endpoint, call_id, message, transfers, exception)
-        self._finish_return(pending, self.wait(pending[0]))
+        pending = self.submit_return(endpoint, call_id, message, transfers, exception=exception)
+        self.wait(pending.user_data)
+        self.collect_return(pending)
 
-    def _submit_return(
+    def submit_return(
         self,
         endpoint: Cap,
         call_id: int,
         message: bytes,
         transfers: list[tuple[Cap, TransferMode]] | tuple = (),
+        *,
         exception: bool = False,
-    ) -> tuple[int, int, int]:
+    ) -> PendingReturn:
+        """Queue a RETURN without waiting; `collect_return` finishes it."""
         params_addr = self._put(message)
-        xfer_addr = self._put_transfers(list(transfers))
-        user_data = self.next_user_data()
+        xfer_addr = self._put_transfers(list(transfers)) if transfers else -1
+        user_data = next(self._user_data)
         self.submit(
-            sqe(
+            (
                 Op.RETURN,
-                cap_id=endpoint.cap_id,
-                interface_id=endpoint.interface_id,
-                params_addr=params_addr,
-                params_len=len(message),
-                xfer_addr=xfer_addr,
-                xfer_cap_count=len(transfers),
-                call_id=call_id,
-                user_data=user_data,
-                flags=SqeFlags.EXCEPTION if exception else 0,
+                SqeFlags.EXCEPTION if exception else 0,
+                len(transfers),
+                endpoint.cap_id,
+                endpoint.interface_id,
+                0,
+                0,
+                len(message),
+                params_addr,
+                0,
+                0,
+                max(xfer_addr, 0),
+                call_id,
+                user_data,
+                0,
+                0,
+                0,
             )
         )
-        return user_data, params_addr, xfer_addr if transfers else -1
+        return PendingReturn(user_data, params_addr, xfer_addr)
 
-    def _finish_return(self, pending: tuple[int, int, int], cqe: Cqe) -> None:
-        _, params_addr, xfer_addr = pending
-        self.arena.free(params_addr)
-        if xfer_addr >= 0:
-            self.arena.free(xfer_addr)
+    def collect_return(self, pending: PendingReturn) -> bool:
+        """False while the RETURN is still pending; frees its buffers once done.
+
+        Raises TransportFailure if the kernel refused it (the caller could
+        not take the answer)."""
+        cqe = self._completed.pop(pending.user_data, None)
+        if cqe is None:
+            return False
+        self.arena.free(pending.params_addr)
+        if pending.xfer_addr >= 0:
+            self.arena.free(pending.xfer_addr)
         if cqe.result < 0:
             raise TransportFailure(cqe.result, "RETURN")
+        return True
+
+    def wait_for(
+        self, user_data: int, *, also: int = 0, timeout_ns: int | None = None
+    ) -> Cqe | None:
+        """One completion, when `also` others are due first (a server's RETURNs): the
+        kernel then wakes us once for all of them. None if `timeout_ns` passes."""
+        completed = self._completed
+        while user_data not in completed:
+            before = len(completed)
+            self.enter(also + 1, timeout_ns)
+            if timeout_ns is not None and len(completed) == before:
+                return None
+        return completed.pop(user_data)
 
     def serve(
         self,
@@ -463,57 +506,11 @@ class Runtime:
         *,
         until: Callable[[], bool] = lambda: False,
     ) -> None:
-        """Answer calls on `endpoint` with `impl`'s methods of the same names.
+        """Answer calls on `endpoint` with `impl`'s methods of the same names (see
+        service.ServiceLoop, which this runs)."""
+        from kernel.runtime.service import ServiceLoop
 
-        A method gets (incoming, **params) and returns a results dict, or
-        raises RemoteError to send a CapException back. Each RETURN goes to
-        the kernel in the same cap_enter as the next RECV, so a call costs
-        the server one kernel entry, not two.
-        """
-        iface = self.bundle.interface(interface)
-        returns: list[tuple[int, int, int]] = []
-        recv_ud, recv_addr = self.recv_submit(endpoint)
-        while not until():
-            while recv_ud not in self._completed:
-                # The RETURN CQEs come at once, the RECV when a caller does: wait for all.
-                unreaped = sum(1 for r in returns if r[0] not in self._completed)
-                self.enter(unreaped + 1)
-            cqe = self._completed.pop(recv_ud)
-            if cqe.result == Err.RESULT_TOO_SMALL and cqe.call_id > DEFAULT_RESULT_SIZE:
-                self.arena.free(recv_addr)  # a big call: take it into a buffer it fits
-                incoming = self.recv(endpoint, cqe.call_id)
-            else:
-                incoming = self.recv_complete(cqe, recv_addr)
-            for pending in [r for r in returns if r[0] in self._completed]:
-                returns.remove(pending)
-                try:
-                    self._finish_return(pending, self._completed.pop(pending[0]))
-                except TransportFailure:
-                    self.return_failures += 1  # the caller could not take the answer
-            reply, sent, exception = self._dispatch(iface, impl, incoming)
-            returns.append(self._submit_return(endpoint, incoming.call_id, reply, sent, exception))
-            recv_ud, recv_addr = self.recv_submit(endpoint)
-
-    def _dispatch(
-        self, iface: InterfaceType, impl: object, incoming: Incoming
-    ) -> tuple[bytes, list[tuple[Cap, TransferMode]], bool]:
-        """Run one incoming call against `impl`: (message, caps to send, is exception)."""
-        method = iface.method_by_ordinal(incoming.method_id)
-        try:
-            if method is None or not hasattr(impl, method.name):
-                raise RemoteError(
-                    "unimplemented", f"{iface.name} has no method @{incoming.method_id}"
-                )
-            try:
-                params = decode(method.params, incoming.params)
-            except DecodeError as exc:
-                raise RemoteError("invalidArgument", f"malformed params: {exc}") from None
-            results = getattr(impl, method.name)(incoming, **params)
-            sent: list[tuple[Cap, TransferMode]] = []
-            return encode(method.results, _swap_caps_out(results or {}, sent)), sent, False
-        except RemoteError as exc:
-            error = {"type": exc.type, "message": exc.message}
-            return encode(self.bundle.struct("CapException"), error), [], True
+        ServiceLoop(self, endpoint, interface, impl).run(until)
 
     def exit(self, code: int = 0) -> None:
         if self._pending_releases:

@@ -23,8 +23,8 @@ from __future__ import annotations
 import json
 from collections import deque
 
-from demos.service_loop import LATER, Call, ServiceLoop
 from kernel.runtime import Runtime
+from kernel.runtime.service import LATER, Call, ServiceLoop
 
 QUIET_NS = 300_000_000
 GATE_POLL_NS = 5_000_000

@@ -13,20 +13,10 @@ from collections.abc import Callable
 from typing import Any
 
 from kernel.codec import EnumType, InterfaceType, ListType, StructType
-from kernel.codec.bundle import capnp_type_name
+from kernel.codec.bundle import INT_RANGES, capnp_type_name
 from kernel.programs.shell.syntax import CapRef, Word
 from kernel.runtime import Cap
 
-_INT_RANGES = {
-    "int8": (-(2**7), 2**7 - 1),
-    "int16": (-(2**15), 2**15 - 1),
-    "int32": (-(2**31), 2**31 - 1),
-    "int64": (-(2**63), 2**63 - 1),
-    "uint8": (0, 2**8 - 1),
-    "uint16": (0, 2**16 - 1),
-    "uint32": (0, 2**32 - 1),
-    "uint64": (0, 2**64 - 1),
-}
 # Generic capability types: any cap may go there.
 _ANY_CAP = {"capability", "Capability", "ClientEndpoint"}
 
@@ -101,8 +91,8 @@ def _convert(kind: Any, value: Any, resolve: Callable[[CapRef], Cap], where: str
             actual = cap.interface.name if cap.interface else hex(cap.interface_id)
             raise InputError(f"{where} expects a {kind.name}, but @{value.name} is a {actual}")
         return cap
-    if kind in _INT_RANGES:
-        low, high = _INT_RANGES[kind]
+    if kind in INT_RANGES:
+        low, high = INT_RANGES[kind]
         if isinstance(value, bool) or not isinstance(value, int):
             raise InputError(f"{where} expects {expected} (a whole number), got {_show(value)}")
         if not low <= value <= high:

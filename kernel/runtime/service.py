@@ -1,0 +1,171 @@
+"""Serving an interface on an endpoint: the loop every server runs.
+
+A handler gets `(call, **params)` and returns a results dict, raises
+`RemoteError` to send a CapException, or returns `LATER` to keep the call
+parked (a long-poll) and answer it afterwards with `answer` or `fail`.
+`call.scoped_ref` is the caller's session as this endpoint sees it.
+
+It survives callers that misbehave: a call too big for the receive buffer
+is taken into one that fits (the kernel says how big) and refused if it
+is over `max_params`; a bug in a handler comes back to its caller as
+`failed` instead of ending the server; an answer to a caller that has gone
+is dropped. Each RETURN goes to the kernel in the same cap_enter as the
+next RECV, so a call costs the server one kernel entry, not two.
+"""
+
+from __future__ import annotations
+
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from kernel.abi import Err, TransferMode
+from kernel.codec import DecodeError, Method, decode, encode
+from kernel.runtime.errors import RemoteError, TransportFailure
+from kernel.runtime.runtime import PendingReturn, _swap_caps_out
+
+if TYPE_CHECKING:
+    from kernel.runtime.runtime import Cap, Incoming, Runtime
+
+LATER = object()  # a handler's "I will answer this call later"
+RECV_SIZE = 8 * 1024
+MAX_PARAMS = 16 * 1024  # bigger calls are refused (a service taking bulk data raises it)
+MAX_ERRORS_KEPT = 16
+
+
+@dataclass(slots=True)
+class Call:
+    """One incoming call, as handlers see it."""
+
+    incoming: Incoming
+    method: Method
+
+    @property
+    def scoped_ref(self) -> int:
+        return self.incoming.scoped_ref
+
+    @property
+    def session_epoch(self) -> int:
+        return self.incoming.session_epoch
+
+    @property
+    def caps(self) -> list[Cap]:
+        return self.incoming.caps
+
+
+class ServiceLoop:
+    def __init__(
+        self,
+        rt: Runtime,
+        endpoint: Cap,
+        interface: str,
+        impl: object,
+        *,
+        on_idle: Callable[[], None] | None = None,
+        max_params: int | None = MAX_PARAMS,
+    ) -> None:
+        self.rt = rt
+        self.endpoint = endpoint
+        self.interface = rt.bundle.interface(interface)
+        self.impl = impl
+        self.on_idle = on_idle
+        self.max_params = max_params  # None: as large as the buffer area allows
+        self.idle_ns: int | None = None  # set to wake `on_idle` after this much quiet
+        self.errors: list[str] = []  # handler bugs, kept for diagnostics (bounded)
+        self.refused_answers = 0  # RETURNs whose caller could not take them
+        self._posted: tuple[int, int] | None = None  # the RECV in flight: (ud, addr)
+        self._returns: list[PendingReturn] = []  # RETURNs not yet collected
+
+    def run(self, until: Callable[[], bool] = lambda: False) -> None:
+        while not until():
+            incoming = self._receive()
+            if incoming is not None:
+                self._dispatch(incoming)
+
+    # --- answering --------------------------------------------------------------------
+
+    def answer(self, call: Call, results: dict[str, Any]) -> None:
+        """Answer a call (now, or a parked one later)."""
+        sent: list[tuple[Cap, TransferMode]] = []
+        message = encode(call.method.results, _swap_caps_out(results, sent))
+        self._return(call.incoming, message, sent, exception=False)
+
+    def fail(self, call: Call | Incoming, error: RemoteError) -> None:
+        incoming = call.incoming if isinstance(call, Call) else call
+        value = {"type": error.type, "message": error.message[:512]}
+        message = encode(self.rt.bundle.struct("CapException"), value)
+        self._return(incoming, message, [], exception=True)
+
+    def _return(self, incoming: Incoming, message: bytes, sent: list, *, exception: bool) -> None:
+        """Queue the RETURN; its completion is collected with the next RECV's."""
+        self._returns.append(
+            self.rt.submit_return(
+                self.endpoint, incoming.call_id, message, sent, exception=exception
+            )
+        )
+
+    def _collect_returns(self) -> None:
+        if not self._returns:
+            return
+        for pending in list(self._returns):
+            try:
+                if not self.rt.collect_return(pending):
+                    continue
+            except TransportFailure:
+                self.refused_answers += 1  # the caller could not take it: nothing to do
+            self._returns.remove(pending)
+
+    # --- receiving --------------------------------------------------------------------
+
+    def _receive(self) -> Incoming | None:
+        """The next call, or None (after `on_idle`) when `idle_ns` pass without one."""
+        rt = self.rt
+        if self._posted is None:
+            self._posted = rt.recv_submit(self.endpoint, RECV_SIZE)
+        user_data, addr = self._posted
+        self._collect_returns()
+        # RETURN completions come at once, the RECV when a caller does: wait for all.
+        cqe = rt.wait_for(user_data, also=len(self._returns), timeout_ns=self.idle_ns)
+        self._collect_returns()
+        if cqe is None:
+            if self.on_idle is not None:
+                self.on_idle()
+            return None  # the RECV stays posted for the next round
+        self._posted = None
+        if cqe.result == Err.RESULT_TOO_SMALL and cqe.call_id:
+            rt.arena.free(addr)  # a big call: take it into a buffer it fits
+            self._posted = rt.recv_submit(self.endpoint, cqe.call_id)
+            return None
+        return rt.recv_complete(cqe, addr)
+
+    def _dispatch(self, incoming: Incoming) -> None:
+        method = self.interface.method_by_ordinal(incoming.method_id)
+        if method is None or not hasattr(self.impl, method.name):
+            self.fail(
+                incoming,
+                RemoteError(
+                    "unimplemented", f"{self.interface.name} has no method @{incoming.method_id}"
+                ),
+            )
+            return
+        call = Call(incoming, method)
+        try:
+            if self.max_params is not None and len(incoming.params) > self.max_params:
+                raise RemoteError(
+                    "invalidArgument", f"params of {len(incoming.params)} bytes are too large"
+                )
+            try:
+                params = decode(method.params, incoming.params)
+            except DecodeError as exc:
+                raise RemoteError("invalidArgument", f"malformed params: {exc}") from None
+            results = getattr(self.impl, method.name)(call, **params)
+            if results is LATER:
+                return
+            self.answer(call, results or {})
+        except RemoteError as exc:
+            self.fail(call, exc)
+        except Exception:  # a bug here must not end a service other sessions use
+            if len(self.errors) < MAX_ERRORS_KEPT:
+                self.errors.append(traceback.format_exc())
+            self.fail(call, RemoteError("failed", f"{method.name} failed inside the server"))
