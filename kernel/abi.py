@@ -46,8 +46,9 @@ assert CQ_OFFSET + CQ_ENTRIES * CQE_SIZE == PAGE_SIZE
 class Header:
     """Byte offsets of CapRingHeader fields (u32 each) and who writes them.
 
-    A field written by one side is only read by the other. The kernel
-    re-validates everything the process writes on every `cap_enter`.
+    A field written by one side is only read by the other, and each is read
+    and written whole (one aligned 4-byte access), never byte by byte. The
+    kernel re-validates everything the process writes on every `cap_enter`.
     """
 
     MAGIC = 0  # kernel, at setup
@@ -72,7 +73,11 @@ class Header:
     # EXIT_REQUESTED = 1, then rings its doorbell.
     EXIT_REQUESTED = 60  # process
     EXIT_CODE = 64  # process (i32)
-    SIZE = 68
+    # Kernel: bumped when it wakes a process that waits for more completions than
+    # can still come (no call outstanding). cap_enter returns on a change, so a
+    # wrong ENTER_MIN can never wait forever.
+    IDLE_WAKES = 68
+    SIZE = 72
 
 
 class RingFlags(IntEnum):

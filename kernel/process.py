@@ -65,6 +65,11 @@ class Process:
     def alive(self) -> bool:
         return self.state is State.RUNNING
 
+    @property
+    def expecting(self) -> bool:
+        """Whether a completion can still arrive without a new submission."""
+        return bool(self.replies or self.backlog)
+
     def post(self, cqe: Cqe) -> None:
         """Post a completion; a full CQ sends it to the counted backlog, never the floor."""
         self.woken.add(self)

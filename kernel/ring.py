@@ -14,7 +14,12 @@ from typing import NamedTuple
 from kernel import abi
 from kernel.abi import Header
 
-_U32 = struct.Struct("<I")
+# Header fields are read while the other side writes them. CPython packs an
+# explicit-endian format ("<I") one byte at a time, so a reader could see a
+# torn index; the native format copies all four bytes in one aligned store.
+# Every host we run on is little-endian, so the bytes are the ABI's.
+_U32 = struct.Struct("I")
+assert struct.pack("I", 1) == struct.pack("<I", 1), "ring ABI v0 needs a little-endian host"
 _SQE = abi.SQE
 _CQE = abi.CQE
 _SQ_MASK = abi.SQ_ENTRIES - 1
@@ -173,6 +178,12 @@ class KernelRing(_RingView):
         ]
         _U32.pack_into(region, Header.SQ_HEAD, (head + count) & _U32_MASK)
         return entries, False
+
+    def sq_pending(self) -> int:
+        """SQEs submitted and not yet consumed (the process may still be writing more)."""
+        head = _U32.unpack_from(self.region, Header.SQ_HEAD)[0]
+        tail = _U32.unpack_from(self.region, Header.SQ_TAIL)[0]
+        return (tail - head) & _U32_MASK
 
     def cq_space(self) -> int:
         """Free CQ slots. A nonsense cq_head from the process reads as a full CQ."""

@@ -37,8 +37,8 @@ SPAWN_REPLY_TIMEOUT_S = 10.0
 # How long a waiter (the kernel loop, or a process in cap_enter) looks for
 # work before it blocks on its eventfd; see NativeSyscalls. 0: block at once.
 DEFAULT_SPIN_US = 200
-_U32 = struct.Struct("<I")
-_I32 = struct.Struct("<i")
+_U32 = struct.Struct("I")  # native: one aligned store (see ring.py), as the process uses
+_I32 = struct.Struct("i")
 ZYGOTE_START_TIMEOUT_S = 30.0
 
 
@@ -310,6 +310,11 @@ class NativeHost:
                 continue
             wanted = _U32.unpack_from(native.region, Header.ENTER_MIN)[0]
             if not proc.alive or proc.ring.available() >= wanted:
+                os.eventfd_write(native.wake_fd, 1)
+            elif not proc.expecting and not proc.ring.sq_pending():
+                # It waits for more than can ever come (nothing outstanding, nothing
+                # submitted): wake it anyway. A process still submitting will ring.
+                proc.ring.set(Header.IDLE_WAKES, proc.ring.get(Header.IDLE_WAKES) + 1)
                 os.eventfd_write(native.wake_fd, 1)
 
     def shutdown(self) -> None:

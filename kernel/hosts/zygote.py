@@ -91,6 +91,7 @@ class NativeSyscalls:
 
     def cap_enter(self, min_complete: int, timeout_ns: int | None) -> int:
         ring = self.ring
+        idle_wakes = ring.get(Header.IDLE_WAKES)
         ring.set(Header.ENTER_MIN, min_complete)
         os.eventfd_write(self.submit_fd, 1)
         if self.spin_ns:
@@ -106,7 +107,7 @@ class NativeSyscalls:
                 if ring.dead:
                     raise ProcessEnded("the kernel ended this process")
                 available = ring.available()
-                if available >= min_complete:
+                if available >= min_complete or ring.get(Header.IDLE_WAKES) != idle_wakes:
                     return available
         poller = select.poll()
         poller.register(self.wake_fd, select.POLLIN)
@@ -118,7 +119,11 @@ class NativeSyscalls:
             if ring.dead:
                 raise ProcessEnded("the kernel ended this process")
             available = ring.available()
-            if available >= min_complete or time.monotonic_ns() >= deadline:
+            if (
+                available >= min_complete
+                or ring.get(Header.IDLE_WAKES) != idle_wakes
+                or time.monotonic_ns() >= deadline
+            ):
                 return available
 
     def exit(self, code: int) -> NoReturn:
