@@ -119,3 +119,14 @@ def test_boot_command_reports_a_bad_manifest_clearly(tmp_path):
     assert result.returncode == 2
     assert "unknown field `surprise` at `$`" in result.stderr
     assert "schemaVersion, binaries, initConfig, kernelParams" in result.stderr
+
+
+def test_waiting_for_more_completions_than_can_come_returns():
+    console = Console()
+    waiter = system(
+        [{"name": "w", "binary": "w", "caps": kernel_caps("console")}],
+        {"w": "tests.programs.overwait"},
+    )
+    with NativeHost(image(waiter), console=console) as host:
+        host.boot()
+        assert "overwait: returned with 0" in run_until(host, console, "overwait: returned")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from systems import CRASH, HELLO, SPAWN_CHECKS, system
+from systems import CRASH, HELLO, SPAWN_CHECKS, kernel_caps, system
 
 from kernel.hosts.inproc import InProcessHost
 from kernel.manifest import build, encode_document
@@ -90,5 +90,18 @@ def test_crashed_server_disconnects_its_callers_and_the_system_keeps_running():
         assert "echo_once: disconnected" in out
         assert "deliberate crash" in "".join(host.crashes.values())
         assert host.kernel.faults == []
+    finally:
+        host.shutdown()
+
+
+def test_waiting_for_more_completions_than_can_come_returns_in_process():
+    host = boot(
+        system(
+            [{"name": "w", "binary": "w", "caps": kernel_caps("console")}],
+            {"w": "tests.programs.overwait"},
+        )
+    )
+    try:
+        assert "overwait: returned with 0" in wait_for(host, b"overwait: returned")
     finally:
         host.shutdown()
