@@ -192,20 +192,17 @@ class Endpoint(CapObject):
             self._next_call_id += 1
             self.in_flight[call_id] = InFlight(call.reply, call.session)
             ref_lo, ref_hi = self._scoped_ref(call.session)
-            recv.write(
+            header = abi.RECV_HEADER.pack(
+                call_id,
+                call.interface_id,
+                call.method_id,
                 0,
-                abi.RECV_HEADER.pack(
-                    call_id,
-                    call.interface_id,
-                    call.method_id,
-                    0,
-                    len(call.params),
-                    ref_lo,
-                    ref_hi,
-                    call.session.epoch,
-                ),
+                len(call.params),
+                ref_lo,
+                ref_hi,
+                call.session.epoch,
             )
-            recv.write(abi.RECV_HEADER_SIZE, call.params)
+            recv.write(0, header + call.params)
             recv.post(needed, call_id=call_id, records=records)
 
     def _drop(self, call: QueuedCall) -> None:

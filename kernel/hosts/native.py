@@ -207,28 +207,31 @@ class NativeHost:
         kernel = self.kernel
         stop_at = None if timeout is None else time.monotonic() + timeout
         zygote_fd = self._zygote_sock.fileno()
+        terminal_fd = self._terminal.stdin if self._terminal is not None else -1
+        by_fd = self._by_fd
+        eventfd_read, doorbell = os.eventfd_read, self._doorbell
         while not kernel.halted and not until():
-            wait = _seconds_until(kernel.next_deadline(), self.now_ns())
+            deadline = kernel.next_deadline()
+            wait = None if deadline is None else _seconds_until(deadline, self.now_ns())
             if stop_at is not None:
                 left = stop_at - time.monotonic()
                 if left <= 0:
                     return
                 wait = left if wait is None else min(wait, left)
             for fd, _ in self._poll(wait):
-                if fd == zygote_fd:
+                pid = by_fd.get(fd)
+                if pid is not None:  # a doorbell: by far the most common event
+                    with contextlib.suppress(BlockingIOError):
+                        eventfd_read(fd)
+                    doorbell(pid)
+                elif fd == zygote_fd:
                     self._zygote_message()
-                    continue
-                if self._terminal is not None and fd == self._terminal.stdin:
+                elif fd == terminal_fd:
                     self._terminal_input()
-                    continue
-                pid = self._by_fd.get(fd)
-                if pid is None:
-                    continue
-                with contextlib.suppress(BlockingIOError):
-                    os.eventfd_read(fd)
-                self._doorbell(pid)
-            self._handle_exits()
-            kernel.run_timers(self.now_ns())
+            if self._exits:
+                self._handle_exits()
+            if deadline is not None:
+                kernel.run_timers(self.now_ns())
             self._wake()
             if kernel.fault_count != self._faults_seen:
                 self._report_faults()
