@@ -3,8 +3,9 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+WEB_STAMP := web/node_modules/.installed
 
-.PHONY: run test test-fast lint bench schema clean
+.PHONY: run serve test test-fast lint bench schema clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; install Python 3.11 or newer" >&2; exit 1; }
@@ -13,6 +14,25 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install --quiet --upgrade pip
 	@$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+$(WEB_STAMP): web/package.json web/package-lock.json
+	@command -v npm >/dev/null || { echo "error: npm not found; install Node.js 20 (apt-get install nodejs npm)" >&2; exit 1; }
+	@echo "==> installing the browser packages (npm ci in web/)"
+	@cd web && npm ci --no-audit --no-fund --loglevel=error
+	@touch $(WEB_STAMP)
+
+# Browser tests drive Debian's Chromium; install it when missing (as root), or say how.
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "==> installing chromium (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else \
+	  echo "error: $(CHROMIUM) is missing: run 'sudo apt-get install chromium'" >&2; exit 1; \
+	fi
+
+serve: $(STAMP) $(WEB_STAMP)
+	$(BIN)/capos-playground serve
 
 run: $(STAMP)
 	$(BIN)/capos-playground shell
@@ -23,9 +43,9 @@ lint: $(STAMP)
 
 # Unit tests only: the fast loop for development (under 2 minutes).
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not native" tests
+	$(BIN)/pytest -q -m "not native and not browser" tests
 
-test: $(STAMP) lint
+test: $(STAMP) $(WEB_STAMP) $(CHROMIUM) lint
 	$(BIN)/pytest -q tests
 
 bench: $(STAMP)
@@ -35,4 +55,4 @@ schema: $(STAMP)
 	$(BIN)/capos-playground schema build
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis web/node_modules

@@ -30,6 +30,24 @@ def _shell(args: argparse.Namespace) -> int:
     return shell_command(manifest=args.manifest, overlay=args.overlay)
 
 
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from server.assets import MissingVendor
+    from server.settings import Settings
+
+    settings = Settings(host=args.host, port=args.port)
+    try:
+        app = create_app(settings)
+    except MissingVendor as exc:
+        print(f"capos-playground: {exc}", file=sys.stderr)
+        return 1
+    print(f"capOS Playground: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0
+
+
 def _add_manifest_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--manifest", help="boot manifest (TOML or JSON); default: the built-in one"
@@ -58,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     kernel.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     kernel.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     kernel.set_defaults(func=_bench_kernel)
+
+    serve = sub.add_parser("serve", help="serve the web playground")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=_serve)
 
     shell = sub.add_parser("shell", help="boot natively and attach this terminal to the shell")
     _add_manifest_options(shell)

@@ -9,12 +9,13 @@ interleavings (death mid-call, a full receiver) easy to set up and assert.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from kernel import abi
 from kernel.abi import Op, TransferMode
 from kernel.captable import CapEntry, Origin, TransferPolicy
 from kernel.codec import Bundle, decode, encode
+from kernel.hosts.direct import DirectHost
 from kernel.kernel import Kernel, KernelConfig
 from kernel.manifest import encode_document
 from kernel.process import Process
@@ -42,36 +43,13 @@ def minimal_manifest(**kernel_params: str) -> bytes:
 
 
 @dataclass
-class Machine:
-    """A Host whose processes are played by the test."""
+class Machine(DirectHost):
+    """A DirectHost with a kernel, whose processes are played by the test."""
 
     config: KernelConfig | None = None
-    console: bytearray = field(default_factory=bytearray)
-    started: list[tuple[int, str]] = field(default_factory=list)
-    stopped: list[int] = field(default_factory=list)
-    clock_ns: int = 1_000_000_000
 
     def __post_init__(self) -> None:
         self.kernel = Kernel(self, minimal_manifest(), self.config)
-
-    # Host protocol
-    def allocate_region(self, pid: int, size: int) -> memoryview:
-        return memoryview(bytearray(size))
-
-    def start(self, proc: Process, module: str) -> None:
-        self.started.append((proc.pid, module))
-
-    def stop(self, proc: Process) -> None:
-        self.stopped.append(proc.pid)
-
-    def now_ns(self) -> int:
-        return self.clock_ns
-
-    def entropy(self, size: int) -> bytes:
-        return os.urandom(size)
-
-    def console_write(self, proc: Process, data: bytes) -> None:
-        self.console += data
 
     # Building processes
     def process(

@@ -1,0 +1,26 @@
+"""The application factory: every part of the site, assembled in one place."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+
+from server import assets, pages
+from server.headers import SecurityHeaders
+from server.package import build_archive
+from server.settings import Settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    archive = build_archive()
+    app = FastAPI(
+        title="capOS Playground",
+        docs_url=None,
+        redoc_url=None,
+        openapi_url=None,
+        routes=[*pages.routes(settings), *assets.routes(settings, archive)],
+        middleware=[Middleware(SecurityHeaders)],
+    )
+    app.state.settings = settings
+    return app

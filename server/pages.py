@@ -1,0 +1,30 @@
+"""Pages and the health probe: the landing page, the playground, /healthz."""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from server.settings import Settings
+
+
+def routes(settings: Settings) -> list[Route]:
+    def page(name: str):
+        path = settings.web_dir / name
+
+        async def endpoint(request: Request) -> Response:
+            return FileResponse(
+                path, media_type="text/html; charset=utf-8", headers={"cache-control": "no-cache"}
+            )
+
+        return endpoint
+
+    async def healthz(request: Request) -> Response:
+        return JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
+
+    return [
+        Route("/", page("index.html"), methods=["GET", "HEAD"]),
+        Route("/play", page("play.html"), methods=["GET", "HEAD"]),
+        Route("/healthz", healthz, methods=["GET", "HEAD"]),
+    ]

@@ -1,0 +1,108 @@
+"""The web server: pages, assets, the kernel archive, and the headers on all of them."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+from starlette.testclient import TestClient
+
+from server.app import create_app
+from server.assets import MissingVendor
+from server.settings import Settings
+
+
+@pytest.fixture(scope="module")
+def client() -> TestClient:
+    return TestClient(create_app())
+
+
+def isolated(response) -> bool:
+    headers = response.headers
+    return (
+        headers["cross-origin-opener-policy"] == "same-origin"
+        and headers["cross-origin-embedder-policy"] == "require-corp"
+        and headers["cross-origin-resource-policy"] == "same-origin"
+        and "default-src 'self'" in headers["content-security-policy"]
+        and headers["x-content-type-options"] == "nosniff"
+    )
+
+
+def test_healthz_answers_ok_uncached(client):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response.headers["cache-control"] == "no-store"
+
+
+def test_landing_page_explains_and_links_into_the_playground(client):
+    response = client.get("/")
+    assert response.status_code == 200 and response.headers["content-type"].startswith("text/html")
+    assert 'href="/play"' in response.text and "capability" in response.text
+    assert isolated(response)
+
+
+def test_play_page_is_isolated_and_loads_only_local_scripts(client):
+    response = client.get("/play")
+    assert response.status_code == 200 and isolated(response)
+    assert 'src="/static/play.js"' in response.text
+    assert "http" not in response.text.replace("http-equiv", "")  # nothing from elsewhere
+
+
+def test_every_response_carries_the_security_headers_even_errors(client):
+    for path in ("/static/play.js", "/vendor/versions.json", "/nope", "/static/nope.js"):
+        assert isolated(client.get(path)), path
+
+
+def test_csp_allows_wasm_but_no_eval_and_no_other_origin(client):
+    csp = client.get("/play").headers["content-security-policy"]
+    assert "'wasm-unsafe-eval'" in csp and "'unsafe-eval'" not in csp
+    assert "frame-ancestors 'none'" in csp and "object-src 'none'" in csp
+    assert "http" not in csp
+
+
+def test_vendor_packages_are_versioned_and_cached_forever(client):
+    versions = client.get("/vendor/versions.json").json()
+    assert set(versions) == {"pyodide", "xterm", "xterm-addon-fit"}
+    wasm = client.get(f"/vendor/pyodide-{versions['pyodide']}/pyodide.asm.wasm")
+    assert wasm.status_code == 200
+    assert wasm.headers["content-type"] == "application/wasm"  # streaming compile needs it
+    assert wasm.headers["cache-control"] == "public, max-age=31536000, immutable"
+    xterm = client.get(f"/vendor/xterm-{versions['xterm']}/lib/xterm.mjs")
+    assert xterm.status_code == 200 and "javascript" in xterm.headers["content-type"]
+
+
+def test_kernel_archive_holds_the_kernel_and_revalidates_with_its_etag(client):
+    response = client.get("/pkg/capos-playground.zip")
+    assert response.status_code == 200 and response.headers["cache-control"] == "no-cache"
+    names = zipfile.ZipFile(io.BytesIO(response.content)).namelist()
+    assert "kernel/kernel.py" in names and "schema/bundle.json" in names
+    assert "demos/chat/server.py" in names
+    assert not any("__pycache__" in n or n.startswith(("server/", "tests/")) for n in names)
+    again = client.get(
+        "/pkg/capos-playground.zip", headers={"if-none-match": response.headers["etag"]}
+    )
+    assert again.status_code == 304 and again.content == b""
+
+
+def test_paths_outside_the_asset_folders_are_not_served(client):
+    for path in (
+        "/static/../server/app.py",
+        "/static/%2e%2e/server/app.py",
+        "/vendor/pyodide-0/pyodide.mjs",
+        "/web/play.html",
+        "/static/",
+    ):
+        assert client.get(path).status_code == 404, path
+
+
+def test_wrong_methods_are_refused(client):
+    assert client.post("/healthz").status_code == 405
+    assert client.delete("/play").status_code == 405
+    assert client.head("/play").status_code == 200
+
+
+def test_missing_browser_packages_say_how_to_install_them(tmp_path):
+    (tmp_path / "static").mkdir()
+    with pytest.raises(MissingVendor, match="run `npm ci`"):
+        create_app(Settings(web_dir=tmp_path))
