@@ -42,19 +42,36 @@ def run() -> list[str]:
     kernel = Kernel(host, encode_document(MANIFEST))
     console = kernel.kernel_caps["console"]
     entry = CapEntry(console, console.interface_id, TransferPolicy.COPY, Origin.KERNEL)
-    proc, _ = kernel.create_process("selfcheck", "init", [("console", "cap", entry)],
-                                    parent=None, session=SessionContext(host.entropy(16)))
+    proc, _ = kernel.create_process(
+        "selfcheck",
+        "init",
+        [("console", "cap", entry)],
+        parent=None,
+        session=SessionContext(host.entropy(16)),
+    )
     ring = UserRing.attach(proc.ring.region)
     [(_, console_id, console_iface)] = proc.capset
-    lines = [f"python {platform.python_version()} on {sys.platform}; ring ABI v{abi.ABI_VERSION}; "
-             f"{len(bundle.interfaces)} interfaces in the schema bundle"]
+    lines = [
+        f"python {platform.python_version()} on {sys.platform}; ring ABI v{abi.ABI_VERSION}; "
+        f"{len(bundle.interfaces)} interfaces in the schema bundle"
+    ]
 
     write = bundle.interface("Console").method("writeLine")
     message = encode(write.params, {"text": "hello from the capability ring"})
     ring.buffer(0, len(message))[:] = message
-    ring.submit(sqe(Op.CALL, cap_id=console_id, interface_id=console_iface,
-                    method_id=write.ordinal, params_addr=0, params_len=len(message),
-                    result_addr=1024, result_len=256, user_data=1))
+    ring.submit(
+        sqe(
+            Op.CALL,
+            cap_id=console_id,
+            interface_id=console_iface,
+            method_id=write.ordinal,
+            params_addr=0,
+            params_len=len(message),
+            result_addr=1024,
+            result_len=256,
+            user_data=1,
+        )
+    )
     ring.submit(sqe(Op.NOP, user_data=2))
     ring.submit(sqe(0, user_data=3))  # opcode 0 is invalid: must come back as an error
     kernel.enter(proc.pid)
