@@ -60,8 +60,7 @@ class Reply:
 
     def write(self, offset: int, data: bytes | memoryview) -> None:
         """Copy into the result buffer; callers checked `fits` first."""
-        start = abi.BUFFER_OFFSET + self.result_addr + offset
-        self.proc.ring.region[start : start + len(data)] = data
+        self.proc.ring.write_buffer(self.result_addr + offset, data)
 
     def post(
         self,

@@ -11,10 +11,11 @@ from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from kernel.process import Process
+    from kernel.region import Region
 
 
 class Host(Protocol):
-    def allocate_region(self, pid: int, size: int) -> memoryview:
+    def allocate_region(self, pid: int, size: int) -> Region:
         """Zeroed memory the process and the kernel will share (ring, CapSet, buffers)."""
 
     def start(self, proc: Process, module: str) -> None:

@@ -315,7 +315,7 @@ class Kernel:
     def _params(self, proc: Process, sqe: Sqe) -> bytes:
         if not proc.ring.buffer_range_ok(sqe.params_addr, sqe.params_len):
             raise TransportError(Err.BAD_BUFFER, "params range outside the buffer area")
-        return bytes(proc.ring.buffer(sqe.params_addr, sqe.params_len))
+        return proc.ring.read_buffer(sqe.params_addr, sqe.params_len)
 
     def _op_call(self, proc: Process, sqe: Sqe) -> None:
         entry = proc.table.lookup(sqe.cap_id, sqe.interface_id)

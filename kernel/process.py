@@ -97,17 +97,8 @@ class Process:
 
     def write_capset(self) -> None:
         """Lay the bootstrap CapSet page out for the runtime to read at start."""
-        region = self.ring.region
-        base = abi.CAPSET_OFFSET
-        abi.CAPSET_HEADER.pack_into(region, base, abi.CAPSET_MAGIC, len(self.capset))
-        for index, (name, cap_id, interface_id) in enumerate(self.capset):
-            encoded = name.encode()
-            abi.CAPSET_ENTRY.pack_into(
-                region,
-                base + abi.CAPSET_HEADER.size + index * abi.CAPSET_ENTRY.size,
-                cap_id,
-                len(encoded),
-                0,
-                interface_id,
-                encoded,
-            )
+        page = abi.CAPSET_HEADER.pack(abi.CAPSET_MAGIC, len(self.capset)) + b"".join(
+            abi.CAPSET_ENTRY.pack(cap_id, len(name.encode()), 0, interface_id, name.encode())
+            for name, cap_id, interface_id in self.capset
+        )
+        self.ring.region.write(abi.CAPSET_OFFSET, page)

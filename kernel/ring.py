@@ -8,18 +8,12 @@ index or length from the process without checking it here first.
 
 from __future__ import annotations
 
-import struct
 from typing import NamedTuple
 
 from kernel import abi
 from kernel.abi import Header
+from kernel.region import Region
 
-# Header fields are read while the other side writes them. CPython packs an
-# explicit-endian format ("<I") one byte at a time, so a reader could see a
-# torn index; the native format copies all four bytes in one aligned store.
-# Every host we run on is little-endian, so the bytes are the ABI's.
-_U32 = struct.Struct("I")
-assert struct.pack("I", 1) == struct.pack("<I", 1), "ring ABI v0 needs a little-endian host"
 _SQE = abi.SQE
 _CQE = abi.CQE
 _SQ_MASK = abi.SQ_ENTRIES - 1
@@ -95,34 +89,47 @@ def sqe(
     )
 
 
+def _read_slots(
+    region: Region, base: int, size: int, entries: int, first: int, count: int
+) -> bytes:
+    """`count` queue slots from index `first` on, in order: one read, two if they wrap."""
+    start = first & (entries - 1)
+    head_count = min(count, entries - start)
+    raw = region.read(base + start * size, head_count * size)
+    if head_count < count:
+        raw += region.read(base, (count - head_count) * size)
+    return raw
+
+
 class _RingView:
-    """Header access shared by both sides."""
+    """Header access shared by both sides, through the region's primitives."""
 
-    __slots__ = ("buffer_size", "region")
+    __slots__ = ("buffer_size", "get", "region", "set")
 
-    def __init__(self, region: memoryview, buffer_size: int) -> None:
+    def __init__(self, region: Region, buffer_size: int) -> None:
         self.region = region
         self.buffer_size = buffer_size
+        self.get = region.u32  # bound once: these run on every ring operation
+        self.set = region.set_u32
 
-    def get(self, field: int) -> int:
-        return _U32.unpack_from(self.region, field)[0]
+    def read_buffer(self, addr: int, length: int) -> bytes:
+        """Bytes of the buffer area; callers check the range first."""
+        return self.region.read(abi.BUFFER_OFFSET + addr, length)
 
-    def set(self, field: int, value: int) -> None:
-        _U32.pack_into(self.region, field, value & _U32_MASK)
-
-    def buffer(self, addr: int, length: int) -> memoryview:
-        """A slice of the buffer area; callers check the range first."""
-        start = abi.BUFFER_OFFSET + addr
-        return self.region[start : start + length]
+    def write_buffer(self, addr: int, data: bytes) -> None:
+        self.region.write(abi.BUFFER_OFFSET + addr, data)
 
     def buffer_range_ok(self, addr: int, length: int) -> bool:
         return addr >= 0 and length >= 0 and addr + length <= self.buffer_size
 
     def available(self) -> int:
         """CQEs posted and not yet reaped."""
-        head = _U32.unpack_from(self.region, Header.CQ_HEAD)[0]
-        tail = _U32.unpack_from(self.region, Header.CQ_TAIL)[0]
-        return (tail - head) & _U32_MASK
+        get = self.get
+        return (get(Header.CQ_TAIL) - get(Header.CQ_HEAD)) & _U32_MASK
+
+    def _pending_sqes(self) -> int:
+        get = self.get
+        return (get(Header.SQ_TAIL) - get(Header.SQ_HEAD)) & _U32_MASK
 
 
 class KernelRing(_RingView):
@@ -131,13 +138,13 @@ class KernelRing(_RingView):
     __slots__ = ()
 
     @classmethod
-    def create(cls, region: memoryview, pid: int) -> KernelRing:
+    def create(cls, region: Region, pid: int) -> KernelRing:
         """Lay out a fresh ring at the start of `region` (zeroed by the host)."""
-        buffer_size = len(region) - abi.BUFFER_OFFSET
+        buffer_size = region.size - abi.BUFFER_OFFSET
         if buffer_size <= 0:
-            raise ValueError(f"region of {len(region)} bytes leaves no buffer area")
+            raise ValueError(f"region of {region.size} bytes leaves no buffer area")
         ring = cls(region, buffer_size)
-        region[: abi.PAGE_SIZE] = bytes(abi.PAGE_SIZE)
+        region.write(0, bytes(abi.PAGE_SIZE))
         for field, value in (
             (Header.MAGIC, abi.RING_MAGIC),
             (Header.VERSION, abi.ABI_VERSION),
@@ -160,56 +167,44 @@ class KernelRing(_RingView):
         caller posts a CORRUPT_SQ completion. The kernel's own head is the
         source of truth, so a process cannot rewind it.
         """
-        region = self.region
-        head = _U32.unpack_from(region, Header.SQ_HEAD)[0]
-        tail = _U32.unpack_from(region, Header.SQ_TAIL)[0]
+        head = self.get(Header.SQ_HEAD)
+        tail = self.get(Header.SQ_TAIL)
         pending = (tail - head) & _U32_MASK
         if pending == 0:
             return [], False
         if pending > abi.SQ_ENTRIES:
-            _U32.pack_into(region, Header.SQ_HEAD, tail)
+            self.set(Header.SQ_HEAD, tail)
             self.set(Header.SQ_CORRUPTIONS, self.get(Header.SQ_CORRUPTIONS) + 1)
             return [], True
         count = min(pending, limit)
-        unpack = _SQE.unpack_from
-        base = abi.SQ_OFFSET
-        entries = [
-            unpack(region, base + ((head + i) & _SQ_MASK) * abi.SQE_SIZE) for i in range(count)
-        ]
-        _U32.pack_into(region, Header.SQ_HEAD, (head + count) & _U32_MASK)
+        raw = _read_slots(self.region, abi.SQ_OFFSET, abi.SQE_SIZE, abi.SQ_ENTRIES, head, count)
+        entries = list(_SQE.iter_unpack(raw))
+        self.set(Header.SQ_HEAD, (head + count) & _U32_MASK)
         return entries, False
 
-    def sq_pending(self) -> int:
-        """SQEs submitted and not yet consumed (the process may still be writing more)."""
-        head = _U32.unpack_from(self.region, Header.SQ_HEAD)[0]
-        tail = _U32.unpack_from(self.region, Header.SQ_TAIL)[0]
-        return (tail - head) & _U32_MASK
+    sq_pending = _RingView._pending_sqes  # the process may still be writing more
 
     def cq_space(self) -> int:
         """Free CQ slots. A nonsense cq_head from the process reads as a full CQ."""
-        head = _U32.unpack_from(self.region, Header.CQ_HEAD)[0]
-        tail = _U32.unpack_from(self.region, Header.CQ_TAIL)[0]
-        used = (tail - head) & _U32_MASK
+        used = self.available()
         if used > abi.CQ_ENTRIES:
             return 0
         return abi.CQ_ENTRIES - used
 
     def post(self, cqe: Cqe) -> None:
         """Write one CQE; the caller has checked `cq_space()`."""
-        region = self.region
-        tail = _U32.unpack_from(region, Header.CQ_TAIL)[0]
-        _CQE.pack_into(region, abi.CQ_OFFSET + (tail & _CQ_MASK) * abi.CQE_SIZE, *cqe)
-        _U32.pack_into(region, Header.CQ_TAIL, (tail + 1) & _U32_MASK)
+        tail = self.get(Header.CQ_TAIL)
+        self.region.write(abi.CQ_OFFSET + (tail & _CQ_MASK) * abi.CQE_SIZE, _CQE.pack(*cqe))
+        self.set(Header.CQ_TAIL, (tail + 1) & _U32_MASK)
 
     def post_many(self, cqes: list[tuple]) -> int:
         """Write as many CQEs as fit, publishing them at once; returns how many."""
         count = min(len(cqes), self.cq_space())
-        region = self.region
-        tail = _U32.unpack_from(region, Header.CQ_TAIL)[0]
-        pack, base = _CQE.pack_into, abi.CQ_OFFSET
+        tail = self.get(Header.CQ_TAIL)
+        write, pack, base = self.region.write, _CQE.pack, abi.CQ_OFFSET
         for i in range(count):
-            pack(region, base + ((tail + i) & _CQ_MASK) * abi.CQE_SIZE, *cqes[i])
-        _U32.pack_into(region, Header.CQ_TAIL, (tail + count) & _U32_MASK)
+            write(base + ((tail + i) & _CQ_MASK) * abi.CQE_SIZE, pack(*cqes[i]))
+        self.set(Header.CQ_TAIL, (tail + count) & _U32_MASK)
         return count
 
     def count_overflow(self) -> None:
@@ -225,9 +220,9 @@ class UserRing(_RingView):
     __slots__ = ()
 
     @classmethod
-    def attach(cls, region: memoryview) -> UserRing:
+    def attach(cls, region: Region) -> UserRing:
         """Check the kernel laid out a ring we understand before using it."""
-        if len(region) < abi.BUFFER_OFFSET:
+        if region.size < abi.BUFFER_OFFSET:
             raise ValueError("ring region too small")
         probe = _RingView(region, 0)
         if probe.get(Header.MAGIC) != abi.RING_MAGIC:
@@ -235,52 +230,38 @@ class UserRing(_RingView):
         if probe.get(Header.VERSION) != abi.ABI_VERSION:
             raise ValueError(f"ring ABI v{probe.get(Header.VERSION)} is not v{abi.ABI_VERSION}")
         buffer_size = probe.get(Header.BUFFER_SIZE)
-        if abi.BUFFER_OFFSET + buffer_size > len(region):
+        if abi.BUFFER_OFFSET + buffer_size > region.size:
             raise ValueError("ring header claims a buffer area larger than the region")
         return cls(region, buffer_size)
 
     def sq_space(self) -> int:
-        head = _U32.unpack_from(self.region, Header.SQ_HEAD)[0]
-        tail = _U32.unpack_from(self.region, Header.SQ_TAIL)[0]
-        return abi.SQ_ENTRIES - ((tail - head) & _U32_MASK)
+        return abi.SQ_ENTRIES - self._pending_sqes()
 
     def submit(self, entry: Sqe | tuple) -> None:
         """Write one SQE and publish it; the caller has checked `sq_space()`."""
-        region = self.region
-        tail = _U32.unpack_from(region, Header.SQ_TAIL)[0]
-        _SQE.pack_into(region, abi.SQ_OFFSET + (tail & _SQ_MASK) * abi.SQE_SIZE, *entry)
-        _U32.pack_into(region, Header.SQ_TAIL, (tail + 1) & _U32_MASK)
+        tail = self.get(Header.SQ_TAIL)
+        self.region.write(abi.SQ_OFFSET + (tail & _SQ_MASK) * abi.SQE_SIZE, _SQE.pack(*entry))
+        self.set(Header.SQ_TAIL, (tail + 1) & _U32_MASK)
 
     def submit_many(self, entries: list[Sqe | tuple]) -> None:
         """Write several SQEs and publish them with one tail update."""
-        region = self.region
-        tail = _U32.unpack_from(region, Header.SQ_TAIL)[0]
-        pack, base = _SQE.pack_into, abi.SQ_OFFSET
+        tail = self.get(Header.SQ_TAIL)
+        write, pack, base = self.region.write, _SQE.pack, abi.SQ_OFFSET
         for i, entry in enumerate(entries):
-            pack(region, base + ((tail + i) & _SQ_MASK) * abi.SQE_SIZE, *entry)
-        _U32.pack_into(region, Header.SQ_TAIL, (tail + len(entries)) & _U32_MASK)
+            write(base + ((tail + i) & _SQ_MASK) * abi.SQE_SIZE, pack(*entry))
+        self.set(Header.SQ_TAIL, (tail + len(entries)) & _U32_MASK)
 
-    def submitted_unconsumed(self) -> int:
-        head = _U32.unpack_from(self.region, Header.SQ_HEAD)[0]
-        tail = _U32.unpack_from(self.region, Header.SQ_TAIL)[0]
-        return (tail - head) & _U32_MASK
+    submitted_unconsumed = _RingView._pending_sqes
 
     def reap(self) -> list[Cqe]:
         """Take every posted CQE, oldest first."""
-        region = self.region
-        head = _U32.unpack_from(region, Header.CQ_HEAD)[0]
-        tail = _U32.unpack_from(region, Header.CQ_TAIL)[0]
-        count = (tail - head) & _U32_MASK
+        head = self.get(Header.CQ_HEAD)
+        count = min((self.get(Header.CQ_TAIL) - head) & _U32_MASK, abi.CQ_ENTRIES)
         if count == 0:
             return []
-        unpack = _CQE.unpack_from
-        base = abi.CQ_OFFSET
-        count = min(count, abi.CQ_ENTRIES)
-        out = [
-            Cqe._make(unpack(region, base + ((head + i) & _CQ_MASK) * abi.CQE_SIZE))
-            for i in range(count)
-        ]
-        _U32.pack_into(region, Header.CQ_HEAD, (head + count) & _U32_MASK)
+        raw = _read_slots(self.region, abi.CQ_OFFSET, abi.CQE_SIZE, abi.CQ_ENTRIES, head, count)
+        out = [Cqe._make(fields) for fields in _CQE.iter_unpack(raw)]
+        self.set(Header.CQ_HEAD, (head + count) & _U32_MASK)
         return out
 
     @property

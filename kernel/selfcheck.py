@@ -58,7 +58,7 @@ def run() -> list[str]:
 
     write = bundle.interface("Console").method("writeLine")
     message = encode(write.params, {"text": "hello from the capability ring"})
-    ring.buffer(0, len(message))[:] = message
+    ring.write_buffer(0, message)
     ring.submit(
         sqe(
             Op.CALL,
@@ -80,7 +80,7 @@ def run() -> list[str]:
     _expect(host.console == b"hello from the capability ring\n", "the console got no text")
     _expect(results.get(2) == 0, f"NOP failed: {results.get(2)}")
     _expect(results.get(3) == Err.UNSUPPORTED_OPCODE, "a bad opcode was not refused")
-    decode(write.results, bytes(ring.buffer(1024, results[1])))
+    decode(write.results, ring.read_buffer(1024, results[1]))
     lines.append("Console.writeLine, NOP and a refused bad opcode: ok")
 
     start = time.perf_counter()

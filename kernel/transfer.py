@@ -53,7 +53,7 @@ class Transfer:
         ring = sender.ring
         if not ring.buffer_range_ok(sqe.xfer_addr, count * abi.XFER_SIZE):
             raise TransportError(Err.BAD_BUFFER, "transfer descriptors outside the buffer area")
-        raw = bytes(ring.buffer(sqe.xfer_addr, count * abi.XFER_SIZE))
+        raw = ring.read_buffer(sqe.xfer_addr, count * abi.XFER_SIZE)
         parsed: list[tuple[int, TransferMode]] = []
         seen: set[int] = set()
         for cap_id, mode, reserved in abi.XFER.iter_unpack(raw):

@@ -117,7 +117,7 @@ class TestProc:
             self._next_addr = abi.align8(max(size, 8))
             addr = 0
         if not isinstance(data, int):
-            self.ring.buffer(addr, len(data))[:] = data
+            self.ring.write_buffer(addr, data)
         return addr
 
     def user_data(self) -> int:
@@ -170,17 +170,17 @@ class TestProc:
 
     def result(self, cqe: Cqe, sqe_: tuple, interface: str, method: str) -> dict:
         m = BUNDLE.interface(interface).method(method)
-        return decode(m.results, bytes(self.ring.buffer(sqe_.result_addr, cqe.result)))
+        return decode(m.results, self.ring.read_buffer(sqe_.result_addr, cqe.result))
 
     def exception(self, cqe: Cqe, sqe_: tuple) -> dict:
         assert cqe.result == abi.Err.APPLICATION_EXCEPTION, cqe
         return decode(
             BUNDLE.struct("CapException"),
-            bytes(self.ring.buffer(sqe_.result_addr, cqe.exception_len)),
+            self.ring.read_buffer(sqe_.result_addr, cqe.exception_len),
         )
 
     def records(self, cqe: Cqe) -> list[tuple[int, int]]:
-        raw = bytes(self.ring.buffer(cqe.caps_addr, cqe.cap_count * abi.CAP_RECORD_SIZE))
+        raw = self.ring.read_buffer(cqe.caps_addr, cqe.cap_count * abi.CAP_RECORD_SIZE)
         return [(c, i) for c, _, i in abi.CAP_RECORD.iter_unpack(raw)]
 
     def recv_sqe(self, endpoint: str = "ep", *, result_len: int = 4096) -> tuple:
@@ -216,11 +216,11 @@ class TestProc:
         )
 
     def recv_header(self, cqe: Cqe, recv: tuple) -> tuple:
-        return abi.RECV_HEADER.unpack_from(self.ring.buffer(recv.result_addr, abi.RECV_HEADER_SIZE))
+        return abi.RECV_HEADER.unpack(self.ring.read_buffer(recv.result_addr, abi.RECV_HEADER_SIZE))
 
     def recv_params(self, cqe: Cqe, recv: tuple) -> bytes:
         header = self.recv_header(cqe, recv)
-        return bytes(self.ring.buffer(recv.result_addr + abi.RECV_HEADER_SIZE, header[4]))
+        return self.ring.read_buffer(recv.result_addr + abi.RECV_HEADER_SIZE, header[4])
 
 
 def echo_params(data: bytes) -> bytes:

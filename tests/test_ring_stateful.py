@@ -332,10 +332,10 @@ class RingMachine(RuleBasedStateMachine):
         elif kind == "raw_exception":
             assert cqe.result == Err.APPLICATION_EXCEPTION
             assert cqe.exception_len == len(expected[1])
-            assert bytes(ps.tp.ring.buffer(entry.result_addr, cqe.exception_len)) == expected[1]
+            assert ps.tp.ring.read_buffer(entry.result_addr, cqe.exception_len) == expected[1]
         elif kind == "echo":
             assert cqe.result == len(expected[1]), (ps.name, cqe)
-            assert bytes(ps.tp.ring.buffer(entry.result_addr, cqe.result)) == expected[1]
+            assert ps.tp.ring.read_buffer(entry.result_addr, cqe.result) == expected[1]
         elif kind == "recv":
             _, call_id, params = expected
             assert cqe.result == abi.RECV_HEADER_SIZE + len(params)

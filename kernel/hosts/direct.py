@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 
 from kernel.process import Process
+from kernel.region import MemoryRegion
 
 
 @dataclass
@@ -23,8 +24,8 @@ class DirectHost:
     stopped: list[int] = field(default_factory=list)
     clock_ns: int = 1_000_000_000
 
-    def allocate_region(self, pid: int, size: int) -> memoryview:
-        return memoryview(bytearray(size))
+    def allocate_region(self, pid: int, size: int) -> MemoryRegion:
+        return MemoryRegion(bytearray(size))
 
     def start(self, proc: Process, module: str) -> None:
         self.started.append((proc.pid, module))

@@ -18,6 +18,7 @@ from typing import NoReturn
 from kernel.kernel import Kernel, KernelConfig
 from kernel.manual import build_corpus
 from kernel.process import Process
+from kernel.region import MemoryRegion
 from kernel.runtime import ProcessEnded, Runtime
 
 
@@ -50,8 +51,8 @@ class InProcessHost:
 
     # --- Host protocol ---------------------------------------------------------------
 
-    def allocate_region(self, pid: int, size: int) -> memoryview:
-        return memoryview(bytearray(size))
+    def allocate_region(self, pid: int, size: int) -> MemoryRegion:
+        return MemoryRegion(bytearray(size))
 
     def start(self, proc: Process, module: str) -> None:
         program = importlib.import_module(module)

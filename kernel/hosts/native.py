@@ -17,7 +17,6 @@ import os
 import select
 import signal
 import socket
-import struct
 import subprocess
 import sys
 import time
@@ -32,13 +31,12 @@ from kernel.kernel import BootError, Kernel, KernelConfig
 from kernel.manifest import ManifestError, build
 from kernel.manual import build_corpus
 from kernel.process import Process
+from kernel.region import MemoryRegion
 
 SPAWN_REPLY_TIMEOUT_S = 10.0
 # How long a waiter (the kernel loop, or a process in cap_enter) looks for
 # work before it blocks on its eventfd; see NativeSyscalls. 0: block at once.
 DEFAULT_SPIN_US = 200
-_U32 = struct.Struct("I")  # native: one aligned store (see ring.py), as the process uses
-_I32 = struct.Struct("i")
 ZYGOTE_START_TIMEOUT_S = 30.0
 
 
@@ -125,7 +123,7 @@ class NativeHost:
 
     # --- Host protocol -------------------------------------------------------------------
 
-    def allocate_region(self, pid: int, size: int) -> memoryview:
+    def allocate_region(self, pid: int, size: int) -> MemoryRegion:
         memfd = os.memfd_create(f"capos-pid{pid}", os.MFD_CLOEXEC)
         try:
             os.ftruncate(memfd, size)
@@ -136,7 +134,7 @@ class NativeHost:
         submit_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         wake_fd = os.eventfd(0, os.EFD_CLOEXEC)
         self._natives[pid] = _Native(region, memfd, submit_fd, wake_fd)
-        return memoryview(region)
+        return MemoryRegion(memoryview(region))
 
     def start(self, proc: Process, module: str) -> None:
         native = self._natives[proc.pid]
@@ -270,9 +268,10 @@ class NativeHost:
         self._faults_seen = self.kernel.fault_count
 
     def _doorbell(self, pid: int) -> None:
-        region = self._natives[pid].region
-        if _U32.unpack_from(region, Header.EXIT_REQUESTED)[0]:
-            self.kernel.exit(pid, _I32.unpack_from(region, Header.EXIT_CODE)[0])
+        ring = self.kernel.processes[pid].ring
+        if ring.get(Header.EXIT_REQUESTED):
+            code = ring.get(Header.EXIT_CODE)
+            self.kernel.exit(pid, code - (1 << 32) if code >= 1 << 31 else code)
         else:
             self.kernel.enter(pid)
 
@@ -311,7 +310,7 @@ class NativeHost:
             native = self._natives.get(proc.pid)
             if native is None:
                 continue
-            wanted = _U32.unpack_from(native.region, Header.ENTER_MIN)[0]
+            wanted = proc.ring.get(Header.ENTER_MIN)
             if not proc.alive or proc.ring.available() >= wanted:
                 os.eventfd_write(native.wake_fd, 1)
             elif not proc.expecting and not proc.ring.sq_pending():

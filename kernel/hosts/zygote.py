@@ -34,6 +34,7 @@ import traceback
 from typing import NoReturn
 
 from kernel.abi import Header
+from kernel.region import MemoryRegion
 from kernel.ring import UserRing
 from kernel.runtime import ProcessEnded, Runtime
 
@@ -143,12 +144,11 @@ def run_child(
         os.setpgid(0, 0)  # the terminal's Ctrl-C goes to the kernel, not to every process
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        region = mmap.mmap(memfd, size)
+        region = MemoryRegion(memoryview(mmap.mmap(memfd, size)))
         os.close(memfd)
-        ring = UserRing.attach(memoryview(region))
-        syscalls = NativeSyscalls(ring, submit_fd, wake_fd, spin_ns)
+        syscalls = NativeSyscalls(UserRing.attach(region), submit_fd, wake_fd, spin_ns)
         program = importlib.import_module(module)
-        code = program.main(Runtime(memoryview(region), syscalls))
+        code = program.main(Runtime(region, syscalls))
         syscalls.exit(int(code or 0))
     except ProcessEnded:
         os._exit(0)

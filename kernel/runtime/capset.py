@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from kernel import abi
+from kernel.region import Region
 
 
 @dataclass(frozen=True, slots=True)
@@ -14,9 +15,10 @@ class CapSetEntry:
     interface_id: int
 
 
-def read_capset(region: memoryview) -> list[CapSetEntry]:
+def read_capset(region: Region) -> list[CapSetEntry]:
     """The entries in manifest order; a page we cannot read is an error, not empty."""
-    magic, count = abi.CAPSET_HEADER.unpack_from(region, abi.CAPSET_OFFSET)
+    page = region.read(abi.CAPSET_OFFSET, abi.PAGE_SIZE)
+    magic, count = abi.CAPSET_HEADER.unpack_from(page, 0)
     if magic != abi.CAPSET_MAGIC:
         raise ValueError("no CapSet page (bad magic)")
     if count > abi.CAPSET_MAX_ENTRIES:
@@ -24,7 +26,7 @@ def read_capset(region: memoryview) -> list[CapSetEntry]:
     entries = []
     for index in range(count):
         cap_id, name_len, _, interface_id, name = abi.CAPSET_ENTRY.unpack_from(
-            region, abi.CAPSET_OFFSET + abi.CAPSET_HEADER.size + index * abi.CAPSET_ENTRY.size
+            page, abi.CAPSET_HEADER.size + index * abi.CAPSET_ENTRY.size
         )
         entries.append(CapSetEntry(name[:name_len].decode(), cap_id, interface_id))
     return entries

@@ -19,6 +19,7 @@ from kernel import abi
 from kernel.abi import Err, Op, SqeFlags, TransferMode
 from kernel.codec import Bundle, decode, encode
 from kernel.codec.bundle import InterfaceType, ListType, Method, StructType
+from kernel.region import Region
 from kernel.ring import Cqe, UserRing, sqe
 from kernel.runtime.buffers import BufferArena
 from kernel.runtime.capset import read_capset
@@ -108,7 +109,7 @@ class Incoming:
 
 
 class Runtime:
-    def __init__(self, region: memoryview, syscalls: Syscalls, bundle: Bundle | None = None):
+    def __init__(self, region: Region, syscalls: Syscalls, bundle: Bundle | None = None):
         self.ring = UserRing.attach(region)
         self.syscalls = syscalls
         self.bundle = bundle or Bundle.default()
@@ -207,7 +208,7 @@ class Runtime:
 
     def _put(self, data: bytes) -> int:
         addr = self.arena.alloc(len(data))
-        self.ring.buffer(addr, len(data))[:] = data
+        self.ring.write_buffer(addr, data)
         return addr
 
     def _put_transfers(self, caps: list[tuple[Cap, TransferMode]]) -> int:
@@ -218,7 +219,7 @@ class Runtime:
     def _records(self, cqe: Cqe) -> list[Cap]:
         if not cqe.cap_count:
             return []
-        raw = bytes(self.ring.buffer(cqe.caps_addr, cqe.cap_count * abi.CAP_RECORD_SIZE))
+        raw = self.ring.read_buffer(cqe.caps_addr, cqe.cap_count * abi.CAP_RECORD_SIZE)
         return [Cap(self, c, i, owned=True) for c, _, i in abi.CAP_RECORD.iter_unpack(raw)]
 
     # --- calling -----------------------------------------------------------------------
@@ -271,10 +272,9 @@ class Runtime:
         xfer_addr = abi.align8(params_len)
         result_offset = xfer_addr + abi.align8(len(xfer))
         base = self.arena.alloc(result_offset + result_size)
-        buffer = self.ring.buffer(base, result_offset)
-        buffer[:params_len] = message
+        self.ring.write_buffer(base, message)
         if xfer:
-            buffer[xfer_addr : xfer_addr + len(xfer)] = xfer
+            self.ring.write_buffer(base + xfer_addr, xfer)
         pending = Pending(next(self._user_data), base, base + result_offset)
         try:
             self.submit(
@@ -330,7 +330,7 @@ class Runtime:
         try:
             cqe = self.wait(pending.user_data)
             self._check(cqe, pending.result_addr)
-            return cqe, bytes(self.ring.buffer(pending.result_addr, cqe.result))
+            return cqe, self.ring.read_buffer(pending.result_addr, cqe.result)
         finally:
             self.arena.free(pending.base)
 
@@ -360,7 +360,7 @@ class Runtime:
         if cqe.result >= 0:
             return
         if cqe.result == Err.APPLICATION_EXCEPTION:
-            raw = bytes(self.ring.buffer(result_addr, cqe.exception_len))
+            raw = self.ring.read_buffer(result_addr, cqe.exception_len)
             exc = decode(self.bundle.struct("CapException"), raw)
             raise RemoteError(exc["type"], exc["message"])
         raise TransportFailure(cqe.result)
@@ -399,10 +399,10 @@ class Runtime:
         """Read a RECV completion out of its buffer and free the buffer."""
         try:
             self._check(cqe, addr)
-            call_id, iface, method_id, _, params_len, lo, hi, epoch = abi.RECV_HEADER.unpack_from(
-                self.ring.buffer(addr, abi.RECV_HEADER_SIZE)
+            call_id, iface, method_id, _, params_len, lo, hi, epoch = abi.RECV_HEADER.unpack(
+                self.ring.read_buffer(addr, abi.RECV_HEADER_SIZE)
             )
-            params = bytes(self.ring.buffer(addr + abi.RECV_HEADER_SIZE, params_len))
+            params = self.ring.read_buffer(addr + abi.RECV_HEADER_SIZE, params_len)
             return Incoming(
                 call_id, iface, method_id, params, self._records(cqe), lo | hi << 64, epoch
             )
