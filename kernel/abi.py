@@ -77,7 +77,12 @@ class Header:
     # can still come (no call outstanding). cap_enter returns on a change, so a
     # wrong ENTER_MIN can never wait forever.
     IDLE_WAKES = 68
-    SIZE = 72
+    # Doorbells for hosts without descriptors (the browser): the process bumps
+    # DOORBELL and notifies the kernel's bell; the kernel bumps WAKE and
+    # notifies it (Atomics.wait on WAKE is the process's blocking wait).
+    DOORBELL = 72  # process
+    WAKE = 76  # kernel
+    SIZE = 80
 
 
 class RingFlags(IntEnum):

@@ -84,7 +84,7 @@ def test_landing_page_leads_into_the_playground(browser, base_url):
     page.close()
 
 
-def test_play_is_isolated_and_the_kernel_runs_in_pyodide_in_a_worker(browser, base_url):
+def test_the_shell_runs_in_the_tab_with_every_process_in_its_own_worker(browser, base_url):
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -92,10 +92,23 @@ def test_play_is_isolated_and_the_kernel_runs_in_pyodide_in_a_worker(browser, ba
     page.goto(base_url + "/play")
     assert page.evaluate("crossOriginIsolated") is True
     assert page.evaluate("typeof SharedArrayBuffer") == "function"
-    lines = screen_when(page, lambda rows: "NOPs" in rows[2], timeout=60)
-    assert lines[0].startswith("capOS self-check: python 3.")
-    assert "on emscripten" in lines[0]  # the kernel ran in WebAssembly, not here
-    assert lines[1] == "capOS self-check: Console.writeLine, NOP and a refused bad opcode: ok"
-    assert page.inner_text("#status").startswith("kernel loaded in ")
+    screen_when(page, lambda rows: any(r.startswith("anonymous@capos>") for r in rows), 120)
+    selfcheck = page.evaluate("capos.selfcheck")
+    assert "on emscripten" in selfcheck and "refused bad opcode: ok" in selfcheck
+    residents = page.evaluate("capos.processes.size")
+    assert residents >= 8  # init, the services and the shell: one worker each
+
+    page.click("#terminal")
+    page.keyboard.type("caps\n")
+    rows = screen_when(page, lambda rows: any(r.startswith("timer ") for r in rows), 30)
+    assert any(r.split()[:2] == ["launcher", "ProcessSpawner"] for r in rows)
+
+    page.keyboard.type('run "counter" with { stdio: client @stdio, counter: client @counter }\n')
+    screen_when(page, lambda rows: any("[counter] inc [n], get, exit" in r for r in rows), 60)
+    assert page.evaluate("capos.processes.size") == residents + 1  # the child's own worker
+    page.keyboard.type("inc 4\n")
+    screen_when(page, lambda rows: "[counter] 4" in rows, 30)
+    page.keyboard.type("exit\n")
+    screen_when(page, lambda rows: page.evaluate("capos.processes.size") == residents, 30)
     assert errors == []
     page.close()

@@ -1,0 +1,196 @@
+"""The browser host: the kernel in one Web Worker, each process in a worker of its own.
+
+Each process's region is a SharedArrayBuffer shared only by its worker and
+the kernel's. Doorbells are Atomics: a process bumps its ring's DOORBELL
+and the kernel's bell, then waits on its ring's WAKE; the kernel waits on
+its bell, scans the rings whose DOORBELL moved, and bumps WAKE for each
+process its work woke. The page's main thread creates the workers (a
+pre-warmed pool) and relays the terminal; it reaches the kernel through
+two more shared buffers, terminal input and a queue of ended workers,
+because the kernel's worker is always inside Atomics.wait, never in its
+event loop.
+
+The JavaScript side is web/static/*-worker.js and play.js; `bridge` is the
+object the kernel worker hands to `run_kernel`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import struct
+import time
+from typing import NoReturn
+
+from kernel import abi
+from kernel.abi import Header
+from kernel.hosts.sab import SabRegion, to_js
+from kernel.kernel import Kernel
+from kernel.manifest import build
+from kernel.manual import build_corpus
+from kernel.process import Process
+from kernel.ring import UserRing
+from kernel.runtime import ProcessEnded, Runtime
+
+HOUSEKEEPING_MS = 1000  # the longest the kernel sleeps with nothing due
+QUEUE_HEADER = 8  # written count, read count (u32 each), then the data
+
+
+class SabQueue:
+    """A single-producer, single-consumer byte queue in a SharedArrayBuffer."""
+
+    def __init__(self, region: SabRegion) -> None:
+        self.region = region
+        self.capacity = region.size - QUEUE_HEADER
+
+    def take(self) -> bytes:
+        written, taken = self.region.u32(0), self.region.u32(4)
+        count = (written - taken) & 0xFFFFFFFF
+        if count == 0:
+            return b""
+        start = taken % self.capacity
+        first = min(count, self.capacity - start)
+        data = self.region.read(QUEUE_HEADER + start, first)
+        if first < count:
+            data += self.region.read(QUEUE_HEADER, count - first)
+        self.region.set_u32(4, taken + count)
+        return data
+
+
+class BrowserHost:
+    def __init__(self, bridge) -> None:
+        self.bridge = bridge
+        self.bell = SabRegion(bridge.bell)
+        self.terminal_input = SabQueue(SabRegion(bridge.terminalInput))
+        self.ended = SabQueue(SabRegion(bridge.ended))
+        self._doorbells: dict[int, int] = {}
+        self.kernel = Kernel(self, build(), manual=build_corpus())
+        cols, rows = int(bridge.cols), int(bridge.rows)
+        self.terminal = self.kernel.attach_terminal(interactive=True, cols=cols, rows=rows)
+
+    # --- Host protocol -----------------------------------------------------------------
+
+    def allocate_region(self, pid: int, size: int) -> SabRegion:
+        return SabRegion(self.bridge.newRegion(size))
+
+    def start(self, proc: Process, module: str) -> None:
+        self._doorbells[proc.pid] = 0
+        self.bridge.spawn(proc.pid, module, proc.ring.region.sab)
+
+    def stop(self, proc: Process) -> None:
+        self._doorbells.pop(proc.pid, None)
+        self.bridge.stop(proc.pid)
+
+    def now_ns(self) -> int:
+        return time.monotonic_ns()
+
+    def entropy(self, size: int) -> bytes:
+        return os.urandom(size)
+
+    def console_write(self, proc: Process, data: bytes) -> None:
+        self.bridge.output(to_js(data.replace(b"\n", b"\r\n")))
+
+    def terminal_write(self, name: str, data: bytes) -> None:
+        self.bridge.output(to_js(data))
+
+    # --- the loop ------------------------------------------------------------------------
+
+    def run(self) -> None:
+        kernel = self.kernel
+        kernel.boot()
+        while not kernel.halted:
+            seen = self.bell.u32(0)
+            for pid in list(self._doorbells):
+                proc = kernel.processes.get(pid)
+                if proc is None:
+                    continue
+                rung = proc.ring.get(Header.DOORBELL)
+                if rung != self._doorbells[pid]:
+                    self._doorbells[pid] = rung
+                    self._doorbell(proc)
+            data = self.terminal_input.take()
+            if data:
+                self.terminal.feed(data)
+            for (pid,) in struct.iter_unpack("<I", self.ended.take()):
+                kernel.lost(pid, "its worker ended")  # it died without `exit`
+            kernel.run_timers(self.now_ns())
+            self._wake()
+            deadline = kernel.next_deadline()
+            wait_ms = (
+                HOUSEKEEPING_MS
+                if deadline is None
+                else min(HOUSEKEEPING_MS, (deadline - self.now_ns()) / 1e6)
+            )
+            self.bell.wait(0, seen, wait_ms)
+
+    def _doorbell(self, proc: Process) -> None:
+        ring = proc.ring
+        if ring.get(Header.EXIT_REQUESTED):
+            code = ring.get(Header.EXIT_CODE)
+            self.kernel.exit(proc.pid, code - (1 << 32) if code >= 1 << 31 else code)
+        else:
+            self.kernel.enter(proc.pid)
+
+    def _wake(self) -> None:
+        for proc in self.kernel.take_woken():
+            ring = proc.ring
+            wanted = ring.get(Header.ENTER_MIN)
+            if not proc.alive or ring.available() >= wanted:
+                ring.region.bump(Header.WAKE)
+            elif not proc.expecting and not ring.sq_pending():
+                ring.set(Header.IDLE_WAKES, ring.get(Header.IDLE_WAKES) + 1)
+                ring.region.bump(Header.WAKE)
+
+
+class BrowserSyscalls:
+    """cap_enter and exit for a process in its own worker: Atomics, no polling."""
+
+    def __init__(self, ring: UserRing, bell: SabRegion) -> None:
+        self.ring = ring
+        self.region: SabRegion = ring.region
+        self.bell = bell
+
+    def cap_enter(self, min_complete: int, timeout_ns: int | None) -> int:
+        ring, region = self.ring, self.region
+        idle_wakes = ring.get(Header.IDLE_WAKES)
+        ring.set(Header.ENTER_MIN, min_complete)
+        seen = ring.get(Header.WAKE)
+        ring.set(Header.DOORBELL, ring.get(Header.DOORBELL) + 1)
+        self.bell.bump(0)
+        deadline = None if timeout_ns is None else time.monotonic_ns() + timeout_ns
+        while True:
+            if ring.dead:
+                raise ProcessEnded("the kernel ended this process")
+            available = ring.available()
+            settled = ring.submitted_unconsumed() == 0 or available >= abi.CQ_ENTRIES
+            if settled and (available >= min_complete or ring.get(Header.IDLE_WAKES) != idle_wakes):
+                return available
+            left_ms = None if deadline is None else (deadline - time.monotonic_ns()) / 1e6
+            if left_ms is not None and left_ms <= 0:
+                return available
+            region.wait(Header.WAKE, seen, left_ms)
+            seen = ring.get(Header.WAKE)
+
+    def exit(self, code: int) -> NoReturn:
+        ring = self.ring
+        ring.set(Header.EXIT_CODE, code & 0xFFFFFFFF)
+        ring.set(Header.EXIT_REQUESTED, 1)
+        ring.set(Header.DOORBELL, ring.get(Header.DOORBELL) + 1)
+        self.bell.bump(0)
+        raise ProcessEnded(f"exited with {code}")
+
+
+def run_kernel(bridge) -> None:
+    """The kernel worker's whole life: boot the default system and serve it."""
+    BrowserHost(bridge).run()
+
+
+def run_process(module: str, sab, bell) -> int:
+    """A process worker's whole life: run `module.main` on the ring in `sab`."""
+    region = SabRegion(sab)
+    syscalls = BrowserSyscalls(UserRing.attach(region), SabRegion(bell))
+    try:
+        program = importlib.import_module(module)
+        syscalls.exit(int(program.main(Runtime(region, syscalls)) or 0))
+    except ProcessEnded:
+        return 0
