@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 
-.PHONY: run serve test test-fast lint bench schema clean
+.PHONY: run shell test test-fast lint bench schema clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; install Python 3.11 or newer" >&2; exit 1; }
@@ -31,10 +31,12 @@ $(CHROMIUM):
 	  echo "error: $(CHROMIUM) is missing: run 'sudo apt-get install chromium'" >&2; exit 1; \
 	fi
 
-serve: $(STAMP) $(WEB_STAMP)
+# The main job: the web playground (open the URL it prints).
+run: $(STAMP) $(WEB_STAMP)
 	$(BIN)/capos-playground serve
 
-run: $(STAMP)
+# The same shell in this terminal, every process isolated natively.
+shell: $(STAMP)
 	$(BIN)/capos-playground shell
 
 lint: $(STAMP)
