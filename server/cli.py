@@ -18,6 +18,12 @@ def _bench_kernel(args: argparse.Namespace) -> int:
     return run_benchmark(json_path=args.json, quick=args.quick)
 
 
+def _bench_browser(args: argparse.Namespace) -> int:
+    from bench.browser import run_benchmark
+
+    return run_benchmark(json_path=args.json, quick=args.quick)
+
+
 def _boot(args: argparse.Namespace) -> int:
     from kernel.hosts.native import boot_command
 
@@ -76,6 +82,10 @@ def build_parser() -> argparse.ArgumentParser:
     kernel.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     kernel.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     kernel.set_defaults(func=_bench_kernel)
+    browser = bench_sub.add_parser("browser", help="the playground in headless Chromium")
+    browser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    browser.add_argument("--quick", action="store_true", help="one run of each (smoke run)")
+    browser.set_defaults(func=_bench_browser)
 
     serve = sub.add_parser("serve", help="serve the web playground")
     serve.add_argument("--host", default="127.0.0.1")

@@ -22,8 +22,8 @@ import struct
 import time
 from typing import NoReturn
 
-from kernel import abi
 from kernel.abi import Header
+from kernel.codec import Bundle
 from kernel.hosts.sab import SabRegion, to_js
 from kernel.kernel import Kernel
 from kernel.manifest import build
@@ -143,33 +143,24 @@ class BrowserHost:
 
 
 class BrowserSyscalls:
-    """cap_enter and exit for a process in its own worker: Atomics, no polling."""
+    """cap_enter and exit for a process in its own worker: Atomics, no polling.
 
-    def __init__(self, ring: UserRing, bell: SabRegion) -> None:
+    The waiting half of cap_enter runs in JavaScript (`cap_enter_js`, from
+    process-worker.js): one call across the FFI instead of a dozen.
+    """
+
+    def __init__(self, ring: UserRing, bell: SabRegion, cap_enter_js) -> None:
         self.ring = ring
-        self.region: SabRegion = ring.region
         self.bell = bell
+        self._cap_enter_js = cap_enter_js
+        self._i32 = ring.region.i32
 
     def cap_enter(self, min_complete: int, timeout_ns: int | None) -> int:
-        ring, region = self.ring, self.region
-        idle_wakes = ring.get(Header.IDLE_WAKES)
-        ring.set(Header.ENTER_MIN, min_complete)
-        seen = ring.get(Header.WAKE)
-        ring.set(Header.DOORBELL, ring.get(Header.DOORBELL) + 1)
-        self.bell.bump(0)
-        deadline = None if timeout_ns is None else time.monotonic_ns() + timeout_ns
-        while True:
-            if ring.dead:
-                raise ProcessEnded("the kernel ended this process")
-            available = ring.available()
-            settled = ring.submitted_unconsumed() == 0 or available >= abi.CQ_ENTRIES
-            if settled and (available >= min_complete or ring.get(Header.IDLE_WAKES) != idle_wakes):
-                return available
-            left_ms = None if deadline is None else (deadline - time.monotonic_ns()) / 1e6
-            if left_ms is not None and left_ms <= 0:
-                return available
-            region.wait(Header.WAKE, seen, left_ms)
-            seen = ring.get(Header.WAKE)
+        timeout_ms = -1 if timeout_ns is None else timeout_ns / 1e6
+        available = self._cap_enter_js(self._i32, min_complete, timeout_ms)
+        if available < 0:
+            raise ProcessEnded("the kernel ended this process")
+        return available
 
     def exit(self, code: int) -> NoReturn:
         ring = self.ring
@@ -180,15 +171,31 @@ class BrowserSyscalls:
         raise ProcessEnded(f"exited with {code}")
 
 
+WARM_MODULES = (
+    "demos.counter.client",
+    "demos.paperclips.client",
+    "demos.chat.client",
+    "demos.adventure.client",
+    "kernel.programs.ping",
+)
+
+
+def warm_up() -> None:
+    """In a pool worker before it is needed: the schema bundle and the usual programs."""
+    Bundle.default()
+    for module in WARM_MODULES:
+        importlib.import_module(module)
+
+
 def run_kernel(bridge) -> None:
     """The kernel worker's whole life: boot the default system and serve it."""
     BrowserHost(bridge).run()
 
 
-def run_process(module: str, sab, bell) -> int:
+def run_process(module: str, sab, bell, cap_enter_js) -> int:
     """A process worker's whole life: run `module.main` on the ring in `sab`."""
     region = SabRegion(sab)
-    syscalls = BrowserSyscalls(UserRing.attach(region), SabRegion(bell))
+    syscalls = BrowserSyscalls(UserRing.attach(region), SabRegion(bell), cap_enter_js)
     try:
         program = importlib.import_module(module)
         syscalls.exit(int(program.main(Runtime(region, syscalls)) or 0))

@@ -1,0 +1,84 @@
+"""Driving the playground tab with Playwright: the browser tests and benchmark share it.
+
+The page's CSP forbids eval, which Playwright's in-page waiting needs, so
+everything here polls from Python with page.evaluate.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import uvicorn
+
+from server.app import create_app
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+PROMPT = "anonymous@capos>"
+SCREEN = """() => window.capos ? [...Array(capos.term.buffer.active.length).keys()]
+    .map(i => capos.term.buffer.active.getLine(i).translateToString().trim()) : []"""
+
+
+@contextmanager
+def serving() -> Iterator[str]:
+    """The real server on a free loopback port, for as long as the block runs."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("the server did not start within 20 s")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def screen(page) -> list[str]:
+    return page.evaluate(SCREEN)
+
+
+def wait_screen(page, ready: Callable[[list[str]], bool], timeout: float) -> list[str]:
+    """The terminal's rows once `ready(rows)` holds; fails with the rows it saw."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = screen(page) + [""] * 3
+        if ready(rows):
+            return rows
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the terminal never got there; it showed: {rows}")
+        time.sleep(0.02)
+
+
+def has_prompt(rows: list[str]) -> bool:
+    return any(row.startswith(PROMPT) for row in rows)
+
+
+def wait_global(page, expression: str, timeout: float):
+    """A page global once it is set (polled: no eval in the page)."""
+    deadline = time.monotonic() + timeout
+    while (value := page.evaluate(f"() => {expression}")) is None:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{expression} was never set")
+        time.sleep(0.02)
+    return value
