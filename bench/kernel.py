@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import platform
+import re
 import sys
 import time
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 from bench.programs.report import PREFIX
 from kernel.hosts.native import DEFAULT_SPIN_US, NativeHost
 from kernel.manifest import encode_document
+from kernel.programs.ping import COUNT as PING_COUNT
 
 TARGETS = {
     "nop_per_s": (">=", 200_000),
@@ -42,14 +44,16 @@ def _kernel_caps(*names: str) -> list[dict]:
     return [{"name": n, "source": {"kernel": aliases.get(n, n)}} for n in names]
 
 
-def _run_system(image: bytes, timeout: float, spin_us: int = DEFAULT_SPIN_US) -> dict:
-    """Boot natively until some process prints its BENCH line; return its figures."""
+def _run_system(
+    image: bytes, timeout: float, spin_us: int = DEFAULT_SPIN_US, marker: str = PREFIX
+) -> str:
+    """Boot natively until a Console line starts with `marker`; return the rest of it."""
     lines: list[str] = []
 
     def console(proc: object, data: bytes) -> None:
         for line in data.decode().splitlines():
-            if line.startswith(PREFIX):
-                lines.append(line[len(PREFIX) :])
+            if line.startswith(marker):
+                lines.append(line[len(marker) :])
             elif line.strip():
                 print(f"  | {line}", file=sys.stderr)
 
@@ -61,7 +65,12 @@ def _run_system(image: bytes, timeout: float, spin_us: int = DEFAULT_SPIN_US) ->
         raise RuntimeError(f"kernel faults during the benchmark: {faults}")
     if not lines:
         raise RuntimeError(f"no figures within {timeout} s")
-    return json.loads(lines[0])
+    return lines[0]
+
+
+def _figures(image: bytes, spin_us: int = DEFAULT_SPIN_US) -> dict:
+    """The JSON a benchmark program printed after its BENCH marker."""
+    return json.loads(_run_system(image, timeout=120, spin_us=spin_us))
 
 
 def measure_nops(count: int, spin_us: int = DEFAULT_SPIN_US) -> float:
@@ -70,12 +79,13 @@ def measure_nops(count: int, spin_us: int = DEFAULT_SPIN_US) -> float:
         [{"name": "nop", "binary": "nop", "caps": _kernel_caps("console", "info")}],
         {"nop": "bench.programs.nop"},
     )
-    return _run_system(image, timeout=120, spin_us=spin_us)["nop_per_s"]
+    return _figures(image, spin_us)["nop_per_s"]
 
 
-def measure_endpoint_rtt(count: int, spin_us: int = DEFAULT_SPIN_US) -> float:
+def measure_endpoint_rtt(spin_us: int = DEFAULT_SPIN_US) -> float:
+    """The `ping` program's median Echo round trip, between two isolated processes."""
     image = _manifest(
-        count,
+        0,
         [
             {
                 "name": "echo",
@@ -84,15 +94,16 @@ def measure_endpoint_rtt(count: int, spin_us: int = DEFAULT_SPIN_US) -> float:
                 "caps": [],
             },
             {
-                "name": "client",
-                "binary": "client",
-                "caps": _kernel_caps("console", "info")
+                "name": "ping",
+                "binary": "ping",
+                "caps": _kernel_caps("console")
                 + [{"name": "echo", "source": {"import": {"service": "echo", "export": "echo"}}}],
             },
         ],
-        {"echo-server": "kernel.programs.echo_server", "client": "bench.programs.echo_client"},
+        {"echo-server": "kernel.programs.echo_server", "ping": "kernel.programs.ping"},
     )
-    return _run_system(image, timeout=120, spin_us=spin_us)["endpoint_rtt_us"]
+    line = _run_system(image, timeout=120, spin_us=spin_us, marker="ping: ")
+    return float(re.search(r"median ([0-9.]+) us", line).group(1))
 
 
 def measure_spawn(count: int) -> float:
@@ -108,7 +119,7 @@ def measure_spawn(count: int) -> float:
         ],
         {"probe": "bench.programs.spawn_probe", "spawn-child": "bench.programs.spawn_child"},
     )
-    return _run_system(image, timeout=120)["spawn_ms"]
+    return _figures(image)["spawn_ms"]
 
 
 def _verdict(key: str, figures: dict) -> str:
@@ -122,18 +133,18 @@ def run_benchmark(json_path: str | None, quick: bool = False) -> int:
     from bench.pycapnp_echo import measure_pycapnp_rtt_us
 
     scale = 10 if quick else 1
-    nops, calls, spawns = 400_000 // scale, 5_000 // scale, max(5, 40 // scale)
+    nops, spawns = 400_000 // scale, max(5, 40 // scale)
     steps = [
         ("nop_per_s", "NOP SQEs per second through cap_enter", lambda: measure_nops(nops)),
         (
             "endpoint_rtt_us",
             "Echo CALL->RECV->RETURN->CQE between two processes, median us",
-            lambda: measure_endpoint_rtt(calls),
+            measure_endpoint_rtt,
         ),
         (
             "pycapnp_rtt_us",
             "pycapnp RPC Echo over a socketpair, median us",
-            lambda: measure_pycapnp_rtt_us(calls),
+            lambda: measure_pycapnp_rtt_us(PING_COUNT),
         ),
         (
             "spawn_ms",
@@ -149,7 +160,7 @@ def run_benchmark(json_path: str | None, quick: bool = False) -> int:
         (
             "endpoint_rtt_nospin_us",
             "Echo round trip, no spin before blocking, median us",
-            lambda: measure_endpoint_rtt(calls // 2, spin_us=0),
+            lambda: measure_endpoint_rtt(spin_us=0),
         ),
     ]
     figures: dict[str, float] = {}

@@ -2,7 +2,8 @@
 
     run "ping" with { stdio: client @stdio, echo: client @echo }
 
-Each round trip is a CALL through the ring, the kernel queueing it on the
+It reports on `stdio`, or on `console` when it has no stdio (as the kernel
+benchmark runs it). Each round trip is a CALL through the ring, the kernel queueing it on the
 service's endpoint, the service's RECV and RETURN, and the answer's CQE.
 """
 
@@ -18,7 +19,6 @@ COUNT = 500
 
 
 def main(rt: Runtime) -> int:
-    stdio = rt.cap("stdio", "StdIO")
     echo = rt.cap("echo", "Echo")
     payload = b"x" * 64
     for _ in range(WARMUP):
@@ -30,8 +30,9 @@ def main(rt: Runtime) -> int:
         samples.append(time.perf_counter_ns() - start)
     median_us = statistics.median(samples) / 1000
     best_us = min(samples) / 1000
-    stdio.write(
-        data=f"ping: {COUNT} round trips, median {median_us:.1f} us, "
-        f"best {best_us:.1f} us\n".encode()
-    )
+    report = f"ping: {COUNT} round trips, median {median_us:.1f} us, best {best_us:.1f} us"
+    if "stdio" in rt.caps:
+        rt.cap("stdio", "StdIO").write(data=(report + "\n").encode())
+    else:
+        rt.cap("console", "Console").writeLine(text=report)
     return 0
