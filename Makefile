@@ -21,14 +21,15 @@ $(WEB_STAMP): web/package.json web/package-lock.json
 	@cd web && npm ci --no-audit --no-fund --loglevel=error
 	@touch $(WEB_STAMP)
 
-# Browser tests drive Debian's Chromium; install it when missing (as root), or say how.
-CHROMIUM := /usr/bin/chromium
-$(CHROMIUM):
-	@if [ "$$(id -u)" = 0 ]; then \
-	  echo "==> installing chromium (apt-get)"; \
-	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+# Browser tests drive Debian's Chromium and Firefox ESR; install them when missing
+# (as root), or say how.
+BROWSERS := /usr/bin/chromium /usr/bin/firefox-esr
+/usr/bin/chromium /usr/bin/firefox-esr:
+	@package=$$(basename $@); if [ "$$(id -u)" = 0 ]; then \
+	  echo "==> installing $$package (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$package >/dev/null; \
 	else \
-	  echo "error: $(CHROMIUM) is missing: run 'sudo apt-get install chromium'" >&2; exit 1; \
+	  echo "error: $@ is missing: run 'sudo apt-get install $$package'" >&2; exit 1; \
 	fi
 
 # The main job: the web playground (open the URL it prints).
@@ -47,7 +48,7 @@ lint: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -q -m "not native and not browser" tests
 
-test: $(STAMP) $(WEB_STAMP) $(CHROMIUM) lint
+test: $(STAMP) $(WEB_STAMP) $(BROWSERS) lint
 	$(BIN)/pytest -q tests
 
 bench: $(STAMP)

@@ -1,8 +1,12 @@
-"""The playground in a real browser: Debian's Chromium, driven by Playwright."""
+"""The playground in real browsers: Debian's Chromium (Playwright) and Firefox ESR
+(puppeteer-core over WebDriver BiDi, from web/tests/firefox-play.mjs)."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -64,5 +68,28 @@ def test_the_shell_runs_in_the_tab_with_every_process_in_its_own_worker(browser,
     wait_screen(page, lambda rows: "[counter] 4" in rows, 30)
     page.keyboard.type("exit\n")
     wait_screen(page, lambda rows: page.evaluate("capos.processes.size") == residents, 30)
+
+    page.keyboard.type('spawn "counter" with { stdio: client @stdio, counter: client @counter }\n')
+    wait_screen(page, lambda rows: page.evaluate("capos.processes.size") == residents + 1, 60)
+    page.keyboard.type("kill\n")  # the most recent job, through its ProcessHandle
+    rows = wait_screen(page, lambda rows: any("done  counter  (killed" in r for r in rows), 30)
+    assert page.evaluate("capos.processes.size") == residents  # its worker is gone
+    page.keyboard.type("timer.now()\n")  # and the system carries on
+    wait_screen(page, lambda rows: any(r.startswith("ns = ") for r in rows), 30)
     assert errors == []
     page.close()
+
+
+FIREFOX = "/usr/bin/firefox-esr"
+FIREFOX_SCRIPT = Path(__file__).resolve().parents[1] / "web" / "tests" / "firefox-play.mjs"
+
+
+def test_firefox_over_webdriver_bidi_boots_the_playground_and_answers(base_url):
+    result = subprocess.run(
+        ["node", str(FIREFOX_SCRIPT), base_url], capture_output=True, text=True, timeout=600
+    )
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert seen["error"] is None, seen["error"]
+    assert seen["isolated"] is True and seen["sharedArrayBuffer"] == "function"
+    assert any(row.split()[:2] == ["timer", "Timer"] for row in seen["rows"])

@@ -65,8 +65,11 @@ class BrowserHost:
         self.ended = SabQueue(SabRegion(bridge.ended))
         self._doorbells: dict[int, int] = {}
         self.kernel = Kernel(self, build(), manual=build_corpus())
-        cols, rows = int(bridge.cols), int(bridge.rows)
-        self.terminal = self.kernel.attach_terminal(interactive=True, cols=cols, rows=rows)
+        self.size = SabRegion(bridge.size)  # cols, rows, as the page last saw them
+        self._size = (self.size.u32(0), self.size.u32(4))
+        self.terminal = self.kernel.attach_terminal(
+            interactive=True, cols=self._size[0], rows=self._size[1]
+        )
 
     # --- Host protocol -----------------------------------------------------------------
 
@@ -111,6 +114,10 @@ class BrowserHost:
             data = self.terminal_input.take()
             if data:
                 self.terminal.feed(data)
+            size = (self.size.u32(0), self.size.u32(4))
+            if size != self._size:
+                self._size = size
+                self.terminal.resize(*size)
             for (pid,) in struct.iter_unpack("<I", self.ended.take()):
                 kernel.lost(pid, "its worker ended")  # it died without `exit`
             kernel.run_timers(self.now_ns())

@@ -65,6 +65,10 @@ async function main() {
   const ended = sharedQueue(4 * 1024);
   const encoder = new TextEncoder();
   term.onData((text) => { input.push(encoder.encode(text)); ring(); });
+  const size = new Int32Array(new SharedArrayBuffer(8)); // cols, rows: the kernel polls it
+  const publishSize = () => { size[0] = term.cols; size[1] = term.rows; ring(); };
+  term.onResize(publishSize);
+  publishSize();
 
   const processes = new Map(); // pid -> worker
   const pool = [];
@@ -121,7 +125,7 @@ async function main() {
   };
   kernel.onerror = (event) => problem(`the kernel worker failed: ${event.message}`);
   kernel.postMessage({ kind: "boot", versions, bell, terminalInput: input.sab,
-                       ended: ended.sab, cols: term.cols, rows: term.rows });
+                       ended: ended.sab, size: size.buffer });
 }
 
 main().catch((error) => problem(String(error)));
