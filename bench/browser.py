@@ -44,8 +44,20 @@ def measure_prompt(context, base_url: str):
     return (time.monotonic() - start) * 1000, page
 
 
+def settle(page) -> None:
+    """Wait until the resident services run and a spare worker is loaded."""
+    wait_screen(
+        page,
+        lambda rows: (
+            page.evaluate("capos.processes.size") >= 8 and page.evaluate("capos.spares()") >= 1
+        ),
+        120,
+    )
+
+
 def measure_spawn(page) -> float:
     """From Enter on `run "counter"` to the child's first completed call (its banner)."""
+    settle(page)
     page.click("#terminal")
     page.keyboard.type(COUNTER[:-1])
     start = time.monotonic()
@@ -96,11 +108,13 @@ def run_benchmark(json_path: str | None, quick: bool = False) -> int:
         for _ in range(runs):
             if page is not None:
                 page.close()
+                time.sleep(1)  # let the last page's workers go before timing the next
             elapsed, page = measure_prompt(warm, base_url)
             warm_runs.append(elapsed)
         figures["prompt_ms"] = statistics.median(warm_runs)
         print("measuring spawn and the cross-worker round trip ...", file=sys.stderr, flush=True)
         figures["spawn_ms"] = statistics.median(measure_spawn(page) for _ in range(runs))
+        settle(page)
         figures["endpoint_rtt_us"] = measure_rtt(page)
         browser.close()
 

@@ -53,8 +53,10 @@ def test_the_shell_runs_in_the_tab_with_every_process_in_its_own_worker(browser,
     wait_screen(page, has_prompt, 120)
     selfcheck = page.evaluate("capos.selfcheck")
     assert "on emscripten" in selfcheck and "refused bad opcode: ok" in selfcheck
+    # init, the resident services and the shell: one worker each (the services'
+    # workers finish loading after the prompt; calls to them queue meanwhile)
+    wait_screen(page, lambda rows: page.evaluate("capos.processes.size") >= 8, 120)
     residents = page.evaluate("capos.processes.size")
-    assert residents >= 8  # init, the services and the shell: one worker each
 
     page.click("#terminal")
     page.keyboard.type("caps\n")

@@ -2,7 +2,6 @@
 // opens the terminal, starts the kernel's worker and a pool of process workers,
 // and relays between them. Every capOS process is a Web Worker of its own.
 const status = document.getElementById("status");
-const POOL = 9; // the default system's processes, loaded ahead so spawning is quick
 const QUEUE = 64 * 1024;
 
 function problem(text) {
@@ -70,21 +69,62 @@ async function main() {
   term.onResize(publishSize);
   publishSize();
 
+  // Process workers: Pyodide loads take seconds and share two cores, so only the
+  // workers the prompt needs (init's and the shell's) load at first; the shell
+  // is served before resident services, whose calls simply queue meanwhile.
+  // One spare stays loaded afterwards so `run` starts a child in milliseconds.
   const processes = new Map(); // pid -> worker
-  const pool = [];
-  const spawnWorker = () => {
+  const ready = []; // loaded, idle workers
+  const waiting = []; // spawns with no worker yet, the shell first
+  let loading = 0;
+  const FIRST = ["kernel.programs.init", "kernel.programs.shell.main"];
+  const loadWorker = () => {
+    loading += 1;
     const worker = new Worker("/static/process-worker.js", { type: "module" });
+    worker.onmessage = ({ data: event }) => {
+      if (event.kind !== "ready") return;
+      loading -= 1;
+      ready.push(worker);
+      assign();
+    };
     worker.postMessage({ kind: "boot", versions });
-    return worker;
   };
-  for (let i = 0; i < POOL; i++) pool.push(spawnWorker());
   const endWorker = (pid) => {
-    const pidBytes = new Uint8Array(new Uint32Array([pid]).buffer);
-    ended.push(pidBytes);
+    ended.push(new Uint8Array(new Uint32Array([pid]).buffer));
     ring();
   };
-
-  window.capos = { term, processes, pool };
+  const run = (worker, spawn) => {
+    processes.set(spawn.pid, worker);
+    worker.onmessage = ({ data: event }) => {
+      if (event.kind === "crashed") console.warn(`capOS pid ${event.pid}: ${event.text}`);
+      if (event.kind === "exited" || event.kind === "crashed") {
+        worker.terminate();
+        processes.delete(event.pid);
+        endWorker(event.pid);
+      }
+    };
+    worker.onerror = () => { worker.terminate(); processes.delete(spawn.pid); endWorker(spawn.pid); };
+    worker.postMessage({ kind: "run", pid: spawn.pid, module: spawn.module,
+                         region: spawn.region, bell });
+  };
+  function assign() {
+    while (ready.length && waiting.length) run(ready.shift(), waiting.shift());
+    const spares = waiting.length ? waiting.length : (FIRST.length === 0 ? 1 : 0);
+    while (ready.length + loading < spares) loadWorker();
+  }
+  const spawnProcess = (spawn) => {
+    const first = FIRST.indexOf(spawn.module);
+    if (first >= 0) {
+      FIRST.splice(first, 1);
+      waiting.unshift(spawn); // init, then the shell: ahead of the services
+    } else {
+      waiting.push(spawn);
+    }
+    assign();
+  };
+  loadWorker();
+  loadWorker();
+  window.capos = { term, processes, spares: () => ready.length };
   status.textContent = "loading the kernel…";
   const started = performance.now();
   const kernel = new Worker("/static/kernel-worker.js", { type: "module" });
@@ -96,20 +136,7 @@ async function main() {
       }
       term.write(data.bytes);
     } else if (data.kind === "spawn") {
-      const worker = pool.shift() || spawnWorker();
-      pool.push(spawnWorker()); // keep the pool full for the next spawn
-      processes.set(data.pid, worker);
-      worker.onmessage = ({ data: event }) => {
-        if (event.kind === "crashed") console.warn(`capOS pid ${event.pid}: ${event.text}`);
-        if (event.kind === "exited" || event.kind === "crashed") {
-          worker.terminate();
-          processes.delete(event.pid);
-          endWorker(event.pid);
-        }
-      };
-      worker.onerror = () => { worker.terminate(); processes.delete(data.pid); endWorker(data.pid); };
-      worker.postMessage({ kind: "run", pid: data.pid, module: data.module,
-                           region: data.region, bell });
+      spawnProcess(data);
     } else if (data.kind === "stop") {
       const worker = processes.get(data.pid);
       if (worker) { worker.terminate(); processes.delete(data.pid); }
