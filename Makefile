@@ -51,8 +51,9 @@ test-fast: $(STAMP)
 test: $(STAMP) $(WEB_STAMP) $(BROWSERS) lint
 	$(BIN)/pytest -q tests
 
-bench: $(STAMP)
+bench: $(STAMP) $(WEB_STAMP) $(BROWSERS)
 	$(BIN)/capos-playground bench kernel --json bench/results/kernel.json
+	$(BIN)/capos-playground bench browser --json bench/results/browser.json
 
 schema: $(STAMP)
 	$(BIN)/capos-playground schema build
