@@ -11,14 +11,14 @@ because the kernel's worker is always inside Atomics.wait, never in its
 event loop.
 
 The JavaScript side is web/static/*-worker.js and play.js; `bridge` is the
-object the kernel worker hands to `run_kernel`.
+object the kernel worker hands to `run_kernel`: it scans the rings and
+drains the page's queues in JavaScript, one crossing per pass.
 """
 
 from __future__ import annotations
 
 import importlib
 import os
-import struct
 import time
 from typing import NoReturn
 
@@ -33,43 +33,14 @@ from kernel.ring import UserRing
 from kernel.runtime import ProcessEnded, Runtime
 
 HOUSEKEEPING_MS = 1000  # the longest the kernel sleeps with nothing due
-QUEUE_HEADER = 8  # written count, read count (u32 each), then the data
-
-
-class SabQueue:
-    """A single-producer, single-consumer byte queue in a SharedArrayBuffer."""
-
-    def __init__(self, region: SabRegion) -> None:
-        self.region = region
-        self.capacity = region.size - QUEUE_HEADER
-
-    def take(self) -> bytes:
-        written, taken = self.region.u32(0), self.region.u32(4)
-        count = (written - taken) & 0xFFFFFFFF
-        if count == 0:
-            return b""
-        start = taken % self.capacity
-        first = min(count, self.capacity - start)
-        data = self.region.read(QUEUE_HEADER + start, first)
-        if first < count:
-            data += self.region.read(QUEUE_HEADER, count - first)
-        self.region.set_u32(4, taken + count)
-        return data
 
 
 class BrowserHost:
-    def __init__(self, bridge) -> None:
+    def __init__(self, bridge, cols: int, rows: int) -> None:
         self.bridge = bridge
-        self.bell = SabRegion(bridge.bell)
-        self.terminal_input = SabQueue(SabRegion(bridge.terminalInput))
-        self.ended = SabQueue(SabRegion(bridge.ended))
-        self._doorbells: dict[int, int] = {}
+        self._size = (cols, rows)
         self.kernel = Kernel(self, build(), manual=build_corpus())
-        self.size = SabRegion(bridge.size)  # cols, rows, as the page last saw them
-        self._size = (self.size.u32(0), self.size.u32(4))
-        self.terminal = self.kernel.attach_terminal(
-            interactive=True, cols=self._size[0], rows=self._size[1]
-        )
+        self.terminal = self.kernel.attach_terminal(interactive=True, cols=cols, rows=rows)
 
     # --- Host protocol -----------------------------------------------------------------
 
@@ -77,11 +48,9 @@ class BrowserHost:
         return SabRegion(self.bridge.newRegion(size))
 
     def start(self, proc: Process, module: str) -> None:
-        self._doorbells[proc.pid] = 0
         self.bridge.spawn(proc.pid, module, proc.ring.region.sab)
 
     def stop(self, proc: Process) -> None:
-        self._doorbells.pop(proc.pid, None)
         self.bridge.stop(proc.pid)
 
     def now_ns(self) -> int:
@@ -102,24 +71,19 @@ class BrowserHost:
         kernel = self.kernel
         kernel.boot()
         while not kernel.halted:
-            seen = self.bell.u32(0)
-            for pid in list(self._doorbells):
+            state = self.bridge.pending().to_py()  # what happened, in one crossing
+            for pid in state["pids"]:
                 proc = kernel.processes.get(pid)
-                if proc is None:
-                    continue
-                rung = proc.ring.get(Header.DOORBELL)
-                if rung != self._doorbells[pid]:
-                    self._doorbells[pid] = rung
+                if proc is not None:
                     self._doorbell(proc)
-            data = self.terminal_input.take()
-            if data:
-                self.terminal.feed(data)
-            size = (self.size.u32(0), self.size.u32(4))
+            if len(state["input"]):
+                self.terminal.feed(bytes(state["input"]))
+            for pid in state["ended"]:
+                kernel.lost(pid, "its worker ended")  # it died without `exit`
+            size = (state["cols"], state["rows"])
             if size != self._size:
                 self._size = size
                 self.terminal.resize(*size)
-            for (pid,) in struct.iter_unpack("<I", self.ended.take()):
-                kernel.lost(pid, "its worker ended")  # it died without `exit`
             kernel.run_timers(self.now_ns())
             self._wake()
             deadline = kernel.next_deadline()
@@ -128,7 +92,7 @@ class BrowserHost:
                 if deadline is None
                 else min(HOUSEKEEPING_MS, (deadline - self.now_ns()) / 1e6)
             )
-            self.bell.wait(0, seen, wait_ms)
+            self.bridge.wait(state["bell"], max(0.0, wait_ms))
 
     def _doorbell(self, proc: Process) -> None:
         ring = proc.ring
@@ -143,10 +107,10 @@ class BrowserHost:
             ring = proc.ring
             wanted = ring.get(Header.ENTER_MIN)
             if not proc.alive or ring.available() >= wanted:
-                ring.region.bump(Header.WAKE)
+                self.bridge.wake(proc.pid)
             elif not proc.expecting and not ring.sq_pending():
                 ring.set(Header.IDLE_WAKES, ring.get(Header.IDLE_WAKES) + 1)
-                ring.region.bump(Header.WAKE)
+                self.bridge.wake(proc.pid)
 
 
 class BrowserSyscalls:
@@ -194,9 +158,9 @@ def warm_up() -> None:
         importlib.import_module(module)
 
 
-def run_kernel(bridge) -> None:
+def run_kernel(bridge, cols: int, rows: int) -> None:
     """The kernel worker's whole life: boot the default system and serve it."""
-    BrowserHost(bridge).run()
+    BrowserHost(bridge, cols, rows).run()
 
 
 def run_process(module: str, sab, bell, cap_enter_js) -> int:
