@@ -40,13 +40,3 @@ class SabRegion:
         Atomics.add(self.i32, index, 1)
         Atomics.notify(self.i32, index)
         return self.u32(offset)
-
-    def wait(self, offset: int, seen: int, timeout_ms: float | None) -> None:
-        """Block while the u32 field still holds `seen` (Atomics.wait; workers only)."""
-        value = seen - (1 << 32) if seen >= 1 << 31 else seen
-        Atomics.wait(
-            self.i32,
-            offset >> 2,
-            value,
-            float("inf") if timeout_ms is None else max(0.0, timeout_ms),
-        )
