@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -86,12 +88,24 @@ FIREFOX = "/usr/bin/firefox-esr"
 FIREFOX_SCRIPT = Path(__file__).resolve().parents[1] / "web" / "tests" / "firefox-play.mjs"
 
 
+@pytest.mark.timeout(420)
 def test_firefox_over_webdriver_bidi_boots_the_playground_and_answers(base_url):
-    result = subprocess.run(
-        ["node", str(FIREFOX_SCRIPT), base_url], capture_output=True, text=True, timeout=600
+    # Its own process group, so that on a timeout Firefox goes down with node.
+    node = subprocess.Popen(
+        ["node", str(FIREFOX_SCRIPT), base_url],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    try:
+        stdout, stderr = node.communicate(timeout=400)
+    finally:
+        if node.poll() is None:
+            os.killpg(node.pid, signal.SIGKILL)
+            node.wait()
+    assert node.returncode == 0, stderr
+    seen = json.loads(stdout.strip().splitlines()[-1])
     assert seen["error"] is None, seen["error"]
     assert seen["isolated"] is True and seen["sharedArrayBuffer"] == "function"
     assert any(row.split()[:2] == ["timer", "Timer"] for row in seen["rows"])
