@@ -23,6 +23,7 @@ import time
 from typing import NoReturn
 
 from kernel.abi import Header
+from kernel.codec import Bundle
 from kernel.hosts.sab import SabRegion, to_js
 from kernel.kernel import Kernel
 from kernel.manifest import build
@@ -139,6 +140,22 @@ class BrowserSyscalls:
         ring.set(Header.DOORBELL, ring.get(Header.DOORBELL) + 1)
         self.bell.bump(0)
         raise ProcessEnded(f"exited with {code}")
+
+
+WARM_MODULES = (
+    "demos.counter.client",
+    "demos.paperclips.client",
+    "demos.chat.client",
+    "demos.adventure.client",
+    "kernel.programs.ping",
+)
+
+
+def warm_up() -> None:
+    """In a pool worker before it is needed: the schema bundle and the usual programs."""
+    Bundle.default()
+    for module in WARM_MODULES:
+        importlib.import_module(module)
 
 
 def run_kernel(bridge, cols: int, rows: int) -> None:

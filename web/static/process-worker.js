@@ -47,7 +47,7 @@ onmessage = async ({ data }) => {
   if (data.kind === "boot") {
     pyodide = await bootPython(data.versions);
     // Import now what every process needs, so a spawn pays only for its program.
-    pyodide.pyimport("kernel.hosts.preload").warm_up();
+    pyodide.pyimport("kernel.hosts.browser").warm_up();
     postMessage({ kind: "ready" });
     if (queued) run(queued);
   } else if (data.kind === "run") {
