@@ -82,7 +82,8 @@ class Header:
     # notifies it (Atomics.wait on WAKE is the process's blocking wait).
     DOORBELL = 72  # process
     WAKE = 76  # kernel
-    SIZE = 80
+    MEMORY_LIMIT_MIB = 80  # kernel, at setup: the ledger's memory budget for the host to enforce
+    SIZE = 84
 
 
 class RingFlags(IntEnum):

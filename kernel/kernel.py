@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kernel import abi
-from kernel.abi import Err, Op, SqeFlags
+from kernel.abi import Err, Header, Op, SqeFlags
 from kernel.binaries import BinarySpec, read_binaries
 from kernel.capobject import CallContext, CapObject, Deferred
 from kernel.captable import CapEntry, CapTable, Origin, TransferPolicy
@@ -201,6 +201,7 @@ class Kernel:
             cap_id = proc.table.insert(entry)
             proc.capset.append((grant_name, cap_id, entry.interface_id))
         proc.write_capset()
+        proc.ring.set(Header.MEMORY_LIMIT_MIB, ledger.limits[Resource.MEMORY_MIB])
         self.processes[pid] = proc
         try:
             self.host.start(proc, self.binaries[binary].module)

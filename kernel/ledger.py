@@ -19,6 +19,9 @@ class Resource(StrEnum):
     OUTSTANDING_CALLS = "outstanding_calls"  # CALLs and RECVs awaiting completion
     BUFFER_BYTES = "buffer_bytes"  # bytes the kernel holds for it (queued params, backlog)
     PROCESSES = "processes"  # live children it spawned
+    # Its own memory, in MiB: a limit only, enforced by the host where it can
+    # measure it (a browser worker's WebAssembly heap), never reserved.
+    MEMORY_MIB = "memory_mib"
 
 
 DEFAULT_LIMITS: dict[Resource, int] = {
@@ -26,6 +29,7 @@ DEFAULT_LIMITS: dict[Resource, int] = {
     Resource.OUTSTANDING_CALLS: 64,
     Resource.BUFFER_BYTES: 256 * 1024,
     Resource.PROCESSES: 16,
+    Resource.MEMORY_MIB: 256,
 }
 
 

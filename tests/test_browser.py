@@ -109,3 +109,15 @@ def test_firefox_over_webdriver_bidi_boots_the_playground_and_answers(base_url):
     assert seen["error"] is None, seen["error"]
     assert seen["isolated"] is True and seen["sharedArrayBuffer"] == "function"
     assert any(row.split()[:2] == ["timer", "Timer"] for row in seen["rows"])
+
+
+def test_a_worker_past_its_memory_budget_is_ended_with_a_crash_record_not_the_tab(
+    browser, base_url
+):
+    page = browser.new_page()
+    page.goto(base_url + "/play?memory=8")  # far below what Pyodide itself needs
+    rows = wait_screen(page, lambda rows: any("memory budget" in r for r in rows), 120)
+    assert "capOS: pid 1 (init) ran past its memory budget (8 MiB)" in rows
+    wait_screen(page, lambda rows: page.inner_text("#status") == "the system halted", 30)
+    assert page.evaluate("() => 6 * 7") == 42  # the tab itself is fine
+    page.close()

@@ -121,3 +121,13 @@ def test_spawn_with_no_room_for_its_answer_is_refused_before_the_child_exists():
     assert all(
         used == 0 for r, (used, _) in parent.proc.ledger.snapshot().items() if r != "cap_slots"
     )
+
+
+def test_the_memory_budget_reaches_the_ring_for_the_host_to_enforce():
+    from kernel.abi import Header
+    from kernel.kernel import KernelConfig
+
+    m = Machine(config=KernelConfig(limits=(("memory_mib", 48),)))
+    p = m.process("p")
+    assert p.ring.get(Header.MEMORY_LIMIT_MIB) == 48
+    assert Machine().process("q").ring.get(Header.MEMORY_LIMIT_MIB) == 256  # the default

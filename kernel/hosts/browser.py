@@ -25,7 +25,8 @@ from typing import NoReturn
 from kernel.abi import Header
 from kernel.codec import Bundle
 from kernel.hosts.sab import SabRegion, to_js
-from kernel.kernel import Kernel
+from kernel.kernel import Kernel, KernelConfig
+from kernel.ledger import Resource
 from kernel.manifest import build
 from kernel.manual import build_corpus
 from kernel.process import Process
@@ -33,13 +34,21 @@ from kernel.ring import UserRing
 from kernel.runtime import ProcessEnded, Runtime
 
 HOUSEKEEPING_MS = 1000  # the longest the kernel sleeps with nothing due
+OVER_BUDGET = -2  # cap_enter_js: the worker's heap is past the ring's MEMORY_LIMIT_MIB
+ENDED_CRASHED = 1  # why a worker ended without `exit` (play.js writes these)
+ENDED_OVER_BUDGET = 2
+
+
+class OverBudget(ProcessEnded):
+    """The worker's WebAssembly heap outgrew the process's memory budget."""
 
 
 class BrowserHost:
-    def __init__(self, bridge, cols: int, rows: int) -> None:
+    def __init__(self, bridge, cols: int, rows: int, memory_mib: int = 0) -> None:
         self.bridge = bridge
         self._size = (cols, rows)
-        self.kernel = Kernel(self, build(), manual=build_corpus())
+        config = KernelConfig(limits=(("memory_mib", memory_mib),)) if memory_mib else None
+        self.kernel = Kernel(self, build(), config, manual=build_corpus())
         self.terminal = self.kernel.attach_terminal(interactive=True, cols=cols, rows=rows)
 
     # --- Host protocol -----------------------------------------------------------------
@@ -78,8 +87,8 @@ class BrowserHost:
                     self._doorbell(proc)
             if len(state["input"]):
                 self.terminal.feed(bytes(state["input"]))
-            for pid in state["ended"]:
-                kernel.lost(pid, "its worker ended")  # it died without `exit`
+            for pid, reason in zip(state["ended"][::2], state["ended"][1::2], strict=True):
+                self._lost(pid, reason)
             size = (state["cols"], state["rows"])
             if size != self._size:
                 self._size = size
@@ -93,6 +102,19 @@ class BrowserHost:
                 else min(HOUSEKEEPING_MS, (deadline - self.now_ns()) / 1e6)
             )
             self.bridge.wait(state["bell"], max(0.0, wait_ms))
+
+    def _lost(self, pid: int, reason: int) -> None:
+        """A worker ended without `exit`: a crash record for the kernel and the visitor."""
+        proc = self.kernel.processes.get(pid)
+        if proc is None:
+            return
+        if reason == ENDED_OVER_BUDGET:
+            budget = proc.ledger.limits[Resource.MEMORY_MIB]
+            why = f"ran past its memory budget ({budget} MiB)"
+        else:
+            why = "crashed in its worker"
+        self.kernel.lost(pid, why)
+        self.bridge.output(to_js(f"\r\ncapOS: pid {pid} ({proc.name}) {why}\r\n".encode()))
 
     def _doorbell(self, proc: Process) -> None:
         ring = proc.ring
@@ -129,6 +151,8 @@ class BrowserSyscalls:
     def cap_enter(self, min_complete: int, timeout_ns: int | None) -> int:
         timeout_ms = -1 if timeout_ns is None else timeout_ns / 1e6
         available = self._cap_enter_js(self._i32, min_complete, timeout_ms)
+        if available == OVER_BUDGET:
+            raise OverBudget("this process ran past its memory budget")
         if available < 0:
             raise ProcessEnded("the kernel ended this process")
         return available
@@ -158,9 +182,9 @@ def warm_up() -> None:
         importlib.import_module(module)
 
 
-def run_kernel(bridge, cols: int, rows: int) -> None:
+def run_kernel(bridge, cols: int, rows: int, memory_mib: int = 0) -> None:
     """The kernel worker's whole life: boot the default system and serve it."""
-    BrowserHost(bridge, cols, rows).run()
+    BrowserHost(bridge, cols, rows, memory_mib).run()
 
 
 def run_process(module: str, sab, bell, cap_enter_js) -> int:
@@ -170,5 +194,7 @@ def run_process(module: str, sab, bell, cap_enter_js) -> int:
     try:
         program = importlib.import_module(module)
         syscalls.exit(int(program.main(Runtime(region, syscalls)) or 0))
+    except OverBudget:
+        return ENDED_OVER_BUDGET  # the worker reports it; the kernel ends the process
     except ProcessEnded:
         return 0

@@ -67,7 +67,8 @@ onmessage = async ({ data }) => {
     postMessage({ kind: "selfcheck", text: report });
     postMessage({ kind: "status", text: "booting…" });
     const size = new Int32Array(data.size);
-    pyodide.pyimport("kernel.hosts.browser").run_kernel(makeBridge(data), size[0], size[1]);
+    pyodide.pyimport("kernel.hosts.browser")
+      .run_kernel(makeBridge(data), size[0], size[1], data.memoryMiB);
     postMessage({ kind: "halted" });
   } catch (error) {
     postMessage({ kind: "failed", text: `the kernel stopped: ${error}` });

@@ -89,8 +89,8 @@ async function main() {
     };
     worker.postMessage({ kind: "boot", versions });
   };
-  const endWorker = (pid) => {
-    ended.push(new Uint8Array(new Uint32Array([pid]).buffer));
+  const endWorker = (pid, reason) => { // a worker that ended without `exit`
+    ended.push(new Uint8Array(new Uint32Array([pid, reason]).buffer));
     ring();
   };
   const run = (worker, spawn) => {
@@ -100,10 +100,14 @@ async function main() {
       if (event.kind === "exited" || event.kind === "crashed") {
         worker.terminate();
         processes.delete(event.pid);
-        endWorker(event.pid);
+        if (event.kind === "crashed") endWorker(event.pid, event.reason);
       }
     };
-    worker.onerror = () => { worker.terminate(); processes.delete(spawn.pid); endWorker(spawn.pid); };
+    worker.onerror = () => {
+      worker.terminate();
+      processes.delete(spawn.pid);
+      endWorker(spawn.pid, 1);
+    };
     worker.postMessage({ kind: "run", pid: spawn.pid, module: spawn.module,
                          region: spawn.region, bell });
   };
@@ -151,8 +155,10 @@ async function main() {
     }
   };
   kernel.onerror = (event) => problem(`the kernel worker failed: ${event.message}`);
+  // ?memory=MiB sets this tab's per-process memory budget (the ledger's default otherwise)
+  const memoryMiB = Number(new URLSearchParams(location.search).get("memory")) || 0;
   kernel.postMessage({ kind: "boot", versions, bell, terminalInput: input.sab,
-                       ended: ended.sab, size: size.buffer });
+                       ended: ended.sab, size: size.buffer, memoryMiB });
 }
 
 main().catch((error) => problem(String(error)));

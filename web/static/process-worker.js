@@ -7,12 +7,18 @@ let queued = null;
 // cap_enter's waiting half, in JavaScript: one call from Python instead of a
 // dozen Atomics calls through the FFI. Field offsets (bytes) from kernel/abi.py.
 const H = { SQ_HEAD: 8, SQ_TAIL: 12, CQ_HEAD: 16, CQ_TAIL: 20, FLAGS: 52, ENTER_MIN: 56,
-            IDLE_WAKES: 68, DOORBELL: 72, WAKE: 76 };
+            IDLE_WAKES: 68, DOORBELL: 72, WAKE: 76, MEMORY_LIMIT_MIB: 80 };
+const OVER_BUDGET = -2; // kernel/hosts/browser.py
+const ENDED = { CRASHED: 1, OVER_BUDGET: 2 };
 const DEAD = 1;
 const CQ_ENTRIES = 32;
 
+// This worker's WebAssembly heap: what a process's memory budget limits.
+const heapBytes = () => pyodide._module.HEAP8.buffer.byteLength;
+
 function capEnter(ring, bell, minComplete, timeoutMs) {
   const get = (field) => Atomics.load(ring, field >> 2) >>> 0;
+  if (heapBytes() > get(H.MEMORY_LIMIT_MIB) * 1048576) return OVER_BUDGET;
   const idleWakes = get(H.IDLE_WAKES);
   Atomics.store(ring, H.ENTER_MIN >> 2, minComplete);
   let seen = Atomics.load(ring, H.WAKE >> 2);
@@ -35,11 +41,15 @@ function capEnter(ring, bell, minComplete, timeoutMs) {
 async function run({ pid, module, region, bell }) {
   try {
     const browser = pyodide.pyimport("kernel.hosts.browser");
-    browser.run_process(module, region, bell, (ring, min, timeoutMs) =>
+    const ended = browser.run_process(module, region, bell, (ring, min, timeoutMs) =>
       capEnter(ring, new Int32Array(bell), min, timeoutMs));
-    postMessage({ kind: "exited", pid });
+    if (ended === ENDED.OVER_BUDGET) {
+      postMessage({ kind: "crashed", pid, reason: ENDED.OVER_BUDGET, text: "over its memory budget" });
+    } else {
+      postMessage({ kind: "exited", pid });
+    }
   } catch (error) {
-    postMessage({ kind: "crashed", pid, text: String(error) });
+    postMessage({ kind: "crashed", pid, reason: ENDED.CRASHED, text: String(error) });
   }
 }
 
