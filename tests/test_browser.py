@@ -80,7 +80,13 @@ def test_the_shell_runs_in_the_tab_with_every_process_in_its_own_worker(browser,
     assert page.evaluate("capos.processes.size") == residents  # its worker is gone
     page.keyboard.type("timer.now()\n")  # and the system carries on
     wait_screen(page, lambda rows: any(r.startswith("ns = ") for r in rows), 30)
-    assert errors == []
+
+    # init started with no caps at all fails at once: an exception in its worker
+    page.keyboard.type('launcher.spawn(name="crashy", binaryName="init", grants=[])\n')
+    wait_screen(page, lambda rows: any("(crashy) crashed in its worker" in r for r in rows), 60)
+    page.keyboard.type("timer.now()\n")
+    wait_screen(page, lambda rows: sum(r.startswith("ns = ") for r in rows) == 2, 30)
+    assert errors == []  # the crash is reported to the kernel (and as a warning), not thrown
     page.close()
 
 
