@@ -53,7 +53,3 @@ class MemoryRegion:
             view[offset : offset + len(data)] = data
 
         self.write = write
-
-
-def zeroed(size: int) -> MemoryRegion:
-    return MemoryRegion(bytearray(size))

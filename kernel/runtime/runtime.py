@@ -190,9 +190,6 @@ class Runtime:
             if timeout_ns is not None and len(completed) == before:
                 return None
 
-    def next_user_data(self) -> int:
-        return next(self._user_data)
-
     def _release(self, cap_id: int) -> None:
         self._pending_releases.append(cap_id)
         self._flush_releases()
@@ -315,9 +312,6 @@ class Runtime:
         """CALL and wait; returns the CQE and the raw result message."""
         pending = self.begin_raw(cap, method_id, message, transfers, result_size=result_size)
         return self.raw_result(pending)
-
-    def done(self, pending: Pending) -> bool:
-        return pending.user_data in self._completed
 
     def first(self, pendings: Iterable[Pending], timeout_ns: int | None = None) -> Pending | None:
         """The first of `pendings` to complete (None if `timeout_ns` passes first)."""
