@@ -28,6 +28,8 @@ class Log(KernelService):
     def write(self, ctx: CallContext, params: dict) -> dict:
         text = params["text"]
         if len(text) > MAX_TEXT:
-            raise CapError.invalid_argument(f"at most {MAX_TEXT} characters a record, not {len(text)}")
+            raise CapError.invalid_argument(
+                f"at most {MAX_TEXT} characters a record, not {len(text)}"
+            )
         self.kernel.monitor.log(ctx.caller, params["level"], text)
         return {}

@@ -236,4 +236,3 @@ class _Timeout:
 
     def cancel(self) -> None:
         self.deferred.cancel()
-
