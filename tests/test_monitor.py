@@ -205,7 +205,7 @@ def family(m: Machine):
 
 def test_a_subtree_view_sees_only_its_process_and_descendants():
     m = Machine()
-    outsider, parent, child, grandchild = family(m)
+    _outsider, parent, child, grandchild = family(m)
     view, refused = subtree(parent, child.pid)
     assert refused is None
     snap = snapshot(parent, view)
