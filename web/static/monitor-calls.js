@@ -61,7 +61,8 @@ export class CallViews {
       const chart = new uPlot({
         title, width: 520, height: 130,
         scales: { x: { time: false } },
-        axes: [{ stroke: "#aaa", grid: { stroke: "#2a3038" } }, { stroke: "#aaa", grid: { stroke: "#2a3038" } }],
+        axes: [{ stroke: "#aaa", grid: { stroke: "#2a3038" } },
+               { stroke: "#aaa", grid: { stroke: "#2a3038" }, size: 64 }],
         series: [{ label: "uptime s" }, { label, stroke, width: 2, spanGaps: true }],
       }, [this.series[0], this.series[index]], this.box);
       chart.capos_series = index;
