@@ -322,3 +322,53 @@ def test_monitor_seq_is_shared_by_every_kind_of_record():
     monitor.record(monitor.calls, (0, 1, 0, 0, 0, 0, 0))
     monitor.record(monitor.logs, (0, 1, "p", "info", "x"))
     assert [s for s, _ in monitor.calls] == [1] and [s for s, _ in monitor.logs] == [2]
+
+
+def test_malformed_monitor_params_are_refused_and_the_kernel_carries_on():
+    m = Machine()
+    p = m.process("p", GRANTS)
+    bad = p.call_sqe("monitor", "SystemMonitor", "changes", raw_params=b"\xff" * 24)
+    [cqe] = p.run(bad)
+    assert p.exception(cqe, bad)["type"] == "invalidArgument"
+    assert m.kernel.faults == [] and snapshot(p)["processes"]
+
+
+def test_a_waiting_watcher_costs_nothing_once_the_caller_is_gone():
+    m = Machine()
+    p = m.process("p", GRANTS)
+    other = m.process("other", GRANTS)
+    p.run(changes_sqe(p, snapshot(p)["seq"] + 10**6, wait_ns=10**9))  # waits: far future
+    m.kernel.exit(p.pid, 0)
+    write_line(other, "after")  # the watcher sees its caller is gone and drops out
+    assert m.kernel.monitor.watchers == []
+
+
+# --- the feed a host ships to its page -------------------------------------------------------
+
+
+def test_the_feed_sends_at_once_on_a_start_throttles_calls_and_refreshes_when_idle():
+    import json
+
+    from kernel.hosts.monitorfeed import BUSY_NS, IDLE_NS, MonitorFeed
+
+    m = Machine()
+    sent: list[dict] = []
+    feed = MonitorFeed(m.kernel, lambda text: sent.append(json.loads(text)))
+    now = 10 * IDLE_NS
+    feed.tick(now)
+    assert len(sent) == 1
+    p = m.process("newcomer", GRANTS)
+    feed.tick(now + 1)  # a start goes out at once
+    assert [r["name"] for r in sent[-1]["processes"]] == ["newcomer"]
+    write_line(p, "busy")
+    feed.tick(now + 2)  # only calls: wait for the busy interval
+    assert len(sent) == 2
+    feed.tick(now + 1 + BUSY_NS)
+    assert len(sent) == 3 and sent[-1]["calls"][-1]["method"] == "writeLine"
+    feed.tick(now + 2 + BUSY_NS)  # nothing new: quiet until the idle refresh
+    assert len(sent) == 3
+    feed.tick(now + 1 + BUSY_NS + IDLE_NS)
+    assert len(sent) == 4
+    m.kernel.exit(p.pid, 0)
+    feed.tick(now + 2 + BUSY_NS + IDLE_NS)  # an exit goes out at once
+    assert [e["name"] for e in sent[-1]["exits"]] == ["newcomer"]

@@ -76,14 +76,16 @@ class SystemMonitor(KernelService):
         if wait_ns == 0 or _any(changes):
             return {"changes": changes}
         deferred = self.defer(ctx)
+        checked = [since]  # records up to here are known to be outside this view
 
         def answer() -> bool:
+            """Run after each new record: cheap unless the record is in scope."""
             if not deferred.live:
                 return True
-            found = self.changes_since(since)
-            if not _any(found):
+            if not self._news(checked[0]):
+                checked[0] = self.kernel.monitor.seq
                 return False
-            deferred.resolve({"changes": found})
+            deferred.resolve({"changes": self.changes_since(since)})
             return True
 
         monitor = self.kernel.monitor
@@ -143,6 +145,16 @@ class SystemMonitor(KernelService):
         out["seq"] = taken[-1][0] if len(merged) > CHANGES_MAX else max(monitor.seq, since)
         out["missed"] = any(b.missed(since) for b in (monitor.calls, monitor.logs, monitor.exits))
         return out
+
+    def _news(self, after: int) -> bool:
+        """Whether a record newer than `after` is in scope (looks at those records only)."""
+        monitor = self.kernel.monitor
+        return (
+            any(seq > after and self.sees(pid) for pid, seq in monitor.started.items())
+            or bool(self._calls(monitor.calls.since(after)))
+            or bool(self._logs(monitor.logs.since(after)))
+            or bool(self._exits(monitor.exits.since(after)))
+        )
 
     def process_info(self, proc: Process) -> dict:
         bundle = Bundle.default()
