@@ -9,17 +9,19 @@ from server import assets, pages
 from server.headers import SecurityHeaders
 from server.package import build_archive
 from server.settings import Settings
+from server.snapshot import load_snapshot
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     archive = build_archive()
+    snapshot = load_snapshot(settings, archive, assets.vendor_versions(settings)["pyodide"])
     app = FastAPI(
         title="capOS Playground",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        routes=[*pages.routes(settings), *assets.routes(settings, archive)],
+        routes=[*pages.routes(settings), *assets.routes(settings, archive, snapshot)],
         middleware=[Middleware(SecurityHeaders)],
     )
     app.state.settings = settings

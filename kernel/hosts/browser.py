@@ -22,12 +22,13 @@ import os
 import time
 from typing import NoReturn
 
+from kernel import selfcheck
 from kernel.abi import Header
 from kernel.codec import Bundle
 from kernel.hosts.sab import SabRegion, to_js
 from kernel.kernel import Kernel, KernelConfig
 from kernel.ledger import Resource
-from kernel.manifest import build
+from kernel.manifest import DEFAULT_MANIFEST, build, load_document, validate
 from kernel.manual import build_corpus
 from kernel.process import Process
 from kernel.ring import UserRing
@@ -166,20 +167,21 @@ class BrowserSyscalls:
         raise ProcessEnded(f"exited with {code}")
 
 
-WARM_MODULES = (
-    "demos.counter.client",
-    "demos.paperclips.client",
-    "demos.chat.client",
-    "demos.adventure.client",
-    "kernel.programs.ping",
-)
+SELF_CHECK: list[str] = []  # the self-check's report, from when the snapshot was made
 
 
 def warm_up() -> None:
-    """In a pool worker before it is needed: the schema bundle and the usual programs."""
+    """Before the memory snapshot every worker restores (web/tools/make-snapshot.mjs).
+
+    Loads the schema bundle and imports every program of the default
+    manifest, so a spawn pays only for what is new, and runs the self-check
+    in this WebAssembly build of Python: a failure stops the snapshot, and
+    with it the server, before any tab boots.
+    """
     Bundle.default()
-    for module in WARM_MODULES:
-        importlib.import_module(module)
+    for binary in validate(load_document(DEFAULT_MANIFEST))["binaries"]:
+        importlib.import_module(binary["module"])
+    SELF_CHECK[:] = [f"capOS self-check: {line}\n" for line in selfcheck.run()]
 
 
 def run_kernel(bridge, cols: int, rows: int, memory_mib: int = 0) -> None:
