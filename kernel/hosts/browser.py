@@ -79,9 +79,10 @@ class BrowserHost:
 
     def run(self) -> None:
         kernel = self.kernel
+        pending, wait = self.bridge.pending, self.bridge.wait  # looked up once: see sab.py
         kernel.boot()
         while not kernel.halted:
-            state = self.bridge.pending().to_py()  # what happened, in one crossing
+            state = pending().to_py()  # what happened, in one crossing
             for pid in state["pids"]:
                 proc = kernel.processes.get(pid)
                 if proc is not None:
@@ -102,7 +103,7 @@ class BrowserHost:
                 if deadline is None
                 else min(HOUSEKEEPING_MS, (deadline - self.now_ns()) / 1e6)
             )
-            self.bridge.wait(state["bell"], max(0.0, wait_ms))
+            wait(state["bell"], max(0.0, wait_ms))
 
     def _lost(self, pid: int, reason: int) -> None:
         """A worker ended without `exit`: a crash record for the kernel and the visitor."""
@@ -126,14 +127,15 @@ class BrowserHost:
             self.kernel.enter(proc.pid)
 
     def _wake(self) -> None:
+        wake = self.bridge.wake
         for proc in self.kernel.take_woken():
             ring = proc.ring
             wanted = ring.get(Header.ENTER_MIN)
             if not proc.alive or ring.available() >= wanted:
-                self.bridge.wake(proc.pid)
+                wake(proc.pid)
             elif not proc.expecting and not ring.sq_pending():
                 ring.set(Header.IDLE_WAKES, ring.get(Header.IDLE_WAKES) + 1)
-                self.bridge.wake(proc.pid)
+                wake(proc.pid)
 
 
 class BrowserSyscalls:

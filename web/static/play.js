@@ -48,7 +48,8 @@ async function main() {
     return;
   }
   const versions = await (await fetch("/vendor/versions.json")).json();
-  // One download of what every worker restores from, copied to each (pyodide-boot.js).
+  // What every worker restores from, fetched once and copied to each (pyodide-boot.js),
+  // while the terminal loads.
   const bytes = (url) => fetch(url).then((response) => response.arrayBuffer());
   const image = Promise.all([bytes(versions.snapshot), bytes("/pkg/capos-playground.zip")])
     .then(([snapshot, archive]) => ({ versions, snapshot, archive }));
@@ -102,21 +103,21 @@ async function main() {
     worker.postMessage({ kind: "run", pid: spawn.pid, module: spawn.module,
                          region: spawn.region, bell });
   };
-  let pool; // the process workers, restored right after the kernel's worker starts
-  window.capos = { term, processes, marks, spares: () => pool.spares };
   status.textContent = "loading the kernel…";
   const started = performance.now();
   const kernel = new Worker("/static/kernel-worker.js", { type: "module" });
   // ?memory=MiB sets this tab's per-process memory budget (the ledger's default otherwise)
   const memoryMiB = Number(new URLSearchParams(location.search).get("memory")) || 0;
-  const restoreFrom = await image;
-  mark("image fetched");
-  kernel.postMessage({ kind: "boot", image: restoreFrom, bell, terminalInput: input.sab,
-                       ended: ended.sab, size: size.buffer, memoryMiB });
-  pool = new WorkerPool({
-    url: "/static/process-worker.js", image: restoreFrom, start: run, mark,
+  image.then((restoreFrom) => {
+    mark("image fetched");
+    kernel.postMessage({ kind: "boot", image: restoreFrom, bell, terminalInput: input.sab,
+                         ended: ended.sab, size: size.buffer, memoryMiB });
+  });
+  const pool = new WorkerPool({
+    url: "/static/process-worker.js", image, start: run, mark,
     first: ["kernel.programs.init", "kernel.programs.shell.main"],
   });
+  window.capos = { term, processes, marks, spares: () => pool.spares };
   kernel.onmessage = ({ data }) => {
     if (data.kind === "output") {
       if (status.textContent !== "running") {

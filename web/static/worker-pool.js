@@ -12,7 +12,7 @@ const MAX_RESTORING = 2;
 export class WorkerPool {
   constructor({ url, image, first, start, mark }) {
     this.url = url;
-    this.image = image; // what pyodide-boot.js restores a worker from
+    this.image = image; // a promise of what pyodide-boot.js restores a worker from
     this.first = [...first]; // modules the prompt waits for, not yet spawned
     this.start = start; // (worker, spawn) => void: hand the worker its program
     this.mark = mark;
@@ -66,6 +66,6 @@ export class WorkerPool {
       this.ready.push(worker);
       this.assign();
     };
-    worker.postMessage({ kind: "boot", image: this.image });
+    this.image.then((image) => worker.postMessage({ kind: "boot", image }));
   }
 }
