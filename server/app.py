@@ -9,11 +9,13 @@ from server import assets, metrics, pages
 from server.headers import SecurityHeaders
 from server.package import build_archive
 from server.settings import Settings
+from server.snapshot import load_snapshot
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     archive = build_archive()
+    snapshot = load_snapshot(settings, archive, assets.vendor_versions(settings)["pyodide"])
     registry = metrics.Metrics()
     app = FastAPI(
         title="capOS Playground",
@@ -22,7 +24,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
         routes=[
             *pages.routes(settings),
-            *assets.routes(settings, archive),
+            *assets.routes(settings, archive, snapshot),
             *metrics.routes(registry),
         ],
         middleware=[Middleware(SecurityHeaders)],

@@ -42,11 +42,12 @@ def _serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.assets import MissingVendor
     from server.settings import Settings
+    from server.snapshot import SnapshotFailed
 
     settings = Settings(host=args.host, port=args.port)
     try:
         app = create_app(settings)
-    except MissingVendor as exc:
+    except (MissingVendor, SnapshotFailed) as exc:
         print(f"capos-playground: {exc}", file=sys.stderr)
         return 1
     print(f"capOS Playground: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
