@@ -138,9 +138,19 @@ class Monitor:
         self.started[proc.pid] = self.seq
         self.parents[proc.pid] = proc.parent.pid if proc.parent is not None else 0
         if len(self.parents) > PARENTS_KEPT:
-            del self.parents[next(iter(self.parents))]
+            self._forget_ended()
         if self.watchers:
             self.watchers = [w for w in self.watchers if not w()]
+
+    def _forget_ended(self) -> None:
+        """Drop the oldest quarter of the lineage, keeping every live process's ancestry."""
+        keep: set[int] = set()
+        for pid in self.started:  # the live processes
+            while pid and pid not in keep:
+                keep.add(pid)
+                pid = self.parents.get(pid, 0)
+        for pid in [p for p in self.parents if p not in keep][: PARENTS_KEPT // 4 + 1]:
+            del self.parents[pid]
 
     def process_ended(self, proc: Process, kind: str) -> None:
         """Keep an exit record; called before the ring is marked dead."""

@@ -372,3 +372,19 @@ def test_the_feed_sends_at_once_on_a_start_throttles_calls_and_sends_each_call_o
     m.kernel.exit(p.pid, 0)
     feed.tick(now + 2 + BUSY_NS + IDLE_NS)  # an exit goes out at once
     assert [e["name"] for e in sent[-1]["exits"]] == ["newcomer"]
+
+
+def test_the_lineage_stays_bounded_and_keeps_every_live_processs_ancestry(monkeypatch):
+    import kernel.monitor
+
+    monkeypatch.setattr(kernel.monitor, "PARENTS_KEPT", 8)
+    m = Machine()
+    parent = m.process("parent", GRANTS)
+    child = m.process("child", GRANTS, parent=parent)
+    m.kernel.exit(parent.pid, 0)  # an orphan: its ended parent is still its ancestry
+    for i in range(40):
+        m.kernel.exit(m.process(f"brief{i}").pid, 0)
+    assert len(m.kernel.monitor.parents) <= 9
+    view, refused = subtree(child, parent.pid)
+    assert refused is None
+    assert [r["pid"] for r in snapshot(child, view)["processes"]] == [child.pid]
