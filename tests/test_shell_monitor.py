@@ -132,3 +132,14 @@ def test_interactive_top_refreshes_until_a_key_then_restores_the_screen():
         assert host.crashes == {} and host.kernel.faults == []
     finally:
         host.shutdown()
+
+
+def test_help_and_the_manual_cover_the_monitoring_commands():
+    lines = after_motd(shell_session("help\nhelp graph\nman top\napropos monitor\nexit\n"))
+    overview = [line.split()[0] for line in lines if line.startswith("  ")]
+    assert {"top", "log", "trace", "graph"} <= set(overview)
+    assert "graph: [ext] who holds caps to what" in lines
+    assert (
+        "top(commands) - [ext] a live process table, as the monitor cap you hold sees it" in lines
+    )
+    assert any(line.startswith("monitoring (concepts) - ") for line in lines)
