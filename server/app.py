@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from server import assets, pages
+from server import assets, pages, tourapi
 from server.headers import SecurityHeaders
 from server.package import build_archive
 from server.settings import Settings
 from server.snapshot import load_snapshot
+from server.tours import load_tours
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -21,7 +22,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        routes=[*pages.routes(settings), *assets.routes(settings, archive, snapshot)],
+        routes=[
+            *pages.routes(settings),
+            *assets.routes(settings, archive, snapshot),
+            *tourapi.routes(load_tours()),
+        ],
         middleware=[Middleware(SecurityHeaders)],
     )
     app.state.settings = settings
