@@ -1,6 +1,7 @@
 // The playground page: checks the browser can share memory between workers,
 // opens the terminal, starts the kernel's worker and a pool of process workers,
 // and relays between them. Every capOS process is a Web Worker of its own.
+import { openTour } from "/static/tour.js";
 import { WorkerPool } from "/static/worker-pool.js";
 
 const status = document.getElementById("status");
@@ -118,6 +119,7 @@ async function main() {
     first: ["kernel.programs.init", "kernel.programs.shell.main"],
   });
   window.capos = { term, processes, marks, spares: () => pool.spares };
+  openTour(term).then((tour) => { window.capos.tour = tour; });
   kernel.onmessage = ({ data }) => {
     if (data.kind === "output") {
       if (status.textContent !== "running") {
