@@ -134,6 +134,8 @@ async function main() {
     } else if (data.kind === "stop") {
       const worker = processes.get(data.pid);
       if (worker) { worker.terminate(); processes.delete(data.pid); }
+    } else if (data.kind === "monitor") { // a whole-system snapshot: web/static/monitor.js
+      window.dispatchEvent(new CustomEvent("capos-monitor", { detail: data.json }));
     } else if (data.kind === "restored") {
       mark("kernel worker ready");
     } else if (data.kind === "selfcheck") {
