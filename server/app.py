@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from server import assets, metrics, pages
+from server import assets, metrics, pages, tourapi
 from server.headers import SecurityHeaders
 from server.package import build_archive
 from server.settings import Settings
 from server.snapshot import load_snapshot
+from server.tours import load_tours
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -25,6 +26,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         routes=[
             *pages.routes(settings),
             *assets.routes(settings, archive, snapshot),
+            *tourapi.routes(load_tours()),
             *metrics.routes(registry),
         ],
         middleware=[Middleware(SecurityHeaders)],

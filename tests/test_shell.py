@@ -7,6 +7,7 @@ terminal (fast); tests/test_shell_native.py drives the real
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
@@ -399,3 +400,24 @@ def test_history_lists_what_was_typed_and_clear_is_harmless_in_a_script():
     # a script's lines are not user history: only an interactive terminal records them
     assert lines[0].startswith("ns = ")
     assert lines[1:] == []
+
+
+def test_accounts_work_without_scrypt_as_in_a_browser_tab(monkeypatch):
+    """Pyodide's Python has no OpenSSL: setup and login fall back to PBKDF2-HMAC-SHA256."""
+    from kernel.services import credentials
+
+    assert credentials.pbkdf2_sha256(b"pw", b"salt", 1000) == hashlib.pbkdf2_hmac(
+        "sha256", b"pw", b"salt", 1000
+    )
+    long = b"p" * 100  # past the HMAC block size: the key is hashed first
+    assert credentials.pbkdf2_sha256(long, b"s", 3) == hashlib.pbkdf2_hmac("sha256", long, b"s", 3)
+    monkeypatch.delattr(hashlib, "scrypt")
+    monkeypatch.setattr(credentials, "PBKDF2_ITERATIONS", 100)
+    lines = after_motd(
+        shell_session(
+            "setup\nzed\nsecret\nsecret\nlogout\nlogin\nzed\nwrong\nlogin\nzed\nsecret\nexit\n"
+        )
+    )
+    assert lines[1] == "setup: now zed (operator); type caps to see what you hold"
+    assert "login: login incorrect" in lines
+    assert lines[-1] == "login: now zed (operator); type caps to see what you hold"
