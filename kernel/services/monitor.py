@@ -105,16 +105,12 @@ class SystemMonitor(KernelService):
 
     # --- the records, in scope ---------------------------------------------------------------
 
-    def take_snapshot(self, max_calls: int = 0, max_logs: int = 0, after: int = 0) -> dict:
-        """The MonitorSnapshot of this view (hosts call this too, to ship it whole).
-
-        Its calls and logs are the latest ones newer than `after` (a host that
-        ships snapshots often sends each record once).
-        """
+    def take_snapshot(self, max_calls: int = 0, max_logs: int = 0) -> dict:
+        """The MonitorSnapshot of this view (hosts call this too, to ship it whole)."""
         monitor = self.kernel.monitor
         procs = [p for p in self.kernel.processes.values() if self.sees(p.pid)]
-        calls = self._calls(monitor.calls.since(after))[-max_calls:] if max_calls else []
-        logs = self._logs(monitor.logs.since(after))[-max_logs:] if max_logs else []
+        calls = self._calls(monitor.calls)[-max_calls:] if max_calls else []
+        logs = self._logs(monitor.logs)[-max_logs:] if max_logs else []
         return {
             "seq": monitor.seq,
             "uptimeNs": self.kernel.uptime_ns(),

@@ -2,8 +2,8 @@
 // calls, logs and exit records. They draw MonitorSnapshots (schema/capos.capnp)
 // arriving as JSON in "capos-monitor" events: play.js relays the tab's kernel
 // worker's (kernel/hosts/monitorfeed.py), and any other source (a native
-// session's stream) can dispatch the same. Each snapshot carries the calls and
-// logs newer than the one before; the panel keeps the latest KEEP of each.
+// session's stream) can dispatch the same. The panel keeps the latest KEEP calls
+// and logs across snapshots (by seq), whatever window each one carries.
 // Only the kernel's own data is shown; nothing here can act on the system.
 import { drawGraph } from "/static/monitor-graph.js";
 import { CallViews } from "/static/monitor-calls.js";
