@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from harness import Machine, echo_results
+from harness import BUNDLE, Machine, echo_results
 
+from kernel.codec import encode
 from kernel.monitor import Bounded, Monitor
 
 GRANTS = {"monitor": "systemMonitor", "log": "log", "console": "console"}
+BUNDLE_LOG_WRITE_INFO = encode(
+    BUNDLE.interface("Log").method("write").params, {"level": "info", "text": "x"}
+)
 
 
 def snapshot(proc, cap="monitor", max_calls=64, max_logs=64) -> dict:
@@ -180,6 +184,17 @@ def test_log_records_are_stamped_with_the_writer_and_bounded_in_size():
         "warn",
         "disk is lava",
     )
+
+
+def test_a_log_level_the_schema_does_not_define_is_refused():
+    m = Machine()
+    p = m.process("writer", GRANTS)
+    raw = bytearray(BUNDLE_LOG_WRITE_INFO)
+    raw[16] = 99  # the level's ordinal, in the params' data section
+    bad = p.call_sqe("log", "Log", "write", raw_params=bytes(raw))
+    [cqe] = p.run(bad)
+    assert p.exception(cqe, bad)["type"] == "invalidArgument"
+    assert snapshot(p)["logs"] == []
 
 
 def test_tracing_off_keeps_no_calls():
