@@ -143,3 +143,8 @@ def test_help_and_the_manual_cover_the_monitoring_commands():
         "top(commands) - [ext] a live process table, as the monitor cap you hold sees it" in lines
     )
     assert any(line.startswith("monitoring (concepts) - ") for line in lines)
+
+
+def test_log_shows_another_processs_control_characters_as_spaces():
+    lines = after_motd(shell_session('logger.write(level=info, text="a\\x1b[2Jb")\nlog\nexit\n'))
+    assert lines[-1].endswith("shell[8]: a [2Jb")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from kernel.programs.shell.lineedit import printable
 from kernel.programs.shell.shell import CommandError, Shell
 from kernel.runtime import Cap
 from kernel.runtime.buffers import BufferExhausted
@@ -156,7 +157,7 @@ class MonitorCommands:
             )
         for r in records:
             self.shell.say(
-                f"{r['atNs'] / 1e9:10.3f} {r['level']:<5} {r['process']}[{r['pid']}]: {r['text']}"
+                f"{r['atNs'] / 1e9:10.3f} {r['level']:<5} {r['process']}[{r['pid']}]: {printable(r['text'])}"
             )
 
     # --- trace -----------------------------------------------------------------------------
