@@ -157,7 +157,8 @@ class MonitorCommands:
             )
         for r in records:
             self.shell.say(
-                f"{r['atNs'] / 1e9:10.3f} {r['level']:<5} {r['process']}[{r['pid']}]: {printable(r['text'])}"
+                f"{r['atNs'] / 1e9:10.3f} {r['level']:<5} {r['process']}[{r['pid']}]: "
+                + printable(r["text"])
             )
 
     # --- trace -----------------------------------------------------------------------------
