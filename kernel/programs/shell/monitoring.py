@@ -243,15 +243,7 @@ class MonitorCommands:
         self.shell.say(f"pid {proc['pid']} {proc['name']} ({proc['binary']}) holds:")
         for cap in proc["caps"]:
             server = cap["servedBy"]
-            by = (
-                "kernel"
-                if server == 0
-                else (
-                    "itself"
-                    if server == proc["pid"]
-                    else f"{procs.get(server, {}).get('name', '?')}[{server}]"
-                )
-            )
+            by = "itself" if server == proc["pid"] else _label(server, procs, nobody="kernel")
             self.shell.say(f"  {cap['name'] or '-':<16} {cap['interface']:<18} served by {by}")
         served = {
             c["objectId"]: c
@@ -270,6 +262,10 @@ class MonitorCommands:
             self.shell.say(
                 f"  {cap['interface']} ({object_id}): {', '.join(holders) or 'nobody else'}"
             )
+
+
+def _label(pid: int, procs: dict[int, dict], nobody: str) -> str:
+    return f"{procs[pid]['name'] if pid in procs else '?'}[{pid}]" if pid else nobody
 
 
 def _matches(who: list[str], pid: int, name: str) -> bool:
