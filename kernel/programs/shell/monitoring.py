@@ -171,9 +171,6 @@ class MonitorCommands:
         names = {p["pid"]: p["name"] for p in snap["processes"]}
         names.update({e["pid"]: e["name"] for e in snap["exits"]})
 
-        def label(pid: int, nobody: str) -> str:
-            return f"{names.get(pid, '?')}[{pid}]" if pid else nobody
-
         calls = [
             c
             for c in snap["calls"]
@@ -190,8 +187,8 @@ class MonitorCommands:
         )
         for c in calls:
             self.shell.say(
-                f"{c['atNs'] / 1e9:10.3f} {label(c['callerPid'], '(outside)'):<18} "
-                f"{label(c['calleePid'], 'kernel'):<18} "
+                f"{c['atNs'] / 1e9:10.3f} {_label(c['callerPid'], names, '(outside)'):<18} "
+                f"{_label(c['calleePid'], names, 'kernel'):<18} "
                 f"{c['interface'] + '.' + c['method']:<32} {_duration(c['latencyNs']):>9} "
                 f"{c['result']}"
             )
@@ -243,7 +240,8 @@ class MonitorCommands:
         self.shell.say(f"pid {proc['pid']} {proc['name']} ({proc['binary']}) holds:")
         for cap in proc["caps"]:
             server = cap["servedBy"]
-            by = "itself" if server == proc["pid"] else _label(server, procs, nobody="kernel")
+            names = {pid: p["name"] for pid, p in procs.items()}
+            by = "itself" if server == proc["pid"] else _label(server, names, nobody="kernel")
             self.shell.say(f"  {cap['name'] or '-':<16} {cap['interface']:<18} served by {by}")
         served = {
             c["objectId"]: c
@@ -264,8 +262,9 @@ class MonitorCommands:
             )
 
 
-def _label(pid: int, procs: dict[int, dict], nobody: str) -> str:
-    return f"{procs[pid]['name'] if pid in procs else '?'}[{pid}]" if pid else nobody
+def _label(pid: int, names: dict[int, str], nobody: str) -> str:
+    """`name[pid]`, or `nobody` for pid 0 (the kernel, or a caller outside the view)."""
+    return f"{names.get(pid, '?')}[{pid}]" if pid else nobody
 
 
 def _matches(who: list[str], pid: int, name: str) -> bool:
