@@ -238,9 +238,9 @@ class MonitorCommands:
 
     def _process(self, proc: dict, procs: dict[int, dict]) -> None:
         self.shell.say(f"pid {proc['pid']} {proc['name']} ({proc['binary']}) holds:")
+        names = {pid: p["name"] for pid, p in procs.items()}
         for cap in proc["caps"]:
             server = cap["servedBy"]
-            names = {pid: p["name"] for pid, p in procs.items()}
             by = "itself" if server == proc["pid"] else _label(server, names, nobody="kernel")
             self.shell.say(f"  {cap['name'] or '-':<16} {cap['interface']:<18} served by {by}")
         served = {
