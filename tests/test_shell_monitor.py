@@ -148,3 +148,10 @@ def test_help_and_the_manual_cover_the_monitoring_commands():
 def test_log_shows_another_processs_control_characters_as_spaces():
     lines = after_motd(shell_session('logger.write(level=info, text="a\\x1b[2Jb")\nlog\nexit\n'))
     assert lines[-1].endswith("shell[8]: a [2Jb")
+
+
+def test_init_logs_the_services_it_started():
+    lines = after_motd(shell_session("log init\nexit\n"))
+    assert lines[-1].endswith(
+        "info  init[1]: started echo, counter, paperclips, chat, chat-bot, adventure, shell"
+    )

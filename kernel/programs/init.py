@@ -35,6 +35,7 @@ class Init:
     def __init__(self, rt: Runtime, manifest: dict) -> None:
         self.rt = rt
         self.console = rt.cap("console", "Console")
+        self.logger = rt.caps.get("log")  # the kernel log, where a host has one
         self.manifest = manifest
         self.exports: dict[tuple[str, str], Cap] = {}
         self.handles: list[tuple[str, Cap]] = []
@@ -42,6 +43,11 @@ class Init:
 
     def say(self, text: str) -> None:
         self.console.writeLine(text=f"init: {text}")
+        self.log("warn", text)
+
+    def log(self, level: str, text: str) -> None:
+        if self.logger is not None:
+            self.logger.write(level=level, text=text)
 
     def source(self, source: dict) -> Cap | None:
         """The cap a CapSource names, or None if it does not exist (yet)."""
@@ -97,6 +103,8 @@ class Init:
         self.offer_ready_bundles()
         for offer in self.offers:
             self.say(f"bundle offer {offer['cap']['name']!r}: its source never appeared")
+        # Logged once all are up, so the log costs the shell's start nothing.
+        self.log("info", "started " + ", ".join(name for name, _ in self.handles))
         for name, handle in self.handles:
             code = handle.wait()["exitCode"]
             if code != 0:
