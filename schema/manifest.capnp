@@ -72,6 +72,7 @@ enum KernelCap {
   authorityBroker @8;
   brokerAdmin @9;
   manual @10;
+  languageModel @11;   # a model the host provides (native hosts), absent elsewhere
 }
 
 struct ServiceExport {

@@ -13,8 +13,10 @@ from collections.abc import Callable
 
 from kernel.manual import signature
 from kernel.programs.shell import helptext
+from kernel.programs.shell.agent import Agent
 from kernel.programs.shell.shell import Binding, Shell
 from kernel.programs.shell.syntax import Builtin, Call, CapRef, Launch, Let, ParseError, parse
+from kernel.programs.shell.tools import tools_for
 from kernel.programs.shell.values import InputError, caps_in, render, show, to_params
 from kernel.runtime import Cap, RemoteError, TransportFailure
 
@@ -44,6 +46,7 @@ class Commands:
             "whoami": self.whoami,
             "history": self.history,
             "clear": self.clear,
+            "agent": self.agent,
         }
 
     # --- dispatch ------------------------------------------------------------------------
@@ -413,6 +416,31 @@ class Commands:
             f"{who}  profile={info['profile']}  session={info['sessionId'][:4].hex()}"
             f"  via {' -> '.join(info['delegationChain'])}"
         )
+
+    # --- agent mode ------------------------------------------------------------------------------
+
+    def agent(self, args: list[str]) -> None:
+        model = next(
+            (
+                b.cap
+                for _, b in sorted(self.shell.names.items(), key=lambda kv: kv[0] != "model")
+                if b.cap is not None
+                and b.cap.interface is not None
+                and b.cap.interface.name == "LanguageModel"
+            ),
+            None,
+        )
+        if model is None:
+            raise CommandError(
+                "agent: this session holds no LanguageModel cap, so no model can answer "
+                "(caps lists what it holds). A browser tab has none yet; the native shell "
+                "(capos-playground shell) has the built-in local model."
+            )
+        for name in args:
+            if name not in self.shell.names:
+                raise CommandError(f"agent: no cap named {name!r} to offer as tools (see: caps)")
+        tools = tools_for(self.shell.names, only=args or None)
+        Agent(self.shell, model, tools).run()
 
     # --- help ------------------------------------------------------------------------------------
 
