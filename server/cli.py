@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from kernel.hosts.models.settings import add_model_options
+
 
 def _schema_build(args: argparse.Namespace) -> int:
     from server.schemabuild import build_command
@@ -25,15 +27,21 @@ def _bench_browser(args: argparse.Namespace) -> int:
 
 
 def _boot(args: argparse.Namespace) -> int:
+    from kernel.hosts.models.settings import ModelSettings
     from kernel.hosts.native import boot_command
 
-    return boot_command(manifest=args.manifest, overlay=args.overlay)
+    return boot_command(
+        manifest=args.manifest, overlay=args.overlay, model=ModelSettings.from_args(args)
+    )
 
 
 def _shell(args: argparse.Namespace) -> int:
+    from kernel.hosts.models.settings import ModelSettings
     from kernel.hosts.native import shell_command
 
-    return shell_command(manifest=args.manifest, overlay=args.overlay)
+    return shell_command(
+        manifest=args.manifest, overlay=args.overlay, model=ModelSettings.from_args(args)
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -94,10 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     shell = sub.add_parser("shell", help="boot natively and attach this terminal to the shell")
     _add_manifest_options(shell)
+    add_model_options(shell)
     shell.set_defaults(func=_shell)
 
     boot = sub.add_parser("boot", help="boot natively with no terminal (services only)")
     _add_manifest_options(boot)
+    add_model_options(boot)
     boot.set_defaults(func=_boot)
     return parser
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from kernel.abi import Header
 from kernel.hosts import zygote
 from kernel.hosts.models.runner import ModelRunner, Provider
+from kernel.hosts.models.settings import ModelSettings, open_provider
 from kernel.hosts.tty import LocalTerminal
 from kernel.kernel import BootError, Kernel, KernelConfig
 from kernel.manifest import ManifestError, build
@@ -395,7 +396,9 @@ def _write_stdout(proc: Process, data: bytes) -> None:
     sys.stdout.flush()
 
 
-def boot_command(manifest: str | None, overlay: str | None) -> int:
+def boot_command(
+    manifest: str | None, overlay: str | None, model: ModelSettings | None = None
+) -> int:
     """`capos-playground boot`: run the manifest's system until it halts or Ctrl-C."""
     try:
         image = build(Path(manifest) if manifest else None, Path(overlay) if overlay else None)
@@ -403,7 +406,7 @@ def boot_command(manifest: str | None, overlay: str | None) -> int:
         print(f"capos-playground: bad manifest: {exc}", file=sys.stderr)
         return 2
     try:
-        with NativeHost(image) as host:
+        with NativeHost(image, model=open_provider(model or ModelSettings())) as host:
             print(
                 "capOS: booting natively, every process isolated; Ctrl-C stops it.", file=sys.stderr
             )
@@ -418,7 +421,9 @@ def boot_command(manifest: str | None, overlay: str | None) -> int:
         return 1
 
 
-def shell_command(manifest: str | None, overlay: str | None) -> int:
+def shell_command(
+    manifest: str | None, overlay: str | None, model: ModelSettings | None = None
+) -> int:
     """`capos-playground shell`: boot natively with this terminal attached to the shell.
 
     Runs until the shell exits, then shuts everything down; the exit status
@@ -442,7 +447,11 @@ def shell_command(manifest: str | None, overlay: str | None) -> int:
         return bool(shells) and not live
 
     try:
-        with terminal, NativeHost(image, console=console, terminal=terminal) as host:
+        provider = open_provider(model or ModelSettings())
+        with (
+            terminal,
+            NativeHost(image, console=console, terminal=terminal, model=provider) as host,
+        ):
             host.boot()
             try:
                 host.run(until=shell_gone)

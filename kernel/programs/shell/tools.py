@@ -99,7 +99,7 @@ def _type_schema(kind: Any) -> dict:
     if kind == "bool":
         return {"type": "boolean"}
     if kind in ("text", "data"):
-        return {"type": "string", "maxLength": 1024}
+        return {"type": "string"}
     return {"type": "null"}  # void
 
 
