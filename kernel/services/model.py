@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 MAX_STREAMS = 8  # generations started and not yet read to their end, system-wide
 MAX_KEPT_EVENTS = 512  # past this a reader has fallen behind: the stream fails
 MAX_ANSWER_BYTES = 6 * 1024  # of event text per `next` answer (a result buffer is 8 KiB)
+MAX_MERGED_TEXT = 2048  # waiting text deltas are merged up to this, so a fast model is cheap
 MAX_MESSAGES = 64
 MAX_TOOLS = 64
 
@@ -105,7 +106,16 @@ class HostModel(KernelService):
             self.kernel.host.model_cancel(stream_id)
             event = {"error": f"the model sent an event over {MAX_ANSWER_BYTES} bytes; stopped"}
         stream.ended = "done" in event or "error" in event
-        stream.events.append(event)
+        last = stream.events[-1] if stream.events else None
+        if (
+            last is not None
+            and "textDelta" in last
+            and "textDelta" in event
+            and len(last["textDelta"]) + len(event["textDelta"]) <= MAX_MERGED_TEXT
+        ):
+            last["textDelta"] += event["textDelta"]
+        else:
+            stream.events.append(event)
         if stream.reader is not None and stream.reader.live:
             reader, stream.reader = stream.reader, None
             reader.resolve(self._take(stream_id, stream))

@@ -145,7 +145,7 @@ class _Stream:
             yield {
                 "toolCall": {
                     "id": call["id"] or f"call_{index + 1}",
-                    "name": self.names.get(call["name"], call["name"]),
+                    "name": self.names.get(call["name"], call["name"].replace("__", ".")),
                     "argumentsJson": call["arguments"],
                 }
             }

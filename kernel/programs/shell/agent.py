@@ -28,6 +28,7 @@ MAX_STEPS = 6  # model turns per prompt: a loop that keeps calling tools stops h
 MAX_CALLS_PER_TURN = 8
 MAX_REQUEST_BYTES = 24 * 1024  # the conversation is trimmed, oldest turns first, to fit
 NEXT_RESULT_SIZE = 16 * 1024
+MAX_REPLY_CHARS = 16 * 1024  # a model turn's text past this is cut off (an endless stream)
 GENERATE_PARAMS = {"maxTokens": 256, "temperature": 0.0}
 _SAFE_ID = re.compile(r"[^A-Za-z0-9_.:-]")
 
@@ -187,6 +188,14 @@ class Agent:
                         self.shell.out(f"{self.name}> ")
                     text.append(event["textDelta"])
                     self.shell.out(_terminal_text(event["textDelta"]))
+                    if sum(map(len, text)) > MAX_REPLY_CHARS:
+                        self._cancel(stream, drain=True)
+                        self._end_text(text)
+                        self.shell.say(
+                            f"agent: the model's answer ran past {MAX_REPLY_CHARS} characters; "
+                            "it was stopped"
+                        )
+                        return "".join(text)[:MAX_REPLY_CHARS], []
                 elif "toolCall" in event:
                     calls.append(event["toolCall"])
                 elif "error" in event:
@@ -218,9 +227,16 @@ class Agent:
         if text and not "".join(text).endswith("\n"):
             self.shell.out("\n")
 
-    def _cancel(self, stream: int) -> None:
+    def _cancel(self, stream: int, *, drain: bool = False) -> None:
+        """Stop a generation; `drain`: read it to its end (when no `next` is in flight),
+        so the model service can let it go at once."""
         with contextlib.suppress(RemoteError, TransportFailure):  # it ended meanwhile
             self.model.cancel(stream=stream)
+            while drain:
+                events = self.rt.call(
+                    self.model, "next", {"stream": stream}, result_size=NEXT_RESULT_SIZE
+                )["events"]
+                drain = not any("done" in e or "error" in e for e in events)
 
     # --- one proposed call -------------------------------------------------------------------
 
