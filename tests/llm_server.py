@@ -77,7 +77,7 @@ class ScriptedLLM:
                 self.send_response(200)
                 self.send_header("Content-Type", "text/event-stream")
                 self.end_headers()
-                chunks = (_chunk({"content": "more "}) for _ in range(ENDLESS_LIMIT))
+                chunks = (_chunk({"content": "more " * 20}) for _ in range(ENDLESS_LIMIT))
                 try:
                     for chunk in chunks if answer == ENDLESS else answer:
                         self.wfile.write(chunk)

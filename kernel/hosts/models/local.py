@@ -96,13 +96,15 @@ class LocalModel:
     def generate(self, request: dict, cancelled: Callable[[], bool]) -> Iterator[dict]:
         from llama_cpp import LlamaGrammar
 
+        # The prompt always lists every tool (so llama.cpp reuses its evaluated prefix);
+        # the grammar decides what may be written now.
         tools = [] if _answered_tool(request["messages"]) else request["tools"]
         grammar = LlamaGrammar.from_string(gbnf(reply_schema(tools)), verbose=False)
         out: list[str] = []
         finish = "stop"
         completion_tokens = 0
         chunks = self.llama.create_chat_completion(
-            messages=prompt(request["messages"], tools),
+            messages=prompt(request["messages"], request["tools"]),
             grammar=grammar,
             stream=True,
             max_tokens=request["params"]["maxTokens"],

@@ -162,15 +162,13 @@ class Agent:
         """Stream one model turn to the terminal; returns its text and proposed calls."""
         self._trim()
         tools = [t.descriptor() for n, t in self.tools.items() if self.modes[n] != "deny"]
-        pending = self.rt.begin(
+        # generate answers at once (the model runs behind it), so it is not interruptible:
+        # a Ctrl-C now waits in the events and cancels the stream at the first `next`.
+        stream = self.rt.call(
             self.model,
             "generate",
             {"messages": self.messages, "tools": tools, "params": GENERATE_PARAMS},
-        )
-        started = self.shell.wait_call(pending)
-        if started is None:
-            raise Interrupted
-        stream = started["stream"]
+        )["stream"]
         text: list[str] = []
         calls: list[dict] = []
         while True:
