@@ -16,8 +16,12 @@ import itertools
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from kernel.hosts.models.grammar import gbnf
+from kernel.hosts.models.grammar import UnsupportedSchema, gbnf
+
+if TYPE_CHECKING:
+    from llama_cpp import LlamaGrammar
 
 MODEL_ID = "SmolLM2-135M-Instruct"
 WEIGHTS = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -93,13 +97,24 @@ class LocalModel:
             "it often picks the wrong tool, so read each call before you allow it",
         }
 
-    def generate(self, request: dict, cancelled: Callable[[], bool]) -> Iterator[dict]:
-        from llama_cpp import LlamaGrammar
+    def grammar(self, text: str) -> LlamaGrammar:
+        """The grammar, parsed by llama.cpp first: handed an unparsable one, llama.cpp
+        0.3.36 would dereference a null sampler and take the whole host down."""
+        import llama_cpp
 
+        sampler = llama_cpp.llama_sampler_init_grammar(
+            self.llama._model.vocab, text.encode(), b"root"
+        )
+        if not sampler:
+            raise UnsupportedSchema("llama.cpp cannot parse the grammar of these tool schemas")
+        llama_cpp.llama_sampler_free(sampler)
+        return llama_cpp.LlamaGrammar.from_string(text, verbose=False)
+
+    def generate(self, request: dict, cancelled: Callable[[], bool]) -> Iterator[dict]:
         # The prompt always lists every tool (so llama.cpp reuses its evaluated prefix);
         # the grammar decides what may be written now.
         tools = [] if _answered_tool(request["messages"]) else request["tools"]
-        grammar = LlamaGrammar.from_string(gbnf(reply_schema(tools)), verbose=False)
+        grammar = self.grammar(gbnf(reply_schema(tools)))
         out: list[str] = []
         finish = "stop"
         completion_tokens = 0
