@@ -13,9 +13,12 @@ import time
 
 import pytest
 
+from kernel.hosts.inproc import InProcessHost
 from kernel.hosts.models.openai import EndpointSettings, OpenAICompatible
+from kernel.manifest import encode_document
 from tests.agentsystem import AgentSystem
 from tests.llm_server import ENDLESS, ScriptedLLM, text, tool_call
+from tests.systems import imported, kernel_caps, system
 
 
 @pytest.fixture
@@ -182,3 +185,44 @@ def test_an_unreachable_or_failing_endpoint_is_reported_plainly():
         shown = system.exchange("hello", "agent> ")
         assert "agent: the model failed: cannot reach the model endpoint" in shown
         system.finish()
+
+
+def test_a_session_cannot_read_or_cancel_another_sessions_stream(llm):
+    llm.script.append(text("for ", "the owner"))
+    probes = {
+        "model-owner": "tests.programs.model_owner",
+        "model-snoop": "tests.programs.model_snoop",
+    }
+    document = system(
+        [
+            {
+                "name": "model",
+                "binary": "model-service",
+                "exports": [{"name": "model", "interface": "LanguageModel"}],
+                "caps": [{"name": "device", "source": {"kernel": "languageModel"}}],
+            },
+            *(
+                {
+                    "name": name,
+                    "binary": name,
+                    "freshSession": True,
+                    "caps": [*kernel_caps("console", "timer"), imported("model", "model", "model")],
+                }
+                for name in probes
+            ),
+        ],
+        {"model-service": "kernel.programs.model_service", **probes},
+    )
+    model = OpenAICompatible(EndpointSettings(llm.url, "scripted-model"))
+    host = InProcessHost(encode_document(document), model=model)
+    host.boot()
+    try:
+        deadline = time.monotonic() + 20
+        while b"owner: '" not in host.console and time.monotonic() < deadline:
+            time.sleep(0.01)
+        console = host.console.decode()
+        assert "snoop: refused 8 of 8" in console
+        assert "owner: 'for the owner' then stop" in console
+        assert host.crashes == {}
+    finally:
+        host.shutdown()

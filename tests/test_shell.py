@@ -399,3 +399,9 @@ def test_history_lists_what_was_typed_and_clear_is_harmless_in_a_script():
     # a script's lines are not user history: only an interactive terminal records them
     assert lines[0].startswith("ns = ")
     assert lines[1:] == []
+
+
+def test_agent_says_plainly_when_no_language_model_is_held():
+    lines = after_motd(shell_session("agent\nhelp agent\nexit\n"))
+    assert lines[0].startswith("agent: this session holds no LanguageModel cap")
+    assert "agent [CAP ...]" in "\n".join(lines)

@@ -105,3 +105,14 @@ def test_waiting_for_more_completions_than_can_come_returns_in_process():
         assert "overwait: returned with 0" in wait_for(host, b"overwait: returned")
     finally:
         host.shutdown()
+
+
+def test_a_service_whose_required_host_cap_is_missing_is_skipped_in_one_line():
+    host = boot()  # the default system, on a host that attaches no language model
+    try:
+        wait_for(host, b"init: model: not started (this host provides no languageModel)\n")
+        wait_for(host, b"init: shell: not started (this host provides no terminal)\n")
+        time.sleep(0.2)  # init would report lapsed bundle offers now
+        assert host.console.decode().count("\n") == 2
+    finally:
+        host.shutdown()
