@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from bench.programs.report import PREFIX
+from kernel.hosts.models.runner import Provider
 from kernel.hosts.native import DEFAULT_SPIN_US, NativeHost
 from kernel.manifest import encode_document
 from kernel.programs.ping import COUNT as PING_COUNT
@@ -45,7 +46,11 @@ def _kernel_caps(*names: str) -> list[dict]:
 
 
 def _run_system(
-    image: bytes, timeout: float, spin_us: int = DEFAULT_SPIN_US, marker: str = PREFIX
+    image: bytes,
+    timeout: float,
+    spin_us: int = DEFAULT_SPIN_US,
+    marker: str = PREFIX,
+    model: Provider | None = None,
 ) -> str:
     """Boot natively until a Console line starts with `marker`; return the rest of it."""
     lines: list[str] = []
@@ -57,7 +62,7 @@ def _run_system(
             elif line.strip():
                 print(f"  | {line}", file=sys.stderr)
 
-    with NativeHost(image, console=console, spin_us=spin_us) as host:
+    with NativeHost(image, console=console, spin_us=spin_us, model=model) as host:
         host.boot()
         host.run(until=lambda: bool(lines), timeout=timeout)
         faults = list(host.kernel.faults)

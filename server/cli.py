@@ -26,6 +26,12 @@ def _bench_browser(args: argparse.Namespace) -> int:
     return run_benchmark(json_path=args.json, quick=args.quick)
 
 
+def _bench_agent(args: argparse.Namespace) -> int:
+    from bench.agent import run_benchmark
+
+    return run_benchmark(json_path=args.json, quick=args.quick)
+
+
 def _boot(args: argparse.Namespace) -> int:
     from kernel.hosts.models.settings import ModelSettings
     from kernel.hosts.native import boot_command
@@ -94,6 +100,10 @@ def build_parser() -> argparse.ArgumentParser:
     browser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     browser.add_argument("--quick", action="store_true", help="one run of each (smoke run)")
     browser.set_defaults(func=_bench_browser)
+    agent = bench_sub.add_parser("agent", help="the local model's tool calls in agent mode")
+    agent.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    agent.add_argument("--quick", action="store_true", help="one round of requests")
+    agent.set_defaults(func=_bench_agent)
 
     serve = sub.add_parser("serve", help="serve the web playground")
     serve.add_argument("--host", default="127.0.0.1")

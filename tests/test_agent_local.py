@@ -14,7 +14,7 @@ import pytest
 
 from kernel.codec import Bundle
 from kernel.hosts.models.local import LocalModel
-from kernel.programs.shell.tools import json_schema
+from kernel.programs.shell.tools import descriptor
 from kernel.programs.shell.values import to_params
 from tests.agentsystem import AgentSystem
 
@@ -24,15 +24,6 @@ BUNDLE = Bundle.default()
 @pytest.fixture(scope="module")
 def model() -> LocalModel:
     return LocalModel()
-
-
-def descriptor(cap: str, interface: str, method: str) -> dict:
-    found = BUNDLE.interface(interface).method(method)
-    return {
-        "name": f"{cap}.{method}",
-        "description": f"{interface}: {found.doc}",
-        "parametersJson": json.dumps(json_schema(found.params)),
-    }
 
 
 TOOLS = {
@@ -46,7 +37,10 @@ TOOLS = {
 
 
 def request(text: str) -> dict:
-    tools = [descriptor(n.split(".")[0], i, m) for n, (i, m) in TOOLS.items()]
+    tools = [
+        descriptor(n.split(".")[0], BUNDLE.interface(i), BUNDLE.interface(i).method(m))
+        for n, (i, m) in TOOLS.items()
+    ]
     return {
         "messages": [{"role": "user", "content": text, "toolCalls": [], "toolCallId": ""}],
         "tools": tools,

@@ -36,12 +36,17 @@ class Tool:
 
     def descriptor(self) -> dict:
         """The LanguageModel ToolDescriptor: what the model sees."""
-        doc = self.method.doc or f"{self.method.name} on {self.cap.interface.name}"
-        return {
-            "name": self.name,
-            "description": f"{self.cap.interface.name}: {doc}",
-            "parametersJson": json.dumps(self.schema, separators=(",", ":")),
-        }
+        return descriptor(self.cap_name, self.cap.interface, self.method)
+
+
+def descriptor(cap_name: str, interface: InterfaceType, method: Any) -> dict:
+    """The ToolDescriptor of `cap_name.method`: a name, a description and a JSON Schema."""
+    doc = method.doc or f"{method.name} on {interface.name}"
+    return {
+        "name": f"{cap_name}.{method.name}",
+        "description": f"{interface.name}: {doc}",
+        "parametersJson": json.dumps(json_schema(method.params), separators=(",", ":")),
+    }
 
 
 def tools_for(names: dict[str, Binding], only: list[str] | None = None) -> dict[str, Tool]:
