@@ -160,3 +160,12 @@ def test_ctrl_c_interrupts_a_call(terminal):
 def test_exit_leaves_status_zero_and_restores_the_terminal(terminal):
     terminal.type(b"exit\r", then=b"exit")
     assert terminal.close() == 0
+
+
+def test_agent_mode_runs_the_built_in_model_in_the_native_host(terminal):
+    banner = terminal.type(b"agent counter\r", then=b"agent> ")
+    assert b"SmolLM2-135M-Instruct is answering" in banner
+    terminal.type(b"increment the counter by 2\r", then=b"allow?")
+    shown = terminal.type(b"y\r", then=b"agent> ")
+    assert b"] value = " in shown and b"SmolLM2-135M-Instruct> " in shown
+    terminal.type(b"exit\r", then=b"anonymous@capos> ")
