@@ -72,7 +72,9 @@ enum KernelCap {
   authorityBroker @8;
   brokerAdmin @9;
   manual @10;
-  languageModel @11;   # a model the host provides (native hosts), absent elsewhere
+  systemMonitor @11;   # sees the whole system; attenuate with SystemMonitor.subtree
+  log @12;
+  languageModel @13;   # a model the host provides (native hosts), absent elsewhere
 }
 
 struct ServiceExport {

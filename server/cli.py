@@ -56,16 +56,37 @@ def _serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.assets import MissingVendor
     from server.settings import Settings
+    from server.snapshot import SnapshotFailed
+    from server.tours import TourError
 
     settings = Settings(host=args.host, port=args.port)
     try:
         app = create_app(settings)
-    except MissingVendor as exc:
+    except (MissingVendor, SnapshotFailed, TourError) as exc:
         print(f"capos-playground: {exc}", file=sys.stderr)
         return 1
     print(f"capOS Playground: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _tours_list(args: argparse.Namespace) -> int:
+    from server.tours import TourError, load_tours
+
+    try:
+        tours = load_tours()
+    except TourError as exc:
+        print(f"capos-playground: {exc}", file=sys.stderr)
+        return 1
+    for tour in tours:
+        print(tour.name)
+    return 0
+
+
+def _tours_verify(args: argparse.Namespace) -> int:
+    from server.tourverify import verify
+
+    return verify(args.names)
 
 
 def _add_manifest_options(command: argparse.ArgumentParser) -> None:
@@ -109,6 +130,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(func=_serve)
+
+    tours = sub.add_parser("tours", help="the guided tours in demos/")
+    tours_sub = tours.add_subparsers(dest="tours_command", required=True)
+    tours_sub.add_parser("list", help="one tour name a line").set_defaults(func=_tours_list)
+    verify = tours_sub.add_parser("verify", help="drive tours end to end in headless Chromium")
+    verify.add_argument("names", nargs="*", metavar="NAME", help="default: every tour")
+    verify.set_defaults(func=_tours_verify)
 
     shell = sub.add_parser("shell", help="boot natively and attach this terminal to the shell")
     _add_manifest_options(shell)

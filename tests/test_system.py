@@ -116,3 +116,11 @@ def test_a_service_whose_required_host_cap_is_missing_is_skipped_in_one_line():
         assert host.console.decode().count("\n") == 2
     finally:
         host.shutdown()
+
+
+def test_the_self_check_passes_natively():
+    """The same check that gates the browser's snapshot (kernel/hosts/browser.py warm_up)."""
+    from kernel import selfcheck
+
+    lines = selfcheck.run()
+    assert any("refused bad opcode: ok" in line for line in lines)

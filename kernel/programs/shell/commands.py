@@ -14,15 +14,12 @@ from collections.abc import Callable
 from kernel.manual import signature
 from kernel.programs.shell import helptext
 from kernel.programs.shell.agent import Agent
-from kernel.programs.shell.shell import Binding, Shell
+from kernel.programs.shell.monitoring import MonitorCommands
+from kernel.programs.shell.shell import Binding, CommandError, Shell
 from kernel.programs.shell.syntax import Builtin, Call, CapRef, Launch, Let, ParseError, parse
 from kernel.programs.shell.tools import tools_for
 from kernel.programs.shell.values import InputError, caps_in, render, show, to_params
 from kernel.runtime import Cap, RemoteError, TransportFailure
-
-
-class CommandError(Exception):
-    """A command refused before or after calling anything; the message is for the user."""
 
 
 class Commands:
@@ -47,6 +44,7 @@ class Commands:
             "history": self.history,
             "clear": self.clear,
             "agent": self.agent,
+            **MonitorCommands(shell).builtins,
         }
 
     # --- dispatch ------------------------------------------------------------------------
@@ -164,6 +162,8 @@ class Commands:
             "BrokerAdmin",
             "CredentialStore",
             "Manual",
+            "SystemMonitor",
+            "Log",
             "Endpoint",
         }
         return cap.interface is None or cap.interface.name not in kernel_served

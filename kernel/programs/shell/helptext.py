@@ -95,6 +95,47 @@ Asks for a password twice (hidden). The account lasts until the system halts.
         "man TOPIC      (topics: apropos WORD; interfaces: man Console)\n",
     ),
     "apropos": ("find manual pages about a word", "apropos WORD\n"),
+    "top": (
+        "[ext] a live process table from the monitor cap",
+        """\
+top [MONITOR]
+
+Every process the monitor sees: pid, parent, state, ring counters (cap_enter
+dispatches, SQEs, CQEs, errors, CQ overflows), caps held, outstanding calls
+and calls queued on its endpoints, then the latest exit records. Refreshes
+every second until you press a key. MONITOR is a SystemMonitor cap (default:
+monitor); a narrower one shows less:  let mine = monitor.subtree(pid=9)
+""",
+    ),
+    "log": (
+        "[ext] the kernel log: records processes wrote through a Log cap",
+        """\
+log [MONITOR] [LEVEL] [PROCESS ...]
+
+LEVEL (debug, info, warn, error) shows that level and above; PROCESS is a
+name or pid. Write a record yourself:  logger.write(level=info, text="hi")
+""",
+    ),
+    "trace": (
+        "[ext] the latest calls in the kernel's IPC trace",
+        """\
+trace [MONITOR] [N] [PROCESS ...]
+
+The last N calls (default 20) the monitor sees: caller, callee (kernel for
+kernel services), interface.method, latency and result (ok, exception or a
+transport error). PROCESS (a name or pid) keeps the calls it made or served.
+""",
+    ),
+    "graph": (
+        "[ext] who holds caps to what",
+        """\
+graph [MONITOR] NAME
+
+NAME a cap this shell holds: the object behind it, who serves it, and every
+process holding a cap to it. NAME a process (name, binary or pid): the caps
+it holds, and who holds caps to the objects it serves.
+""",
+    ),
     "history": ("[ext] the lines typed so far", "history\n"),
     "clear": ("[ext] clear the screen", "clear\n"),
     "agent": (
