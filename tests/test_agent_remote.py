@@ -67,6 +67,9 @@ def test_a_call_to_a_cap_the_shell_does_not_hold_is_refused_and_the_model_told(l
         shown = system.exchange("post hi to the chat", "Sorry.")
         assert "refused: chat.send is not a tool of this shell" in shown
         assert "allow?" not in shown
+        system.exchange("exit", "> ")
+        logged = system.exchange("log warn", "> ")  # the audit trail, in the system's log
+        assert "agent (scripted-model) [call_1] chat.send: refused: not a tool" in logged
         system.finish()
     assert "no tool named chat.send" in tool_messages(llm.requests[1])[0]["content"]
 

@@ -359,6 +359,7 @@ class NativeHost:
         if self._model is not None:
             self._model.close()
             self._model = None
+            os.close(self._model_fd)
         for pid in list(self.kernel.processes):
             self.kernel.kill(pid, "system shutdown")
         self._wake()

@@ -30,6 +30,7 @@ class ModelRunner:
         self.provider = provider
         self._post = post
         self._queue: queue.Queue[tuple[int, dict] | None] = queue.Queue()
+        self._known: set[int] = set()  # queued or running: only these can be cancelled
         self._cancelled: set[int] = set()
         self._lock = threading.Lock()
         self._closing = False
@@ -40,11 +41,14 @@ class ModelRunner:
         if self._queue.qsize() >= MAX_QUEUED:
             self._post(stream, {"error": "the model is busy; try again when it is done"})
             return
+        with self._lock:
+            self._known.add(stream)
         self._queue.put((stream, request))
 
     def cancel(self, stream: int) -> None:
         with self._lock:
-            self._cancelled.add(stream)
+            if stream in self._known:
+                self._cancelled.add(stream)
 
     def close(self) -> None:
         """Stop after the current generation's next token; wait for the worker."""
@@ -60,8 +64,10 @@ class ModelRunner:
     def _work(self) -> None:
         while (item := self._queue.get()) is not None:
             stream, request = item
-            self._run(stream, request)
+            if not self._is_cancelled(stream):  # a cancelled one never starts
+                self._run(stream, request)
             with self._lock:
+                self._known.discard(stream)
                 self._cancelled.discard(stream)
 
     def _run(self, stream: int, request: dict) -> None:

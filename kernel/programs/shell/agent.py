@@ -59,12 +59,16 @@ class Outcome:
     """What the runner sends back for one proposed call."""
 
     content: str  # JSON for the model
-    ran: bool
+    audit: str  # one line for the log: what became of the call
 
 
 class Agent:
-    def __init__(self, shell: Shell, model: Cap, tools: dict[str, Tool]) -> None:
+    def __init__(
+        self, shell: Shell, model: Cap, tools: dict[str, Tool], log: Cap | None = None
+    ) -> None:
+        """`log`: a Log cap the shell holds, if any: each proposed call is recorded there."""
         self.shell = shell
+        self.log = log
         self.rt = shell.rt
         self.model = model
         self.tools = tools
@@ -146,9 +150,11 @@ class Agent:
                     try:
                         outcome = self._execute(call)
                     except Interrupted:
+                        self._audit(call, "interrupted")
                         for later in calls[index:]:  # every proposed call gets an answer
                             self.messages.append(_tool_message(later, _error("interrupted")))
                         raise
+                    self._audit(call, outcome.audit)
                     self.messages.append(_tool_message(call, outcome.content))
             self.shell.say(f"agent: stopped after {MAX_STEPS} model turns; ask again to go on")
         except Interrupted:
@@ -244,26 +250,28 @@ class Agent:
         if tool is None:
             shown = _printable(name)
             self.shell.say(f"{tag} refused: {shown} is not a tool of this shell (no such cap held)")
-            return Outcome(_error(f"no tool named {shown}: use one of the tools listed"), False)
+            return Outcome(
+                _error(f"no tool named {shown}: use one of the tools listed"), "refused: not a tool"
+            )
         if self.modes[name] == "deny":
             self.shell.say(f"{tag} refused: {name} is denied")
-            return Outcome(_error(f"{name} is denied by the user"), False)
+            return Outcome(_error(f"{name} is denied by the user"), "refused: denied")
         try:
             params = arguments(tool, call["argumentsJson"])
         except InputError as exc:
             self.shell.say(f"{tag} refused: {_printable(str(exc))}")
-            return Outcome(_error(str(exc)), False)
+            return Outcome(_error(str(exc)), "refused: arguments do not fit the schema")
         self.shell.say(f"{tag} {name}({_printable(_show_args(call['argumentsJson']))})")
         if self.modes[name] == "ask" and not self._allowed(name):
             self.shell.say(f"{tag} not run: the user said no")
-            return Outcome(_error("the user did not allow this call"), False)
+            return Outcome(_error("the user did not allow this call"), "not allowed by the user")
         pending = self.rt.begin(tool.cap, tool.method.name, params)
         try:
             results = self.shell.wait_call(pending)
         except (RemoteError, TransportFailure) as exc:
             text = f"{exc.type}: {exc.message}" if isinstance(exc, RemoteError) else str(exc)
             self.shell.say(f"{tag} error: {text}")
-            return Outcome(_error(text), True)
+            return Outcome(_error(text), f"ran: failed: {text}")
         if results is None:
             self.shell.say(f"{tag} interrupted (its answer will be dropped)")
             raise Interrupted
@@ -271,7 +279,15 @@ class Agent:
             self.shell.say(f"{tag} {line}")
         for _path, cap in caps_in(tool.method.results, results):
             cap.release()  # tools carry no caps; a service that sends one anyway loses it
-        return Outcome(json.dumps({"ok": json.loads(result_json(tool, results))}), True)
+        return Outcome(json.dumps({"ok": json.loads(result_json(tool, results))}), "ran")
+
+    def _audit(self, call: dict, what: str) -> None:
+        if self.log is None:
+            return
+        level = "info" if what == "ran" else "warn"
+        text = f"agent ({self.name}) [{call['id']}] {_printable(call['name'])}: {what}"
+        with contextlib.suppress(RemoteError, TransportFailure):
+            self.log.write(level=level, text=text[:1000])
 
     def _allowed(self, name: str) -> bool:
         while True:

@@ -420,16 +420,7 @@ class Commands:
     # --- agent mode ------------------------------------------------------------------------------
 
     def agent(self, args: list[str]) -> None:
-        model = next(
-            (
-                b.cap
-                for _, b in sorted(self.shell.names.items(), key=lambda kv: kv[0] != "model")
-                if b.cap is not None
-                and b.cap.interface is not None
-                and b.cap.interface.name == "LanguageModel"
-            ),
-            None,
-        )
+        model = self._held("LanguageModel", prefer="model")
         if model is None:
             raise CommandError(
                 "agent: this session holds no LanguageModel cap, so no model can answer "
@@ -440,7 +431,16 @@ class Commands:
             if name not in self.shell.names:
                 raise CommandError(f"agent: no cap named {name!r} to offer as tools (see: caps)")
         tools = tools_for(self.shell.names, only=args or None)
-        Agent(self.shell, model, tools).run()
+        Agent(self.shell, model, tools, log=self._held("Log", prefer="logger")).run()
+
+    def _held(self, interface: str, prefer: str) -> Cap | None:
+        """A cap of this interface the shell holds (the one named `prefer` first)."""
+        names = sorted(self.shell.names.items(), key=lambda item: item[0] != prefer)
+        for _, binding in names:
+            cap = binding.cap
+            if cap is not None and cap.interface is not None and cap.interface.name == interface:
+                return cap
+        return None
 
     # --- help ------------------------------------------------------------------------------------
 
