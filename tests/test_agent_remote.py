@@ -99,7 +99,7 @@ def test_a_denied_tool_is_not_offered_and_never_runs_even_when_proposed(llm):
     llm.script.extend([tool_call("counter__increment", '{"by": 2}'), text("Denied, then.")])
     with agent(llm) as system:
         system.exchange("agent", "agent> ")
-        assert "counter.increment: deny" in system.exchange("deny counter.increment", "agent> ")
+        system.exchange("deny counter.inc\t", "counter.increment: deny")  # Tab completes tools
         shown = system.exchange("add two", "Denied, then.")
         assert "[call_1] refused: counter.increment is denied" in shown
         system.exchange("exit", "> ")

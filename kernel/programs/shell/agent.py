@@ -90,6 +90,13 @@ class Agent:
             f"agent: {len(self.tools)} tools from this shell's caps; each call asks first. "
             "help lists the commands, exit leaves."
         )
+        shell_completer, self.shell.completer = self.shell.completer, self._complete
+        try:
+            self._prompt_loop()
+        finally:
+            self.shell.completer = shell_completer
+
+    def _prompt_loop(self) -> None:
         while not self.ended:
             try:
                 line = self._line("agent> ")
@@ -106,6 +113,19 @@ class Agent:
                 self._set_mode(words[0], words[1])
             else:
                 self.turn(line)
+
+    def _complete(self, before_cursor: str) -> list[str]:
+        """Tab in agent mode: its commands, then tool names after allow, ask or deny."""
+        words = before_cursor.split()
+        current = "" if before_cursor.endswith(" ") or not words else words[-1]
+        previous = words[:-1] if current else words
+        if not previous:
+            candidates = ["tools", "help", "exit", *MODES]
+        elif len(previous) == 1 and previous[0] in MODES:
+            candidates = [*self.tools, "all"]
+        else:
+            return []
+        return [c for c in candidates if c.startswith(current)]
 
     def _line(self, prompt: str) -> str:
         self.shell.events.extend(self.shell.editor.prompt(prompt))
