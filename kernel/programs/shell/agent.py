@@ -107,8 +107,10 @@ class Agent:
                 continue
             if words == ["exit"]:
                 return
-            if words[0] in ("help", "tools") and len(words) == 1:
-                self.shell.out(HELP) if words[0] == "help" else self._list_tools()
+            if words == ["help"]:
+                self.shell.out(HELP)
+            elif words == ["tools"]:
+                self._list_tools()
             elif words[0] in MODES and len(words) == 2:
                 self._set_mode(words[0], words[1])
             else:
@@ -149,8 +151,8 @@ class Agent:
         names = list(self.tools) if target == "all" else [target]
         for name in names:
             if name not in self.tools:
-                raise_hint = ", ".join(self.tools) or "none"
-                self.shell.say(f"agent: no tool {name!r} (tools: {raise_hint})")
+                known = ", ".join(self.tools) or "none"
+                self.shell.say(f"agent: no tool {name!r} (tools: {known})")
                 return
             self.modes[name] = mode
         self.shell.say(f"agent: {target}: {mode}")
