@@ -190,7 +190,7 @@ def test_an_unreachable_or_failing_endpoint_is_reported_plainly():
         system.finish()
 
 
-def test_a_session_cannot_read_or_cancel_another_sessions_stream(llm):
+def test_a_session_cannot_touch_another_sessions_stream_nor_hog_the_model(llm):
     llm.script.append(text("for ", "the owner"))
     probes = {
         "model-owner": "tests.programs.model_owner",
@@ -224,7 +224,7 @@ def test_a_session_cannot_read_or_cancel_another_sessions_stream(llm):
         while b"owner: '" not in host.console and time.monotonic() < deadline:
             time.sleep(0.01)
         console = host.console.decode()
-        assert "snoop: refused 8 of 8" in console
+        assert "snoop: refused 9 of 9" in console
         assert "owner: 'for the owner' then stop" in console
         assert host.crashes == {}
     finally:

@@ -28,6 +28,7 @@ MAX_KEPT_EVENTS = 512  # past this a reader has fallen behind: the stream fails
 MAX_ANSWER_BYTES = 6 * 1024  # of event text per `next` answer (a result buffer is 8 KiB)
 MAX_MERGED_TEXT = 2048  # waiting text deltas are merged up to this, so a fast model is cheap
 MAX_MESSAGES = 64
+MAX_TOKENS = 2048  # per generation: one caller cannot keep the model busy for long
 MAX_TOOLS = 64
 
 
@@ -66,6 +67,11 @@ class HostModel(KernelService):
             )
         if not params["messages"]:
             raise CapError.invalid_argument("generate needs at least one message")
+        limits = params["params"]
+        if not 1 <= limits["maxTokens"] <= MAX_TOKENS or not 0 <= limits["temperature"] <= 2:
+            raise CapError.invalid_argument(
+                f"maxTokens must be 1..{MAX_TOKENS} and temperature 0..2"
+            )
         stream_id = next(self._ids)
         owner = ctx.caller
         self._streams[stream_id] = _Stream(owner)

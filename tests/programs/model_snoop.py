@@ -1,4 +1,5 @@
-"""From another session, tries to read or cancel streams it did not start."""
+"""From another session, tries to read or cancel streams it did not start, and to
+hold the model for a million tokens."""
 
 from kernel.runtime import RemoteError, Runtime
 
@@ -14,5 +15,10 @@ def main(rt: Runtime) -> int:
                 method(stream=stream)
             except RemoteError as exc:
                 refused += exc.type == "invalidArgument"
-    console.writeLine(text=f"snoop: refused {refused} of 8")
+    user = {"role": "user", "content": "go on forever", "toolCalls": [], "toolCallId": ""}
+    try:
+        model.generate(messages=[user], tools=[], params={"maxTokens": 1_000_000})
+    except RemoteError as exc:
+        refused += exc.type == "invalidArgument"
+    console.writeLine(text=f"snoop: refused {refused} of 9")
     return 0
