@@ -8,7 +8,7 @@ import pytest
 
 from kernel.codec import Bundle
 from kernel.hosts.models.grammar import UnsupportedSchema, gbnf
-from kernel.hosts.models.local import LocalModel, reply_schema
+from kernel.hosts.models.local import AnswerText, LocalModel, reply_schema
 from kernel.programs.shell.tools import Tool, _carries_caps, arguments, json_schema
 from kernel.programs.shell.values import InputError
 
@@ -92,3 +92,14 @@ def test_a_schema_the_grammar_cannot_express_is_refused_not_loosened():
         gbnf({"type": "object", "properties": {"x": {"type": "integer", "minimum": 5}}})
     with pytest.raises(UnsupportedSchema):
         gbnf({"type": "object", "properties": {"x": {"$ref": "#/defs/y"}}})
+
+
+def test_the_local_answer_streams_as_decoded_text_in_any_chunking():
+    reply = '{"answer": "Line one\\nsaid \\"hi\\" \\\\ done"}'
+    whole = json.loads(reply)["answer"]
+    for size in (1, 2, 3, 7, len(reply)):
+        answer = AnswerText()
+        pieces = [answer.feed(reply[i : i + size]) for i in range(0, len(reply), size)]
+        assert "".join(pieces) == whole
+    tool = AnswerText()
+    assert tool.feed('{"tool": "counter.get", "arguments": {}}') == ""

@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -126,16 +127,20 @@ class LocalModel:
             temperature=request["params"]["temperature"],
             repeat_penalty=REPEAT_PENALTY,
         )
+        answer = AnswerText()
         for chunk in chunks:
             if cancelled():
                 return
             choice = chunk["choices"][0]
-            out.append(choice["delta"].get("content") or "")
+            piece = choice["delta"].get("content") or ""
+            out.append(piece)
             completion_tokens += 1
             finish = choice.get("finish_reason") or finish
+            if text := answer.feed(piece):
+                yield {"textDelta": text}
         prompt_tokens = max(0, self.llama.n_tokens - completion_tokens)
         events = reply_events("".join(out), finish, f"call_{next(self._ids)}")
-        yield from events
+        yield from (e for e in events if "textDelta" not in e)  # the answer went as it came
         yield {"usage": {"promptTokens": prompt_tokens, "completionTokens": completion_tokens}}
         if not any("error" in e for e in events):
             yield {"done": "tool_calls" if any("toolCall" in e for e in events) else finish}
@@ -186,6 +191,44 @@ def prompt(messages: list[dict], tools: list[dict]) -> list[dict]:
         elif role == "user":
             out.append({"role": "user", "content": message["content"]})
     return out
+
+
+_ANSWER_START = re.compile(r'\s*\{\s*"answer"\s*:\s*"')
+_ESCAPES = {"n": "\n", "t": "\t", "b": "\b", "f": "\f", "r": "\r", "/": "/", "\\": "\\", '"': '"'}
+
+
+class AnswerText:
+    """An answer's text while it is being written, so it streams: the grammar makes the
+    reply `{"answer": "..."}` with only the escapes in `_ESCAPES`."""
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self.shown = 0
+
+    def feed(self, piece: str) -> str:
+        """The answer text this piece completes (empty for a tool call)."""
+        self.raw += piece
+        start = _ANSWER_START.match(self.raw)
+        if start is None:
+            return ""
+        text = _decoded_prefix(self.raw[start.end() :])
+        new, self.shown = text[self.shown :], len(text)
+        return new
+
+
+def _decoded_prefix(body: str) -> str:
+    """The JSON string body decoded up to its closing quote or an unfinished escape."""
+    out, index = [], 0
+    while index < len(body) and body[index] != '"':
+        if body[index] == "\\":
+            if index + 1 == len(body):
+                break
+            out.append(_ESCAPES.get(body[index + 1], ""))
+            index += 2
+        else:
+            out.append(body[index])
+            index += 1
+    return "".join(out)
 
 
 def reply_events(text: str, finish: str, call_id: str) -> list[dict]:
