@@ -129,7 +129,6 @@ const toggle = document.getElementById("monitor-toggle");
 const setOpen = (open) => {
   document.body.classList.toggle("monitor-open", open);
   toggle.setAttribute("aria-expanded", String(open));
-  window.dispatchEvent(new Event("resize")); // the terminal refits its new width
   if (open) panel.render();
 };
 toggle.addEventListener("click", () => setOpen(!document.body.classList.contains("monitor-open")));

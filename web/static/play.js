@@ -66,7 +66,8 @@ async function main() {
   term.loadAddon(fit);
   term.open(document.getElementById("terminal"));
   fit.fit();
-  window.addEventListener("resize", () => fit.fit());
+  // Refit whenever the terminal's box changes: a window resize, or a panel opening beside it.
+  new ResizeObserver(() => fit.fit()).observe(document.getElementById("terminal"));
 
   const bell = new SharedArrayBuffer(8);
   const bellCells = new Int32Array(bell);

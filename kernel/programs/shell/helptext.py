@@ -17,6 +17,7 @@ implicit, and gives it the terminal until it exits. Ctrl-C kills it.
   @name          pass a cap this shell holds (see: caps)
   client @name   pass the client side of an endpoint
   client @stdio  a fresh StdIO endpoint this shell serves for the child
+  new Interface  a fresh endpoint the child serves; you keep a client of it
 Example: run "chat-client" with { stdio: client @stdio, chat: client @chat }
 """,
     ),
@@ -27,6 +28,8 @@ spawn "BINARY" with { ... }
 
 Like run, but the shell keeps the terminal. Prints the job number:
 use wait %N to bring it to the foreground, kill %N to end it.
+Example: spawn "counter-server" with { counter: new Counter }
+  (a second counter service; you hold counter2, a client of it)
 """,
     ),
     "wait": (

@@ -37,10 +37,15 @@ class Token:
 
 @dataclass(frozen=True)
 class CapRef:
-    """`@name` (or `client @name`): a cap the shell holds, as a value or grant source."""
+    """`@name` (or `client @name`): a cap the shell holds, as a value or grant source.
+
+    As a grant, `new Interface` is a fresh endpoint the child serves (`name`
+    is then the interface); the shell keeps a client of it.
+    """
 
     name: str
     client: bool = False
+    new: bool = False
 
 
 @dataclass(frozen=True)
@@ -219,12 +224,16 @@ class _Parser:
     def cap_ref(self, *, grant: bool) -> CapRef:
         client = False
         token = self.peek()
+        if grant and token.kind == "name" and token.value == "new":
+            self.take()
+            interface = self.expect("name", "an interface after new, as in new Counter")
+            return CapRef(interface.value, new=True)
         if grant and token.kind == "name" and token.value == "client":
             self.take()
             client = True
         at = self.take()
         if at.kind != "punct" or at.value != "@":
-            hint = "@name or client @name" if grant else "@name"
+            hint = "@name, client @name or new Interface" if grant else "@name"
             raise ParseError(f"expected {hint}, found {_describe(at)}", at.column)
         name = self.expect("name", "a cap name after '@'")
         return CapRef(name.value, client)
