@@ -146,6 +146,17 @@ def test_always_allows_the_tool_for_the_rest_of_agent_mode(llm):
         system.finish()
 
 
+def test_a_long_result_reaches_the_model_cut_but_as_valid_json(llm):
+    llm.script.extend([tool_call("manual__page", '{"topic": "agent"}'), text("Read it.")])
+    with agent(llm) as system:
+        system.exchange("agent manual", "agent> ")
+        system.exchange("read about capabilities", "allow?")
+        system.exchange("y", "Read it.")
+        system.finish()
+    result = json.loads(tool_messages(llm.requests[1])[0]["content"])
+    assert result["note"] == "the result was too long" and len(result["cut"]) == 2048
+
+
 def test_ctrl_c_stops_an_endless_answer_and_the_endpoint_sees_the_hang_up(llm):
     llm.script.append(ENDLESS)
     with agent(llm) as system:

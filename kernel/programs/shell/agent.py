@@ -301,7 +301,7 @@ class Agent:
             self.shell.say(f"{tag} {line}")
         for _path, cap in caps_in(tool.method.results, results):
             cap.release()  # tools carry no caps; a service that sends one anyway loses it
-        return Outcome(json.dumps({"ok": json.loads(result_json(tool, results))}), "ran")
+        return Outcome(result_json(results), "ran")
 
     def _audit(self, call: dict, what: str) -> None:
         if self.log is None:

@@ -137,10 +137,13 @@ def _no_caps(ref: object) -> Cap:
     raise InputError("a tool call cannot pass a cap")
 
 
-def result_json(tool: Tool, results: dict) -> str:
-    """A call's results as JSON for the model (bytes as text, bounded)."""
-    text = json.dumps(_plain(results), ensure_ascii=False)
-    return text if len(text) <= MAX_RESULT_JSON else text[:MAX_RESULT_JSON] + "...(cut)"
+def result_json(results: dict) -> str:
+    """A call's results as JSON for the model (bytes as text): `{"ok": ...}`, or past
+    MAX_RESULT_JSON characters, that text cut, as a string under `cut`."""
+    text = json.dumps({"ok": _plain(results)}, ensure_ascii=False)
+    if len(text) <= MAX_RESULT_JSON:
+        return text
+    return json.dumps({"cut": text[:MAX_RESULT_JSON], "note": "the result was too long"})
 
 
 def _plain(value: Any) -> Any:
