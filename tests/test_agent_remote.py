@@ -179,6 +179,25 @@ def test_an_endless_answer_is_cut_off_by_the_runner(llm):
         system.finish()
 
 
+def test_text_no_utf8_can_carry_and_deep_json_are_refused_not_fatal(llm):
+    deep = "[" * 1500 + "]" * 1500
+    llm.script.extend(
+        [
+            text("half a pair: \ud800!"),
+            tool_call("echo__echo", '{"data": "\\udc00"}'),
+            tool_call("echo__echo", '{"data": ' + deep + "}", call_id="call_2"),
+            text("Done."),
+        ]
+    )
+    with agent(llm) as system:
+        system.exchange("agent", "agent> ")
+        assert "half a pair: ?!" in system.exchange("say it", "agent> ")
+        shown = system.exchange("echo it", "Done.")
+        assert "[call_1] refused: echo.echo: the arguments are not valid JSON" in shown
+        assert "[call_2] refused: echo.echo: the arguments are not valid JSON" in shown
+        system.finish()
+
+
 def test_escape_sequences_and_failures_from_the_endpoint_are_harmless(llm):
     llm.script.extend([text("red\x1b[31m\x1b]0;pwned\x07 text"), tool_call("\x1b[2J", "{}")])
     llm.script.append(text("ok"))

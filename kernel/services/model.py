@@ -105,6 +105,7 @@ class HostModel(KernelService):
         stream = self._streams.get(stream_id)
         if stream is None or stream.ended:
             return
+        event = _valid_text(event)
         if len(stream.events) >= MAX_KEPT_EVENTS:
             self.kernel.host.model_cancel(stream_id)
             event = {"error": "the reader fell behind the model; the generation was stopped"}
@@ -156,6 +157,16 @@ class HostModel(KernelService):
                 if not stream.ended:
                     self.kernel.host.model_cancel(stream_id)
                 del self._streams[stream_id]
+
+
+def _valid_text(value: object) -> object:
+    """The event with text that UTF-8 can carry: a provider decoding JSON may hand over
+    lone surrogates ("\\ud800"), which no Text field can encode."""
+    if isinstance(value, str):
+        return value.encode("utf-8", "replace").decode("utf-8")
+    if isinstance(value, dict):
+        return {k: _valid_text(v) for k, v in value.items()}
+    return value
 
 
 def _size(event: dict) -> int:

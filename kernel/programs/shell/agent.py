@@ -352,7 +352,7 @@ def _error(text: str) -> str:
 def _show_args(arguments_json: str) -> str:
     try:
         args = json.loads(arguments_json or "{}")
-    except ValueError:
+    except (ValueError, RecursionError):
         return arguments_json[:80]
     if not isinstance(args, dict):
         return arguments_json[:80]

@@ -126,7 +126,8 @@ def arguments(tool: Tool, arguments_json: str) -> dict:
     """The params a proposed call's JSON arguments convert to; InputError says what is wrong."""
     try:
         args = json.loads(arguments_json or "{}")
-    except ValueError as exc:
+        json.dumps(args, ensure_ascii=False).encode()
+    except (ValueError, RecursionError) as exc:  # UnicodeEncodeError is a ValueError
         raise InputError(f"{tool.name}: the arguments are not valid JSON ({exc})") from None
     if not isinstance(args, dict):
         raise InputError(f"{tool.name}: the arguments must be a JSON object")
