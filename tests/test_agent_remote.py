@@ -201,12 +201,18 @@ def test_text_no_utf8_can_carry_and_deep_json_are_refused_not_fatal(llm):
 def test_escape_sequences_and_failures_from_the_endpoint_are_harmless(llm):
     llm.script.extend([text("red\x1b[31m\x1b]0;pwned\x07 text"), tool_call("\x1b[2J", "{}")])
     llm.script.append(text("ok"))
+    llm.script.append([b"data: " + b"x" * 70_000 + b"\n\n"])
+    llm.script.append([b"data: {not json\n\n"])
     with agent(llm) as system:
         system.exchange("agent", "agent> ")
         shown = system.exchange("colour?", "agent> ")
         assert "scripted-model> red[31m]0;pwned text" in shown
         shown = system.exchange("clear it", "agent> ")
         assert "refused: ?[2J is not a tool" in shown
+        shown = system.exchange("a long line", "agent> ")
+        assert "the model failed: the model endpoint sent a line over 65536 bytes" in shown
+        shown = system.exchange("broken", "agent> ")
+        assert "the model failed: the model endpoint sent a chunk that is not valid JSON" in shown
         system.finish()
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 MAX_STREAM_BYTES = 1024 * 1024
+MAX_LINE = 64 * 1024  # one server-sent event line
 MAX_TOOL_CALLS = 16
 MAX_ARGUMENTS = 4096  # bytes of one call's arguments
 MAX_ID = 64
@@ -100,9 +101,12 @@ class _Stream:
 
     def events(self, response, cancelled: Callable[[], bool]) -> Iterator[dict]:
         finish = "stop"
-        for raw in response:
+        while raw := response.readline(MAX_LINE + 1):
             self.received += len(raw)
             if cancelled():
+                return
+            if len(raw) > MAX_LINE:
+                yield {"error": f"the model endpoint sent a line over {MAX_LINE} bytes"}
                 return
             if self.received > MAX_STREAM_BYTES or time.monotonic() > self.deadline:
                 yield {"error": "the model endpoint's answer did not end in time; it was cut off"}
