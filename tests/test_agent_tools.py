@@ -10,7 +10,7 @@ from kernel.codec import Bundle
 from kernel.hosts.models.grammar import UnsupportedSchema, gbnf
 from kernel.hosts.models.local import AnswerText, LocalModel, reply_schema
 from kernel.programs.shell.tools import Tool, _carries_caps, arguments, json_schema
-from kernel.programs.shell.values import InputError
+from kernel.programs.shell.values import InputError, to_params
 
 BUNDLE = Bundle.default()
 
@@ -103,3 +103,18 @@ def test_the_local_answer_streams_as_decoded_text_in_any_chunking():
         assert "".join(pieces) == whole
     tool = AnswerText()
     assert tool.feed('{"tool": "counter.get", "arguments": {}}') == ""
+
+
+def test_a_union_becomes_a_choice_of_objects_each_naming_one_member():
+    struct = BUNDLE.struct("CompletionEvent")
+    schema = json_schema(struct)
+    assert [list(alt["properties"]) for alt in schema["oneOf"]] == [
+        ["textDelta"],
+        ["toolCall"],
+        ["usage"],
+        ["done"],
+        ["error"],
+    ]
+    assert schema["oneOf"][1]["required"] == ["toolCall"]
+    LocalModel().grammar(gbnf(schema))
+    to_params(struct, {"done": "stop"}, None, "event")

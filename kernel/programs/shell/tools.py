@@ -67,18 +67,30 @@ def tools_for(names: dict[str, Binding], only: list[str] | None = None) -> dict[
 
 
 def json_schema(struct: StructType) -> dict:
-    """The JSON Schema of a params struct: what `to_params` accepts, as data."""
+    """The JSON Schema of a params struct: what `to_params` accepts, as data. A struct
+    with a union is a choice (`oneOf`) of objects, each naming exactly one member."""
     properties: dict[str, Any] = {}
     needed: list[str] = []
+    members: dict[str, dict] = {}
     for field in struct.fields:
         kind = field.group if field.group is not None else field.type
+        if field.discriminant is not None:
+            members[field.name] = _type_schema(kind)
+            continue
         properties[field.name] = _type_schema(kind)
-        if (
-            field.discriminant is None
-            and field.group is None
-            and required(field.type, field.had_explicit_default)
-        ):
+        if field.group is None and required(field.type, field.had_explicit_default):
             needed.append(field.name)
+    if not members:
+        return _object(properties, needed)
+    return {
+        "oneOf": [
+            _object({**properties, name: schema}, [*needed, name])
+            for name, schema in members.items()
+        ]
+    }
+
+
+def _object(properties: dict[str, Any], needed: list[str]) -> dict:
     schema: dict[str, Any] = {
         "type": "object",
         "properties": properties,
