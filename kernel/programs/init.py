@@ -46,6 +46,11 @@ class Init:
         self.exports: dict[tuple[str, str], Cap] = {}
         self.handles: list[tuple[str, Cap]] = []
         self.offers = list(manifest["initConfig"]["bundles"])
+        self.required = {
+            b["name"]: {c["name"] for c in b["caps"] if not c["optional"]}
+            for b in manifest["binaries"]
+        }
+        self.skipped: set[str] = set()  # services this host cannot run: their offers lapse
 
     def say(self, text: str) -> None:
         self.console.writeLine(text=f"init: {text}")
@@ -88,6 +93,11 @@ class Init:
         grants = []
         for cap in service["caps"]:
             held = self.source(cap["source"])
+            if held is None and cap["name"] in self.required.get(service["binary"], ()):
+                what = cap["source"].get("kernel") or cap["name"]
+                self.say(f"{service['name']}: not started (this host provides no {what})")
+                self.skipped.add(service["name"])
+                return
             if held is None:
                 self.say(
                     f"{service['name']}: {cap['name']!r} is not available on this host; "
@@ -120,6 +130,8 @@ class Init:
             self.start(service)
         self.offer_ready_bundles()
         for offer in self.offers:
+            if offer["cap"]["source"].get("import", {}).get("service") in self.skipped:
+                continue
             self.say(f"bundle offer {offer['cap']['name']!r}: its source never appeared")
         self.collect_logs()
         for name, handle in self.handles:
