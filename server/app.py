@@ -2,25 +2,53 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
+
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from server import assets, pages
+from server import assets, pages, sessionapi, terminal
 from server.headers import SecurityHeaders
+from server.hosting import qemu_sessions
 from server.package import build_archive
+from server.sessions import SessionRegistry
 from server.settings import Settings
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     archive = build_archive()
+    registry: list[SessionRegistry] = []  # filled while the QEMU pool runs
+
+    def registry_of() -> SessionRegistry | None:
+        return registry[0] if registry else None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if settings.qemu is None:
+            yield
+            return
+        async with qemu_sessions(settings.qemu) as sessions:
+            registry.append(sessions)
+            try:
+                yield
+            finally:
+                registry.clear()
+
     app = FastAPI(
         title="capOS Playground",
         docs_url=None,
         redoc_url=None,
         openapi_url=None,
-        routes=[*pages.routes(settings), *assets.routes(settings, archive)],
+        routes=[
+            *pages.routes(settings),
+            *assets.routes(settings, archive),
+            *sessionapi.routes(registry_of),
+            *terminal.routes(registry_of),
+        ],
         middleware=[Middleware(SecurityHeaders)],
+        lifespan=lifespan,
     )
     app.state.settings = settings
     return app

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from server.settings import QemuSettings
+
 
 def _schema_build(args: argparse.Namespace) -> int:
     from server.schemabuild import build_command
@@ -24,6 +26,12 @@ def _bench_browser(args: argparse.Namespace) -> int:
     return run_benchmark(json_path=args.json, quick=args.quick)
 
 
+def _image_build(args: argparse.Namespace) -> int:
+    from server.image import build_command
+
+    return build_command(force=args.force)
+
+
 def _boot(args: argparse.Namespace) -> int:
     from kernel.hosts.native import boot_command
 
@@ -41,16 +49,25 @@ def _serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.assets import MissingVendor
-    from server.settings import Settings
+    from server.settings import QemuSettings, Settings
 
-    settings = Settings(host=args.host, port=args.port)
+    qemu = None
+    if args.max_vms > 0:
+        qemu = QemuSettings(
+            warm=args.warm,
+            max_vms=max(args.max_vms, args.warm),
+            memory_mib=args.memory,
+            accel=args.accel,
+            idle_timeout_s=args.idle_timeout,
+        )
+    settings = Settings(host=args.host, port=args.port, qemu=qemu)
     try:
         app = create_app(settings)
     except MissingVendor as exc:
         print(f"capos-playground: {exc}", file=sys.stderr)
         return 1
     print(f"capOS Playground: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws_max_size=1 << 20)
     return 0
 
 
@@ -76,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--check", action="store_true", help="fail if the committed bundle is stale")
     build.set_defaults(func=_schema_build)
 
+    image = sub.add_parser("image", help="the QEMU guest image")
+    image_sub = image.add_subparsers(dest="image_command", required=True)
+    image_build = image_sub.add_parser(
+        "build", help="build the guest kernel and initramfs (when missing or stale)"
+    )
+    image_build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    image_build.set_defaults(func=_image_build)
+
     bench = sub.add_parser("bench", help="run a benchmark")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     kernel = bench_sub.add_parser("kernel", help="ring, IPC and spawn figures, against pycapnp")
@@ -90,6 +115,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the web playground")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    qemu = QemuSettings()
+    serve.add_argument("--warm", type=int, default=qemu.warm, help="QEMU VMs kept booted")
+    serve.add_argument(
+        "--max-vms",
+        type=int,
+        default=qemu.max_vms,
+        help="QEMU VMs at once (0: no server-hosted sessions)",
+    )
+    serve.add_argument("--memory", type=int, default=qemu.memory_mib, help="MiB per VM")
+    serve.add_argument("--accel", choices=["auto", "kvm", "tcg"], default=qemu.accel)
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=qemu.idle_timeout_s,
+        help="seconds without a client before a session is suspended to disk",
+    )
     serve.set_defaults(func=_serve)
 
     shell = sub.add_parser("shell", help="boot natively and attach this terminal to the shell")

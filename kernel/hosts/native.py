@@ -26,6 +26,7 @@ from pathlib import Path
 
 from kernel.abi import Header
 from kernel.hosts import zygote
+from kernel.hosts.control import ControlChannel
 from kernel.hosts.tty import LocalTerminal
 from kernel.kernel import BootError, Kernel, KernelConfig
 from kernel.manifest import ManifestError, build
@@ -71,6 +72,7 @@ class NativeHost:
         self._natives: dict[int, _Native] = {}
         self._by_fd: dict[int, int] = {}
         self._exits: list[dict] = []
+        self._watched: dict[int, Callable[[], None]] = {}
         self._faults_seen = 0
         self._epoll = select.epoll()
         self._zygote_sock, self._zygote = self._start_zygote()
@@ -82,6 +84,15 @@ class NativeHost:
                 interactive=terminal.interactive, cols=cols, rows=rows
             )
             self._epoll.register(terminal.stdin, select.EPOLLIN)
+
+    def watch(self, fd: int, readable: Callable[[], None]) -> None:
+        """Call `readable()` from the loop whenever `fd` has input (a host's own channel)."""
+        self._watched[fd] = readable
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def resize_terminal(self, cols: int, rows: int) -> None:
+        """The attached terminal changed size; the shell sees it on its next size()."""
+        self._attached.resize(cols, rows)
 
     # --- zygote ----------------------------------------------------------------------
 
@@ -226,6 +237,8 @@ class NativeHost:
                     self._zygote_message()
                 elif fd == terminal_fd:
                     self._terminal_input()
+                elif fd in self._watched:
+                    self._watched[fd]()
             if self._exits:
                 self._handle_exits()
             if deadline is not None:
@@ -245,7 +258,7 @@ class NativeHost:
             self._attached.close()
         if self._terminal.resized:
             self._terminal.resized = False
-            self._attached.resize(*self._terminal.size())
+            self.resize_terminal(*self._terminal.size())
 
     def _poll(self, wait: float | None) -> list[tuple[int, int]]:
         """Ready descriptors: look for a bounded while (yielding the CPU), then block."""
@@ -381,11 +394,12 @@ def boot_command(manifest: str | None, overlay: str | None) -> int:
         return 1
 
 
-def shell_command(manifest: str | None, overlay: str | None) -> int:
+def shell_command(manifest: str | None, overlay: str | None, *, control: int = -1) -> int:
     """`capos-playground shell`: boot natively with this terminal attached to the shell.
 
-    Runs until the shell exits, then shuts everything down; the exit status
-    is the shell's.
+    Runs until the shell exits (or, with a `control` channel's descriptor, as
+    in a QEMU guest, until the server asks for a shutdown), then shuts
+    everything down; the exit status is the shell's.
     """
     try:
         image = build(Path(manifest) if manifest else None, Path(overlay) if overlay else None)
@@ -398,7 +412,11 @@ def shell_command(manifest: str | None, overlay: str | None) -> int:
     def console(proc: Process, data: bytes) -> None:
         terminal.write(data.replace(b"\n", b"\r\n") if terminal.interactive else data)
 
+    channel: ControlChannel | None = None
+
     def shell_gone() -> bool:
+        if channel is not None and channel.shutdown_requested:
+            return True
         live = [p for p in host.kernel.processes.values() if p.binary == "shell"]
         if live and not shells:
             shells.extend(live)
@@ -406,6 +424,9 @@ def shell_command(manifest: str | None, overlay: str | None) -> int:
 
     try:
         with terminal, NativeHost(image, console=console, terminal=terminal) as host:
+            if control >= 0:
+                channel = ControlChannel(control, host)
+                host.watch(control, channel.readable)
             host.boot()
             try:
                 host.run(until=shell_gone)

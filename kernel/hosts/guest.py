@@ -1,0 +1,53 @@
+"""PID 1 of the QEMU guest: the native host with the serial ports as its world.
+
+The initramfs's `/init` runs this. The first serial port (ttyS0) becomes
+the shell's TerminalSession, exactly as a local terminal is for
+`capos-playground shell`; the second (ttyS1) is the control channel the
+server speaks Cap'n Proto over (see control.py). When the shell exits or
+the server asks for a shutdown, every process ends and the VM powers off
+(a reboot, which QEMU's -no-reboot turns into an exit).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import sys
+import termios
+import traceback
+import tty
+
+TERMINAL = "/dev/ttyS0"
+CONTROL = "/dev/ttyS1"
+_LINUX_REBOOT_CMD_RESTART = 0x01234567
+
+
+def main() -> None:
+    status = 1
+    try:
+        terminal = os.open(TERMINAL, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(terminal, fd)
+        os.close(terminal)
+        control = os.open(CONTROL, os.O_RDWR | os.O_NOCTTY)
+        tty.setraw(control)
+        os.environ.setdefault("TERM", "xterm-256color")
+        from kernel.hosts.native import shell_command
+
+        status = shell_command(None, None, control=control)
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        with contextlib.suppress(OSError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+            termios.tcdrain(1)
+        _power_off(status)
+
+
+def _power_off(status: int) -> None:
+    """PID 1 must never return (the kernel would panic): restart, which QEMU ends."""
+    os.sync()
+    ctypes.CDLL(None, use_errno=True).reboot(_LINUX_REBOOT_CMD_RESTART)
+    os._exit(status)

@@ -1,0 +1,53 @@
+"""Server-hosted sessions, assembled: the guest image, the accelerator, the pool, the registry.
+
+One async context for the app's lifespan. The pool and the registry each
+run as a task in one task group; leaving the context ends the sessions
+first (each shuts its VM down), then the pool (which kills any QEMU left),
+so stopping the server leaves no QEMU behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+from server.accel import probe_accel
+from server.image import ensure_image
+from server.pool import PoolConfig, VmPool
+from server.sessions import SessionLimits, SessionRegistry
+from server.settings import QemuSettings
+from server.vm import VmConfig
+
+
+@contextlib.asynccontextmanager
+async def qemu_sessions(settings: QemuSettings) -> AsyncIterator[SessionRegistry]:
+    image = await asyncio.to_thread(ensure_image, settings.cache_dir)
+    accel = settings.accel if settings.accel != "auto" else await probe_accel(image)
+    print(f"capOS Playground: QEMU pool ({accel}, {settings.warm} warm)", file=sys.stderr)
+    pool = VmPool(
+        image,
+        VmConfig(memory_mib=settings.memory_mib, accel=accel),
+        PoolConfig(warm=settings.warm, max_vms=settings.max_vms, scrollback=settings.scrollback),
+    )
+    limits = SessionLimits(
+        idle_timeout_s=settings.idle_timeout_s,
+        lifetime_s=settings.lifetime_s,
+        cpu_seconds=settings.cpu_seconds,
+        max_sessions=settings.max_sessions,
+    )
+    with tempfile.TemporaryDirectory(prefix="capos-sessions-") as state_dir:
+        registry = SessionRegistry(pool, limits, Path(state_dir))
+        async with asyncio.TaskGroup() as tasks:
+            pool_task = tasks.create_task(pool.run())
+            registry_task = tasks.create_task(registry.run())
+            try:
+                yield registry
+            finally:
+                for task in (registry_task, pool_task):  # sessions first, then the VMs
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task

@@ -1,0 +1,141 @@
+"""The warm pool: booted VMs waiting at the shell's prompt, and a cap on all VMs.
+
+The pool owns every QEMU process (warm, booting, handed out, restoring) in
+its task group, so stopping the pool ends them all. `take` hands out a warm
+VM at once or raises `PoolFull`: nothing ever waits for a boot. Whenever
+the warm count falls below its target and the cap allows, the pool boots
+another in the background.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.image import Image
+from server.stream import OutputStream
+from server.vm import Vm, VmConfig
+
+
+class PoolFull(Exception):
+    """No VM can be handed out now; try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    warm: int = 2  # VMs kept booted and waiting
+    max_vms: int = 8  # every QEMU process this server runs, of any kind
+    scrollback: int = 256 * 1024
+    boot_timeout_s: float = 120.0
+
+
+class VmPool:
+    def __init__(self, image: Image, vm_config: VmConfig, config: PoolConfig) -> None:
+        self.image, self.vm_config, self.config = image, vm_config, config
+        self.vms: set[Vm] = set()  # every live QEMU
+        self._warm: list[Vm] = []  # ready, not handed out
+        self._booting: set[Vm] = set()
+        self._names = (f"capos-{os.getpid()}-{n}" for n in itertools.count(1))
+        self._changed = asyncio.Event()
+        self._tasks: asyncio.TaskGroup | None = None
+        self.boot_seconds: list[float] = []  # of the VMs booted so far, for Retry-After
+
+    async def run(self) -> None:
+        """Keep the pool filled until cancelled; every VM lives in this task group."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                while True:
+                    while (
+                        len(self._warm) + len(self._booting) < self.config.warm
+                        and len(self.vms) < self.config.max_vms
+                    ):
+                        self._boot()
+                    self._changed.clear()
+                    await self._changed.wait()
+            finally:
+                self._tasks = None
+
+    def _boot(self) -> None:
+        vm = self.start(OutputStream(self.config.scrollback))
+        self._booting.add(vm)
+        self._tasks.create_task(self._await_boot(vm))
+
+    async def _await_boot(self, vm: Vm) -> None:
+        ready = asyncio.ensure_future(vm.ready.wait())
+        exited = asyncio.ensure_future(vm.exited.wait())
+        try:
+            await asyncio.wait(
+                [ready, exited],
+                timeout=self.config.boot_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            ready.cancel()
+            exited.cancel()
+        self._booting.discard(vm)
+        if vm.ready.is_set() and not vm.exited.is_set():
+            self.boot_seconds.append(vm.ready_at - vm.started_at)
+            self._warm.append(vm)
+        else:
+            vm.kill(f"it did not reach the prompt within {self.config.boot_timeout_s:.0f} s")
+        self._changed.set()
+
+    def start(self, stream: OutputStream, incoming: Path | None = None) -> Vm:
+        """A new QEMU writing into `stream` (restored from `incoming` if given), owned here."""
+        if self._tasks is None:
+            raise RuntimeError("the pool is not running")
+        vm = Vm(self.image, self.vm_config, stream, name=next(self._names), incoming=incoming)
+        self.vms.add(vm)
+        self._tasks.create_task(self._own(vm))
+        return vm
+
+    async def _own(self, vm: Vm) -> None:
+        try:
+            await vm.run()
+        finally:
+            self.vms.discard(vm)
+            if vm in self._warm:
+                self._warm.remove(vm)
+            self._changed.set()
+
+    def take(self) -> Vm:
+        """A warm VM, now; PoolFull if there is none."""
+        while self._warm:
+            vm = self._warm.pop(0)
+            self._changed.set()
+            if not vm.exited.is_set():
+                return vm
+        raise PoolFull(
+            "every VM is in use or still booting; try again shortly",
+            retry_after=self._retry_after(),
+        )
+
+    def make_room(self) -> bool:
+        """Free a slot under the cap for a restore, by ending a warm VM if need be."""
+        if len(self.vms) < self.config.max_vms:
+            return True
+        if self._warm:
+            self._warm.pop().kill("its slot went to a session being resumed")
+            return True
+        return False
+
+    def _retry_after(self) -> int:
+        if self._booting and self.boot_seconds:
+            return max(1, round(sorted(self.boot_seconds)[len(self.boot_seconds) // 2]))
+        return 5 if self._booting else 30
+
+    def stats(self) -> dict:
+        return {
+            "warm": len(self._warm),
+            "booting": len(self._booting),
+            "vms": len(self.vms),
+            "max_vms": self.config.max_vms,
+        }
