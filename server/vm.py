@@ -131,8 +131,11 @@ class Vm:
         with contextlib.suppress(QmpError, OSError):
             await self.qmp.connect()
             if self.incoming is not None:
-                while (await self.qmp.command("query-status"))["status"] != "running":
+                # The saved VM was stopped, so the restored one comes up paused: continue it.
+                while (status := (await self.qmp.command("query-status"))["status"]) == "inmigrate":
                     await asyncio.sleep(0.01)
+                if status != "running":
+                    await self.qmp.command("cont")
                 self._mark_ready()
 
     async def _pump_terminal(self) -> None:
