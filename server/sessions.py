@@ -72,6 +72,7 @@ class Session:
             "created": self.created,
             "clients": self.clients,
             "output_offset": self.stream.end,
+            "vm": self.vm.name if self.vm is not None else None,  # QEMU's -name, for operators
         }
         if self.reason is not None:
             info["reason"] = self.reason
