@@ -326,6 +326,35 @@ def test_delete_shuts_the_vm_down_and_says_so_to_attached_clients(server):
     assert server.http.get(f"/api/sessions/{session['id']}").json()["state"] == "ended"
 
 
+@pytest.mark.browser
+def test_run_on_the_server_attaches_xterm_in_the_browser(server):
+    from playwright.sync_api import sync_playwright
+
+    from bench.tab import CHROMIUM, CHROMIUM_FLAGS, has_prompt, wait_screen
+
+    server.wait_for(lambda: server.http.get("/api/pool").json()["warm"] >= 1, "a warm VM")
+    base = f"http://127.0.0.1:{server.port}"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        page = browser.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda error: errors.append(str(error)))
+        page.goto(base + "/")
+        page.click("text=Run on the server")
+        page.wait_for_url(f"{base}/play?session=*")
+        wait_screen(page, has_prompt, 60)
+        page.click("#terminal")
+        page.keyboard.type("timer.now()\n")
+        wait_screen(page, lambda rows: any(r.startswith("ns = ") for r in rows), 30)
+        page.reload()  # a new connection shows the same screen, from the scrollback
+        rows = wait_screen(page, lambda rows: any(r.startswith("ns = ") for r in rows), 30)
+        assert sum(r.startswith("ns = ") for r in rows) == 1
+        browser.close()
+    assert errors == []
+
+
 def test_stopping_the_server_leaves_no_qemu_behind(server):
     marker = f"capos-{server.process.pid}-"
     assert _qemu_pids(marker), "the server should be running VMs now"
