@@ -32,6 +32,12 @@ def _image_build(args: argparse.Namespace) -> int:
     return build_command(force=args.force)
 
 
+def _bench_pool(args: argparse.Namespace) -> int:
+    from bench.pool import run_benchmark
+
+    return run_benchmark(json_path=args.json, quick=args.quick, accel=args.accel)
+
+
 def _boot(args: argparse.Namespace) -> int:
     from kernel.hosts.native import boot_command
 
@@ -111,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
     browser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     browser.add_argument("--quick", action="store_true", help="one run of each (smoke run)")
     browser.set_defaults(func=_bench_browser)
+
+    pool = bench_sub.add_parser("pool", help="the QEMU pool: handout, echo, resume, capacity")
+    pool.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    pool.add_argument("--quick", action="store_true", help="fewer samples and sessions (smoke run)")
+    pool.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    pool.set_defaults(func=_bench_pool)
 
     serve = sub.add_parser("serve", help="serve the web playground")
     serve.add_argument("--host", default="127.0.0.1")

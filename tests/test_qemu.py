@@ -8,28 +8,21 @@ its VMs the way visitors would, and the last one stops it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
 import signal
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
-from websockets.sync.client import connect
 
+from bench.poolserver import PROMPT, TerminalClient, pool_server
 from server.image import ensure_image
 from server.stream import OutputStream
 from server.vm import Vm, VmConfig
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(300)]
 
-REPO = Path(__file__).resolve().parents[1]
-PROMPT = "capos> "
 IDLE_TIMEOUT_S = 3
 
 
@@ -85,116 +78,11 @@ async def _until(stream: OutputStream, text: str, timeout: float = 30) -> str:
 # --- the server ----------------------------------------------------------------------
 
 
-class Server:
-    def __init__(self, process: subprocess.Popen, port: int) -> None:
-        self.process, self.port = process, port
-        self.http = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
-
-    def ws(self, session: dict):
-        return connect(f"ws://127.0.0.1:{self.port}{session['terminal']}", open_timeout=30)
-
-    def new_session(self, timeout: float = 240) -> dict:
-        """POST until the pool has a VM (honouring Retry-After), as a client should."""
-        deadline = time.monotonic() + timeout
-        while True:
-            response = self.http.post("/api/sessions", json={"backend": "qemu"})
-            if response.status_code == 201:
-                return response.json()
-            assert response.status_code == 503, response.text
-            assert time.monotonic() < deadline, "no VM became free"
-            time.sleep(min(1.0, float(response.headers["retry-after"])))
-
-    def wait_for(self, predicate, what: str, timeout: float = 240) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.2)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(image):
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--accel", "tcg"]
-        + ["--warm", "2", "--max-vms", "3", "--idle-timeout", str(IDLE_TIMEOUT_S)],
-        cwd=REPO,
-    )
-    served = Server(process, port)
-    try:
-        served.wait_for(lambda: _answers(served), "the server to start", timeout=60)
+    options = ["--accel", "tcg", "--warm", "2", "--max-vms", "3"]
+    with pool_server(*options, "--idle-timeout", str(IDLE_TIMEOUT_S)) as served:
         yield served
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGINT)
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-
-
-def _answers(server: Server) -> bool:
-    try:
-        return server.http.get("/api/pool").status_code == 200
-    except httpx.HTTPError:
-        return False
-
-
-class Client:
-    """A websocket client that keeps what it saw and checks each offset follows the last."""
-
-    def __init__(self, server: Server, session: dict, offset: int = 0) -> None:
-        self._stack = contextlib.ExitStack()
-        self.ws = self._stack.enter_context(server.ws(session))
-        self.ws.send(json.dumps({"type": "resume", "offset": offset}))
-        self.offset = offset
-        self.text = ""
-        self.exit: str | None = None
-
-    def send(self, **frame) -> None:
-        self.ws.send(json.dumps(frame))
-
-    def next_frame(self, timeout: float = 30) -> dict:
-        frame = json.loads(self.ws.recv(timeout=timeout))
-        if frame["type"] == "output":
-            assert frame["offset"] == self.offset, "a byte was lost or repeated"
-            self.text += frame["data"]
-            self.offset += len(frame["data"].encode())
-        elif frame["type"] == "reset":  # a fresh screen from the oldest byte kept
-            self.offset, self.text = frame["offset"], ""
-        elif frame["type"] == "exit":
-            self.exit = frame["reason"]
-        return frame
-
-    def read_until(self, done, what: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while not done():
-            left = deadline - time.monotonic()
-            assert left > 0 and self.exit is None, f"no {what}; saw {self.text[-300:]!r}"
-            self.next_frame(timeout=left)
-
-    def read_prompt(self) -> None:
-        self.read_until(lambda: self.text.endswith(PROMPT), "prompt")
-
-    def command(self, line: str) -> str:
-        """Type a line; the output up to the next prompt."""
-        start = len(self.text) + len(line)
-        self.send(type="input", data=line + "\r")
-        self.read_until(lambda: PROMPT in self.text[start:], f"prompt after {line!r}")
-        return self.text[start:]
-
-    def read_exit(self, timeout: float = 60) -> str:
-        self.read_until(lambda: self.exit is not None, "exit", timeout)
-        return self.exit
-
-    def close(self) -> None:
-        self._stack.close()
 
 
 SHARED: dict[str, dict] = {}  # sessions the tests below hand on to each other
@@ -204,7 +92,7 @@ def test_post_hands_out_a_warm_vm_and_a_command_runs_over_the_websocket(server):
     session = server.new_session()
     assert session["terminal"] == f"/api/sessions/{session['id']}/terminal"
     assert session["state"] == "running"
-    client = Client(server, session)
+    client = TerminalClient(server, session)
     client.read_prompt()
     assert "ns = " in client.command("timer.now()")
     assert "value = 5" in client.command("counter.increment(by=5)")
@@ -214,15 +102,15 @@ def test_post_hands_out_a_warm_vm_and_a_command_runs_over_the_websocket(server):
 
 def test_resume_after_a_dropped_connection_loses_and_repeats_nothing(server):
     session = SHARED["a"]
-    dropped = Client(server, session)
+    dropped = TerminalClient(server, session)
     dropped.read_prompt()
     at = dropped.offset
     dropped.close()
-    other = Client(server, session)
+    other = TerminalClient(server, session)
     other.read_prompt()
     other.command("caps")
     other.command("timer.now()")
-    back = Client(server, session, offset=at)
+    back = TerminalClient(server, session, offset=at)
     back.read_until(lambda: back.offset >= other.offset, "the missed output")
     assert back.offset == other.offset
     assert back.text.encode() == other.text.encode()[at:]
@@ -231,14 +119,14 @@ def test_resume_after_a_dropped_connection_loses_and_repeats_nothing(server):
 
 
 def test_a_resume_beyond_the_stream_is_reset_to_the_oldest_byte(server):
-    client = Client(server, SHARED["a"], offset=10**9)
+    client = TerminalClient(server, SHARED["a"], offset=10**9)
     assert client.next_frame() == {"type": "reset", "offset": 0}
     assert client.next_frame()["offset"] == 0
     client.close()
 
 
 def test_hostile_frames_get_clear_errors_and_the_session_carries_on(server):
-    client = Client(server, SHARED["a"])
+    client = TerminalClient(server, SHARED["a"])
     client.read_prompt()
     bad = [
         "not json",
@@ -274,16 +162,16 @@ def test_api_refuses_bad_bodies_and_unknown_sessions(server):
 
 def test_idle_session_is_suspended_and_resumes_with_screen_and_shell_intact(server):
     session = SHARED["a"]
-    before = Client(server, session)
+    before = TerminalClient(server, session)
     before.read_prompt()
     screen = before.text
     before.close()
     server.wait_for(
-        lambda: server.http.get(f"/api/sessions/{session['id']}").json()["state"] == "suspended",
+        lambda: server.state(session) == "suspended",
         "the idle session to be suspended",
         timeout=60,
     )
-    after = Client(server, session)
+    after = TerminalClient(server, session)
     after.read_until(lambda: after.offset >= before.offset, "the screen")
     assert after.text == screen  # the same screen, from the same scrollback
     assert "value = 10" in after.command("counter.increment(by=5)")  # the same system
@@ -293,7 +181,7 @@ def test_idle_session_is_suspended_and_resumes_with_screen_and_shell_intact(serv
 
 def test_a_full_pool_answers_503_with_retry_after(server):
     taken = [server.new_session() for _ in range(2)]
-    server.wait_for(lambda: server.http.get("/api/pool").json()["vms"] == 3, "the pool to fill")
+    server.wait_for(lambda: server.pool()["vms"] == 3, "the pool to fill")
     response = server.http.post("/api/sessions", json={"backend": "qemu"})
     if response.status_code == 201:  # a third VM was still warm: take it too
         taken.append(response.json())
@@ -307,19 +195,19 @@ def test_a_full_pool_answers_503_with_retry_after(server):
 
 def test_a_killed_vm_ends_its_session_with_the_reason_and_the_pool_refills(server):
     session = SHARED["b"]
-    client = Client(server, session)
+    client = TerminalClient(server, session)
     client.read_prompt()
     os.kill(_qemu_pid(session["vm"]), signal.SIGKILL)
     assert "SIGKILL" in client.read_exit()
     info = server.http.get(f"/api/sessions/{session['id']}").json()
     assert info["state"] == "ended" and "SIGKILL" in info["reason"]
-    server.wait_for(lambda: server.http.get("/api/pool").json()["warm"] >= 1, "a refill")
+    server.wait_for(lambda: server.pool()["warm"] >= 1, "a refill")
     SHARED["d"] = server.new_session(timeout=10)
 
 
 def test_delete_shuts_the_vm_down_and_says_so_to_attached_clients(server):
     session = SHARED["c"]
-    client = Client(server, session)
+    client = TerminalClient(server, session)
     client.read_prompt()
     assert server.http.delete(f"/api/sessions/{session['id']}").status_code == 204
     assert client.read_exit() == "ended by its owner"
@@ -332,8 +220,8 @@ def test_run_on_the_server_attaches_xterm_in_the_browser(server):
 
     from bench.tab import CHROMIUM, CHROMIUM_FLAGS, has_prompt, wait_screen
 
-    server.wait_for(lambda: server.http.get("/api/pool").json()["warm"] >= 1, "a warm VM")
-    base = f"http://127.0.0.1:{server.port}"
+    server.wait_for(lambda: server.pool()["warm"] >= 1, "a warm VM")
+    base = server.base
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
