@@ -101,6 +101,7 @@ def measure_held(server: PoolServer, probe: TerminalClient, target: int, step: i
                 client = TerminalClient(server, server.new_session(timeout=600))
                 client.read_prompt()
                 held.append(client)
+            server.wait_for(lambda: server.pool()["booting"] == 0, "the pool to settle", 600)
             p99 = _p99(measure_echo(probe, 100))
             _say(f"  {len(held) + 1} sessions held: echo p99 {p99:.1f} ms")
             if p99 >= HELD_P99_LIMIT_MS:
