@@ -8,17 +8,20 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from server import assets, pages, sessionapi, terminal
+from server import assets, pages, sessionapi, terminal, tourapi
 from server.headers import SecurityHeaders
 from server.hosting import qemu_sessions
 from server.package import build_archive
 from server.sessions import SessionRegistry
 from server.settings import Settings
+from server.snapshot import load_snapshot
+from server.tours import load_tours
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     archive = build_archive()
+    snapshot = load_snapshot(settings, archive, assets.vendor_versions(settings)["pyodide"])
     registry: list[SessionRegistry] = []  # filled while the QEMU pool runs
 
     def registry_of() -> SessionRegistry | None:
@@ -29,7 +32,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.qemu is None:
             yield
             return
-        async with qemu_sessions(settings.qemu) as sessions:
+        async with qemu_sessions(settings.qemu, settings.cache_dir) as sessions:
             registry.append(sessions)
             try:
                 yield
@@ -43,7 +46,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
         routes=[
             *pages.routes(settings),
-            *assets.routes(settings, archive),
+            *assets.routes(settings, archive, snapshot),
+            *tourapi.routes(load_tours()),
             *sessionapi.routes(registry_of),
             *terminal.routes(registry_of),
         ],

@@ -56,6 +56,8 @@ def _serve(args: argparse.Namespace) -> int:
     from server.app import create_app
     from server.assets import MissingVendor
     from server.settings import QemuSettings, Settings
+    from server.snapshot import SnapshotFailed
+    from server.tours import TourError
 
     qemu = None
     if args.max_vms > 0:
@@ -69,11 +71,24 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings(host=args.host, port=args.port, qemu=qemu)
     try:
         app = create_app(settings)
-    except MissingVendor as exc:
+    except (MissingVendor, SnapshotFailed, TourError) as exc:
         print(f"capos-playground: {exc}", file=sys.stderr)
         return 1
     print(f"capOS Playground: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws_max_size=1 << 20)
+    return 0
+
+
+def _tours_list(args: argparse.Namespace) -> int:
+    from server.tours import TourError, load_tours
+
+    try:
+        tours = load_tours()
+    except TourError as exc:
+        print(f"capos-playground: {exc}", file=sys.stderr)
+        return 1
+    for tour in tours:
+        print(tour.name)
     return 0
 
 
@@ -144,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without a client before a session is suspended to disk",
     )
     serve.set_defaults(func=_serve)
+
+    tours = sub.add_parser("tours", help="the guided tours in demos/")
+    tours_sub = tours.add_subparsers(dest="tours_command", required=True)
+    tours_sub.add_parser("list", help="one tour name a line").set_defaults(func=_tours_list)
 
     shell = sub.add_parser("shell", help="boot natively and attach this terminal to the shell")
     _add_manifest_options(shell)

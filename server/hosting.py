@@ -24,8 +24,8 @@ from server.vm import VmConfig
 
 
 @contextlib.asynccontextmanager
-async def qemu_sessions(settings: QemuSettings) -> AsyncIterator[SessionRegistry]:
-    image = await asyncio.to_thread(ensure_image, settings.cache_dir)
+async def qemu_sessions(settings: QemuSettings, cache_dir: Path) -> AsyncIterator[SessionRegistry]:
+    image = await asyncio.to_thread(ensure_image, cache_dir)
     accel = settings.accel if settings.accel != "auto" else await probe_accel(image)
     print(f"capOS Playground: QEMU pool ({accel}, {settings.warm} warm)", file=sys.stderr)
     pool = VmPool(
