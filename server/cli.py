@@ -67,6 +67,7 @@ def _serve(args: argparse.Namespace) -> int:
             memory_mib=args.memory,
             accel=args.accel,
             idle_timeout_s=args.idle_timeout,
+            snapshot=not args.cold_boot,
         )
     settings = Settings(host=args.host, port=args.port, qemu=qemu)
     try:
@@ -157,6 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=qemu.idle_timeout_s,
         help="seconds without a client before a session is suspended to disk",
+    )
+    serve.add_argument(
+        "--cold-boot",
+        action="store_true",
+        help="boot every pool VM instead of restoring a booted snapshot",
     )
     serve.set_defaults(func=_serve)
 

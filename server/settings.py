@@ -28,6 +28,7 @@ class QemuSettings:
     cpu_seconds: float = 900.0  # CPU time a session's VMs may use in all
     max_sessions: int = 64
     scrollback: int = 256 * 1024  # output bytes kept per session for reconnecting clients
+    snapshot: bool = True  # refill the pool by restoring a booted template, not by booting
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from bench.poolserver import PROMPT, TerminalClient, pool_server
+from server.control import ControlError
 from server.image import ensure_image
 from server.stream import OutputStream
 from server.vm import Vm, VmConfig
@@ -46,6 +47,9 @@ def test_guest_boots_to_the_prompt_and_answers_on_the_control_channel(image):
             found = {"prompt": vm.stream.snapshot().data}
             found["pong"] = await vm.control.call(ping=None)
             found["resize"] = await vm.control.call(resize={"cols": 132, "rows": 43})
+            found["reseed"] = await vm.control.call(reseed=os.urandom(32))
+            with pytest.raises(ControlError, match=r"16\.\.512 bytes"):
+                await vm.control.call(reseed=b"short")
             vm.write(b"timer.now()\r")
             found["answer"] = (await _until(vm.stream, "ns = ")).split("timer.now()")[-1]
             # Garbage on the line: a frame that does not decode, then one claiming 2 GiB.
@@ -62,7 +66,7 @@ def test_guest_boots_to_the_prompt_and_answers_on_the_control_channel(image):
     found = asyncio.run(scenario())
     assert "capability" in found["prompt"] and found["prompt"].endswith(PROMPT)
     assert found["pong"]["pong"]["processes"] >= 3 and found["pong"]["pong"]["uptimeNs"] > 0
-    assert found["resize"] == {"done": None}
+    assert found["resize"] == found["reseed"] == {"done": None}
     assert "ns = " in found["answer"]
     assert "pong" in found["after_garbage"] and "pong" in found["after_giant"]
     assert found["exit"] == "test over"
