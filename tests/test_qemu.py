@@ -96,6 +96,7 @@ def test_post_hands_out_a_warm_vm_and_a_command_runs_over_the_websocket(server):
     session = server.new_session()
     assert session["terminal"] == f"/api/sessions/{session['id']}/terminal"
     assert session["state"] == "running"
+    assert server.pool()["refill"] == "snapshot restore"
     client = TerminalClient(server, session)
     client.read_prompt()
     assert "ns = " in client.command("timer.now()")
