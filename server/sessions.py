@@ -21,7 +21,7 @@ from pathlib import Path
 from server.control import ControlError
 from server.pool import VmPool
 from server.qmp import QmpError
-from server.vm import Vm
+from server.vm import InputBacklog, Vm
 
 MAX_PENDING_INPUT = 64 * 1024  # typed while a session is being restored
 _TICK_S = 1.0
@@ -94,7 +94,10 @@ class Session:
 
     def input(self, data: bytes) -> None:
         if self.state == "running" and self.vm is not None:
-            self.vm.write(data)
+            try:
+                self.vm.write(data)
+            except InputBacklog as exc:
+                raise SessionError(str(exc)) from None
             return
         room = MAX_PENDING_INPUT - len(self._pending_input)
         if len(data) > room:
