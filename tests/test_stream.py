@@ -73,3 +73,12 @@ def test_frame_size_reads_a_stream_frame_by_frame_and_refuses_giants():
         frame_size(bytes.fromhex("00000000ffffff00"), 1 << 16)
     with pytest.raises(DecodeError, match="segment count"):
         frame_size(bytes.fromhex("ffff0000"), 1 << 16)
+
+
+def test_a_reader_that_never_reads_costs_the_writer_nothing():
+    stream = OutputStream(scrollback=64 * 1024)
+    stalled = 0  # a client that stopped reading at the start
+    for _ in range(1000):
+        stream.append(b"x" * 10_000)  # never waits, whoever is behind
+    assert stream.end == 10_000_000 and stream.end - stream.start <= 64 * 1024
+    assert stream.read(stalled, 100) == Reset(stream.start)
