@@ -46,7 +46,9 @@ class VmConfig:
 
     def command(self, image: Image, name: str) -> list[str]:
         cpu = "host" if self.accel == "kvm" else "max"  # max has RDRAND: no entropy wait
-        append = f"quiet panic=-1 tsc_early_khz={host_tsc_khz()}"
+        append = f"quiet panic=-1 tsc_early_khz={host_tsc_khz()} 8250.nr_uarts=2"
+        if self.accel == "tcg":  # TCG does not speculate: the mitigations only cost time
+            append += " mitigations=off"
         return [
             self.qemu,
             "-name", name,
