@@ -67,6 +67,8 @@ def _serve(args: argparse.Namespace) -> int:
             memory_mib=args.memory,
             accel=args.accel,
             idle_timeout_s=args.idle_timeout,
+            lifetime_s=args.lifetime,
+            cpu_seconds=args.cpu_limit,
             snapshot=not args.cold_boot,
         )
     settings = Settings(host=args.host, port=args.port, qemu=qemu)
@@ -158,6 +160,15 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=qemu.idle_timeout_s,
         help="seconds without a client before a session is suspended to disk",
+    )
+    serve.add_argument(
+        "--lifetime", type=float, default=qemu.lifetime_s, help="seconds a session may last"
+    )
+    serve.add_argument(
+        "--cpu-limit",
+        type=float,
+        default=qemu.cpu_seconds,
+        help="CPU seconds a session's VM may use",
     )
     serve.add_argument(
         "--cold-boot",

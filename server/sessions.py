@@ -59,7 +59,9 @@ class Session:
         self.reason: str | None = None  # why it ended
         self.clients = 0
         self.idle_since = time.monotonic()
-        self._cpu_before = 0.0  # CPU seconds of the VMs this session already ended
+        # CPU seconds charged before the current VM's own count: minus what it
+        # spent booting (not the session's doing), plus what earlier VMs used.
+        self._cpu_before = -vm.cpu_seconds()
         self._pending_input = bytearray()
         self._poke = asyncio.Event()
 
