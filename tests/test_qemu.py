@@ -219,6 +219,14 @@ def test_delete_shuts_the_vm_down_and_says_so_to_attached_clients(server):
     assert server.http.get(f"/api/sessions/{session['id']}").json()["state"] == "ended"
 
 
+def test_exiting_the_shell_powers_the_vm_off_and_ends_the_session(server):
+    client = TerminalClient(server, SHARED["d"])
+    client.read_prompt()
+    client.send(type="input", data="exit\r")
+    assert client.read_exit() == "the system powered off (the shell exited)"
+    client.close()
+
+
 @pytest.mark.browser
 def test_run_on_the_server_attaches_xterm_in_the_browser(server):
     from playwright.sync_api import sync_playwright
