@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from server import assets, pages, sessionapi, terminal, tourapi
+from server import assets, metrics, pages, sessionapi, terminal, tourapi
 from server.headers import SecurityHeaders
 from server.hosting import qemu_sessions
 from server.package import build_archive
@@ -22,22 +22,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     archive = build_archive()
     snapshot = load_snapshot(settings, archive, assets.vendor_versions(settings)["pyodide"])
-    registry: list[SessionRegistry] = []  # filled while the QEMU pool runs
+    registry = metrics.Metrics()
+    sessions: list[SessionRegistry] = []  # filled while the QEMU pool runs
 
-    def registry_of() -> SessionRegistry | None:
-        return registry[0] if registry else None
+    def sessions_of() -> SessionRegistry | None:
+        return sessions[0] if sessions else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if settings.qemu is None:
             yield
             return
-        async with qemu_sessions(settings.qemu, settings.cache_dir) as sessions:
-            registry.append(sessions)
+        async with qemu_sessions(settings.qemu, settings.cache_dir, registry) as running:
+            sessions.append(running)
             try:
                 yield
             finally:
-                registry.clear()
+                sessions.clear()
 
     app = FastAPI(
         title="capOS Playground",
@@ -48,11 +49,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *pages.routes(settings),
             *assets.routes(settings, archive, snapshot),
             *tourapi.routes(load_tours()),
-            *sessionapi.routes(registry_of),
-            *terminal.routes(registry_of),
+            *metrics.routes(registry),
+            *sessionapi.routes(sessions_of),
+            *terminal.routes(sessions_of, registry),
         ],
         middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = registry  # the server's parts count sessions, clients, bytes here
     return app

@@ -19,7 +19,12 @@ from server.package import Archive
 from server.settings import Settings
 from server.snapshot import Snapshot
 
-VENDOR = {"pyodide": "pyodide", "xterm": "@xterm/xterm", "xterm-addon-fit": "@xterm/addon-fit"}
+VENDOR = {
+    "pyodide": "pyodide",
+    "xterm": "@xterm/xterm",
+    "xterm-addon-fit": "@xterm/addon-fit",
+    "uplot": "uplot",
+}
 
 
 class MissingVendor(Exception):

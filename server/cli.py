@@ -95,6 +95,12 @@ def _tours_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tours_verify(args: argparse.Namespace) -> int:
+    from server.tourverify import verify
+
+    return verify(args.names)
+
+
 def _add_manifest_options(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--manifest", help="boot manifest (TOML or JSON); default: the built-in one"
@@ -180,6 +186,9 @@ def build_parser() -> argparse.ArgumentParser:
     tours = sub.add_parser("tours", help="the guided tours in demos/")
     tours_sub = tours.add_subparsers(dest="tours_command", required=True)
     tours_sub.add_parser("list", help="one tour name a line").set_defaults(func=_tours_list)
+    verify = tours_sub.add_parser("verify", help="drive tours end to end in headless Chromium")
+    verify.add_argument("names", nargs="*", metavar="NAME", help="default: every tour")
+    verify.set_defaults(func=_tours_verify)
 
     shell = sub.add_parser("shell", help="boot natively and attach this terminal to the shell")
     _add_manifest_options(shell)

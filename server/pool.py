@@ -26,6 +26,7 @@ from pathlib import Path
 
 from server.control import ControlError
 from server.image import Image
+from server.metrics import Metrics
 from server.qmp import QmpError
 from server.stream import OutputStream
 from server.vm import Vm, VmConfig
@@ -50,9 +51,15 @@ class PoolConfig:
 
 class VmPool:
     def __init__(
-        self, image: Image, vm_config: VmConfig, config: PoolConfig, state_dir: Path
+        self,
+        image: Image,
+        vm_config: VmConfig,
+        config: PoolConfig,
+        state_dir: Path,
+        metrics: Metrics,
     ) -> None:
         self.image, self.vm_config, self.config = image, vm_config, config
+        self.metrics = metrics
         self._template = state_dir / "template.vmstate"
         self._template_screen: bytes | None = None  # set once the template is saved
         self.vms: set[Vm] = set()  # every live QEMU
@@ -115,8 +122,10 @@ class VmPool:
             exited.cancel()
         if vm.ready.is_set() and not vm.exited.is_set():
             self.boot_seconds.append(vm.ready_at - vm.started_at)
+            self.metrics.vm_boots.inc()
             return True
         vm.kill(f"it did not reach the prompt within {self.config.boot_timeout_s:.0f} s")
+        self.metrics.vm_boot_failures.inc()
         return False
 
     def _boot(self) -> None:
@@ -139,7 +148,7 @@ class VmPool:
             self._booting.discard(vm)
         if vm.ready.is_set() and not vm.exited.is_set():
             self._warm.append(vm)
-        self._changed.set()
+        self._note_change()
 
     def start(self, stream: OutputStream, incoming: Path | None = None) -> Vm:
         """A new QEMU writing into `stream` (restored from `incoming` if given), owned here."""
@@ -157,13 +166,22 @@ class VmPool:
             self.vms.discard(vm)
             if vm in self._warm:
                 self._warm.remove(vm)
-            self._changed.set()
+            self._note_change()
+
+    def _note_change(self) -> None:
+        """Wake the refill loop and publish the counts."""
+        self._changed.set()
+        warm, booting = len(self._warm), len(self._booting)
+        gauge = self.metrics.pool_vms
+        gauge.labels(state="warm").set(warm)
+        gauge.labels(state="booting").set(booting)
+        gauge.labels(state="in_use").set(max(0, len(self.vms) - warm - booting))
 
     def take(self) -> Vm:
         """A warm VM, now; PoolFull if there is none."""
         while self._warm:
             vm = self._warm.pop(0)
-            self._changed.set()
+            self._note_change()
             if not vm.exited.is_set():
                 return vm
         raise PoolFull(

@@ -101,6 +101,11 @@ def test_post_hands_out_a_warm_vm_and_a_command_runs_over_the_websocket(server):
     client.read_prompt()
     assert "ns = " in client.command("timer.now()")
     assert "value = 5" in client.command("counter.increment(by=5)")
+    scraped = server.http.get("/metrics").text
+    assert 'capos_sessions{backend="native"} 1.0' in scraped
+    assert 'capos_websocket_clients{role="owner"} 1.0' in scraped
+    assert _metric(scraped, "capos_vm_boots_total") >= 2  # the template and a restore
+    assert _metric(scraped, "capos_bytes_streamed_total") >= len(client.text.encode())
     client.close()
     SHARED["a"] = session
 
@@ -265,6 +270,11 @@ def test_stopping_the_server_leaves_no_qemu_behind(server):
     while _qemu_pids(marker):
         assert time.monotonic() < deadline, f"QEMU left behind: {_qemu_pids(marker)}"
         time.sleep(0.2)
+
+
+def _metric(scraped: str, name: str) -> float:
+    line = next(line for line in scraped.splitlines() if line.startswith(name + " "))
+    return float(line.split()[1])
 
 
 def _qemu_pids(marker: str) -> dict[int, str]:
