@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -28,6 +29,12 @@ from server.vm import VmConfig
 async def qemu_sessions(
     settings: QemuSettings, cache_dir: Path, metrics: Metrics
 ) -> AsyncIterator[SessionRegistry]:
+    if shutil.which(VmConfig.qemu) is None:
+        raise RuntimeError(
+            f"{VmConfig.qemu} is not installed: server-hosted sessions need it "
+            "(apt-get install qemu-system-x86; `make run` does it), "
+            "or start the server with --max-vms 0"
+        )
     image = await asyncio.to_thread(ensure_image, cache_dir)
     accel = settings.accel if settings.accel != "auto" else await probe_accel(image)
     print(f"capOS Playground: QEMU pool ({accel}, {settings.warm} warm)", file=sys.stderr)

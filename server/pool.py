@@ -31,6 +31,8 @@ from server.qmp import QmpError
 from server.stream import OutputStream
 from server.vm import Vm, VmConfig
 
+MAX_BACKOFF_S = 60
+
 
 class PoolFull(Exception):
     """No VM can be handed out now; try again after `retry_after` seconds."""
@@ -69,6 +71,7 @@ class VmPool:
         self._changed = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
         self.boot_seconds: list[float] = []  # start to ready, of every VM so far
+        self._failures = 0  # VMs in a row that did not come up
 
     async def run(self) -> None:
         """Keep the pool filled until cancelled; every VM lives in this task group."""
@@ -78,6 +81,8 @@ class VmPool:
                 if self.config.snapshot:
                     await self._make_template()
                 while True:
+                    if self._failures:  # a VM that fails to start would fail again at once
+                        await asyncio.sleep(min(MAX_BACKOFF_S, 2**self._failures))
                     while (
                         len(self._warm) + len(self._booting) < self.config.warm
                         and len(self.vms) < self.config.max_vms
@@ -123,9 +128,12 @@ class VmPool:
         if vm.ready.is_set() and not vm.exited.is_set():
             self.boot_seconds.append(vm.ready_at - vm.started_at)
             self.metrics.vm_boots.inc()
+            self._failures = 0
             return True
         vm.kill(f"it did not reach the prompt within {self.config.boot_timeout_s:.0f} s")
         self.metrics.vm_boot_failures.inc()
+        self._failures += 1
+        print(f"capOS pool: a VM did not come up: {vm.exit_reason or 'timeout'}", file=sys.stderr)
         return False
 
     def _boot(self) -> None:
