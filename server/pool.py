@@ -21,6 +21,7 @@ import asyncio
 import itertools
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,7 @@ from server.stream import OutputStream
 from server.vm import Vm, VmConfig
 
 MAX_BACKOFF_S = 60
+REFILL_DELAY_S = 0.25  # after a handout, so the new session's first round trips go first
 
 
 class PoolFull(Exception):
@@ -72,6 +74,7 @@ class VmPool:
         self._tasks: asyncio.TaskGroup | None = None
         self.boot_seconds: list[float] = []  # start to ready, of every VM so far
         self._failures = 0  # VMs in a row that did not come up
+        self._refill_at = 0.0  # monotonic time before which no refill starts
 
     async def run(self) -> None:
         """Keep the pool filled until cancelled; every VM lives in this task group."""
@@ -83,6 +86,8 @@ class VmPool:
                 while True:
                     if self._failures:  # a VM that fails to start would fail again at once
                         await asyncio.sleep(min(MAX_BACKOFF_S, 2**self._failures))
+                    # A refill competes for the CPU with the visitor just handed a VM.
+                    await asyncio.sleep(max(0.0, self._refill_at - time.monotonic()))
                     while (
                         len(self._warm) + len(self._booting) < self.config.warm
                         and len(self.vms) < self.config.max_vms
@@ -189,6 +194,7 @@ class VmPool:
         """A warm VM, now; PoolFull if there is none."""
         while self._warm:
             vm = self._warm.pop(0)
+            self._refill_at = time.monotonic() + REFILL_DELAY_S
             self._note_change()
             if not vm.exited.is_set():
                 return vm
