@@ -1,6 +1,7 @@
 // The playground page: checks the browser can share memory between workers,
 // opens the terminal, starts the kernel's worker and a pool of process workers,
 // and relays between them. Every capOS process is a Web Worker of its own.
+import { openTerminal } from "/static/terminal.js";
 import { openTour } from "/static/tour.js";
 import { WorkerPool } from "/static/worker-pool.js";
 
@@ -54,20 +55,7 @@ async function main() {
   const bytes = (url) => fetch(url).then((response) => response.arrayBuffer());
   const image = Promise.all([bytes(versions.snapshot), bytes("/pkg/capos-playground.zip")])
     .then(([snapshot, archive]) => ({ versions, snapshot, archive }));
-  const css = document.createElement("link");
-  css.rel = "stylesheet";
-  css.href = `/vendor/xterm-${versions.xterm}/css/xterm.css`;
-  document.head.append(css);
-  const { Terminal } = await import(`/vendor/xterm-${versions.xterm}/lib/xterm.mjs`);
-  const { FitAddon } = await import(
-    `/vendor/xterm-addon-fit-${versions["xterm-addon-fit"]}/lib/addon-fit.mjs`);
-  const term = new Terminal({ cursorBlink: true, fontSize: 15 });
-  const fit = new FitAddon();
-  term.loadAddon(fit);
-  term.open(document.getElementById("terminal"));
-  fit.fit();
-  // Refit whenever the terminal's box changes: a window resize, or a panel opening beside it.
-  new ResizeObserver(() => fit.fit()).observe(document.getElementById("terminal"));
+  const term = await openTerminal(versions);
 
   const bell = new SharedArrayBuffer(8);
   const bellCells = new Int32Array(bell);
