@@ -1,6 +1,7 @@
 // The playground page: checks the browser can share memory between workers,
 // opens the terminal, starts the kernel's worker and a pool of process workers,
 // and relays between them. Every capOS process is a Web Worker of its own.
+import { serverButton } from "/static/run-on-server.js";
 import { openTerminal } from "/static/terminal.js";
 import { openTour } from "/static/tour.js";
 import { WorkerPool } from "/static/worker-pool.js";
@@ -18,7 +19,12 @@ function problem(text) {
   box.innerHTML = "<h2>This browser cannot run capOS in the tab</h2>";
   const detail = document.createElement("p");
   detail.textContent = text;
-  box.append(detail);
+  // The same system, booted on the server instead, keeping any tour the link named.
+  const note = document.createElement("p");
+  note.textContent = "The server can run the same kernel for you in a VM:";
+  const tour = new URLSearchParams(location.search).get("tour");
+  const query = tour ? `&tour=${encodeURIComponent(tour)}&step=1` : "";
+  box.append(detail, note, serverButton("Run on the server", note, query));
   document.getElementById("terminal").replaceWith(box);
 }
 
