@@ -89,7 +89,7 @@ def verify(names: list[str], backends: tuple[str, ...] = BACKENDS) -> int:
                         failed = _run(chosen, backend, lambda t: verify_tour(browser, base_url, t))
                 else:
                     with pool_server(*POOL_OPTIONS) as server:
-                        failed = _run(chosen, backend, lambda t: _native(browser, server, t))
+                        failed = _run(chosen, backend, lambda t: verify_native(browser, server, t))
                 if failed:
                     return 1
         finally:
@@ -97,7 +97,7 @@ def verify(names: list[str], backends: tuple[str, ...] = BACKENDS) -> int:
     return 0
 
 
-def _native(browser, server, tour: Tour) -> None:
+def verify_native(browser, server, tour: Tour) -> None:
     """One tour on a fresh session from the pool, ended afterwards to free its VM."""
     session = server.new_session()["id"]
     try:
