@@ -8,33 +8,43 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from server import assets, pages, sessionapi, terminal
+from server import assets, pages, recordapi, relay, sessionapi, shareapi, terminal
 from server.headers import SecurityHeaders
 from server.hosting import qemu_sessions
 from server.package import build_archive
 from server.sessions import SessionRegistry
 from server.settings import Settings
+from server.sharing import Sharing, sharing
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     archive = build_archive()
     registry: list[SessionRegistry] = []  # filled while the QEMU pool runs
+    hub: list[Sharing] = []  # filled while the app runs
 
     def registry_of() -> SessionRegistry | None:
         return registry[0] if registry else None
 
+    def hub_of() -> Sharing | None:
+        return hub[0] if hub else None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.qemu is None:
-            yield
-            return
-        async with qemu_sessions(settings.qemu) as sessions:
-            registry.append(sessions)
+        async with sharing(settings, registry_of) as shared:
+            hub.append(shared)
             try:
-                yield
+                if settings.qemu is None:
+                    yield
+                    return
+                async with qemu_sessions(settings.qemu) as sessions:
+                    registry.append(sessions)
+                    try:
+                        yield
+                    finally:
+                        registry.clear()
             finally:
-                registry.clear()
+                hub.clear()
 
     app = FastAPI(
         title="capOS Playground",
@@ -46,6 +56,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *assets.routes(settings, archive),
             *sessionapi.routes(registry_of),
             *terminal.routes(registry_of),
+            *shareapi.routes(settings, hub_of),
+            *recordapi.routes(settings, hub_of),
+            *relay.routes(lambda: hub[0].tabs if hub else None),
         ],
         middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,

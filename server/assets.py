@@ -17,7 +17,12 @@ from starlette.types import Receive, Scope, Send
 from server.package import Archive
 from server.settings import Settings
 
-VENDOR = {"pyodide": "pyodide", "xterm": "@xterm/xterm", "xterm-addon-fit": "@xterm/addon-fit"}
+VENDOR = {
+    "pyodide": "pyodide",
+    "xterm": "@xterm/xterm",
+    "xterm-addon-fit": "@xterm/addon-fit",
+    "asciinema-player": "asciinema-player",
+}
 
 
 class MissingVendor(Exception):
