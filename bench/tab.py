@@ -15,7 +15,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from server.app import create_app
-from server.settings import Settings
+from server.settings import WS_MAX_MESSAGE, Settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -39,7 +39,13 @@ def serving(settings: Settings | None = None) -> Iterator[str]:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ws_max_size=WS_MAX_MESSAGE,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -49,7 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.assets import MissingVendor
-    from server.settings import QemuSettings, Settings
+    from server.settings import WS_MAX_MESSAGE, QemuSettings, Settings
 
     qemu = None
     if args.max_vms > 0:
@@ -67,7 +67,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"capos-playground: {exc}", file=sys.stderr)
         return 1
     print(f"capOS Playground: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws_max_size=1 << 20)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", ws_max_size=WS_MAX_MESSAGE
+    )
     return 0
 
 

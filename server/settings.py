@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+WS_MAX_MESSAGE = 1 << 20  # a websocket message past this closes its connection (1009)
 
 
 @dataclass(frozen=True)

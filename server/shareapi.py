@@ -6,6 +6,7 @@ GET    /api/sessions/{id}/shares           the links, each with who is watching
 DELETE /api/sessions/{id}/shares/{share}   revoke: its viewers are cut off at once
 DELETE /api/sessions/{id}/viewers/{viewer} end one viewer
 GET    /s/{token}                          the viewer's page (410 once gone, 404 if unknown)
+GET    /s/{token}/info                     {"mode", "expires_at"} for that page
 WS     /s/{token}/terminal                 the terminal protocol (server/terminal.py)
                                            through the link's facet (server/facets.py)
 
@@ -126,6 +127,19 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list:
             headers=_NO_STORE,
         )
 
+    async def about(request: Request) -> Response:
+        """What the viewer's page shows about its link: its mode and expiry."""
+        hub = hub_or_error()
+        if isinstance(hub, Response):
+            return hub
+        share = hub.shares.find(request.path_params["token"])
+        if share is None:
+            return _error(404, "no such share link")
+        why = why_gone(hub, share)
+        if why is not None:
+            return _error(410, why)
+        return JSONResponse({"mode": share.mode, "expires_at": share.expires_at}, headers=_NO_STORE)
+
     async def terminal(websocket: WebSocket) -> None:
         if not await same_origin(websocket):
             return
@@ -158,6 +172,7 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list:
         Route("/api/sessions/{session_id}/shares/{share_id}", revoke, methods=["DELETE"]),
         Route("/api/sessions/{session_id}/viewers/{viewer_id}", end_viewer, methods=["DELETE"]),
         Route("/s/{token}", page, methods=["GET", "HEAD"]),
+        Route("/s/{token}/info", about, methods=["GET"]),
         WebSocketRoute("/s/{token}/terminal", terminal),
     ]
 
