@@ -1,6 +1,8 @@
 // The playground page: checks the browser can share memory between workers,
 // opens the terminal, starts the kernel's worker and a pool of process workers,
 // and relays between them. Every capOS process is a Web Worker of its own.
+import { shareTab } from "/static/share-relay.js";
+
 const status = document.getElementById("status");
 const QUEUE = 64 * 1024;
 
@@ -64,6 +66,7 @@ async function main() {
   const ended = sharedQueue(4 * 1024);
   const encoder = new TextEncoder();
   term.onData((text) => { input.push(encoder.encode(text)); ring(); });
+  const relay = shareTab(term, (text) => { input.push(encoder.encode(text)); ring(); });
   const size = new Int32Array(new SharedArrayBuffer(8)); // cols, rows: the kernel polls it
   const publishSize = () => { size[0] = term.cols; size[1] = term.rows; ring(); };
   term.onResize(publishSize);
@@ -139,6 +142,7 @@ async function main() {
         window.capos.promptMs = performance.now() - started;
       }
       term.write(data.bytes);
+      relay.output(data.bytes);
     } else if (data.kind === "spawn") {
       spawnProcess(data);
     } else if (data.kind === "stop") {
