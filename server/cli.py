@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from server.settings import QemuSettings
 
@@ -60,7 +62,13 @@ def _serve(args: argparse.Namespace) -> int:
             accel=args.accel,
             idle_timeout_s=args.idle_timeout,
         )
-    settings = Settings(host=args.host, port=args.port, qemu=qemu)
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        qemu=qemu,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        redis_url=args.redis or os.environ.get("CAPOS_REDIS_URL") or None,
+    )
     try:
         app = create_app(settings)
     except MissingVendor as exc:
@@ -132,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=float,
         default=qemu.idle_timeout_s,
         help="seconds without a client before a session is suspended to disk",
+    )
+    serve.add_argument(
+        "--data-dir",
+        help="share links, recordings and their database (default: in the user's data directory)",
+    )
+    serve.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share sessions, links and live output with other replicas through this Redis "
+        "(default: $CAPOS_REDIS_URL; none: this process alone)",
     )
     serve.set_defaults(func=_serve)
 
