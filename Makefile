@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 
-.PHONY: run shell test test-fast lint bench schema clean
+.PHONY: run shell test test-fast lint bench schema image clean
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; install Python 3.11 or newer" >&2; exit 1; }
@@ -32,8 +32,23 @@ BROWSERS := /usr/bin/chromium /usr/bin/firefox-esr
 	  echo "error: $@ is missing: run 'sudo apt-get install $$package'" >&2; exit 1; \
 	fi
 
+# QEMU runs the server-hosted sessions; install it when missing (as root), or say how.
+QEMU := /usr/bin/qemu-system-x86_64
+$(QEMU):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "==> installing qemu-system-x86 (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null; \
+	else \
+	  echo "error: $@ is missing: run 'sudo apt-get install qemu-system-x86'" >&2; exit 1; \
+	fi
+
+# The QEMU guest image (kernel + initramfs from the pinned Debian packages in
+# server/image.lock), cached under ~/.cache/capos-playground; rebuilt when stale.
+image: $(STAMP) $(QEMU)
+	@$(BIN)/capos-playground image build >/dev/null
+
 # The main job: the web playground (open the URL it prints).
-run: $(STAMP) $(WEB_STAMP)
+run: $(STAMP) $(WEB_STAMP) image
 	$(BIN)/capos-playground serve
 
 # The same shell in this terminal, every process isolated natively.
@@ -46,9 +61,9 @@ lint: $(STAMP)
 
 # Unit tests only: the fast loop for development (under 2 minutes).
 test-fast: $(STAMP)
-	$(BIN)/pytest -q -m "not native and not browser" tests
+	$(BIN)/pytest -q -m "not native and not browser and not qemu" tests
 
-test: $(STAMP) $(WEB_STAMP) $(BROWSERS) lint
+test: $(STAMP) $(WEB_STAMP) $(BROWSERS) image lint
 	$(BIN)/pytest -q tests
 
 bench: $(STAMP) $(WEB_STAMP) $(BROWSERS)

@@ -1,9 +1,9 @@
 """Exercise the kernel core wherever this Python runs, and say what happened.
 
-The browser's kernel worker runs this right after Pyodide loads the kernel
-package: it proves the pure-Python codec, the ring and the dispatcher work
-in WebAssembly before anything depends on them. Every step is a real ring
-round trip through `Kernel.enter` on the direct host.
+The browser's memory snapshot is made only after this passes in Pyodide
+(kernel/hosts/browser.py warm_up): it proves the pure-Python codec, the
+ring and the dispatcher work in WebAssembly before any tab depends on them.
+Every step is a real ring round trip through `Kernel.enter` on the direct host.
 """
 
 from __future__ import annotations
@@ -93,14 +93,6 @@ def run() -> list[str]:
     lines.append(f"{NOPS} NOPs through the kernel: {rate:,.0f} per second")
     _expect(kernel.faults == [], f"kernel faults: {kernel.faults}")
     return lines
-
-
-def describe() -> str:
-    """The checks as text for a terminal (never raises: a failure is reported)."""
-    try:
-        return "".join(f"capOS self-check: {line}\n" for line in run())
-    except SelfCheckFailed as exc:
-        return f"capOS self-check FAILED: {exc}\n"
 
 
 def _expect(condition: bool, failure: str) -> None:

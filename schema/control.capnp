@@ -17,6 +17,9 @@ struct ControlRequest {
     ping @1 :Void;          # is the guest kernel serving? answers `pong`
     resize @2 :Capos.TerminalSize;  # the console's new size; answers `done`
     shutdown @3 :Void;      # end every process and power off; answers `done` first
+    reseed @4 :Data;        # fresh entropy for the guest's RNG, forced into use at once:
+                            # sent to each VM restored from the pool's shared snapshot,
+                            # so clones stop drawing the same random numbers
   }
 }
 

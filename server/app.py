@@ -8,18 +8,28 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
+<<<<<<< HEAD
 from server import assets, pages, recordapi, relay, sessionapi, shareapi, terminal
+=======
+from server import assets, pages, sessionapi, terminal, tourapi
+>>>>>>> issue-qemu
 from server.headers import SecurityHeaders
 from server.hosting import qemu_sessions
 from server.package import build_archive
 from server.sessions import SessionRegistry
 from server.settings import Settings
+<<<<<<< HEAD
 from server.sharing import Sharing, sharing
+=======
+from server.snapshot import load_snapshot
+from server.tours import load_tours
+>>>>>>> issue-qemu
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     archive = build_archive()
+    snapshot = load_snapshot(settings, archive, assets.vendor_versions(settings)["pyodide"])
     registry: list[SessionRegistry] = []  # filled while the QEMU pool runs
     hub: list[Sharing] = []  # filled while the app runs
 
@@ -31,8 +41,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+<<<<<<< HEAD
         async with sharing(settings, registry_of) as shared:
             hub.append(shared)
+=======
+        if settings.qemu is None:
+            yield
+            return
+        async with qemu_sessions(settings.qemu, settings.cache_dir) as sessions:
+            registry.append(sessions)
+>>>>>>> issue-qemu
             try:
                 if settings.qemu is None:
                     yield
@@ -53,7 +71,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url=None,
         routes=[
             *pages.routes(settings),
-            *assets.routes(settings, archive),
+            *assets.routes(settings, archive, snapshot),
+            *tourapi.routes(load_tours()),
             *sessionapi.routes(registry_of),
             *terminal.routes(registry_of),
             *shareapi.routes(settings, hub_of),

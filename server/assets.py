@@ -6,6 +6,7 @@ as immutable; the site's own files and the kernel archive revalidate.
 
 from __future__ import annotations
 
+import gzip
 import json
 
 from starlette.requests import Request
@@ -16,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 
 from server.package import Archive
 from server.settings import Settings
+from server.snapshot import Snapshot
 
 VENDOR = {
     "pyodide": "pyodide",
@@ -61,14 +63,26 @@ def vendor_versions(settings: Settings) -> dict[str, str]:
     return versions
 
 
-def routes(settings: Settings, archive: Archive) -> list[Route | Mount]:
-    versions = vendor_versions(settings)
+IMMUTABLE = "public, max-age=31536000, immutable"
+
+
+def routes(settings: Settings, archive: Archive, snapshot: Snapshot) -> list[Route | Mount]:
+    versions = {**vendor_versions(settings), "snapshot": f"/pkg/{snapshot.name}"}
 
     async def kernel_archive(request: Request) -> Response:
         headers = {"etag": archive.etag, "cache-control": "no-cache"}
         if request.headers.get("if-none-match") == archive.etag:
             return Response(status_code=304, headers=headers)
         return Response(archive.data, media_type="application/zip", headers=headers)
+
+    async def snapshot_image(request: Request) -> Response:
+        headers = {"cache-control": IMMUTABLE, "vary": "accept-encoding"}
+        body = snapshot.gzipped
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            headers["content-encoding"] = "gzip"
+        else:  # every browser takes gzip; this is for the odd script
+            body = gzip.decompress(body)
+        return Response(body, media_type="application/octet-stream", headers=headers)
 
     async def versions_json(request: Request) -> Response:
         return Response(
@@ -79,6 +93,7 @@ def routes(settings: Settings, archive: Archive) -> list[Route | Mount]:
 
     mounts: list[Route | Mount] = [
         Route("/pkg/capos-playground.zip", kernel_archive, methods=["GET", "HEAD"]),
+        Route(f"/pkg/{snapshot.name}", snapshot_image, methods=["GET", "HEAD"]),
         Route("/vendor/versions.json", versions_json, methods=["GET"]),
         Mount(
             "/static", CachedStatic(directory=settings.web_dir / "static", cache_control="no-cache")
@@ -90,7 +105,7 @@ def routes(settings: Settings, archive: Archive) -> list[Route | Mount]:
                 f"/vendor/{name}-{versions[name]}",
                 CachedStatic(
                     directory=settings.vendor_dir / package,
-                    cache_control="public, max-age=31536000, immutable",
+                    cache_control=IMMUTABLE,
                 ),
             )
         )

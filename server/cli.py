@@ -34,6 +34,12 @@ def _image_build(args: argparse.Namespace) -> int:
     return build_command(force=args.force)
 
 
+def _bench_pool(args: argparse.Namespace) -> int:
+    from bench.pool import run_benchmark
+
+    return run_benchmark(json_path=args.json, quick=args.quick, accel=args.accel)
+
+
 def _boot(args: argparse.Namespace) -> int:
     from kernel.hosts.native import boot_command
 
@@ -51,7 +57,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.assets import MissingVendor
+<<<<<<< HEAD
     from server.settings import WS_MAX_MESSAGE, QemuSettings, Settings
+=======
+    from server.settings import QemuSettings, Settings
+    from server.snapshot import SnapshotFailed
+    from server.tours import TourError
+>>>>>>> issue-qemu
 
     qemu = None
     if args.max_vms > 0:
@@ -61,6 +73,7 @@ def _serve(args: argparse.Namespace) -> int:
             memory_mib=args.memory,
             accel=args.accel,
             idle_timeout_s=args.idle_timeout,
+            snapshot=not args.cold_boot,
         )
     settings = Settings(
         host=args.host,
@@ -71,13 +84,26 @@ def _serve(args: argparse.Namespace) -> int:
     )
     try:
         app = create_app(settings)
-    except MissingVendor as exc:
+    except (MissingVendor, SnapshotFailed, TourError) as exc:
         print(f"capos-playground: {exc}", file=sys.stderr)
         return 1
     print(f"capOS Playground: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
     uvicorn.run(
         app, host=args.host, port=args.port, log_level="warning", ws_max_size=WS_MAX_MESSAGE
     )
+    return 0
+
+
+def _tours_list(args: argparse.Namespace) -> int:
+    from server.tours import TourError, load_tours
+
+    try:
+        tours = load_tours()
+    except TourError as exc:
+        print(f"capos-playground: {exc}", file=sys.stderr)
+        return 1
+    for tour in tours:
+        print(tour.name)
     return 0
 
 
@@ -122,6 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     browser.add_argument("--quick", action="store_true", help="one run of each (smoke run)")
     browser.set_defaults(func=_bench_browser)
 
+    pool = bench_sub.add_parser("pool", help="the QEMU pool: handout, echo, resume, capacity")
+    pool.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    pool.add_argument("--quick", action="store_true", help="fewer samples and sessions (smoke run)")
+    pool.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    pool.set_defaults(func=_bench_pool)
+
     serve = sub.add_parser("serve", help="serve the web playground")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
@@ -142,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without a client before a session is suspended to disk",
     )
     serve.add_argument(
+<<<<<<< HEAD
         "--data-dir",
         help="share links, recordings and their database (default: in the user's data directory)",
     )
@@ -150,8 +183,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="share sessions, links and live output with other replicas through this Redis "
         "(default: $CAPOS_REDIS_URL; none: this process alone)",
+=======
+        "--cold-boot",
+        action="store_true",
+        help="boot every pool VM instead of restoring a booted snapshot",
+>>>>>>> issue-qemu
     )
     serve.set_defaults(func=_serve)
+
+    tours = sub.add_parser("tours", help="the guided tours in demos/")
+    tours_sub = tours.add_subparsers(dest="tours_command", required=True)
+    tours_sub.add_parser("list", help="one tour name a line").set_defaults(func=_tours_list)
 
     shell = sub.add_parser("shell", help="boot natively and attach this terminal to the shell")
     _add_manifest_options(shell)

@@ -24,14 +24,15 @@ from server.vm import VmConfig
 
 
 @contextlib.asynccontextmanager
-async def qemu_sessions(settings: QemuSettings) -> AsyncIterator[SessionRegistry]:
-    image = await asyncio.to_thread(ensure_image, settings.cache_dir)
+async def qemu_sessions(settings: QemuSettings, cache_dir: Path) -> AsyncIterator[SessionRegistry]:
+    image = await asyncio.to_thread(ensure_image, cache_dir)
     accel = settings.accel if settings.accel != "auto" else await probe_accel(image)
     print(f"capOS Playground: QEMU pool ({accel}, {settings.warm} warm)", file=sys.stderr)
-    pool = VmPool(
-        image,
-        VmConfig(memory_mib=settings.memory_mib, accel=accel),
-        PoolConfig(warm=settings.warm, max_vms=settings.max_vms, scrollback=settings.scrollback),
+    pool_config = PoolConfig(
+        warm=settings.warm,
+        max_vms=settings.max_vms,
+        scrollback=settings.scrollback,
+        snapshot=settings.snapshot,
     )
     limits = SessionLimits(
         idle_timeout_s=settings.idle_timeout_s,
@@ -40,6 +41,8 @@ async def qemu_sessions(settings: QemuSettings) -> AsyncIterator[SessionRegistry
         max_sessions=settings.max_sessions,
     )
     with tempfile.TemporaryDirectory(prefix="capos-sessions-") as state_dir:
+        vm_config = VmConfig(memory_mib=settings.memory_mib, accel=accel)
+        pool = VmPool(image, vm_config, pool_config, Path(state_dir))
         registry = SessionRegistry(pool, limits, Path(state_dir))
         async with asyncio.TaskGroup() as tasks:
             pool_task = tasks.create_task(pool.run())

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.settings import default_cache_dir
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 LOCK_PATH = Path(__file__).with_name("image.lock")
 GUEST_ROOT = "opt/capos"  # where the project's packages live inside the guest
@@ -94,11 +96,6 @@ class Package:
     @property
     def deb_name(self) -> str:
         return f"{self.name}_{self.version.replace(':', '%3a')}_amd64.deb"  # as apt names it
-
-
-def default_cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "capos-playground"
 
 
 def read_lock(path: Path = LOCK_PATH) -> list[Package]:

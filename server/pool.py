@@ -1,10 +1,18 @@
-"""The warm pool: booted VMs waiting at the shell's prompt, and a cap on all VMs.
+"""The warm pool: VMs waiting at the shell's prompt, and a cap on all VMs.
 
 The pool owns every QEMU process (warm, booting, handed out, restoring) in
 its task group, so stopping the pool ends them all. `take` hands out a warm
 VM at once or raises `PoolFull`: nothing ever waits for a boot. Whenever
-the warm count falls below its target and the cap allows, the pool boots
+the warm count falls below its target and the cap allows, the pool starts
 another in the background.
+
+Refills restore a snapshot rather than boot: at start the pool boots one VM
+to the prompt and saves it to a file (the template); each new VM is QEMU
+restoring that file, a fraction of a second instead of seconds of CPU
+under TCG (see `bench pool`). A restored clone is sent fresh entropy over
+the control channel before it is handed out, and its output stream starts
+with the screen the template had. Values drawn before the snapshot (the
+guest kernel's secret) are shared by the clones, each in its own VM.
 """
 
 from __future__ import annotations
@@ -12,10 +20,13 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from server.control import ControlError
 from server.image import Image
+from server.qmp import QmpError
 from server.stream import OutputStream
 from server.vm import Vm, VmConfig
 
@@ -34,24 +45,31 @@ class PoolConfig:
     max_vms: int = 8  # every QEMU process this server runs, of any kind
     scrollback: int = 256 * 1024
     boot_timeout_s: float = 120.0
+    snapshot: bool = True  # refill by restoring a booted template (else: boot each VM)
 
 
 class VmPool:
-    def __init__(self, image: Image, vm_config: VmConfig, config: PoolConfig) -> None:
+    def __init__(
+        self, image: Image, vm_config: VmConfig, config: PoolConfig, state_dir: Path
+    ) -> None:
         self.image, self.vm_config, self.config = image, vm_config, config
+        self._template = state_dir / "template.vmstate"
+        self._template_screen: bytes | None = None  # set once the template is saved
         self.vms: set[Vm] = set()  # every live QEMU
         self._warm: list[Vm] = []  # ready, not handed out
         self._booting: set[Vm] = set()
         self._names = (f"capos-{os.getpid()}-{n}" for n in itertools.count(1))
         self._changed = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
-        self.boot_seconds: list[float] = []  # of the VMs booted so far, for Retry-After
+        self.boot_seconds: list[float] = []  # start to ready, of every VM so far
 
     async def run(self) -> None:
         """Keep the pool filled until cancelled; every VM lives in this task group."""
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             try:
+                if self.config.snapshot:
+                    await self._make_template()
                 while True:
                     while (
                         len(self._warm) + len(self._booting) < self.config.warm
@@ -63,12 +81,27 @@ class VmPool:
             finally:
                 self._tasks = None
 
-    def _boot(self) -> None:
+    async def _make_template(self) -> None:
+        """Boot one VM to the prompt and save it; on failure, refills boot instead."""
         vm = self.start(OutputStream(self.config.scrollback))
-        self._booting.add(vm)
-        self._tasks.create_task(self._await_boot(vm))
+        self._booting.add(vm)  # for Retry-After meanwhile
+        ready = await self._ready(vm)
+        self._booting.discard(vm)
+        if ready:
+            screen = vm.stream.snapshot().data.encode()
+            try:
+                await vm.suspend(self._template)
+                self._template_screen = screen
+                return
+            except (QmpError, OSError) as exc:
+                print(
+                    f"capOS pool: cannot save a template VM ({exc}); booting each VM instead",
+                    file=sys.stderr,
+                )
+        vm.kill("no template")
 
-    async def _await_boot(self, vm: Vm) -> None:
+    async def _ready(self, vm: Vm) -> bool:
+        """Wait for `vm` to reach the prompt (or be restored); False if it exits or times out."""
         ready = asyncio.ensure_future(vm.ready.wait())
         exited = asyncio.ensure_future(vm.exited.wait())
         try:
@@ -80,12 +113,32 @@ class VmPool:
         finally:
             ready.cancel()
             exited.cancel()
-        self._booting.discard(vm)
         if vm.ready.is_set() and not vm.exited.is_set():
             self.boot_seconds.append(vm.ready_at - vm.started_at)
-            self._warm.append(vm)
+            return True
+        vm.kill(f"it did not reach the prompt within {self.config.boot_timeout_s:.0f} s")
+        return False
+
+    def _boot(self) -> None:
+        stream = OutputStream(self.config.scrollback)
+        if self._template_screen is None:
+            vm = self.start(stream)
         else:
-            vm.kill(f"it did not reach the prompt within {self.config.boot_timeout_s:.0f} s")
+            stream.append(self._template_screen)
+            vm = self.start(stream, incoming=self._template)
+        self._booting.add(vm)
+        self._tasks.create_task(self._await_boot(vm))
+
+    async def _await_boot(self, vm: Vm) -> None:
+        try:
+            if await self._ready(vm) and vm.incoming is not None:
+                await vm.control.call(reseed=os.urandom(32))
+        except (ControlError, TimeoutError) as exc:
+            vm.kill(f"the restored VM did not take fresh entropy: {exc}")
+        finally:
+            self._booting.discard(vm)
+        if vm.ready.is_set() and not vm.exited.is_set():
+            self._warm.append(vm)
         self._changed.set()
 
     def start(self, stream: OutputStream, incoming: Path | None = None) -> Vm:
@@ -132,10 +185,14 @@ class VmPool:
             return max(1, round(sorted(self.boot_seconds)[len(self.boot_seconds) // 2]))
         return 5 if self._booting else 30
 
+    def describe(self) -> str:
+        return "snapshot restore" if self._template_screen is not None else "cold boot"
+
     def stats(self) -> dict:
         return {
             "warm": len(self._warm),
             "booting": len(self._booting),
             "vms": len(self.vms),
             "max_vms": self.config.max_vms,
+            "refill": self.describe(),
         }

@@ -21,7 +21,7 @@ from pathlib import Path
 from server.control import ControlError
 from server.pool import VmPool
 from server.qmp import QmpError
-from server.vm import Vm
+from server.vm import InputBacklog, Vm
 
 MAX_PENDING_INPUT = 64 * 1024  # typed while a session is being restored
 _TICK_S = 1.0
@@ -74,6 +74,7 @@ class Session:
             "created": self.created,
             "clients": self.clients,
             "output_offset": self.stream.end,
+            "vm": self.vm.name if self.vm is not None else None,  # QEMU's -name, for operators
         }
         if self.reason is not None:
             info["reason"] = self.reason
@@ -97,7 +98,10 @@ class Session:
         for observe in self.observers:
             observe("i", data.decode(errors="replace"))
         if self.state == "running" and self.vm is not None:
-            self.vm.write(data)
+            try:
+                self.vm.write(data)
+            except InputBacklog as exc:
+                raise SessionError(str(exc)) from None
             return
         room = MAX_PENDING_INPUT - len(self._pending_input)
         if len(data) > room:

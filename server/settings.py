@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WS_MAX_MESSAGE = 1 << 20  # a websocket message past this closes its connection (1009)
+
+
+def default_cache_dir() -> Path:
+    """Built artefacts the server makes once and reuses (the Pyodide snapshot, the guest image)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "capos-playground"
 
 
 @dataclass(frozen=True)
@@ -22,7 +29,7 @@ class QemuSettings:
     cpu_seconds: float = 900.0  # CPU time a session's VMs may use in all
     max_sessions: int = 64
     scrollback: int = 256 * 1024  # output bytes kept per session for reconnecting clients
-    cache_dir: Path | None = None  # the guest image cache; default ~/.cache/capos-playground
+    snapshot: bool = True  # refill the pool by restoring a booted template, not by booting
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,7 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     web_dir: Path = field(default=REPO_ROOT / "web")
+    cache_dir: Path = field(default_factory=default_cache_dir)
     qemu: QemuSettings | None = None  # None: no server-hosted sessions
     data_dir: Path | None = None  # share links, recordings; None: the user's data directory
     redis_url: str | None = None  # replicas share sessions, links and live output through it

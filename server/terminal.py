@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -42,7 +43,7 @@ class BadFrame(Exception):
     """A client frame this protocol does not accept; the message says why."""
 
 
-def routes(registry_of: callable) -> list[WebSocketRoute]:
+def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[WebSocketRoute]:
     async def terminal(websocket: WebSocket) -> None:
         if not await same_origin(websocket):
             return

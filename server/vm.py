@@ -30,8 +30,12 @@ from server.qmp import Qmp, QmpError
 from server.stream import OutputStream
 
 PROMPT = b"@capos> "  # the shell is up and waiting: the VM is ready
-MAX_INPUT_CHUNK = 4096
+MAX_INPUT_BACKLOG = 256 * 1024  # terminal input not yet taken by QEMU
 _STDERR_KEPT = 2000
+
+
+class InputBacklog(Exception):
+    """Terminal input arrives faster than the guest reads it; the message says so."""
 
 
 @dataclass(frozen=True)
@@ -158,9 +162,20 @@ class Vm:
             self._stderr = (self._stderr + data)[-_STDERR_KEPT:]
 
     def write(self, data: bytes) -> None:
-        """Terminal input; the socket's buffer absorbs bursts, QEMU drains it into the UART."""
-        if self._term_writer is not None and not self._term_writer.is_closing():
-            self._term_writer.write(data)
+        """Terminal input; the socket's buffer absorbs bursts, QEMU drains it into the UART.
+
+        Raises InputBacklog rather than buffer without bound when input comes
+        faster than the guest takes it.
+        """
+        writer = self._term_writer
+        if writer is None or writer.is_closing():
+            return
+        if writer.transport.get_write_buffer_size() + len(data) > MAX_INPUT_BACKLOG:
+            raise InputBacklog(
+                f"over {MAX_INPUT_BACKLOG // 1024} KiB of input is still on its way to the "
+                "session: wait for it to catch up"
+            )
+        writer.write(data)
 
     async def suspend(self, path: Path) -> None:
         """Save the whole VM to `path` (migration to a file), then end this QEMU."""

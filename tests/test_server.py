@@ -9,8 +9,10 @@ import pytest
 from starlette.testclient import TestClient
 
 from server.app import create_app
-from server.assets import MissingVendor
+from server.assets import MissingVendor, vendor_versions
+from server.package import Archive, build_archive
 from server.settings import Settings
+from server.snapshot import SnapshotFailed, load_snapshot, snapshot_key
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,11 @@ def test_csp_allows_wasm_but_no_eval_and_no_other_origin(client):
 
 def test_vendor_packages_are_versioned_and_cached_forever(client):
     versions = client.get("/vendor/versions.json").json()
+<<<<<<< HEAD
     assert set(versions) == {"pyodide", "xterm", "xterm-addon-fit", "asciinema-player"}
+=======
+    assert set(versions) == {"pyodide", "xterm", "xterm-addon-fit", "snapshot"}
+>>>>>>> issue-qemu
     wasm = client.get(f"/vendor/pyodide-{versions['pyodide']}/pyodide.asm.wasm")
     assert wasm.status_code == 200
     assert wasm.headers["content-type"] == "application/wasm"  # streaming compile needs it
@@ -83,6 +89,37 @@ def test_kernel_archive_holds_the_kernel_and_revalidates_with_its_etag(client):
         "/pkg/capos-playground.zip", headers={"if-none-match": response.headers["etag"]}
     )
     assert again.status_code == 304 and again.content == b""
+
+
+def test_the_pyodide_snapshot_is_named_by_its_content_and_cached_forever(client):
+    url = client.get("/vendor/versions.json").json()["snapshot"]
+    assert url.startswith("/pkg/snapshot-") and url.endswith(".bin")
+    response = client.get(url, headers={"accept-encoding": "gzip"})
+    assert response.status_code == 200
+    assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
+    assert response.headers["content-encoding"] == "gzip"
+    image = response.content  # the client undid the gzip
+    assert image.startswith(b"\x00snp") and len(image) > 10 * 1024 * 1024  # Pyodide's format
+    plain = client.get(url, headers={"accept-encoding": "identity"})
+    assert "content-encoding" not in plain.headers and plain.content == image
+
+
+def test_the_snapshot_is_made_once_per_code_change(tmp_path, monkeypatch):
+    settings = Settings(cache_dir=tmp_path)
+    version = vendor_versions(settings)["pyodide"]
+    first = load_snapshot(settings, build_archive(), version)
+    made = list(tmp_path.iterdir())
+    monkeypatch.setattr("server.snapshot._build", lambda *args: pytest.fail("made again"))
+    assert load_snapshot(settings, build_archive(), version) == first
+    assert list(tmp_path.iterdir()) == made
+    changed = Archive(build_archive().data + b" ", "other")
+    assert snapshot_key(settings, changed, version) not in first.name
+
+
+def test_a_missing_node_says_how_to_get_the_snapshot_made(tmp_path, monkeypatch):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SnapshotFailed, match="Install Node"):
+        load_snapshot(Settings(cache_dir=tmp_path), build_archive(), "0")
 
 
 def test_paths_outside_the_asset_folders_are_not_served(client):

@@ -105,3 +105,11 @@ def test_waiting_for_more_completions_than_can_come_returns_in_process():
         assert "overwait: returned with 0" in wait_for(host, b"overwait: returned")
     finally:
         host.shutdown()
+
+
+def test_the_self_check_passes_natively():
+    """The same check that gates the browser's snapshot (kernel/hosts/browser.py warm_up)."""
+    from kernel import selfcheck
+
+    lines = selfcheck.run()
+    assert any("refused bad opcode: ok" in line for line in lines)

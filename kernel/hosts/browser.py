@@ -22,12 +22,13 @@ import os
 import time
 from typing import NoReturn
 
+from kernel import selfcheck
 from kernel.abi import Header
 from kernel.codec import Bundle
 from kernel.hosts.sab import SabRegion, to_js
 from kernel.kernel import Kernel, KernelConfig
 from kernel.ledger import Resource
-from kernel.manifest import build
+from kernel.manifest import DEFAULT_MANIFEST, build, load_document, validate
 from kernel.manual import build_corpus
 from kernel.process import Process
 from kernel.ring import UserRing
@@ -78,9 +79,10 @@ class BrowserHost:
 
     def run(self) -> None:
         kernel = self.kernel
+        pending, wait = self.bridge.pending, self.bridge.wait  # looked up once: see sab.py
         kernel.boot()
         while not kernel.halted:
-            state = self.bridge.pending().to_py()  # what happened, in one crossing
+            state = pending().to_py()  # what happened, in one crossing
             for pid in state["pids"]:
                 proc = kernel.processes.get(pid)
                 if proc is not None:
@@ -101,7 +103,7 @@ class BrowserHost:
                 if deadline is None
                 else min(HOUSEKEEPING_MS, (deadline - self.now_ns()) / 1e6)
             )
-            self.bridge.wait(state["bell"], max(0.0, wait_ms))
+            wait(state["bell"], max(0.0, wait_ms))
 
     def _lost(self, pid: int, reason: int) -> None:
         """A worker ended without `exit`: a crash record for the kernel and the visitor."""
@@ -125,14 +127,15 @@ class BrowserHost:
             self.kernel.enter(proc.pid)
 
     def _wake(self) -> None:
+        wake = self.bridge.wake
         for proc in self.kernel.take_woken():
             ring = proc.ring
             wanted = ring.get(Header.ENTER_MIN)
             if not proc.alive or ring.available() >= wanted:
-                self.bridge.wake(proc.pid)
+                wake(proc.pid)
             elif not proc.expecting and not ring.sq_pending():
                 ring.set(Header.IDLE_WAKES, ring.get(Header.IDLE_WAKES) + 1)
-                self.bridge.wake(proc.pid)
+                wake(proc.pid)
 
 
 class BrowserSyscalls:
@@ -166,20 +169,21 @@ class BrowserSyscalls:
         raise ProcessEnded(f"exited with {code}")
 
 
-WARM_MODULES = (
-    "demos.counter.client",
-    "demos.paperclips.client",
-    "demos.chat.client",
-    "demos.adventure.client",
-    "kernel.programs.ping",
-)
+SELF_CHECK: list[str] = []  # the self-check's report, from when the snapshot was made
 
 
 def warm_up() -> None:
-    """In a pool worker before it is needed: the schema bundle and the usual programs."""
+    """Before the memory snapshot every worker restores (web/tools/make-snapshot.mjs).
+
+    Loads the schema bundle and imports every program of the default
+    manifest, so a spawn pays only for what is new, and runs the self-check
+    in this WebAssembly build of Python: a failure stops the snapshot, and
+    with it the server, before any tab boots.
+    """
     Bundle.default()
-    for module in WARM_MODULES:
-        importlib.import_module(module)
+    for binary in validate(load_document(DEFAULT_MANIFEST))["binaries"]:
+        importlib.import_module(binary["module"])
+    SELF_CHECK[:] = [f"capOS self-check: {line}\n" for line in selfcheck.run()]
 
 
 def run_kernel(bridge, cols: int, rows: int, memory_mib: int = 0) -> None:

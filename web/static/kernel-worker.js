@@ -62,13 +62,13 @@ function makeBridge(data) {
 onmessage = async ({ data }) => {
   if (data.kind !== "boot") return;
   try {
-    const pyodide = await bootPython(data.versions);
-    const report = pyodide.runPython("from kernel.selfcheck import describe\ndescribe()");
-    postMessage({ kind: "selfcheck", text: report });
+    const pyodide = await bootPython(data.image);
+    postMessage({ kind: "restored" });
+    const browser = pyodide.pyimport("kernel.hosts.browser");
+    postMessage({ kind: "selfcheck", text: browser.SELF_CHECK.join("") }); // made with the snapshot
     postMessage({ kind: "status", text: "booting…" });
     const size = new Int32Array(data.size);
-    pyodide.pyimport("kernel.hosts.browser")
-      .run_kernel(makeBridge(data), size[0], size[1], data.memoryMiB);
+    browser.run_kernel(makeBridge(data), size[0], size[1], data.memoryMiB);
     postMessage({ kind: "halted" });
   } catch (error) {
     postMessage({ kind: "failed", text: `the kernel stopped: ${error}` });

@@ -2,9 +2,13 @@
 // opens the terminal, starts the kernel's worker and a pool of process workers,
 // and relays between them. Every capOS process is a Web Worker of its own.
 import { shareTab } from "/static/share-relay.js";
+import { WorkerPool } from "/static/worker-pool.js";
 
 const status = document.getElementById("status");
 const QUEUE = 64 * 1024;
+// Milestones of this tab's start, for the benchmark and for anyone asking why it was slow.
+const marks = [];
+const mark = (what) => marks.push([what, Math.round(performance.now())]);
 
 function problem(text) {
   status.textContent = "cannot start";
@@ -45,6 +49,11 @@ async function main() {
     return;
   }
   const versions = await (await fetch("/vendor/versions.json")).json();
+  // What every worker restores from, fetched once and copied to each (pyodide-boot.js),
+  // while the terminal loads.
+  const bytes = (url) => fetch(url).then((response) => response.arrayBuffer());
+  const image = Promise.all([bytes(versions.snapshot), bytes("/pkg/capos-playground.zip")])
+    .then(([snapshot, archive]) => ({ versions, snapshot, archive }));
   const css = document.createElement("link");
   css.rel = "stylesheet";
   css.href = `/vendor/xterm-${versions.xterm}/css/xterm.css`;
@@ -72,31 +81,13 @@ async function main() {
   term.onResize(publishSize);
   publishSize();
 
-  // Process workers: Pyodide loads take seconds and share two cores, so only the
-  // workers the prompt needs (init's and the shell's) load at first; the shell
-  // is served before resident services, whose calls simply queue meanwhile.
-  // One spare stays loaded afterwards so `run` starts a child in milliseconds.
   const processes = new Map(); // pid -> worker
-  const ready = []; // loaded, idle workers
-  const waiting = []; // spawns with no worker yet, the shell first
-  let loading = 0;
-  const FIRST = ["kernel.programs.init", "kernel.programs.shell.main"];
-  const loadWorker = () => {
-    loading += 1;
-    const worker = new Worker("/static/process-worker.js", { type: "module" });
-    worker.onmessage = ({ data: event }) => {
-      if (event.kind !== "ready") return;
-      loading -= 1;
-      ready.push(worker);
-      assign();
-    };
-    worker.postMessage({ kind: "boot", versions });
-  };
   const endWorker = (pid, reason) => { // a worker that ended without `exit`
     ended.push(new Uint8Array(new Uint32Array([pid, reason]).buffer));
     ring();
   };
   const run = (worker, spawn) => {
+    mark(`run pid ${spawn.pid} ${spawn.module}`);
     processes.set(spawn.pid, worker);
     worker.onmessage = ({ data: event }) => {
       if (event.kind === "crashed") console.warn(`capOS pid ${event.pid}: ${event.text}`);
@@ -114,40 +105,38 @@ async function main() {
     worker.postMessage({ kind: "run", pid: spawn.pid, module: spawn.module,
                          region: spawn.region, bell });
   };
-  function assign() {
-    while (ready.length && waiting.length) run(ready.shift(), waiting.shift());
-    const spares = waiting.length ? waiting.length : (FIRST.length === 0 ? 1 : 0);
-    while (ready.length + loading < spares) loadWorker();
-  }
-  const spawnProcess = (spawn) => {
-    const first = FIRST.indexOf(spawn.module);
-    if (first >= 0) {
-      FIRST.splice(first, 1);
-      waiting.unshift(spawn); // init, then the shell: ahead of the services
-    } else {
-      waiting.push(spawn);
-    }
-    assign();
-  };
-  loadWorker();
-  loadWorker();
-  window.capos = { term, processes, spares: () => ready.length };
   status.textContent = "loading the kernel…";
   const started = performance.now();
   const kernel = new Worker("/static/kernel-worker.js", { type: "module" });
+  // ?memory=MiB sets this tab's per-process memory budget (the ledger's default otherwise)
+  const memoryMiB = Number(new URLSearchParams(location.search).get("memory")) || 0;
+  image.then((restoreFrom) => {
+    mark("image fetched");
+    kernel.postMessage({ kind: "boot", image: restoreFrom, bell, terminalInput: input.sab,
+                         ended: ended.sab, size: size.buffer, memoryMiB });
+  });
+  const pool = new WorkerPool({
+    url: "/static/process-worker.js", image, start: run, mark,
+    first: ["kernel.programs.init", "kernel.programs.shell.main"],
+  });
+  window.capos = { term, processes, marks, spares: () => pool.spares };
   kernel.onmessage = ({ data }) => {
     if (data.kind === "output") {
       if (status.textContent !== "running") {
+        mark("first output");
         status.textContent = "running";
         window.capos.promptMs = performance.now() - started;
       }
       term.write(data.bytes);
       relay.output(data.bytes);
     } else if (data.kind === "spawn") {
-      spawnProcess(data);
+      mark(`spawn pid ${data.pid}`);
+      pool.spawn(data);
     } else if (data.kind === "stop") {
       const worker = processes.get(data.pid);
       if (worker) { worker.terminate(); processes.delete(data.pid); }
+    } else if (data.kind === "restored") {
+      mark("kernel worker ready");
     } else if (data.kind === "selfcheck") {
       window.capos.selfcheck = data.text;
     } else if (data.kind === "status") {
@@ -159,10 +148,6 @@ async function main() {
     }
   };
   kernel.onerror = (event) => problem(`the kernel worker failed: ${event.message}`);
-  // ?memory=MiB sets this tab's per-process memory budget (the ledger's default otherwise)
-  const memoryMiB = Number(new URLSearchParams(location.search).get("memory")) || 0;
-  kernel.postMessage({ kind: "boot", versions, bell, terminalInput: input.sab,
-                       ended: ended.sab, size: size.buffer, memoryMiB });
 }
 
 main().catch((error) => problem(String(error)));

@@ -1,4 +1,4 @@
-// One capOS process: Pyodide loaded ahead of time (the pool), then one program run.
+// One capOS process: Pyodide restored ahead of time (the pool), then one program run.
 import { bootPython } from "/static/pyodide-boot.js";
 
 let pyodide;
@@ -55,9 +55,7 @@ async function run({ pid, module, region, bell }) {
 
 onmessage = async ({ data }) => {
   if (data.kind === "boot") {
-    pyodide = await bootPython(data.versions);
-    // Import now what every process needs, so a spawn pays only for its program.
-    pyodide.pyimport("kernel.hosts.browser").warm_up();
+    pyodide = await bootPython(data.image); // warmed up: a spawn pays only for its program
     postMessage({ kind: "ready" });
     if (queued) run(queued);
   } else if (data.kind === "run") {

@@ -1,9 +1,12 @@
 // Loading Pyodide and the kernel package: shared by the kernel and process workers.
-export async function bootPython(versions) {
-  const { loadPyodide } = await import(`/vendor/pyodide-${versions.pyodide}/pyodide.mjs`);
-  const pyodide = await loadPyodide({ indexURL: `/vendor/pyodide-${versions.pyodide}/` });
-  const archive = await (await fetch("/pkg/capos-playground.zip")).arrayBuffer();
+// Every worker restores the same memory snapshot (server/snapshot.py): an interpreter
+// that has already imported and warmed up the kernel package. The page fetches the
+// snapshot and the package archive once and hands each worker a copy (`image`). Files
+// are not part of a snapshot, so the archive is unpacked again for what is read later.
+export async function bootPython({ versions, snapshot, archive }) {
+  const indexURL = `/vendor/pyodide-${versions.pyodide}/`;
+  const { loadPyodide } = await import(`${indexURL}pyodide.mjs`);
+  const pyodide = await loadPyodide({ indexURL, _loadSnapshot: snapshot });
   pyodide.unpackArchive(archive, "zip", { extractDir: "/capos" });
-  pyodide.runPython("import sys; sys.path.insert(0, '/capos')");
   return pyodide;
 }

@@ -1,0 +1,85 @@
+"""The Pyodide memory snapshot every worker of a tab starts from.
+
+A bare Pyodide load spends most of its seconds initialising CPython and
+importing modules; restoring a snapshot of an interpreter that already did
+both (with the kernel package imported and warmed up) takes a fraction of
+that. The snapshot is made with Node.js by web/tools/make-snapshot.mjs,
+once per (Pyodide, kernel archive) pair, and cached on disk under a name
+derived from both, so it is served as immutable and stored gzipped.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.package import Archive
+from server.settings import Settings
+
+SCRIPT = "tools/make-snapshot.mjs"
+BUILD_TIMEOUT_S = 300
+
+
+class SnapshotFailed(Exception):
+    """The snapshot could not be made; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    name: str  # content-derived: changes whenever Pyodide or the kernel package does
+    gzipped: bytes
+
+
+def snapshot_key(settings: Settings, archive: Archive, pyodide_version: str) -> str:
+    script = (settings.web_dir / SCRIPT).read_bytes()
+    digest = hashlib.sha256()
+    for part in (pyodide_version.encode(), script, archive.data):
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:24]
+
+
+def load_snapshot(settings: Settings, archive: Archive, pyodide_version: str) -> Snapshot:
+    """The cached snapshot for this code, made first if there is none."""
+    name = f"snapshot-{snapshot_key(settings, archive, pyodide_version)}.bin"
+    cached = settings.cache_dir / name
+    if not cached.exists():
+        _build(settings, archive, cached)
+    return Snapshot(name, cached.read_bytes())
+
+
+def _build(settings: Settings, archive: Archive, target: Path) -> None:
+    node = shutil.which("node")
+    if node is None:
+        raise SnapshotFailed(
+            "node is not on PATH; it makes the Pyodide snapshot. "
+            "Install Node.js 20 (apt-get install nodejs npm) and run `make run`."
+        )
+    print("capos-playground: making the Pyodide memory snapshot…", file=sys.stderr, flush=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as scratch:
+        zip_path, raw_path = Path(scratch, "kernel.zip"), Path(scratch, "snapshot.bin")
+        zip_path.write_bytes(archive.data)
+        pyodide_dir = settings.vendor_dir / "pyodide"
+        command = [node, str(settings.web_dir / SCRIPT), str(pyodide_dir), str(zip_path)]
+        try:
+            result = subprocess.run(
+                [*command, str(raw_path)],
+                capture_output=True,
+                text=True,
+                timeout=BUILD_TIMEOUT_S,
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise SnapshotFailed(f"making the snapshot took over {BUILD_TIMEOUT_S} s") from exc
+        if result.returncode != 0:
+            tail = (result.stderr or result.stdout).strip().splitlines()[-5:]
+            raise SnapshotFailed("making the snapshot failed:\n  " + "\n  ".join(tail))
+        packed = Path(scratch, "snapshot.gz")
+        packed.write_bytes(gzip.compress(raw_path.read_bytes(), compresslevel=6, mtime=0))
+        os.replace(packed, target)  # atomic: a concurrent server sees all of it or none
