@@ -8,22 +8,15 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-<<<<<<< HEAD
-from server import assets, pages, recordapi, relay, sessionapi, shareapi, terminal
-=======
-from server import assets, pages, sessionapi, terminal, tourapi
->>>>>>> issue-qemu
+from server import assets, pages, recordapi, relay, sessionapi, shareapi, terminal, tourapi
 from server.headers import SecurityHeaders
 from server.hosting import qemu_sessions
 from server.package import build_archive
 from server.sessions import SessionRegistry
 from server.settings import Settings
-<<<<<<< HEAD
 from server.sharing import Sharing, sharing
-=======
 from server.snapshot import load_snapshot
 from server.tours import load_tours
->>>>>>> issue-qemu
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,21 +34,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-<<<<<<< HEAD
         async with sharing(settings, registry_of) as shared:
             hub.append(shared)
-=======
-        if settings.qemu is None:
-            yield
-            return
-        async with qemu_sessions(settings.qemu, settings.cache_dir) as sessions:
-            registry.append(sessions)
->>>>>>> issue-qemu
             try:
                 if settings.qemu is None:
                     yield
                     return
-                async with qemu_sessions(settings.qemu) as sessions:
+                async with qemu_sessions(settings.qemu, settings.cache_dir) as sessions:
                     registry.append(sessions)
                     try:
                         yield

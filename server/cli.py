@@ -57,13 +57,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.assets import MissingVendor
-<<<<<<< HEAD
     from server.settings import WS_MAX_MESSAGE, QemuSettings, Settings
-=======
-    from server.settings import QemuSettings, Settings
     from server.snapshot import SnapshotFailed
     from server.tours import TourError
->>>>>>> issue-qemu
 
     qemu = None
     if args.max_vms > 0:
@@ -174,7 +170,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without a client before a session is suspended to disk",
     )
     serve.add_argument(
-<<<<<<< HEAD
+        "--cold-boot",
+        action="store_true",
+        help="boot every pool VM instead of restoring a booted snapshot",
+    )
+    serve.add_argument(
         "--data-dir",
         help="share links, recordings and their database (default: in the user's data directory)",
     )
@@ -183,11 +183,6 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="share sessions, links and live output with other replicas through this Redis "
         "(default: $CAPOS_REDIS_URL; none: this process alone)",
-=======
-        "--cold-boot",
-        action="store_true",
-        help="boot every pool VM instead of restoring a booted snapshot",
->>>>>>> issue-qemu
     )
     serve.set_defaults(func=_serve)
 

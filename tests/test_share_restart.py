@@ -19,21 +19,9 @@ pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:Depre
 
 
 def start_server(data_dir: Path, port: int) -> subprocess.Popen:
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "server.cli",
-            "serve",
-            "--max-vms",
-            "0",
-            "--port",
-            str(port),
-            "--data-dir",
-            str(data_dir),
-        ],  # fmt: skip
-        stderr=subprocess.DEVNULL,
-    )
+    command = [sys.executable, "-m", "server.cli", "serve", "--max-vms", "0"]
+    command += ["--port", str(port), "--data-dir", str(data_dir)]
+    server = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while True:
         try:
