@@ -66,7 +66,7 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list[Rou
         hub = hub_or_error()
         if isinstance(hub, Response):
             return hub
-        session = hub.live(request.path_params["session_id"])
+        session = await hub.live(request.path_params["session_id"])
         if session is None:
             return _error(404, "no such live session (it never existed, or it has ended)")
         try:
@@ -81,7 +81,7 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list[Rou
         if isinstance(hub, Response):
             return hub
         session_id = request.path_params["session_id"]
-        if not hub.known(session_id):
+        if not await hub.known(session_id):
             return _error(404, "no such session")
         recordings = [r.info() for r in hub.recordings.of_session(session_id)]
         return JSONResponse({"recordings": recordings}, headers=_NO_STORE)
@@ -111,7 +111,7 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list[Rou
         if isinstance(hub, Response):
             return hub
         session_id = request.path_params["session_id"]
-        if hub.live(session_id) is None:
+        if await hub.live(session_id) is None:
             return _error(404, "no such live session (it never existed, or it has ended)")
         try:
             label = (await read_object(request, {"label"})).get("label", "")

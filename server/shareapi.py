@@ -56,8 +56,11 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list:
         if isinstance(hub, Response):
             return hub
         session_id = request.path_params["session_id"]
-        if hub.live(session_id) is None:
+        session = await hub.live(session_id)
+        if session is None:
             return _error(404, "no such live session (it never existed, or it has ended)")
+        if hub.replicas is not None and session in hub.local():
+            await hub.replicas.host(session)  # other replicas can open the link at once
         try:
             params = await read_object(request, {"mode", "expires_in"})
             share = await hub.shares.create(
@@ -78,7 +81,7 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list:
         if isinstance(hub, Response):
             return hub
         session_id = request.path_params["session_id"]
-        if not hub.known(session_id):
+        if not await hub.known(session_id):
             return _error(404, "no such session")
         base = str(request.base_url).rstrip("/")
         shares = [{**s.info(), "url": base + s.url} for s in hub.shares.of_session(session_id)]
@@ -98,16 +101,15 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list:
         hub = hub_or_error()
         if isinstance(hub, Response):
             return hub
-        viewer_id = request.path_params["viewer_id"]
-        for viewer in hub.shares.viewers(request.path_params["session_id"]):
-            if viewer.id == viewer_id:
-                viewer.end("the session's owner ended your connection")
-                return Response(status_code=204, headers=_NO_STORE)
+        if await hub.end_viewer(
+            request.path_params["session_id"], request.path_params["viewer_id"]
+        ):
+            return Response(status_code=204, headers=_NO_STORE)
         return _error(404, "no such viewer on this session (it may have left)")
 
-    def why_gone(hub: Sharing, share: Share) -> str | None:
+    async def why_gone(hub: Sharing, share: Share) -> str | None:
         why = share.gone()
-        if why is None and hub.live(share.session_id) is None:
+        if why is None and await hub.live(share.session_id) is None:
             why = "the session this link showed has ended"
         return why
 
@@ -115,10 +117,10 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list:
         hub = hub_of()
         if hub is None:
             return notice("Starting", "The server is starting or stopping; try again.", 503)
-        share = hub.shares.find(request.path_params["token"])
+        share = await hub.find_share(request.path_params["token"])
         if share is None:
             return notice("No such link", "This share link does not exist; check the address.", 404)
-        why = why_gone(hub, share)
+        why = await why_gone(hub, share)
         if why is not None:
             return notice("This link no longer works", why[0].upper() + why[1:] + ".", 410)
         return FileResponse(
@@ -132,10 +134,10 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list:
         hub = hub_or_error()
         if isinstance(hub, Response):
             return hub
-        share = hub.shares.find(request.path_params["token"])
+        share = await hub.find_share(request.path_params["token"])
         if share is None:
             return _error(404, "no such share link")
-        why = why_gone(hub, share)
+        why = await why_gone(hub, share)
         if why is not None:
             return _error(410, why)
         return JSONResponse({"mode": share.mode, "expires_at": share.expires_at}, headers=_NO_STORE)
@@ -145,13 +147,13 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list:
             return
         hub = hub_of()
         await websocket.accept()
-        share = hub.shares.find(websocket.path_params["token"]) if hub is not None else None
+        share = await hub.find_share(websocket.path_params["token"]) if hub else None
         if share is None:
             await send_frame(websocket, {"type": "error", "message": "no such share link"})
             await websocket.close(code=4404)
             return
-        why = why_gone(hub, share)
-        session = hub.live(share.session_id)
+        why = await why_gone(hub, share)
+        session = await hub.live(share.session_id)
         try:
             if why is not None:
                 raise ShareError(why, 410)

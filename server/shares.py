@@ -115,7 +115,7 @@ class Share:
         }
 
 
-def _digest(token: str) -> bytes:
+def digest(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
@@ -142,7 +142,7 @@ class ShareRegistry:
             self._add(share)
 
     def _add(self, share: Share) -> None:
-        self._by_digest[_digest(share.token)] = share
+        self._by_digest[digest(share.token)] = share
         self._by_session.setdefault(share.session_id, {})[share.id] = share
 
     async def create(
@@ -201,15 +201,30 @@ class ShareRegistry:
         """The share a token opens, or None; compared in constant time."""
         if not TOKEN_RE.fullmatch(token):
             return None
-        share = self._by_digest.get(_digest(token))
+        share = self._by_digest.get(digest(token))
         if share is None or not hmac.compare_digest(share.token.encode(), token.encode()):
             return None
         return share
+
+    def adopt(self, share: Share) -> Share:
+        """A link as the shared store has it now: the known object, brought up to date."""
+        known = self.get(share.session_id, share.id)
+        if known is None:
+            self._add(share)
+            return share
+        known.revoked_at, known.expires_at = share.revoked_at, share.expires_at
+        if known.revoked_at is not None:
+            self.cut_off(known)
+        return known
 
     async def revoke(self, share: Share) -> None:
         if share.revoked_at is None:
             share.revoked_at = time.time()
             await self._save(share)
+        self.cut_off(share)
+
+    def cut_off(self, share: Share) -> None:
+        """End every viewer of a revoked link."""
         for viewer in list(share.viewers.values()):
             viewer.end("the session's owner revoked this share link")
 
