@@ -44,6 +44,25 @@ def _key(kind: str, name: str) -> str:
     return f"capos:{kind}:{name}"
 
 
+class RedisClients:
+    """Two pools: one for short commands (callers queue for a connection rather than
+    fail), one for the blocking stream reads each hosted session and mirror holds."""
+
+    def __init__(self, url: str) -> None:
+        self.commands = aioredis.Redis(
+            connection_pool=aioredis.BlockingConnectionPool.from_url(
+                url, max_connections=32, timeout=20
+            )
+        )
+        self.readers = aioredis.Redis(
+            connection_pool=aioredis.ConnectionPool.from_url(url, max_connections=4096)
+        )
+
+    async def aclose(self) -> None:
+        await self.commands.aclose()
+        await self.readers.aclose()
+
+
 class Mirror:
     """A session hosted by another replica, as seen here: its output, and a way to type."""
 
@@ -101,12 +120,13 @@ class Mirror:
 class Replicas:
     def __init__(
         self,
-        client: aioredis.Redis,
+        clients: RedisClients,
         shares: ShareRegistry,
         local_sessions: Callable[[], Iterable[Live]],
         scrollback: int,
     ) -> None:
-        self.redis = client
+        self.redis = clients.commands
+        self.readers = clients.readers  # blocking reads only
         self.id = secrets.token_hex(6)
         self.shares = shares
         self.local_sessions = local_sessions
@@ -185,7 +205,7 @@ class Replicas:
     async def _apply_input(self, session: Live) -> None:
         inbox, last = _key("in", session.id), "$"
         while True:
-            answer = await self.redis.xread({inbox: last}, block=1000)
+            answer = await self.readers.xread({inbox: last}, block=1000)
             for _, entries in answer or []:
                 for entry_id, fields in entries:
                     last = entry_id
@@ -221,7 +241,7 @@ class Replicas:
     async def _read_output(self, mirror: Mirror) -> None:
         out, last = _key("out", mirror.id), "0-0"
         while mirror.reason is None:
-            answer = await self.redis.xread({out: last}, block=1000)
+            answer = await self.readers.xread({out: last}, block=1000)
             for _, entries in answer or []:
                 for entry_id, fields in entries:
                     last = entry_id
@@ -254,7 +274,7 @@ class Replicas:
         await self.redis.publish(EVENTS, json.dumps(event))
 
     async def _events(self) -> None:
-        pubsub = self.redis.pubsub()
+        pubsub = self.readers.pubsub()
         await pubsub.subscribe(EVENTS)
         try:
             async for message in pubsub.listen():

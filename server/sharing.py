@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from server.facets import Live
 from server.recordings import RecordingRegistry
 from server.relay import TabRegistry
-from server.replicas import Replicas
+from server.replicas import RedisClients, Replicas
 from server.sessions import SessionRegistry
 from server.settings import Settings
 from server.shares import TOKEN_RE, Share, ShareRegistry
@@ -87,14 +87,14 @@ class RedisUnavailable(Exception):
 
 
 @contextlib.asynccontextmanager
-async def _redis(url: str | None) -> AsyncIterator[aioredis.Redis | None]:
+async def _redis(url: str | None) -> AsyncIterator[RedisClients | None]:
     if url is None:
         yield None
         return
-    client = aioredis.from_url(url)
+    client = RedisClients(url)
     try:
         try:
-            await client.ping()
+            await client.commands.ping()
         except (aioredis.RedisError, OSError) as exc:
             raise RedisUnavailable(
                 f"Redis at {url} does not answer ({exc}); is it running?"

@@ -10,9 +10,9 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from bench.redisserver import redis_server
 from bench.tab import serving
 from server.settings import Settings
-from tests.redisserver import redis_server
 from tests.test_share import Tab, closing_frames, read_until, ws_url
 
 pytestmark = [
