@@ -88,7 +88,7 @@ def _answers(server: PoolServer) -> bool:
     if server.process.poll() is not None:
         raise RuntimeError(f"the server exited with status {server.process.returncode}")
     try:
-        return server.http.get("/api/pool").status_code == 200
+        return server.http.get("/healthz").status_code == 200
     except httpx.HTTPError:
         return False
 

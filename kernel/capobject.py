@@ -33,6 +33,7 @@ class CapObject(ABC):
     # False: the kernel commits a call's transfer when invoke returns and rolls
     # it back when invoke raises. True: the object finishes it itself, later.
     takes_transfer: bool = False
+    traced: bool = True  # calls on it enter the IPC trace (a SystemMonitor's do not)
 
     @abstractmethod
     def invoke(self, ctx: CallContext) -> None:
@@ -40,6 +41,10 @@ class CapObject(ABC):
 
     def describe(self) -> str:
         return type(self).__name__
+
+    def server_pid(self) -> int:
+        """The pid serving calls on it; 0 when the kernel does."""
+        return 0
 
 
 @dataclass(slots=True)

@@ -19,6 +19,7 @@ from kernel.ledger import QuotaExceeded, Resource
 from kernel.ring import Cqe
 
 if TYPE_CHECKING:
+    from kernel.monitor import CallTrace
     from kernel.process import Process
 
 EXCEPTION_MESSAGE_MAX = 1024
@@ -35,7 +36,7 @@ def encode_exception(error: CapError) -> bytes:
 
 
 class Reply:
-    __slots__ = ("done", "proc", "result_addr", "result_len", "user_data")
+    __slots__ = ("done", "proc", "result_addr", "result_len", "trace", "user_data")
 
     def __init__(self, proc: Process, user_data: int, result_addr: int, result_len: int) -> None:
         if not proc.ring.buffer_range_ok(result_addr, result_len):
@@ -49,6 +50,7 @@ class Reply:
         self.result_addr = result_addr
         self.result_len = result_len
         self.done = False
+        self.trace: CallTrace | None = None  # set by the kernel when the IPC trace is on
         proc.replies.add(self)
 
     @property
@@ -73,6 +75,8 @@ class Reply:
         """Post the CQE, with transfer records written after `result` bytes."""
         if not self._finish():
             return
+        if self.trace is not None:
+            self.trace.finish(result)
         caps_addr = 0
         flags = 0
         if records:

@@ -61,6 +61,9 @@ class Endpoint(CapObject):
     def describe(self) -> str:
         return f"Endpoint #{self.endpoint_id} of pid {self.owner.pid}"
 
+    def server_pid(self) -> int:
+        return self.owner.pid
+
     def invoke(self, ctx: CallContext) -> None:
         raise CapError.unimplemented("an Endpoint is served with RECV and RETURN, not CALL")
 
@@ -253,6 +256,9 @@ class ClientFacet(CapObject):
 
     def describe(self) -> str:
         return f"ClientEndpoint of #{self.endpoint.endpoint_id}"
+
+    def server_pid(self) -> int:
+        return self.endpoint.owner.pid
 
     def invoke(self, ctx: CallContext) -> None:
         self.endpoint.enqueue(ctx)

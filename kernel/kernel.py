@@ -24,6 +24,7 @@ from kernel.completion import Reply
 from kernel.endpoint import Endpoint
 from kernel.errors import CapError, TransportError
 from kernel.ledger import Resource, ResourceLedger
+from kernel.monitor import CallTrace, Monitor
 from kernel.process import Process, SessionContext, State
 from kernel.ring import Cqe, KernelRing, Sqe
 from kernel.services.bootpackage import BootPackage
@@ -31,7 +32,9 @@ from kernel.services.broker import AuthorityBroker, BrokerAdmin
 from kernel.services.console import Console
 from kernel.services.credentials import CredentialStore
 from kernel.services.entropy import EntropySource
+from kernel.services.log import Log
 from kernel.services.manual import Manual
+from kernel.services.monitor import SystemMonitor
 from kernel.services.sessions import SessionManager
 from kernel.services.systeminfo import SystemInfo
 from kernel.services.terminal import Terminal
@@ -80,6 +83,7 @@ class Kernel:
         self.faults: list[str] = []  # the latest contained kernel bugs, for the host to report
         self.fault_count = 0
         self.halted = False
+        self.monitor = Monitor(self.uptime_ns)
         self._pids = itertools.count(1)
         self._endpoint_ids = itertools.count(1)
         self._woken: set[Process] = set()
@@ -100,6 +104,8 @@ class Kernel:
             "authorityBroker": broker,
             "brokerAdmin": BrokerAdmin(broker),
             "manual": Manual(list(manual)),
+            "systemMonitor": SystemMonitor(self),
+            "log": Log(self),
         }
         self.terminals: dict[str, Terminal] = {}
         self._ops = {
@@ -181,6 +187,7 @@ class Kernel:
             session=session or parent.session,
             parent=parent,
             woken=self._woken,
+            start_ns=self.uptime_ns(),
         )
         endpoints = []
         for grant_name, kind, value in grants:
@@ -211,6 +218,7 @@ class Kernel:
                 endpoint.revoke()
             proc.table.clear()
             raise
+        self.monitor.process_started(proc)
         return proc, endpoints
 
     def new_endpoint(self, owner: Process, serves: int) -> Endpoint:
@@ -227,22 +235,23 @@ class Kernel:
 
     def exit(self, pid: int, code: int) -> None:
         """The `exit` syscall."""
-        self._end(pid, State.EXITED, code, "exited")
+        self._end(pid, State.EXITED, code, "exited", "exited")
 
     def kill(self, pid: int, reason: str) -> None:
-        self._end(pid, State.KILLED, KILLED_EXIT_CODE, reason)
+        self._end(pid, State.KILLED, KILLED_EXIT_CODE, reason, "killed")
 
     def lost(self, pid: int, reason: str) -> None:
         """The host saw the process die without `exit` (a crash, a signal)."""
-        self._end(pid, State.KILLED, KILLED_EXIT_CODE, reason)
+        self._end(pid, State.KILLED, KILLED_EXIT_CODE, reason, "crashed")
 
-    def _end(self, pid: int, state: State, code: int, reason: str) -> None:
+    def _end(self, pid: int, state: State, code: int, reason: str, kind: str) -> None:
         proc = self.processes.pop(pid, None)
         if proc is None:
             return
         proc.state = state
         proc.exit_code = code
         proc.end_reason = reason
+        self.monitor.process_ended(proc, kind)
         proc.ring.mark_dead()
         for reply in list(proc.replies):
             reply.cancel()
@@ -267,6 +276,7 @@ class Kernel:
         if proc is None:
             return
         self._woken.add(proc)
+        proc.enters += 1
         if proc.backlog:
             proc.flush_backlog()
             if len(proc.backlog) >= abi.CQ_ENTRIES:
@@ -328,6 +338,10 @@ class Kernel:
             reply.cancel()
             raise
         obj = entry.obj
+        if obj.traced and self.monitor.tracing:
+            reply.trace = CallTrace(
+                self.monitor, proc.pid, obj.server_pid(), sqe.interface_id, sqe.method_id
+            )
         ctx = CallContext(
             self, proc, entry, sqe.method_id, sqe.interface_id, params, transfer, reply
         )

@@ -51,6 +51,10 @@ class Process:
     state: State = State.RUNNING
     exit_code: int | None = None
     end_reason: str = ""
+    start_ns: int = 0  # since boot
+    # Monitoring counters (kernel only): cap_enter dispatches, negative CQEs by code.
+    enters: int = 0
+    errors: dict[int, int] = field(default_factory=dict)
     # Completions that found the CQ full; posted, oldest first, as it drains.
     backlog: deque[Cqe] = field(default_factory=deque)
     # Calls this process is waiting on (CALL and RECV); cancelled at exit.
@@ -73,6 +77,8 @@ class Process:
     def post(self, cqe: Cqe) -> None:
         """Post a completion; a full CQ sends it to the counted backlog, never the floor."""
         self.woken.add(self)
+        if cqe[1] < 0:  # the result field: a transport error, counted for monitoring
+            self.errors[cqe[1]] = self.errors.get(cqe[1], 0) + 1
         if self.backlog or self.ring.cq_space() == 0:
             self.backlog.append(cqe)
             self.ring.count_overflow()

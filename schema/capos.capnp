@@ -211,3 +211,145 @@ struct ManualLookup {
 interface Echo {
   echo @0 (data :Data) -> (data :Data);
 }
+
+# --- Monitoring: capability-scoped views of a live system ----------------------
+
+enum LogLevel {
+  debug @0;
+  info @1;
+  warn @2;
+  error @3;
+}
+
+# Where a process writes log records. The kernel stamps each record with the
+# writer's pid and the time; a writer cannot speak for another process.
+interface Log {
+  write @0 (level :LogLevel, text :Text) -> ();   # at most 1 KiB of text a record
+}
+
+struct LogRecord {
+  seq @0 :UInt64;          # position in the monitor's change stream
+  atNs @1 :UInt64;         # nanoseconds since boot
+  pid @2 :UInt32;
+  process @3 :Text;
+  level @4 :LogLevel;
+  text @5 :Text;
+}
+
+# One call in the bounded IPC trace: CALL submitted to completion posted.
+struct CallRecord {
+  seq @0 :UInt64;
+  atNs @1 :UInt64;         # when the CALL was submitted
+  callerPid @2 :UInt32;    # 0: a process outside the viewer's scope
+  calleePid @3 :UInt32;    # 0: served by the kernel
+  interface @4 :Text;
+  method @5 :Text;
+  latencyNs @6 :UInt64;
+  result @7 :Text;         # "ok", "exception" or the transport error's name
+}
+
+struct LedgerUsage {
+  resource @0 :Text;
+  used @1 :UInt64;
+  limit @2 :UInt64;
+}
+
+struct ErrorCount {
+  code @0 :Int32;          # a negative CQE result
+  name @1 :Text;
+  count @2 :UInt64;
+}
+
+# The ring's counters, kept by the kernel for one process.
+struct RingCounters {
+  enters @0 :UInt64;       # cap_enter dispatches
+  sqes @1 :UInt64;         # submissions consumed (mod 2^32)
+  cqes @2 :UInt64;         # completions posted (mod 2^32)
+  cqOverflow @3 :UInt64;   # completions that found the CQ full
+  sqCorruptions @4 :UInt64;
+  errors @5 :List(ErrorCount);
+}
+
+# One slot of a cap table: a hold edge from its process to an object.
+struct CapSlot {
+  capId @0 :UInt32;
+  name @1 :Text;           # its CapSet name, or "" for a cap received later
+  interface @2 :Text;
+  object @3 :Text;         # what the object is, in words
+  objectId @4 :Text;       # stable while the object lives: the node of the authority graph
+  servedBy @5 :UInt32;     # the pid serving it (0: the kernel)
+  origin @6 :Text;         # kernel, spawn_grant, ipc_transfer, result_cap
+  transfer @7 :Text;       # copy, move, non_transferable
+}
+
+struct ProcessInfo {
+  pid @0 :UInt32;
+  name @1 :Text;
+  binary @2 :Text;
+  parentPid @3 :UInt32;    # 0: none (init)
+  state @4 :Text;          # running
+  startNs @5 :UInt64;
+  counters @6 :RingCounters;
+  ledger @7 :List(LedgerUsage);
+  caps @8 :List(CapSlot);
+}
+
+struct EndpointInfo {
+  objectId @0 :Text;
+  ownerPid @1 :UInt32;
+  interface @2 :Text;
+  queuedCalls @3 :UInt32;  # calls waiting for a RECV
+  waitingReceives @4 :UInt32;
+  inFlight @5 :UInt32;     # delivered, not yet answered
+}
+
+# How a process ended, kept after it is gone.
+struct ExitRecord {
+  seq @0 :UInt64;
+  pid @1 :UInt32;
+  name @2 :Text;
+  binary @3 :Text;
+  parentPid @4 :UInt32;
+  kind @5 :Text;           # "exited", "killed" or "crashed"
+  code @6 :Int64;
+  reason @7 :Text;
+  startNs @8 :UInt64;
+  endNs @9 :UInt64;
+  counters @10 :RingCounters;
+  lastCalls @11 :List(CallRecord);   # its most recent calls, oldest first
+}
+
+# Everything a monitor sees at one moment, as one message (a host can ship it whole).
+struct MonitorSnapshot {
+  seq @0 :UInt64;          # changes(since = seq) continues from here
+  uptimeNs @1 :UInt64;
+  scopePid @2 :UInt32;     # 0: the whole system; else the subtree rooted here
+  processes @3 :List(ProcessInfo);
+  endpoints @4 :List(EndpointInfo);
+  exits @5 :List(ExitRecord);
+  calls @6 :List(CallRecord);
+  logs @7 :List(LogRecord);
+  tracing @8 :Bool;        # false: the kernel keeps no IPC trace now
+}
+
+# What happened after a point in the change stream.
+struct MonitorChanges {
+  seq @0 :UInt64;          # pass as `since` next time
+  started @1 :List(ProcessInfo);
+  exits @2 :List(ExitRecord);
+  calls @3 :List(CallRecord);
+  logs @4 :List(LogRecord);
+  missed @5 :Bool;         # some records fell out of the bounded buffers meanwhile
+}
+
+# A view of the running system: processes, who holds what, calls, logs and
+# exits. It shows only its scope; `subtree` hands out a narrower view, never
+# a wider one. Calls on a SystemMonitor are not traced (a view does not watch itself).
+interface SystemMonitor {
+  # The current state, with up to maxCalls recent calls and maxLogs recent logs.
+  snapshot @0 (maxCalls :UInt32, maxLogs :UInt32) -> (snapshot :MonitorSnapshot);
+  # What is newer than `since`; waits up to waitNs (at most 60 s) for something.
+  changes @1 (since :UInt64, waitNs :UInt64) -> (changes :MonitorChanges);
+  # A view of the process `pid` (in this view's scope) and its descendants.
+  subtree @2 (pid :UInt32) -> (monitor :SystemMonitor);
+}

@@ -72,6 +72,8 @@ enum KernelCap {
   authorityBroker @8;
   brokerAdmin @9;
   manual @10;
+  systemMonitor @11;   # sees the whole system; attenuate with SystemMonitor.subtree
+  log @12;
 }
 
 struct ServiceExport {

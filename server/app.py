@@ -8,7 +8,17 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from server import assets, pages, recordapi, relay, sessionapi, shareapi, terminal, tourapi
+from server import (
+    assets,
+    metrics,
+    pages,
+    recordapi,
+    relay,
+    sessionapi,
+    shareapi,
+    terminal,
+    tourapi,
+)
 from server.headers import SecurityHeaders
 from server.hosting import qemu_sessions
 from server.package import build_archive
@@ -23,29 +33,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     archive = build_archive()
     snapshot = load_snapshot(settings, archive, assets.vendor_versions(settings)["pyodide"])
-    registry: list[SessionRegistry] = []  # filled while the QEMU pool runs
-    hub: list[Sharing] = []  # filled while the app runs
+    registry = metrics.Metrics()
+    sessions: list[SessionRegistry] = []  # filled while the QEMU pool runs
 
-    def registry_of() -> SessionRegistry | None:
-        return registry[0] if registry else None
+    hub: list[Sharing] = []  # links, recordings, tab sessions: filled while the app runs
+
+    def sessions_of() -> SessionRegistry | None:
+        return sessions[0] if sessions else None
 
     def hub_of() -> Sharing | None:
         return hub[0] if hub else None
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with sharing(settings, registry_of) as shared:
+        async with sharing(settings, sessions_of) as shared:
             hub.append(shared)
             try:
                 if settings.qemu is None:
                     yield
                     return
-                async with qemu_sessions(settings.qemu, settings.cache_dir) as sessions:
-                    registry.append(sessions)
+                async with qemu_sessions(settings.qemu, settings.cache_dir, registry) as running:
+                    sessions.append(running)
                     try:
                         yield
                     finally:
-                        registry.clear()
+                        sessions.clear()
             finally:
                 hub.clear()
 
@@ -58,9 +70,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *pages.routes(settings),
             *assets.routes(settings, archive, snapshot),
             *tourapi.routes(load_tours()),
-            *sessionapi.routes(registry_of),
-            *terminal.routes(registry_of),
-            *shareapi.routes(settings, hub_of),
+            *metrics.routes(registry),
+            *sessionapi.routes(sessions_of),
+            *terminal.routes(sessions_of, registry),
+            *shareapi.routes(settings, hub_of, registry),
             *recordapi.routes(settings, hub_of),
             *relay.routes(lambda: hub[0].tabs if hub else None),
         ],
@@ -68,4 +81,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings
+    app.state.metrics = registry  # the server's parts count sessions, clients, bytes here
     return app

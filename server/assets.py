@@ -24,6 +24,7 @@ VENDOR = {
     "xterm": "@xterm/xterm",
     "xterm-addon-fit": "@xterm/addon-fit",
     "asciinema-player": "asciinema-player",
+    "uplot": "uplot",
 }
 
 

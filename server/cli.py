@@ -75,6 +75,8 @@ def _serve(args: argparse.Namespace) -> int:
             memory_mib=args.memory,
             accel=args.accel,
             idle_timeout_s=args.idle_timeout,
+            lifetime_s=args.lifetime,
+            cpu_seconds=args.cpu_limit,
             snapshot=not args.cold_boot,
         )
     settings = Settings(
@@ -108,6 +110,12 @@ def _tours_list(args: argparse.Namespace) -> int:
     for tour in tours:
         print(tour.name)
     return 0
+
+
+def _tours_verify(args: argparse.Namespace) -> int:
+    from server.tourverify import verify
+
+    return verify(args.names)
 
 
 def _add_manifest_options(command: argparse.ArgumentParser) -> None:
@@ -184,6 +192,15 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds without a client before a session is suspended to disk",
     )
     serve.add_argument(
+        "--lifetime", type=float, default=qemu.lifetime_s, help="seconds a session may last"
+    )
+    serve.add_argument(
+        "--cpu-limit",
+        type=float,
+        default=qemu.cpu_seconds,
+        help="CPU seconds a session's VM may use",
+    )
+    serve.add_argument(
         "--cold-boot",
         action="store_true",
         help="boot every pool VM instead of restoring a booted snapshot",
@@ -209,6 +226,9 @@ def build_parser() -> argparse.ArgumentParser:
     tours = sub.add_parser("tours", help="the guided tours in demos/")
     tours_sub = tours.add_subparsers(dest="tours_command", required=True)
     tours_sub.add_parser("list", help="one tour name a line").set_defaults(func=_tours_list)
+    verify = tours_sub.add_parser("verify", help="drive tours end to end in headless Chromium")
+    verify.add_argument("names", nargs="*", metavar="NAME", help="default: every tour")
+    verify.set_defaults(func=_tours_verify)
 
     shell = sub.add_parser("shell", help="boot natively and attach this terminal to the shell")
     _add_manifest_options(shell)

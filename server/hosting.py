@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
 import sys
 import tempfile
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from server.accel import probe_accel
 from server.image import ensure_image
+from server.metrics import Metrics
 from server.pool import PoolConfig, VmPool
 from server.sessions import SessionLimits, SessionRegistry
 from server.settings import QemuSettings
@@ -24,7 +26,15 @@ from server.vm import VmConfig
 
 
 @contextlib.asynccontextmanager
-async def qemu_sessions(settings: QemuSettings, cache_dir: Path) -> AsyncIterator[SessionRegistry]:
+async def qemu_sessions(
+    settings: QemuSettings, cache_dir: Path, metrics: Metrics
+) -> AsyncIterator[SessionRegistry]:
+    if shutil.which(VmConfig.qemu) is None:
+        raise RuntimeError(
+            f"{VmConfig.qemu} is not installed: server-hosted sessions need it "
+            "(apt-get install qemu-system-x86; `make run` does it), "
+            "or start the server with --max-vms 0"
+        )
     image = await asyncio.to_thread(ensure_image, cache_dir)
     accel = settings.accel if settings.accel != "auto" else await probe_accel(image)
     print(f"capOS Playground: QEMU pool ({accel}, {settings.warm} warm)", file=sys.stderr)
@@ -42,8 +52,8 @@ async def qemu_sessions(settings: QemuSettings, cache_dir: Path) -> AsyncIterato
     )
     with tempfile.TemporaryDirectory(prefix="capos-sessions-") as state_dir:
         vm_config = VmConfig(memory_mib=settings.memory_mib, accel=accel)
-        pool = VmPool(image, vm_config, pool_config, Path(state_dir))
-        registry = SessionRegistry(pool, limits, Path(state_dir))
+        pool = VmPool(image, vm_config, pool_config, Path(state_dir), metrics)
+        registry = SessionRegistry(pool, limits, Path(state_dir), metrics)
         async with asyncio.TaskGroup() as tasks:
             pool_task = tasks.create_task(pool.run())
             registry_task = tasks.create_task(registry.run())

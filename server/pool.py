@@ -21,14 +21,19 @@ import asyncio
 import itertools
 import os
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from server.control import ControlError
 from server.image import Image
+from server.metrics import Metrics
 from server.qmp import QmpError
 from server.stream import OutputStream
 from server.vm import Vm, VmConfig
+
+MAX_BACKOFF_S = 60
+REFILL_DELAY_S = 0.25  # after a handout, so the new session's first round trips go first
 
 
 class PoolFull(Exception):
@@ -50,9 +55,15 @@ class PoolConfig:
 
 class VmPool:
     def __init__(
-        self, image: Image, vm_config: VmConfig, config: PoolConfig, state_dir: Path
+        self,
+        image: Image,
+        vm_config: VmConfig,
+        config: PoolConfig,
+        state_dir: Path,
+        metrics: Metrics,
     ) -> None:
         self.image, self.vm_config, self.config = image, vm_config, config
+        self.metrics = metrics
         self._template = state_dir / "template.vmstate"
         self._template_screen: bytes | None = None  # set once the template is saved
         self.vms: set[Vm] = set()  # every live QEMU
@@ -62,6 +73,8 @@ class VmPool:
         self._changed = asyncio.Event()
         self._tasks: asyncio.TaskGroup | None = None
         self.boot_seconds: list[float] = []  # start to ready, of every VM so far
+        self._failures = 0  # VMs in a row that did not come up
+        self._refill_at = 0.0  # monotonic time before which no refill starts
 
     async def run(self) -> None:
         """Keep the pool filled until cancelled; every VM lives in this task group."""
@@ -71,6 +84,10 @@ class VmPool:
                 if self.config.snapshot:
                     await self._make_template()
                 while True:
+                    if self._failures:  # a VM that fails to start would fail again at once
+                        await asyncio.sleep(min(MAX_BACKOFF_S, 2**self._failures))
+                    # A refill competes for the CPU with the visitor just handed a VM.
+                    await asyncio.sleep(max(0.0, self._refill_at - time.monotonic()))
                     while (
                         len(self._warm) + len(self._booting) < self.config.warm
                         and len(self.vms) < self.config.max_vms
@@ -115,8 +132,13 @@ class VmPool:
             exited.cancel()
         if vm.ready.is_set() and not vm.exited.is_set():
             self.boot_seconds.append(vm.ready_at - vm.started_at)
+            self.metrics.vm_boots.inc()
+            self._failures = 0
             return True
         vm.kill(f"it did not reach the prompt within {self.config.boot_timeout_s:.0f} s")
+        self.metrics.vm_boot_failures.inc()
+        self._failures += 1
+        print(f"capOS pool: a VM did not come up: {vm.exit_reason or 'timeout'}", file=sys.stderr)
         return False
 
     def _boot(self) -> None:
@@ -139,7 +161,7 @@ class VmPool:
             self._booting.discard(vm)
         if vm.ready.is_set() and not vm.exited.is_set():
             self._warm.append(vm)
-        self._changed.set()
+        self._note_change()
 
     def start(self, stream: OutputStream, incoming: Path | None = None) -> Vm:
         """A new QEMU writing into `stream` (restored from `incoming` if given), owned here."""
@@ -157,13 +179,23 @@ class VmPool:
             self.vms.discard(vm)
             if vm in self._warm:
                 self._warm.remove(vm)
-            self._changed.set()
+            self._note_change()
+
+    def _note_change(self) -> None:
+        """Wake the refill loop and publish the counts."""
+        self._changed.set()
+        warm, booting = len(self._warm), len(self._booting)
+        gauge = self.metrics.pool_vms
+        gauge.labels(state="warm").set(warm)
+        gauge.labels(state="booting").set(booting)
+        gauge.labels(state="in_use").set(max(0, len(self.vms) - warm - booting))
 
     def take(self) -> Vm:
         """A warm VM, now; PoolFull if there is none."""
         while self._warm:
             vm = self._warm.pop(0)
-            self._changed.set()
+            self._refill_at = time.monotonic() + REFILL_DELAY_S
+            self._note_change()
             if not vm.exited.is_set():
                 return vm
         raise PoolFull(

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.control import ControlError
+from server.metrics import Metrics
 from server.pool import VmPool
 from server.qmp import QmpError
 from server.vm import InputBacklog, Vm
@@ -59,7 +60,9 @@ class Session:
         self.reason: str | None = None  # why it ended
         self.clients = 0
         self.idle_since = time.monotonic()
-        self._cpu_before = 0.0  # CPU seconds of the VMs this session already ended
+        # CPU seconds charged before the current VM's own count: minus what it
+        # spent booting (not the session's doing), plus what earlier VMs used.
+        self._cpu_before = -vm.cpu_seconds()
         self._pending_input = bytearray()
         self._poke = asyncio.Event()
         # Told of input ("i") and resizes ("r", "COLSxROWS"): recorders (server/recordings.py).
@@ -224,8 +227,11 @@ class Session:
 
 
 class SessionRegistry:
-    def __init__(self, pool: VmPool, limits: SessionLimits, state_dir: Path) -> None:
+    def __init__(
+        self, pool: VmPool, limits: SessionLimits, state_dir: Path, metrics: Metrics
+    ) -> None:
         self.pool, self.limits, self.state_dir = pool, limits, state_dir
+        self.metrics = metrics
         self.sessions: dict[str, Session] = {}
         self._tasks: asyncio.TaskGroup | None = None
 
@@ -255,8 +261,16 @@ class SessionRegistry:
         session = Session(self.pool, self.pool.take(), self.limits, self.state_dir)
         self._forget_old()
         self.sessions[session.id] = session
-        self._tasks.create_task(session.supervise())
+        self._tasks.create_task(self._supervise(session))
         return session
+
+    async def _supervise(self, session: Session) -> None:
+        live = self.metrics.sessions.labels(backend="native")  # hosted here, in QEMU
+        live.inc()
+        try:
+            await session.supervise()
+        finally:
+            live.dec()
 
     def get(self, session_id: str) -> Session | None:
         return self.sessions.get(session_id)

@@ -27,6 +27,7 @@ from starlette.websockets import WebSocket
 
 from server.facets import facet_for
 from server.jsonbody import BadBody, read_object
+from server.metrics import Metrics
 from server.notice import notice
 from server.origin import same_origin
 from server.settings import Settings
@@ -46,7 +47,7 @@ def client_ip(connection: Request | WebSocket) -> str:
     return connection.client.host if connection.client else "unknown"
 
 
-def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list:
+def routes(settings: Settings, hub_of: Callable[[], Sharing | None], metrics: Metrics) -> list:
     def hub_or_error() -> Sharing | JSONResponse:
         hub = hub_of()
         return hub if hub is not None else _error(503, "the server is starting or stopping")
@@ -163,9 +164,12 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list:
             await send_frame(websocket, {"type": "error", "message": str(exc)})
             await websocket.close(code=GONE_CLOSE if exc.status == 410 else 4429)
             return
+        clients = metrics.websocket_clients.labels(role=f"{share.mode}-link")
+        clients.inc()
         try:
-            await _watch(websocket, viewer, facet_for(share.mode, session))
+            await _watch(websocket, viewer, facet_for(share.mode, session), metrics)
         finally:
+            clients.dec()
             hub.shares.leave(viewer)
 
     return [
@@ -179,10 +183,10 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list:
     ]
 
 
-async def _watch(websocket: WebSocket, viewer: Viewer, facet) -> None:
+async def _watch(websocket: WebSocket, viewer: Viewer, facet, metrics: Metrics) -> None:
     """Serve the viewer until it leaves, or is cut off (revoked, expired, ended by the owner)."""
     async with asyncio.TaskGroup() as tasks:
-        served = tasks.create_task(serve(websocket, facet))
+        served = tasks.create_task(serve(websocket, facet, metrics))
         cut = tasks.create_task(_until_cut_off(viewer))
         served.add_done_callback(lambda _: cut.cancel())
         cut.add_done_callback(lambda _: served.cancel())

@@ -28,6 +28,7 @@ from collections.abc import Callable
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server.metrics import Metrics
 from server.origin import same_origin
 from server.sessions import Session, SessionError, SessionRegistry
 from server.stream import Chunk, Ended, Reset
@@ -43,7 +44,9 @@ class BadFrame(Exception):
     """A client frame this protocol does not accept; the message says why."""
 
 
-def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[WebSocketRoute]:
+def routes(
+    registry_of: Callable[[], SessionRegistry | None], metrics: Metrics
+) -> list[WebSocketRoute]:
     async def terminal(websocket: WebSocket) -> None:
         if not await same_origin(websocket):
             return
@@ -55,17 +58,22 @@ def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[WebSocketR
             await send_frame(websocket, {"type": "error", "message": f"no session {session_id!r}"})
             await websocket.close(code=4404)
             return
-        await serve(websocket, session)
+        clients = metrics.websocket_clients.labels(role="owner")
+        clients.inc()
+        try:
+            await serve(websocket, session, metrics)
+        finally:
+            clients.dec()
 
     return [WebSocketRoute("/api/sessions/{session_id}/terminal", terminal)]
 
 
-async def serve(websocket: WebSocket, session: Session) -> None:
+async def serve(websocket: WebSocket, session: Session, metrics: Metrics) -> None:
     """Serve a terminal: a session, or a share link's narrower facet of one (server/facets.py)."""
     start: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
     async with session.attached(), asyncio.TaskGroup() as tasks:
         reader = tasks.create_task(_read(websocket, session, start))
-        writer = tasks.create_task(_write(websocket, session, start))
+        writer = tasks.create_task(_write(websocket, session, start, metrics))
         reader.add_done_callback(lambda _: writer.cancel())
         writer.add_done_callback(lambda _: reader.cancel())
 
@@ -144,7 +152,9 @@ def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-async def _write(websocket: WebSocket, session: Session, start: asyncio.Future) -> None:
+async def _write(
+    websocket: WebSocket, session: Session, start: asyncio.Future, metrics: Metrics
+) -> None:
     stream = session.stream
     offset = await start
     if offset is None:
@@ -156,7 +166,9 @@ async def _write(websocket: WebSocket, session: Session, start: asyncio.Future) 
                 await send_frame(
                     websocket, {"type": "output", "offset": item.offset, "data": item.data}
                 )
-                offset = item.offset + len(item.data.encode())
+                size = len(item.data.encode())
+                metrics.bytes_streamed.inc(size)
+                offset = item.offset + size
             elif isinstance(item, Reset):
                 await send_frame(websocket, {"type": "reset", "offset": item.offset})
                 offset = item.offset

@@ -46,7 +46,9 @@ class VmConfig:
 
     def command(self, image: Image, name: str) -> list[str]:
         cpu = "host" if self.accel == "kvm" else "max"  # max has RDRAND: no entropy wait
-        append = f"quiet panic=-1 tsc_early_khz={host_tsc_khz()}"
+        append = f"quiet panic=-1 tsc_early_khz={host_tsc_khz()} 8250.nr_uarts=2"
+        if self.accel == "tcg":  # TCG does not speculate: the mitigations only cost time
+            append += " mitigations=off"
         return [
             self.qemu,
             "-name", name,
@@ -106,17 +108,23 @@ class Vm:
 
     async def run(self) -> None:
         """Run QEMU until it exits; the caller's task group owns this. Never leaves QEMU behind."""
-        process = await asyncio.create_subprocess_exec(
-            *self._command(),
-            pass_fds=[s.fileno() for s in self._theirs],
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            preexec_fn=die_with_parent,
-        )
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._command(),
+                pass_fds=[s.fileno() for s in self._theirs],
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                preexec_fn=die_with_parent,
+            )
+        except OSError as exc:
+            self.exit_reason = f"QEMU could not start: {exc}"
+            self.exited.set()
+            return
+        finally:
+            for sock in self._theirs:
+                sock.close()
         self.pid = process.pid
-        for sock in self._theirs:
-            sock.close()
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._pump_terminal())

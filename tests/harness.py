@@ -17,6 +17,7 @@ from kernel.captable import CapEntry, Origin, TransferPolicy
 from kernel.codec import Bundle, decode, encode
 from kernel.hosts.direct import DirectHost
 from kernel.kernel import Kernel, KernelConfig
+from kernel.ledger import Resource
 from kernel.manifest import encode_document
 from kernel.process import Process
 from kernel.ring import Cqe, UserRing, sqe
@@ -58,6 +59,7 @@ class Machine(DirectHost):
         grants: dict[str, str | CapEntry] | None = None,
         *,
         endpoints: dict[str, str] | None = None,
+        parent: TestProc | None = None,
     ) -> TestProc:
         """A process holding kernel caps by name ("console"), given entries, and
         fresh endpoints it owns ({"name": "Echo"})."""
@@ -69,8 +71,10 @@ class Machine(DirectHost):
             spec.append((grant_name, "cap", source))
         for grant_name, interface in (endpoints or {}).items():
             spec.append((grant_name, "newEndpoint", iface(interface)))
+        if parent is not None:  # as ProcessSpawner does: the child counts against its parent
+            parent.proc.ledger.reserve(Resource.PROCESSES)
         proc, new_endpoints = self.kernel.create_process(
-            name, "init", spec, parent=None, session=_session()
+            name, "init", spec, parent=parent.proc if parent else None, session=_session()
         )
         test_proc = TestProc(self, proc)
         test_proc.endpoints = {n: ep for n, ep in zip(endpoints or {}, new_endpoints, strict=True)}

@@ -39,6 +39,9 @@ def test_landing_page_leads_into_the_playground(browser, base_url):
     page = browser.new_page()
     page.goto(base_url + "/")
     assert page.title() == "capOS Playground"
+    page.wait_for_selector("#tours li")  # the guided tours, first steps first
+    first = page.locator("#tours li a").first
+    assert first.get_attribute("href") == "/play?tour=first-steps&step=1"
     page.click("text=Open the playground")
     page.wait_for_url(base_url + "/play")
     page.close()

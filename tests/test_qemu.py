@@ -101,6 +101,11 @@ def test_post_hands_out_a_warm_vm_and_a_command_runs_over_the_websocket(server):
     client.read_prompt()
     assert "ns = " in client.command("timer.now()")
     assert "value = 5" in client.command("counter.increment(by=5)")
+    scraped = server.http.get("/metrics").text
+    assert 'capos_sessions{backend="native"} 1.0' in scraped
+    assert 'capos_websocket_clients{role="owner"} 1.0' in scraped
+    assert _metric(scraped, "capos_vm_boots_total") >= 2  # the template and a restore
+    assert _metric(scraped, "capos_bytes_streamed_total") >= len(client.text.encode())
     client.close()
     SHARED["a"] = session
 
@@ -219,6 +224,14 @@ def test_delete_shuts_the_vm_down_and_says_so_to_attached_clients(server):
     assert server.http.get(f"/api/sessions/{session['id']}").json()["state"] == "ended"
 
 
+def test_exiting_the_shell_powers_the_vm_off_and_ends_the_session(server):
+    client = TerminalClient(server, SHARED["d"])
+    client.read_prompt()
+    client.send(type="input", data="exit\r")
+    assert client.read_exit() == "the system powered off (the shell exited)"
+    client.close()
+
+
 @pytest.mark.browser
 def test_run_on_the_server_attaches_xterm_in_the_browser(server):
     from playwright.sync_api import sync_playwright
@@ -257,6 +270,11 @@ def test_stopping_the_server_leaves_no_qemu_behind(server):
     while _qemu_pids(marker):
         assert time.monotonic() < deadline, f"QEMU left behind: {_qemu_pids(marker)}"
         time.sleep(0.2)
+
+
+def _metric(scraped: str, name: str) -> float:
+    line = next(line for line in scraped.splitlines() if line.startswith(name + " "))
+    return float(line.split()[1])
 
 
 def _qemu_pids(marker: str) -> dict[int, str]:

@@ -65,13 +65,22 @@ def test_csp_allows_wasm_but_no_eval_and_no_other_origin(client):
 
 def test_vendor_packages_are_versioned_and_cached_forever(client):
     versions = client.get("/vendor/versions.json").json()
-    assert set(versions) == {"pyodide", "xterm", "xterm-addon-fit", "asciinema-player", "snapshot"}
+    assert set(versions) == {
+        "pyodide",
+        "xterm",
+        "xterm-addon-fit",
+        "asciinema-player",
+        "uplot",
+        "snapshot",
+    }
     wasm = client.get(f"/vendor/pyodide-{versions['pyodide']}/pyodide.asm.wasm")
     assert wasm.status_code == 200
     assert wasm.headers["content-type"] == "application/wasm"  # streaming compile needs it
     assert wasm.headers["cache-control"] == "public, max-age=31536000, immutable"
     xterm = client.get(f"/vendor/xterm-{versions['xterm']}/lib/xterm.mjs")
     assert xterm.status_code == 200 and "javascript" in xterm.headers["content-type"]
+    uplot = client.get(f"/vendor/uplot-{versions['uplot']}/dist/uPlot.esm.js")
+    assert uplot.status_code == 200 and "javascript" in uplot.headers["content-type"]
 
 
 def test_kernel_archive_holds_the_kernel_and_revalidates_with_its_etag(client):

@@ -7,6 +7,7 @@ terminal (fast); tests/test_shell_native.py drives the real
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import pytest
@@ -399,3 +400,62 @@ def test_history_lists_what_was_typed_and_clear_is_harmless_in_a_script():
     # a script's lines are not user history: only an interactive terminal records them
     assert lines[0].startswith("ns = ")
     assert lines[1:] == []
+
+
+def test_accounts_work_without_scrypt_as_in_a_browser_tab(monkeypatch):
+    """Pyodide's Python has no OpenSSL: setup and login fall back to PBKDF2-HMAC-SHA256."""
+    from kernel.services import credentials
+
+    assert credentials.pbkdf2_sha256(b"pw", b"salt", 1000) == hashlib.pbkdf2_hmac(
+        "sha256", b"pw", b"salt", 1000
+    )
+    long = b"p" * 100  # past the HMAC block size: the key is hashed first
+    assert credentials.pbkdf2_sha256(long, b"s", 3) == hashlib.pbkdf2_hmac("sha256", long, b"s", 3)
+    monkeypatch.delattr(hashlib, "scrypt")
+    monkeypatch.setattr(credentials, "PBKDF2_ITERATIONS", 100)
+    lines = after_motd(
+        shell_session(
+            "setup\nzed\nsecret\nsecret\nlogout\nlogin\nzed\nwrong\nlogin\nzed\nsecret\nexit\n"
+        )
+    )
+    assert lines[1] == "setup: now zed (operator); type caps to see what you hold"
+    assert "login: login incorrect" in lines
+    assert lines[-1] == "login: now zed (operator); type caps to see what you hold"
+
+
+def test_a_child_can_serve_a_new_endpoint_and_killing_it_revokes_its_clients():
+    lines = after_motd(
+        shell_session(
+            'spawn "counter-server" with { counter: new Counter }\n'
+            "counter2.increment(by=2)\n"
+            "kill %1\n"
+            "counter2.increment(by=1)\n"
+            'spawn "counter-server" with { counter: new Nope }\n'
+            "exit\n"
+        )
+    )
+    assert lines[0].startswith("[1] counter-server (pid ")
+    assert lines[1] == "counter2 = <Counter cap>: a client of what it serves as counter"
+    assert lines[2] == "value = 2"
+    assert lines[3].startswith("[1] done  counter-server  (killed")
+    assert lines[4].startswith("error: disconnected: ")  # revoked with its server
+    assert lines[5] == "new Nope: no interface 'Nope' in the schema"
+
+
+def test_move_gives_a_cap_away_and_copy_keeps_it():
+    lines = after_motd(
+        shell_session(
+            'spawn "paperclips-server" with { timer: @timer, paperclips: new PaperclipsGame }\n'
+            "timer.now()\n"
+            'spawn "paperclips-server" with { timer: move @timer, '
+            "paperclips: new PaperclipsGame }\n"
+            "timer.now()\n"
+            "exit\n"
+        )
+    )
+    assert (
+        lines[1] == "paperclips2 = <PaperclipsGame cap>: a client of what it serves as paperclips"
+    )
+    assert lines[2].startswith("ns = ")  # a copy leaves the shell's cap in place
+    assert lines[3] == "moved: timer is no longer held by this shell"
+    assert lines[6] == "no cap named 'timer' in this shell: type caps"

@@ -43,6 +43,15 @@ def test_tours_list_prints_one_name_a_line():
     assert listed == [t.name for t in load_tours()]
 
 
+def test_tours_verify_refuses_an_unknown_name_before_starting_anything():
+    result = subprocess.run(
+        [sys.executable, "-m", "server.cli", "tours", "verify", "nosuch"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "no tour ['nosuch']" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -25,6 +25,7 @@ from typing import NoReturn
 from kernel import selfcheck
 from kernel.abi import Header
 from kernel.codec import Bundle
+from kernel.hosts.monitorfeed import MonitorFeed
 from kernel.hosts.sab import SabRegion, to_js
 from kernel.kernel import Kernel, KernelConfig
 from kernel.ledger import Resource
@@ -51,6 +52,7 @@ class BrowserHost:
         config = KernelConfig(limits=(("memory_mib", memory_mib),)) if memory_mib else None
         self.kernel = Kernel(self, build(), config, manual=build_corpus())
         self.terminal = self.kernel.attach_terminal(interactive=True, cols=cols, rows=rows)
+        self.feed = MonitorFeed(self.kernel, bridge.monitor)  # the page's monitoring views
 
     # --- Host protocol -----------------------------------------------------------------
 
@@ -96,6 +98,7 @@ class BrowserHost:
                 self._size = size
                 self.terminal.resize(*size)
             kernel.run_timers(self.now_ns())
+            self.feed.tick(self.now_ns())
             self._wake()
             deadline = kernel.next_deadline()
             wait_ms = (

@@ -32,6 +32,8 @@ def main() -> None:
         os.close(terminal)
         control = os.open(CONTROL, os.O_RDWR | os.O_NOCTTY)
         tty.setraw(control)
+        for fd in (0, control):
+            _fastest_line(fd)
         os.environ.setdefault("TERM", "xterm-256color")
         from kernel.hosts.native import shell_command
 
@@ -44,6 +46,18 @@ def main() -> None:
             sys.stderr.flush()
             termios.tcdrain(1)
         _power_off(status)
+
+
+def _fastest_line(fd: int) -> None:
+    """115200 baud, the UART's fastest, for both ports (Linux opens them at 9600).
+
+    QEMU's UART raises the receive interrupt for a byte short of the FIFO's
+    trigger level only after four character times, so at 9600 baud a single
+    keystroke waited about 4 ms before the guest saw it; at 115200, 0.35 ms.
+    """
+    attrs = termios.tcgetattr(fd)
+    attrs[4] = attrs[5] = termios.B115200
+    termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 def _power_off(status: int) -> None:

@@ -2,7 +2,9 @@
 
 Verifiers are scrypt hashes (memory-hard); a lookup of an unknown account
 still spends a hash, so timing does not tell which part of a login was
-wrong.
+wrong. Pyodide's Python has no OpenSSL, hence no scrypt: a tab's kernel
+uses PBKDF2-HMAC-SHA256 on the built-in SHA-256 instead (its accounts live
+and die in that tab).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ USERNAME_RE = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 MIN_PASSWORD = 4
 MAX_PASSWORD = 256
 _SCRYPT = {"n": 2**12, "r": 8, "p": 1, "dklen": 32}
+PBKDF2_ITERATIONS = 20_000  # about 0.2 s in a browser's WebAssembly Python
 
 
 class CredentialError(ValueError):
@@ -54,4 +57,33 @@ class CredentialStore(KernelService):
 
 
 def _hash(password: str, salt: bytes) -> bytes:
-    return hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    if hasattr(hashlib, "scrypt"):
+        return hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
+    return pbkdf2_sha256(password.encode(), salt, PBKDF2_ITERATIONS)
+
+
+def pbkdf2_sha256(password: bytes, salt: bytes, iterations: int) -> bytes:
+    """RFC 8018 PBKDF2 with HMAC-SHA256, one 32-byte block, for Pythons without OpenSSL.
+
+    The HMAC pads are hashed once and copied per iteration, the usual trick
+    that halves the work of calling `hmac.new` each time.
+    """
+    if len(password) > 64:
+        password = hashlib.sha256(password).digest()
+    key = password.ljust(64, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+
+    def prf(data: bytes) -> bytes:
+        first = inner.copy()
+        first.update(data)
+        second = outer.copy()
+        second.update(first.digest())
+        return second.digest()
+
+    block = prf(salt + b"\x00\x00\x00\x01")
+    result = int.from_bytes(block, "big")
+    for _ in range(iterations - 1):
+        block = prf(block)
+        result ^= int.from_bytes(block, "big")
+    return result.to_bytes(32, "big")

@@ -36,6 +36,7 @@ function makeBridge(data) {
       postMessage({ kind: "stop", pid });
     },
     output: (bytes) => postMessage({ kind: "output", bytes: bytes.slice() }),
+    monitor: (json) => postMessage({ kind: "monitor", json }), // web/static/monitor.js
     // Everything that happened since the last pass; `bell` first, so nothing
     // that rings during the scan can be missed by the wait that follows.
     pending() {

@@ -1,26 +1,13 @@
-// The landing page's "Run on the server": ask for a server-hosted session
-// (a QEMU VM from the warm pool) and open it at /play?session={id}.
-const button = document.getElementById("run-on-server");
-const note = document.getElementById("run-on-server-note");
-
-button.addEventListener("click", async () => {
-  button.disabled = true;
-  note.textContent = "starting a session…";
-  try {
-    const response = await fetch("/api/sessions", {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify({ backend: "qemu" }),
-    });
-    const body = await response.json();
-    if (response.status === 201) {
-      location.href = `/play?session=${encodeURIComponent(body.id)}`;
-      return;
-    }
-    const retry = response.headers.get("retry-after");
-    note.textContent = body.error + (retry ? ` (try again in ${retry} s)` : "");
-  } catch (error) {
-    note.textContent = `the server did not answer: ${error}`;
-  }
-  button.disabled = false;
-});
+// The landing page's list of guided tours, from /api/tours (server/tourapi.py).
+const list = document.getElementById("tours");
+const tours = await (await fetch("/api/tours")).json();
+for (const tour of tours) {
+  const item = document.createElement("li");
+  const link = document.createElement("a");
+  link.href = `/play?tour=${encodeURIComponent(tour.name)}&step=1`;
+  link.textContent = tour.title;
+  const summary = document.createElement("span");
+  summary.textContent = ` ${tour.summary} (${tour.steps} steps)`;
+  item.append(link, summary);
+  list.append(item);
+}

@@ -2,6 +2,7 @@
 // opens the terminal, starts the kernel's worker and a pool of process workers,
 // and relays between them. Every capOS process is a Web Worker of its own.
 import { shareTab } from "/static/share-relay.js";
+import { openTour } from "/static/tour.js";
 import { WorkerPool } from "/static/worker-pool.js";
 
 const status = document.getElementById("status");
@@ -66,7 +67,8 @@ async function main() {
   term.loadAddon(fit);
   term.open(document.getElementById("terminal"));
   fit.fit();
-  window.addEventListener("resize", () => fit.fit());
+  // Refit whenever the terminal's box changes: a window resize, or a panel opening beside it.
+  new ResizeObserver(() => fit.fit()).observe(document.getElementById("terminal"));
 
   const bell = new SharedArrayBuffer(8);
   const bellCells = new Int32Array(bell);
@@ -120,6 +122,7 @@ async function main() {
     first: ["kernel.programs.init", "kernel.programs.shell.main"],
   });
   window.capos = { term, processes, marks, spares: () => pool.spares };
+  openTour(term).then((tour) => { window.capos.tour = tour; });
   kernel.onmessage = ({ data }) => {
     if (data.kind === "output") {
       if (status.textContent !== "running") {
@@ -135,6 +138,8 @@ async function main() {
     } else if (data.kind === "stop") {
       const worker = processes.get(data.pid);
       if (worker) { worker.terminate(); processes.delete(data.pid); }
+    } else if (data.kind === "monitor") { // a whole-system snapshot: web/static/monitor.js
+      window.dispatchEvent(new CustomEvent("capos-monitor", { detail: data.json }));
     } else if (data.kind === "restored") {
       mark("kernel worker ready");
     } else if (data.kind === "selfcheck") {

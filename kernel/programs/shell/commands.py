@@ -13,14 +13,12 @@ from collections.abc import Callable
 
 from kernel.manual import signature
 from kernel.programs.shell import helptext
-from kernel.programs.shell.shell import Binding, Shell
+from kernel.programs.shell.jobs import Job
+from kernel.programs.shell.monitoring import MonitorCommands
+from kernel.programs.shell.shell import Binding, CommandError, Shell
 from kernel.programs.shell.syntax import Builtin, Call, CapRef, Launch, Let, ParseError, parse
 from kernel.programs.shell.values import InputError, caps_in, render, show, to_params
-from kernel.runtime import Cap, RemoteError, TransportFailure
-
-
-class CommandError(Exception):
-    """A command refused before or after calling anything; the message is for the user."""
+from kernel.runtime import Cap, Move, RemoteError, TransportFailure
 
 
 class Commands:
@@ -44,6 +42,7 @@ class Commands:
             "whoami": self.whoami,
             "history": self.history,
             "clear": self.clear,
+            **MonitorCommands(shell).builtins,
         }
 
     # --- dispatch ------------------------------------------------------------------------
@@ -105,7 +104,8 @@ class Commands:
 
     # --- launching -------------------------------------------------------------------------
 
-    def spawn_job(self, launch: Launch):
+    def spawn_job(self, launch: Launch) -> tuple[Job, list[str]]:
+        """Start the child; returns its job and a line for each client of it the shell kept."""
         launcher = self.shell.names.get("launcher")
         if launcher is None or launcher.cap is None:
             raise CommandError(
@@ -113,7 +113,12 @@ class Commands:
             )
         stdio_iface = self.rt.bundle.interface("StdIO").id
         grants = []
+        served = []  # the grant names of `new Interface` grants, in order
         for name, ref in launch.grants:
+            if ref.new:
+                grants.append({"name": name, "source": {"newEndpoint": self._interface_id(ref)}})
+                served.append(name)
+                continue
             if ref.name == "stdio" and "stdio" not in self.shell.names:
                 if not ref.client:
                     raise CommandError(
@@ -132,7 +137,7 @@ class Commands:
                     f"@{ref.name} is a {actual} (pass it as @{ref.name})"
                 )
             else:
-                grants.append({"name": name, "source": {"cap": cap}})
+                grants.append({"name": name, "source": {"cap": Move(cap) if ref.move else cap}})
         result = self.rt.call(
             launcher.cap,
             "spawn",
@@ -142,7 +147,25 @@ class Commands:
                 "grants": grants,
             },
         )
-        return self.shell.add_job(launch.binary, result["handle"], result["endpoints"])
+        job = self.shell.add_job(launch.binary, result["handle"], result["endpoints"])
+        self._forget_moved()
+        kept = []
+        for name, client in zip(served, result["clients"], strict=True):
+            free = next(
+                n
+                for n in (name, *(f"{name}{i}" for i in range(2, 100)))
+                if n not in self.shell.names
+            )
+            self.shell.names[free] = Binding(client, "let")
+            kind = client.interface.name if client.interface else "endpoint"
+            kept.append(f"{free} = <{kind} cap>: a client of what it serves as {name}")
+        return job, kept
+
+    def _interface_id(self, ref) -> int:
+        try:
+            return self.rt.bundle.interface(ref.name).id
+        except KeyError:
+            raise CommandError(f"new {ref.name}: no interface {ref.name!r} in the schema") from None
 
     def _is_client_facet(self, cap: Cap) -> bool:
         """Imported service caps are ClientEndpoint facets typed with the service's interface."""
@@ -161,15 +184,19 @@ class Commands:
             "BrokerAdmin",
             "CredentialStore",
             "Manual",
+            "SystemMonitor",
+            "Log",
             "Endpoint",
         }
         return cap.interface is None or cap.interface.name not in kernel_served
 
     def launch(self, launch: Launch) -> None:
-        job = self.spawn_job(launch)
+        job, kept = self.spawn_job(launch)
         if launch.mode == "spawn":
             self.shell.say(f"[{job.number}] {job.binary} (pid {job.pid})")
-        else:
+        for line in kept:
+            self.shell.say(line)
+        if launch.mode != "spawn":
             self.shell.run_foreground(job)
 
     def wait(self, args: list[str]) -> None:
@@ -230,6 +257,7 @@ class Commands:
         if results is None:
             self.shell.say(f"{where}: interrupted (its answer will be dropped)")
             return
+        self._forget_moved()
         found = caps_in(method.results, results)
         if bind is not None:
             self._bind(bind, method.results, results, found)
@@ -240,6 +268,14 @@ class Commands:
             cap_.release()
         if found:
             self.shell.say(f"(caps not kept: let NAME = {where}(...) keeps them)")
+
+    def _forget_moved(self) -> None:
+        """Names whose cap a call just moved away (`move @name`) name nothing now."""
+        for name in [
+            n for n, b in self.shell.names.items() if b.cap is not None and not b.cap.cap_id
+        ]:
+            del self.shell.names[name]
+            self.shell.say(f"moved: {name} is no longer held by this shell")
 
     def _cap_value(self, ref: CapRef) -> Cap:
         return self.resolve(ref.name)
@@ -283,12 +319,14 @@ class Commands:
         else:
             if value.mode != "spawn":
                 raise CommandError("let takes spawn, not run (run waits for the child to end)")
-            job = self.spawn_job(value)
+            job, kept = self.spawn_job(value)
             self._unbind(let.name)
             self.shell.names[let.name] = Binding(job.handle, "let")
             self.shell.say(
                 f"[{job.number}] {job.binary} (pid {job.pid}); {let.name} is its ProcessHandle"
             )
+            for line in kept:
+                self.shell.say(line)
 
     def release(self, args: list[str]) -> None:
         if len(args) != 1:

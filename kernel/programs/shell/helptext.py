@@ -17,6 +17,8 @@ implicit, and gives it the terminal until it exits. Ctrl-C kills it.
   @name          pass a cap this shell holds (see: caps)
   client @name   pass the client side of an endpoint
   client @stdio  a fresh StdIO endpoint this shell serves for the child
+  new Interface  a fresh endpoint the child serves; you keep a client of it
+  move @name     give the cap away: the child gets it, this shell no longer has it
 Example: run "chat-client" with { stdio: client @stdio, chat: client @chat }
 """,
     ),
@@ -27,6 +29,8 @@ spawn "BINARY" with { ... }
 
 Like run, but the shell keeps the terminal. Prints the job number:
 use wait %N to bring it to the foreground, kill %N to end it.
+Example: spawn "counter-server" with { counter: new Counter }
+  (a second counter service; you hold counter2, a client of it)
 """,
     ),
     "wait": (
@@ -55,7 +59,7 @@ NAME.method(field=value, ...)
 Checked against the schema before anything is sent: an unknown method, a
 wrong type or a missing field is named. Values:
   "text"  b"bytes"  42  -7  0x1f  3.5  true  false  null  [1, 2]
-  { field: value }   @name (a cap)   operator (an enum name)
+  { field: value }   @name (a cap, copied)   move @name (given away)   operator (an enum name)
 Bool and List parameters may be left out (false, empty).
 Examples:  timer.now()    entropy.getRandom(len=8)
 """,
@@ -95,6 +99,47 @@ Asks for a password twice (hidden). The account lasts until the system halts.
         "man TOPIC      (topics: apropos WORD; interfaces: man Console)\n",
     ),
     "apropos": ("find manual pages about a word", "apropos WORD\n"),
+    "top": (
+        "[ext] a live process table from the monitor cap",
+        """\
+top [MONITOR]
+
+Every process the monitor sees: pid, parent, state, ring counters (cap_enter
+dispatches, SQEs, CQEs, errors, CQ overflows), caps held, outstanding calls
+and calls queued on its endpoints, then the latest exit records. Refreshes
+every second until you press a key. MONITOR is a SystemMonitor cap (default:
+monitor); a narrower one shows less:  let mine = monitor.subtree(pid=9)
+""",
+    ),
+    "log": (
+        "[ext] the kernel log: records processes wrote through a Log cap",
+        """\
+log [MONITOR] [LEVEL] [PROCESS ...]
+
+LEVEL (debug, info, warn, error) shows that level and above; PROCESS is a
+name or pid. Write a record yourself:  logger.write(level=info, text="hi")
+""",
+    ),
+    "trace": (
+        "[ext] the latest calls in the kernel's IPC trace",
+        """\
+trace [MONITOR] [N] [PROCESS ...]
+
+The last N calls (default 20) the monitor sees: caller, callee (kernel for
+kernel services), interface.method, latency and result (ok, exception or a
+transport error). PROCESS (a name or pid) keeps the calls it made or served.
+""",
+    ),
+    "graph": (
+        "[ext] who holds caps to what",
+        """\
+graph [MONITOR] NAME
+
+NAME a cap this shell holds: the object behind it, who serves it, and every
+process holding a cap to it. NAME a process (name, binary or pid): the caps
+it holds, and who holds caps to the objects it serves.
+""",
+    ),
     "history": ("[ext] the lines typed so far", "history\n"),
     "clear": ("[ext] clear the screen", "clear\n"),
     "help": ("this help; help TOPIC for more", "help [TOPIC]\n"),

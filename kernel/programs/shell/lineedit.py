@@ -176,6 +176,15 @@ class LineEditor:
         return self._reading
 
     @property
+    def typeahead(self) -> bool:
+        """Whether bytes typed while idle wait for the next `prompt()` (a key was pressed)."""
+        return bool(self._pending)
+
+    def drop_typeahead(self) -> None:
+        """Forget what was typed while idle (the key that ended a live view)."""
+        self._pending.clear()
+
+    @property
     def buffer(self) -> str:
         """The text being edited."""
         return "".join(self._buf)

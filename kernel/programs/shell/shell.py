@@ -22,6 +22,10 @@ from kernel.runtime import Cap, Pending, RemoteError, Runtime, TransportFailure
 READ_CHUNK = 4096
 
 
+class CommandError(Exception):
+    """A command refused before or after calling anything; the message is for the user."""
+
+
 @dataclass
 class Binding:
     """A name the shell can use: `@name` in grants, `name.method()` in calls."""
@@ -129,6 +133,22 @@ class Shell:
             self.events = deque(e for e in self.events if not isinstance(e, Interrupt))
             return None
         return self.rt.result(pending)
+
+    def wait_or_key(self, pending: Pending) -> bool:
+        """Wait for `pending`; False, abandoning it, if a key or the end of input comes first."""
+        done: list[bool] = []
+        self.watch(pending.user_data, lambda _: done.append(True))
+        self.pump(
+            lambda: bool(done) or bool(self.events) or self.editor.typeahead or self.input_ended
+        )
+        if done:
+            self.rt.result(pending)
+            return True
+        self._watch.pop(pending.user_data, None)
+        self.rt.abandon(pending)
+        self.editor.drop_typeahead()
+        self.events = deque(e for e in self.events if not isinstance(e, Interrupt))
+        return False
 
     # --- children ------------------------------------------------------------------------------
 

@@ -1,0 +1,55 @@
+"""The monitor feed: whole-system snapshots a host ships to its page, as JSON.
+
+A host that shows the monitoring views (the browser's, beside the terminal)
+calls `tick` on each pass of its loop. A snapshot goes out at once when a
+process started or ended, at most every 250 ms while calls or logs arrive,
+and once a second otherwise, so counters stay fresh without a snapshot per
+call. The snapshot is the SystemMonitor view of the whole system: the page
+holds the tab's system, and sees what its kernel sees.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from kernel.services.monitor import SystemMonitor
+
+if TYPE_CHECKING:
+    from kernel.kernel import Kernel
+
+BUSY_NS = 250_000_000
+IDLE_NS = 1_000_000_000
+CALLS = 200
+LOGS = 200
+
+
+class MonitorFeed:
+    def __init__(self, kernel: Kernel, send: Callable[[str], object]) -> None:
+        self.kernel = kernel
+        self.send = send
+        self.view = SystemMonitor(kernel)
+        self._sent_ns = -IDLE_NS
+        self._seq = -1
+        self._lifecycle: tuple[int, int] = (-1, -1)
+
+    def tick(self, now_ns: int) -> None:
+        monitor = self.kernel.monitor
+        # the newest start, and every exit ever recorded: either moving means send now
+        lifecycle = (
+            max(monitor.started.values(), default=0),
+            len(monitor.exits) + monitor.exits.dropped,
+        )
+        since = now_ns - self._sent_ns
+        due = (
+            lifecycle != self._lifecycle
+            or (monitor.seq != self._seq and since >= BUSY_NS)
+            or since >= IDLE_NS
+        )
+        if not due:
+            return
+        self._sent_ns = now_ns
+        self._seq = monitor.seq
+        self._lifecycle = lifecycle
+        self.send(json.dumps(self.view.take_snapshot(CALLS, LOGS), separators=(",", ":")))

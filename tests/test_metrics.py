@@ -1,0 +1,61 @@
+"""GET /metrics: the server's figures in Prometheus text format, from its own registry."""
+
+from __future__ import annotations
+
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+from test_server import isolated
+
+from server.app import create_app
+
+
+def scrape(client: TestClient) -> dict[str, dict[tuple, float]]:
+    """Every sample by name, keyed by its sorted labels."""
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    samples: dict[str, dict[tuple, float]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            samples.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return samples
+
+
+def test_metrics_are_prometheus_text_uncached_with_the_site_headers():
+    response = TestClient(create_app()).get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain; version=")
+    assert response.headers["cache-control"] == "no-store" and isolated(response)
+
+
+def test_sessions_by_backend_start_at_zero_and_follow_the_registry():
+    app = create_app()
+    client = TestClient(app)
+    assert scrape(client)["capos_sessions"] == {
+        (("backend", "native"),): 0.0,
+        (("backend", "tab"),): 0.0,
+    }
+    app.state.metrics.sessions.labels(backend="tab").inc()
+    app.state.metrics.bytes_streamed.inc(1234)
+    app.state.metrics.vm_boot_failures.inc()
+    samples = scrape(client)
+    assert samples["capos_sessions"][(("backend", "tab"),)] == 1.0
+    assert samples["capos_bytes_streamed_total"][()] == 1234.0
+    assert samples["capos_vm_boot_failures_total"][()] == 1.0
+    assert samples["capos_vm_boots_total"][()] == 0.0
+
+
+def test_each_app_counts_for_itself():
+    first, second = create_app(), create_app()
+    first.state.metrics.websocket_clients.labels(role="viewer").inc(3)
+    assert "capos_websocket_clients" not in scrape(TestClient(second))
+    assert scrape(TestClient(first))["capos_websocket_clients"] == {(("role", "viewer"),): 3.0}
+
+
+def test_the_servers_own_process_figures_are_exported():
+    samples = scrape(TestClient(create_app()))
+    assert samples["process_resident_memory_bytes"][()] > 0
+    assert "python_info" in samples and "python_gc_collections_total" in samples
+
+
+def test_metrics_refuse_other_methods():
+    assert TestClient(create_app()).post("/metrics", content=b"x").status_code == 405

@@ -1,0 +1,137 @@
+// The monitoring views beside the terminal: processes, the authority graph,
+// calls, logs and exit records. They draw MonitorSnapshots (schema/capos.capnp),
+// which the tab's kernel worker sends as JSON (kernel/hosts/monitorfeed.py)
+// and play.js relays as "capos-monitor" events. Only the kernel's own data is
+// shown; nothing here can act on the system.
+import { drawGraph } from "/static/monitor-graph.js";
+import { CallViews } from "/static/monitor-calls.js";
+import { el, processDetail, seconds, table } from "/static/monitor-dom.js";
+
+const LEVELS = ["debug", "info", "warn", "error"];
+const TABS = ["processes", "graph", "calls", "logs", "exits"];
+
+class MonitorPanel {
+  constructor(root) {
+    this.root = root;
+    this.snapshot = null;
+    this.tab = "processes";
+    this.selected = null; // "pid:N" or an objectId: the node whose detail is shown
+    this.logFilter = { pid: "", level: "debug" };
+    this.calls = new CallViews();
+    const bar = el("nav", { class: "mon-tabs", role: "tablist" },
+      ...TABS.map((name) => {
+        const button = el("button", { type: "button", role: "tab", "data-tab": name }, name);
+        button.addEventListener("click", () => { this.tab = name; this.render(); });
+        return button;
+      }));
+    this.summary = el("div", { class: "mon-summary" }, "waiting for the kernel…");
+    this.body = el("div", { class: "mon-body" });
+    root.append(bar, this.summary, this.body);
+  }
+
+  update(snapshot) {
+    this.snapshot = snapshot;
+    this.calls.add(snapshot);
+    if (document.body.classList.contains("monitor-open")) this.render();
+  }
+
+  select(key) {
+    this.selected = this.selected === key ? null : key;
+    this.render();
+  }
+
+  render() {
+    const snap = this.snapshot;
+    for (const button of this.root.querySelectorAll("[data-tab]")) {
+      button.setAttribute("aria-selected", String(button.dataset.tab === this.tab));
+    }
+    if (!snap) return;
+    const up = Math.floor(snap.uptimeNs / 1e9);
+    this.summary.textContent = `${snap.processes.length} processes, up ${up} s, `
+      + `${snap.calls.length} recent calls${snap.tracing ? "" : " (trace off)"}`;
+    const names = new Map(snap.processes.map((p) => [p.pid, p.name]));
+    for (const e of snap.exits) if (!names.has(e.pid)) names.set(e.pid, e.name);
+    const view = {
+      processes: () => this.processes(snap, names),
+      graph: () => drawGraph(snap, names, this.selected, (key) => this.select(key)),
+      calls: () => this.calls.render(snap, names),
+      logs: () => this.logs(snap),
+      exits: () => this.exits(snap),
+    }[this.tab]();
+    this.body.replaceChildren(view);
+  }
+
+  processes(snap, names) {
+    const queued = new Map();
+    for (const ep of snap.endpoints) {
+      queued.set(ep.ownerPid, (queued.get(ep.ownerPid) ?? 0) + ep.queuedCalls);
+    }
+    const rows = [...snap.processes].sort((a, b) => a.pid - b.pid).map((p) => {
+      const c = p.counters;
+      const used = Object.fromEntries(p.ledger.map((u) => [u.resource, u.used]));
+      const row = el("tr", { "data-pid": p.pid, class: this.selected === `pid:${p.pid}` ? "selected" : null },
+        el("td", {}, p.pid), el("td", {}, p.parentPid || "-"), el("td", {}, p.name),
+        el("td", {}, p.state), el("td", {}, c.enters), el("td", {}, c.sqes), el("td", {}, c.cqes),
+        el("td", {}, c.errors.reduce((n, e) => n + e.count, 0)), el("td", {}, c.cqOverflow),
+        el("td", {}, p.caps.length), el("td", {}, used.outstanding_calls ?? 0),
+        el("td", {}, queued.get(p.pid) ?? 0));
+      row.addEventListener("click", () => this.select(`pid:${p.pid}`));
+      return row;
+    });
+    const out = el("div", {}, table(
+      ["pid", "ppid", "name", "state", "enters", "SQEs", "CQEs", "errs", "ovfl", "caps", "calls", "queue"],
+      rows));
+    out.firstChild.id = "mon-processes";
+    const chosen = snap.processes.find((p) => this.selected === `pid:${p.pid}`);
+    if (chosen) out.append(processDetail(chosen, names));
+    return out;
+  }
+
+  logs(snap) {
+    const pids = [...new Map(snap.logs.map((r) => [r.pid, r.process])).entries()];
+    const who = el("select", { "aria-label": "process", id: "mon-log-process" },
+      el("option", { value: "" }, "all processes"),
+      ...pids.map(([pid, name]) => el("option", { value: pid }, `${name}[${pid}]`)));
+    who.value = this.logFilter.pid;
+    const level = el("select", { "aria-label": "level", id: "mon-log-level" },
+      ...LEVELS.map((l) => el("option", { value: l }, `${l} and above`)));
+    level.value = this.logFilter.level;
+    who.addEventListener("change", () => { this.logFilter.pid = who.value; this.render(); });
+    level.addEventListener("change", () => { this.logFilter.level = level.value; this.render(); });
+    const floor = LEVELS.indexOf(this.logFilter.level);
+    const rows = snap.logs
+      .filter((r) => LEVELS.indexOf(r.level) >= floor)
+      .filter((r) => !this.logFilter.pid || String(r.pid) === this.logFilter.pid)
+      .reverse()
+      .map((r) => el("tr", { "data-log": r.seq, class: `level-${r.level}` },
+        el("td", {}, seconds(r.atNs)), el("td", {}, r.level),
+        el("td", {}, `${r.process}[${r.pid}]`), el("td", {}, r.text)));
+    const out = el("div", {}, el("div", { class: "mon-filters" }, who, level));
+    out.append(rows.length ? table(["time", "level", "process", "text"], rows)
+      : el("p", {}, "no log records (a process writes them through a Log cap)"));
+    return out;
+  }
+
+  exits(snap) {
+    const rows = [...snap.exits].reverse().map((e) => el("tr", { "data-exit": e.pid, class: `exit-${e.kind}` },
+      el("td", {}, e.pid), el("td", {}, e.name), el("td", {}, e.kind),
+      el("td", {}, e.kind === "exited" ? e.code : e.reason),
+      el("td", {}, `${seconds(e.startNs)}–${seconds(e.endNs)}`),
+      el("td", {}, e.lastCalls.map((c) => `${c.interface}.${c.method} ${c.result}`).join("; ") || "-")));
+    return rows.length ? table(["pid", "name", "ended", "code / reason", "lived (s)", "last calls"], rows)
+      : el("p", {}, "no process has ended yet");
+  }
+}
+
+const root = document.getElementById("monitor");
+const panel = new MonitorPanel(root);
+const toggle = document.getElementById("monitor-toggle");
+const setOpen = (open) => {
+  document.body.classList.toggle("monitor-open", open);
+  toggle.setAttribute("aria-expanded", String(open));
+  if (open) panel.render();
+};
+toggle.addEventListener("click", () => setOpen(!document.body.classList.contains("monitor-open")));
+setOpen(window.matchMedia("(min-width: 1500px)").matches);
+window.addEventListener("capos-monitor", ({ detail }) => panel.update(JSON.parse(detail)));
+window.caposMonitor = panel; // for tests and the curious: the latest snapshot is .snapshot
