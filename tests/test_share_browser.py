@@ -136,6 +136,10 @@ def test_a_recording_plays_back_at_its_replay_link_with_chapters(browser, owner,
     owner.wait_for_selector("#share-recordings a.replay:text('recording…')")
     owner_types(owner, "timer.now()\n")
     owner.click("#share-mark")
+    # what web/static/tour.js announces at each tour step: a chapter too
+    owner.evaluate(
+        "document.dispatchEvent(new CustomEvent('capos:tour-step', {detail: 'Tour: step 2'}))"
+    )
     owner_types(owner, "caps\n")
     wait_screen(owner, lambda rows: any(r.startswith("timer ") for r in rows), 30)
     time.sleep(0.5)
@@ -147,13 +151,14 @@ def test_a_recording_plays_back_at_its_replay_link_with_chapters(browser, owner,
     header, events = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
     assert header["version"] == 2 and header["width"] > 0
     assert any(kind == "o" and "ns = " in data for _, kind, data in events)
-    assert [kind for _, kind, _ in events].count("m") == 1
+    markers = [data for _, kind, data in events if kind == "m"]
+    assert len(markers) == 2 and "Tour: step 2" in markers
     page = browser.new_context().new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.goto(base_url + replay_url)
     page.wait_for_function("() => document.body.dataset.state === 'ready'", timeout=20_000)
-    assert page.locator("#chapters button").count() == 1
+    assert page.locator("#chapters button").count() == 2
     page.wait_for_selector(".ap-player", timeout=10_000)
     page.locator("#chapters button").first.click()
     page.wait_for_function("() => capos.player.getCurrentTime() > 0", timeout=10_000)

@@ -61,6 +61,14 @@ export function shareTab(term, typeIn) {
   };
   term.onResize(sendSize);
   sharePanel(ensure);
+  // Each tour step is a chapter in a running recording (409: none is running, fine).
+  document.addEventListener("capos:tour-step", ({ detail }) => {
+    if (session === null) return;
+    fetch(`/api/sessions/${session.id}/markers`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ label: detail }),
+    });
+  });
   return {
     output(bytes) {
       const text = decoder.decode(bytes, { stream: true });
