@@ -30,7 +30,7 @@ import redis.asyncio as aioredis
 
 from server.facets import Live
 from server.sessions import SessionError
-from server.shares import Share, ShareRegistry, digest
+from server.shares import Share, ShareRegistry, Viewer, digest
 from server.stream import Chunk, Ended, OutputStream, Reset
 
 ANNOUNCE_TTL_S = 30
@@ -268,6 +268,20 @@ class Replicas:
         """The link as Redis has it now (another replica may have made or revoked it)."""
         row = await self.redis.get(_key("share", digest(token).hex()))
         return Share(**json.loads(row)) if row is not None else None
+
+    async def joined(self, viewer: Viewer) -> None:
+        """A viewer connected here: the owner sees it whichever replica they ask."""
+        key = _key("viewers", viewer.share.session_id)
+        await self.redis.hset(key, viewer.id, json.dumps({**viewer.info(), "replica": self.id}))
+        await self.redis.expire(key, 24 * 3600)
+
+    async def left(self, viewer: Viewer) -> None:
+        await self.redis.hdel(_key("viewers", viewer.share.session_id), viewer.id)
+
+    async def viewers(self, session_id: str) -> list[dict]:
+        """Every viewer of the session, on every replica."""
+        found = await self.redis.hgetall(_key("viewers", session_id))
+        return [json.loads(value) for value in found.values()]
 
     async def end_viewer(self, session_id: str, viewer_id: str) -> None:
         event = {"kind": "end-viewer", "session": session_id, "viewer": viewer_id}

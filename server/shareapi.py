@@ -85,7 +85,7 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None], metrics: Me
         if not await hub.known(session_id):
             return _error(404, "no such session")
         base = str(request.base_url).rstrip("/")
-        shares = [{**s.info(), "url": base + s.url} for s in hub.shares.of_session(session_id)]
+        shares = [{**info, "url": base + info["url"]} for info in await hub.share_infos(session_id)]
         return JSONResponse({"shares": shares}, headers=_NO_STORE)
 
     async def revoke(request: Request) -> Response:
@@ -167,10 +167,14 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None], metrics: Me
         clients = metrics.websocket_clients.labels(role=f"{share.mode}-link")
         clients.inc()
         try:
+            if hub.replicas is not None:
+                await hub.replicas.joined(viewer)
             await _watch(websocket, viewer, facet_for(share.mode, session), metrics)
         finally:
             clients.dec()
             hub.shares.leave(viewer)
+            if hub.replicas is not None:
+                await asyncio.shield(hub.replicas.left(viewer))
 
     return [
         Route("/api/sessions/{session_id}/shares", create, methods=["POST"]),

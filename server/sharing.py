@@ -71,6 +71,15 @@ class Sharing:
                 self.shares.adopt(shared)
         return self.shares.find(token)
 
+    async def share_infos(self, session_id: str) -> list[dict]:
+        """The session's links, each with its viewers on every replica."""
+        infos = [share.info() for share in self.shares.of_session(session_id)]
+        if self.replicas is not None:
+            everywhere = await self.replicas.viewers(session_id)
+            for info in infos:
+                info["viewers"] = [v for v in everywhere if v["share_id"] == info["id"]]
+        return infos
+
     async def end_viewer(self, session_id: str, viewer_id: str) -> bool:
         """End a viewer wherever it is connected; False when none is known here."""
         if self.replicas is not None:

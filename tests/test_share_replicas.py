@@ -57,6 +57,14 @@ def test_a_viewer_on_one_replica_watches_and_drives_a_session_hosted_by_the_othe
     assert json.loads(tab.relay.recv(10)) == {"type": "input", "data": "from B\r"}
     viewer.send(json.dumps({"type": "input", "data": "nope"}))
     assert "view link" in json.loads(viewer.recv(5))["message"]
+    # the owner, asking replica A, sees the viewers connected to replica B
+    listed = httpx.get(f"{a}/api/sessions/{tab.id}/shares").json()["shares"]
+    watching = {s["mode"]: len(s["viewers"]) for s in listed}
+    assert watching == {"view": 2, "drive": 1}
+    [driving] = next(s["viewers"] for s in listed if s["mode"] == "drive")
+    assert httpx.delete(f"{a}/api/sessions/{tab.id}/viewers/{driving['id']}").status_code == 204
+    frames = closing_frames(driver)
+    assert frames[-2]["reason"] == "the session's owner ended your connection"
 
 
 def test_revoking_on_one_replica_cuts_off_viewers_on_the_other(replicas):
