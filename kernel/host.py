@@ -35,3 +35,10 @@ class Host(Protocol):
 
     def terminal_write(self, name: str, data: bytes) -> None:
         """Output for the terminal attached as `name` (only hosts that attach one are asked)."""
+
+    def model_start(self, stream: int, request: dict) -> None:
+        """Start a generation (LanguageModel.generate params); feed its events back through
+        `kernel.model.feed(stream, event)`. Only hosts that attach a model are asked."""
+
+    def model_cancel(self, stream: int) -> None:
+        """Stop a generation early; events it still sends are ignored."""

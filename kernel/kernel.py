@@ -34,6 +34,7 @@ from kernel.services.credentials import CredentialStore
 from kernel.services.entropy import EntropySource
 from kernel.services.log import Log
 from kernel.services.manual import Manual
+from kernel.services.model import HostModel
 from kernel.services.monitor import SystemMonitor
 from kernel.services.sessions import SessionManager
 from kernel.services.systeminfo import SystemInfo
@@ -108,6 +109,7 @@ class Kernel:
             "log": Log(self),
         }
         self.terminals: dict[str, Terminal] = {}
+        self.model: HostModel | None = None
         self._ops = {
             Op.CALL: self._op_call,
             Op.RECV: self._op_recv,
@@ -150,6 +152,14 @@ class Kernel:
         self.terminals[name] = terminal
         self.kernel_caps[name] = terminal
         return terminal
+
+    def attach_model(self, info: dict) -> HostModel:
+        """A model the host runs (a ModelInfo dict), among init's caps as languageModel."""
+        if self.model is not None:
+            raise ValueError("a model is already attached")
+        self.model = HostModel(self, info)
+        self.kernel_caps["languageModel"] = self.model
+        return self.model
 
     def new_session(self, profile: str = "anonymous") -> SessionContext:
         """A fresh SessionContext: a trusted spawn path's alternative to inheriting."""

@@ -212,6 +212,81 @@ interface Echo {
   echo @0 (data :Data) -> (data :Data);
 }
 
+# --- Language models ---------------------------------------------------------------
+
+# A model is an ordinary capability: whoever holds it can ask for completions,
+# and it holds no caps of its own. The runner that asked (the shell's agent
+# mode) executes any tool call itself, with the caps it holds.
+
+enum ChatRole {
+  system @0;
+  user @1;
+  assistant @2;
+  tool @3;             # a tool call's result, answering `toolCallId`
+}
+
+# One call the model proposes. `name` is a tool descriptor's name: the model
+# never sees a CapId, only names the runner chose.
+struct ToolCall {
+  id @0 :Text;                 # unique within the conversation
+  name @1 :Text;
+  argumentsJson @2 :Text;      # as the model wrote it: the runner checks it
+}
+
+struct ChatMessage {
+  role @0 :ChatRole;
+  content @1 :Text;
+  toolCalls @2 :List(ToolCall);  # role assistant: the calls it proposed
+  toolCallId @3 :Text;           # role tool: the call this answers
+}
+
+# What the model may call: derived by the runner from a capnp method.
+struct ToolDescriptor {
+  name @0 :Text;               # "counter.increment": a cap name and a method
+  description @1 :Text;
+  parametersJson @2 :Text;     # JSON Schema of the method's params struct
+}
+
+struct GenerateParams {
+  maxTokens @0 :UInt32 = 256;
+  temperature @1 :Float32 = 0.0;
+}
+
+struct ModelInfo {
+  modelId @0 :Text;            # e.g. "SmolLM2-135M-Instruct"
+  provider @1 :Text;           # e.g. "local llama.cpp, 1 thread" or an endpoint's host
+  local @2 :Bool;              # runs on this machine, with no network
+  contextTokens @3 :UInt32;
+  note @4 :Text;               # what a person should know about it
+}
+
+struct TokenUsage {
+  promptTokens @0 :UInt32;
+  completionTokens @1 :UInt32;
+}
+
+# One streamed event. A stream ends with exactly one `done` or `error`.
+struct CompletionEvent {
+  union {
+    textDelta @0 :Text;
+    toolCall @1 :ToolCall;
+    usage @2 :TokenUsage;
+    done @3 :Text;             # the stop reason: "stop", "tool_calls", "length", "cancelled"
+    error @4 :Text;            # the provider failed; what went wrong and what to do
+  }
+}
+
+# capOS would hand back a CompletionStream cap per generation; ABI v0 processes
+# cannot mint endpoints at run time, so a stream is a number valid only for
+# the session that started it.
+interface LanguageModel {
+  info @0 () -> (info :ModelInfo);
+  generate @1 (messages :List(ChatMessage), tools :List(ToolDescriptor), params :GenerateParams)
+           -> (stream :UInt64);
+  next @2 (stream :UInt64) -> (events :List(CompletionEvent));  # waits for at least one
+  cancel @3 (stream :UInt64) -> ();    # the stream ends with done("cancelled")
+}
+
 # --- Monitoring: capability-scoped views of a live system ----------------------
 
 enum LogLevel {

@@ -74,6 +74,7 @@ enum KernelCap {
   manual @10;
   systemMonitor @11;   # sees the whole system; attenuate with SystemMonitor.subtree
   log @12;
+  languageModel @13;   # a model the host provides (native hosts), absent elsewhere
 }
 
 struct ServiceExport {

@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from kernel.hosts.models.settings import add_model_options
 from server.settings import QemuSettings, ShareLimits
 
 
@@ -46,16 +47,28 @@ def _bench_pool(args: argparse.Namespace) -> int:
     return run_benchmark(json_path=args.json, quick=args.quick, accel=args.accel)
 
 
+def _bench_agent(args: argparse.Namespace) -> int:
+    from bench.agent import run_benchmark
+
+    return run_benchmark(json_path=args.json, quick=args.quick)
+
+
 def _boot(args: argparse.Namespace) -> int:
+    from kernel.hosts.models.settings import ModelSettings
     from kernel.hosts.native import boot_command
 
-    return boot_command(manifest=args.manifest, overlay=args.overlay)
+    return boot_command(
+        manifest=args.manifest, overlay=args.overlay, model=ModelSettings.from_args(args)
+    )
 
 
 def _shell(args: argparse.Namespace) -> int:
+    from kernel.hosts.models.settings import ModelSettings
     from kernel.hosts.native import shell_command
 
-    return shell_command(manifest=args.manifest, overlay=args.overlay)
+    return shell_command(
+        manifest=args.manifest, overlay=args.overlay, model=ModelSettings.from_args(args)
+    )
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -158,6 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
     browser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     browser.add_argument("--quick", action="store_true", help="one run of each (smoke run)")
     browser.set_defaults(func=_bench_browser)
+    agent = bench_sub.add_parser("agent", help="the local model's tool calls in agent mode")
+    agent.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    agent.add_argument("--quick", action="store_true", help="one round of requests")
+    agent.set_defaults(func=_bench_agent)
 
     pool = bench_sub.add_parser("pool", help="the QEMU pool: handout, echo, resume, capacity")
     pool.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
@@ -232,10 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     shell = sub.add_parser("shell", help="boot natively and attach this terminal to the shell")
     _add_manifest_options(shell)
+    add_model_options(shell)
     shell.set_defaults(func=_shell)
 
     boot = sub.add_parser("boot", help="boot natively with no terminal (services only)")
     _add_manifest_options(boot)
+    add_model_options(boot)
     boot.set_defaults(func=_boot)
     return parser
 

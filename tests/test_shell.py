@@ -402,6 +402,12 @@ def test_history_lists_what_was_typed_and_clear_is_harmless_in_a_script():
     assert lines[1:] == []
 
 
+def test_agent_says_plainly_when_no_language_model_is_held():
+    lines = after_motd(shell_session("agent\nhelp agent\nexit\n"))
+    assert lines[0].startswith("agent: this session holds no LanguageModel cap")
+    assert "agent [CAP ...]" in "\n".join(lines)
+
+
 def test_accounts_work_without_scrypt_as_in_a_browser_tab(monkeypatch):
     """Pyodide's Python has no OpenSSL: setup and login fall back to PBKDF2-HMAC-SHA256."""
     from kernel.services import credentials

@@ -107,6 +107,17 @@ def test_waiting_for_more_completions_than_can_come_returns_in_process():
         host.shutdown()
 
 
+def test_a_service_whose_required_host_cap_is_missing_is_skipped_in_one_line():
+    host = boot()  # the default system, on a host that attaches no language model
+    try:
+        wait_for(host, b"init: model: not started (this host provides no languageModel)\n")
+        wait_for(host, b"init: shell: not started (this host provides no terminal)\n")
+        time.sleep(0.2)  # init would report lapsed bundle offers now
+        assert host.console.decode().count("\n") == 2
+    finally:
+        host.shutdown()
+
+
 def test_the_self_check_passes_natively():
     """The same check that gates the browser's snapshot (kernel/hosts/browser.py warm_up)."""
     from kernel import selfcheck

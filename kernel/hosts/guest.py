@@ -35,9 +35,11 @@ def main() -> None:
         for fd in (0, control):
             _fastest_line(fd)
         os.environ.setdefault("TERM", "xterm-256color")
+        from kernel.hosts.models.settings import ModelSettings
         from kernel.hosts.native import shell_command
 
-        status = shell_command(None, None, control=control)
+        # No language model in the VM (it would need the host's model files).
+        status = shell_command(None, None, ModelSettings(disabled=True), control=control)
     except BaseException:
         traceback.print_exc()
     finally:

@@ -15,6 +15,7 @@ import time
 import traceback
 from typing import NoReturn
 
+from kernel.hosts.models.runner import ModelRunner, Provider
 from kernel.kernel import Kernel, KernelConfig
 from kernel.manual import build_corpus
 from kernel.process import Process
@@ -30,9 +31,11 @@ class InProcessHost:
         *,
         terminal: bool | None = None,
         extra_terminals: tuple[str, ...] = (),
+        model: Provider | None = None,
     ) -> None:
         """`terminal`: attach one (True: interactive, False: a script), or None for none;
-        `extra_terminals`: more script terminals, by name (for several shells)."""
+        `extra_terminals`: more script terminals, by name (for several shells);
+        `model`: a language model provider, attached as the languageModel kernel cap."""
         self.cond = threading.Condition()
         self.console = bytearray()
         self.screens: dict[str, bytearray] = {}  # what each attached terminal was sent
@@ -47,6 +50,10 @@ class InProcessHost:
         for name in extra_terminals:
             self.kernel.attach_terminal(name, interactive=False)
             self.screens[name] = bytearray()
+        self._model: ModelRunner | None = None
+        if model is not None:
+            self.kernel.attach_model(model.info())
+            self._model = ModelRunner(model, self._model_posted)
         self._timer_thread = threading.Thread(target=self._run_timers, name="timers", daemon=True)
 
     # --- Host protocol ---------------------------------------------------------------
@@ -77,6 +84,20 @@ class InProcessHost:
 
     def terminal_write(self, name: str, data: bytes) -> None:
         self.screens[name] += data
+
+    def model_start(self, stream: int, request: dict) -> None:
+        if self._model is not None:
+            self._model.start(stream, request)
+
+    def model_cancel(self, stream: int) -> None:
+        if self._model is not None:
+            self._model.cancel(stream)
+
+    def _model_posted(self, stream: int, event: dict) -> None:
+        with self.cond:
+            self.kernel.model.feed(stream, event)
+            self.kernel.take_woken()
+            self.cond.notify_all()
 
     @property
     def screen(self) -> bytearray:
@@ -117,6 +138,8 @@ class InProcessHost:
             self.cond.notify_all()
         for thread in self._threads:
             thread.join(timeout=5)
+        if self._model is not None:
+            self._model.close()
 
     def _run_process(self, proc: Process, program: object) -> None:
         syscalls = _ThreadSyscalls(self, proc)

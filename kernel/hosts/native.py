@@ -20,6 +20,7 @@ import socket
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +28,8 @@ from pathlib import Path
 from kernel.abi import Header
 from kernel.hosts import zygote
 from kernel.hosts.control import ControlChannel
+from kernel.hosts.models.runner import ModelRunner, Provider
+from kernel.hosts.models.settings import ModelSettings, open_provider
 from kernel.hosts.tty import LocalTerminal
 from kernel.kernel import BootError, Kernel, KernelConfig
 from kernel.manifest import ManifestError, build
@@ -65,7 +68,9 @@ class NativeHost:
         console: Callable[[Process, bytes], None] | None = None,
         spin_us: int = DEFAULT_SPIN_US,
         terminal: LocalTerminal | None = None,
+        model: Provider | None = None,
     ) -> None:
+        """`model`: a language model provider to attach as the languageModel kernel cap."""
         self._console = console or _write_stdout
         self._spin_ns = spin_us * 1000
         self._terminal = terminal
@@ -84,6 +89,14 @@ class NativeHost:
                 interactive=terminal.interactive, cols=cols, rows=rows
             )
             self._epoll.register(terminal.stdin, select.EPOLLIN)
+        self._model: ModelRunner | None = None
+        self._model_fd = -1
+        self._model_events: deque[tuple[int, dict]] = deque()  # from the runner's thread
+        if model is not None:
+            self.kernel.attach_model(model.info())
+            self._model_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+            self._epoll.register(self._model_fd, select.EPOLLIN)
+            self._model = ModelRunner(model, self._model_posted)
 
     def watch(self, fd: int, readable: Callable[[], None]) -> None:
         """Call `readable()` from the loop whenever `fd` has input (a host's own channel)."""
@@ -191,6 +204,26 @@ class NativeHost:
         if self._terminal is not None:
             self._terminal.write(data)
 
+    def model_start(self, stream: int, request: dict) -> None:
+        if self._model is not None:
+            self._model.start(stream, request)
+
+    def model_cancel(self, stream: int) -> None:
+        if self._model is not None:
+            self._model.cancel(stream)
+
+    def _model_posted(self, stream: int, event: dict) -> None:
+        """On the runner's thread: hand the event to the loop (deque appends are atomic)."""
+        self._model_events.append((stream, event))
+        os.eventfd_write(self._model_fd, 1)
+
+    def _model_input(self) -> None:
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self._model_fd)
+        model = self.kernel.model
+        while self._model_events:
+            model.feed(*self._model_events.popleft())
+
     def _forget(self, pid: int) -> None:
         native = self._natives.pop(pid, None)
         if native is None:
@@ -237,6 +270,8 @@ class NativeHost:
                     self._zygote_message()
                 elif fd == terminal_fd:
                     self._terminal_input()
+                elif fd == self._model_fd:
+                    self._model_input()
                 elif fd in self._watched:
                     self._watched[fd]()
             if self._exits:
@@ -334,6 +369,10 @@ class NativeHost:
 
     def shutdown(self) -> None:
         """End every process, then the zygote. Safe to call more than once."""
+        if self._model is not None:
+            self._model.close()
+            self._model = None
+            os.close(self._model_fd)
         for pid in list(self.kernel.processes):
             self.kernel.kill(pid, "system shutdown")
         self._wake()
@@ -371,7 +410,9 @@ def _write_stdout(proc: Process, data: bytes) -> None:
     sys.stdout.flush()
 
 
-def boot_command(manifest: str | None, overlay: str | None) -> int:
+def boot_command(
+    manifest: str | None, overlay: str | None, model: ModelSettings | None = None
+) -> int:
     """`capos-playground boot`: run the manifest's system until it halts or Ctrl-C."""
     try:
         image = build(Path(manifest) if manifest else None, Path(overlay) if overlay else None)
@@ -379,7 +420,7 @@ def boot_command(manifest: str | None, overlay: str | None) -> int:
         print(f"capos-playground: bad manifest: {exc}", file=sys.stderr)
         return 2
     try:
-        with NativeHost(image) as host:
+        with NativeHost(image, model=open_provider(model or ModelSettings())) as host:
             print(
                 "capOS: booting natively, every process isolated; Ctrl-C stops it.", file=sys.stderr
             )
@@ -394,7 +435,13 @@ def boot_command(manifest: str | None, overlay: str | None) -> int:
         return 1
 
 
-def shell_command(manifest: str | None, overlay: str | None, *, control: int = -1) -> int:
+def shell_command(
+    manifest: str | None,
+    overlay: str | None,
+    model: ModelSettings | None = None,
+    *,
+    control: int = -1,
+) -> int:
     """`capos-playground shell`: boot natively with this terminal attached to the shell.
 
     Runs until the shell exits (or, with a `control` channel's descriptor, as
@@ -423,7 +470,11 @@ def shell_command(manifest: str | None, overlay: str | None, *, control: int = -
         return bool(shells) and not live
 
     try:
-        with terminal, NativeHost(image, console=console, terminal=terminal) as host:
+        provider = open_provider(model or ModelSettings())
+        with (
+            terminal,
+            NativeHost(image, console=console, terminal=terminal, model=provider) as host,
+        ):
             if control >= 0:
                 channel = ControlChannel(control, host)
                 host.watch(control, channel.readable)

@@ -172,6 +172,10 @@ class Runtime:
             else:
                 self._completed[cqe.user_data] = cqe
 
+    def done(self, user_data: int) -> bool:
+        """Whether this request's completion has arrived (and waits to be collected)."""
+        return user_data in self._completed
+
     def wait(self, user_data: int) -> Cqe:
         completed = self._completed
         while user_data not in completed:

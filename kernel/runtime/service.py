@@ -26,7 +26,7 @@ from kernel.runtime.errors import RemoteError, TransportFailure
 from kernel.runtime.runtime import PendingReturn, _swap_caps_out
 
 if TYPE_CHECKING:
-    from kernel.runtime.runtime import Cap, Incoming, Runtime
+    from kernel.runtime.runtime import Cap, Incoming, Pending, Runtime
 
 LATER = object()  # a handler's "I will answer this call later"
 RECV_SIZE = 8 * 1024
@@ -76,12 +76,23 @@ class ServiceLoop:
         self.refused_answers = 0  # RETURNs whose caller could not take them
         self._posted: tuple[int, int] | None = None  # the RECV in flight: (ud, addr)
         self._returns: list[PendingReturn] = []  # RETURNs not yet collected
+        self._watched: dict[int, tuple[Pending, Callable[[Pending], None]]] = {}
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
         while not until():
             incoming = self._receive()
             if incoming is not None:
                 self._dispatch(incoming)
+
+    def watch(self, pending: Pending, on_done: Callable[[Pending], None]) -> None:
+        """Run `on_done(pending)` in this loop when a call the server made completes:
+        how a server relays a slow call (a long-poll) without blocking other callers."""
+        self._watched[pending.user_data] = (pending, on_done)
+
+    def _run_watched(self) -> None:
+        for user_data in [ud for ud in self._watched if self.rt.done(ud)]:
+            pending, on_done = self._watched.pop(user_data)
+            on_done(pending)
 
     # --- answering --------------------------------------------------------------------
 
@@ -125,6 +136,14 @@ class ServiceLoop:
             self._posted = rt.recv_submit(self.endpoint, RECV_SIZE)
         user_data, addr = self._posted
         self._collect_returns()
+        if self._watched:
+            first = rt.ready([user_data, *self._watched], self.idle_ns)
+            self._collect_returns()
+            self._run_watched()
+            if first is None and self.on_idle is not None:
+                self.on_idle()
+            if not rt.done(user_data):
+                return None
         # RETURN completions come at once, the RECV when a caller does: wait for all.
         cqe = rt.wait_for(user_data, also=len(self._returns), timeout_ns=self.idle_ns)
         self._collect_returns()

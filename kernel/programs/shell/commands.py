@@ -13,10 +13,12 @@ from collections.abc import Callable
 
 from kernel.manual import signature
 from kernel.programs.shell import helptext
+from kernel.programs.shell.agent import Agent
 from kernel.programs.shell.jobs import Job
 from kernel.programs.shell.monitoring import MonitorCommands
 from kernel.programs.shell.shell import Binding, CommandError, Shell
 from kernel.programs.shell.syntax import Builtin, Call, CapRef, Launch, Let, ParseError, parse
+from kernel.programs.shell.tools import tools_for
 from kernel.programs.shell.values import InputError, caps_in, render, show, to_params
 from kernel.runtime import Cap, Move, RemoteError, TransportFailure
 
@@ -42,6 +44,7 @@ class Commands:
             "whoami": self.whoami,
             "history": self.history,
             "clear": self.clear,
+            "agent": self.agent,
             **MonitorCommands(shell).builtins,
         }
 
@@ -451,6 +454,31 @@ class Commands:
             f"{who}  profile={info['profile']}  session={info['sessionId'][:4].hex()}"
             f"  via {' -> '.join(info['delegationChain'])}"
         )
+
+    # --- agent mode ------------------------------------------------------------------------------
+
+    def agent(self, args: list[str]) -> None:
+        model = self._held("LanguageModel", prefer="model")
+        if model is None:
+            raise CommandError(
+                "agent: this session holds no LanguageModel cap, so no model can answer "
+                "(caps lists what it holds). A browser tab has none yet; the native shell "
+                "(capos-playground shell) has the built-in local model."
+            )
+        for name in args:
+            if name not in self.shell.names:
+                raise CommandError(f"agent: no cap named {name!r} to offer as tools (see: caps)")
+        tools = tools_for(self.shell.names, only=args or None)
+        Agent(self.shell, model, tools, log=self._held("Log", prefer="logger")).run()
+
+    def _held(self, interface: str, prefer: str) -> Cap | None:
+        """A cap of this interface the shell holds (the one named `prefer` first)."""
+        names = sorted(self.shell.names.items(), key=lambda item: item[0] != prefer)
+        for _, binding in names:
+            cap = binding.cap
+            if cap is not None and cap.interface is not None and cap.interface.name == interface:
+                return cap
+        return None
 
     # --- help ------------------------------------------------------------------------------------
 

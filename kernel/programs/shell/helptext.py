@@ -142,6 +142,20 @@ it holds, and who holds caps to the objects it serves.
     ),
     "history": ("[ext] the lines typed so far", "history\n"),
     "clear": ("[ext] clear the screen", "clear\n"),
+    "agent": (
+        "[ext] agent mode: a language model proposes calls, this shell runs them",
+        """\
+agent [CAP ...]
+
+The model (named when agent mode starts) sees the methods of the caps this
+shell holds (or only of the CAPs named) as typed tools, never the caps. Each
+call it proposes is checked against the schema and asks you first:
+y runs it, a allows that tool for this session, n refuses, d denies it.
+In agent mode: tools, allow|ask|deny TOOL|all, help, exit. Ctrl-C stops the
+model or the running call. The built-in local model (SmolLM2-135M) is a demo
+of the mechanism, not a capable assistant: read what it proposes.
+""",
+    ),
     "help": ("this help; help TOPIC for more", "help [TOPIC]\n"),
     "exit": ("leave the shell", "exit\n"),
 }
