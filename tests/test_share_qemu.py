@@ -76,3 +76,26 @@ def test_a_native_session_is_shared_recorded_and_driven_through_links(server):
     server.http.delete(f"/api/sessions/{session['id']}")
     owner.read_exit()
     owner.close()
+
+
+def test_the_native_session_page_makes_a_link_that_shows_the_session(server):
+    from playwright.sync_api import sync_playwright
+
+    from bench.tab import CHROMIUM, CHROMIUM_FLAGS, wait_screen
+
+    session = server.new_session()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
+        )
+        owner = browser.new_page()
+        owner.goto(f"{server.base}/play?session={session['id']}")
+        owner.click("#share-toggle")
+        owner.click("#share-view")
+        url = owner.locator("#share-links li[data-mode=view] a.link").get_attribute("href")
+        viewer = browser.new_context().new_page()
+        viewer.goto(url)
+        wait_screen(viewer, lambda rows: any(r.endswith(PROMPT.strip()) for r in rows), 30)
+        assert viewer.evaluate("capos.mode") == "view"
+        browser.close()
+    server.http.delete(f"/api/sessions/{session['id']}")

@@ -2,6 +2,8 @@
 // natively in a QEMU VM) over the terminal websocket (server/terminal.py).
 // The socket reconnects by itself and resumes at the last offset it showed, so a
 // dropped connection loses and repeats nothing; a reset clears the screen.
+import { sharePanel } from "/static/share-panel.js";
+
 const status = document.getElementById("status");
 const MAX_INPUT = 16 * 1024; // bytes a frame (the server refuses more)
 const encoder = new TextEncoder();
@@ -86,6 +88,7 @@ async function main() {
   const term = await openTerminal();
   window.capos = { term, session: id };
   attach(term, id);
+  sharePanel(async () => id); // the page holds the id: it is the owner
   term.focus();
 }
 
