@@ -55,6 +55,16 @@ $(QEMU):
 	  echo "error: $@ is missing: run 'sudo apt-get install qemu-system-x86'" >&2; exit 1; \
 	fi
 
+# The replica tests start a real redis-server; install it when missing (as root), or say how.
+REDIS := /usr/bin/redis-server
+$(REDIS):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "==> installing redis-server (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+	else \
+	  echo "error: $@ is missing: run 'sudo apt-get install redis-server'" >&2; exit 1; \
+	fi
+
 # The QEMU guest image (kernel + initramfs from the pinned Debian packages in
 # server/image.lock), cached under ~/.cache/capos-playground; rebuilt when stale.
 image: $(STAMP) $(QEMU)
@@ -74,9 +84,9 @@ lint: $(STAMP)
 
 # Unit tests only: the fast loop for development (under 2 minutes).
 test-fast: $(STAMP) $(LLM_STAMP)
-	$(BIN)/pytest -q -m "not native and not browser and not qemu" tests
+	$(BIN)/pytest -q -m "not native and not browser and not qemu and not redis" tests
 
-test: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS) image lint
+test: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS) $(REDIS) image lint
 	$(BIN)/pytest -q tests
 
 bench: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS)

@@ -15,6 +15,7 @@ from contextlib import contextmanager
 import uvicorn
 
 from server.app import create_app
+from server.settings import WS_MAX_MESSAGE, Settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -32,13 +33,19 @@ SCREEN = """() => window.capos ? [...Array(capos.term.buffer.active.length).keys
 
 
 @contextmanager
-def serving() -> Iterator[str]:
+def serving(settings: Settings | None = None) -> Iterator[str]:
     """The real server on a free loopback port, for as long as the block runs."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning")
+        uvicorn.Config(
+            create_app(settings),
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            ws_max_size=WS_MAX_MESSAGE,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -8,12 +8,24 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from server import assets, metrics, monitorapi, pages, sessionapi, terminal, tourapi
+from server import (
+    assets,
+    metrics,
+    monitorapi,
+    pages,
+    recordapi,
+    relay,
+    sessionapi,
+    shareapi,
+    terminal,
+    tourapi,
+)
 from server.headers import SecurityHeaders
 from server.hosting import qemu_sessions
 from server.package import build_archive
 from server.sessions import SessionRegistry
 from server.settings import Settings
+from server.sharing import Sharing, sharing
 from server.snapshot import load_snapshot
 from server.tours import load_tours
 
@@ -25,20 +37,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     registry = metrics.Metrics()
     sessions: list[SessionRegistry] = []  # filled while the QEMU pool runs
 
+    hub: list[Sharing] = []  # links, recordings, tab sessions: filled while the app runs
+
     def sessions_of() -> SessionRegistry | None:
         return sessions[0] if sessions else None
 
+    def hub_of() -> Sharing | None:
+        return hub[0] if hub else None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if settings.qemu is None:
-            yield
-            return
-        async with qemu_sessions(settings.qemu, settings.cache_dir, registry) as running:
-            sessions.append(running)
+        async with sharing(settings, sessions_of) as shared:
+            hub.append(shared)
             try:
-                yield
+                if settings.qemu is None:
+                    yield
+                    return
+                async with qemu_sessions(settings.qemu, settings.cache_dir, registry) as running:
+                    sessions.append(running)
+                    try:
+                        yield
+                    finally:
+                        sessions.clear()
             finally:
-                sessions.clear()
+                hub.clear()
 
     app = FastAPI(
         title="capOS Playground",
@@ -53,6 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *sessionapi.routes(sessions_of),
             *terminal.routes(sessions_of, registry),
             *monitorapi.routes(sessions_of),
+            *shareapi.routes(settings, hub_of, registry),
+            *recordapi.routes(settings, hub_of),
+            *relay.routes(lambda: hub[0].tabs if hub else None),
         ],
         middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,

@@ -23,6 +23,7 @@ VENDOR = {
     "pyodide": "pyodide",
     "xterm": "@xterm/xterm",
     "xterm-addon-fit": "@xterm/addon-fit",
+    "asciinema-player": "asciinema-player",
     "uplot": "uplot",
 }
 

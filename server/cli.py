@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from pathlib import Path
 
 from kernel.hosts.models.settings import add_model_options
-from server.settings import QemuSettings
+from server.settings import QemuSettings, ShareLimits
 
 
 def _schema_build(args: argparse.Namespace) -> int:
@@ -31,6 +33,12 @@ def _image_build(args: argparse.Namespace) -> int:
     from server.image import build_command
 
     return build_command(force=args.force)
+
+
+def _bench_share(args: argparse.Namespace) -> int:
+    from bench.share import run_benchmark
+
+    return run_benchmark(json_path=args.json, quick=args.quick, accel=args.accel)
 
 
 def _bench_pool(args: argparse.Namespace) -> int:
@@ -68,7 +76,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.assets import MissingVendor
-    from server.settings import QemuSettings, Settings
+    from server.settings import WS_MAX_MESSAGE, QemuSettings, Settings, ShareLimits
     from server.snapshot import SnapshotFailed
     from server.tours import TourError
 
@@ -84,14 +92,23 @@ def _serve(args: argparse.Namespace) -> int:
             cpu_seconds=args.cpu_limit,
             snapshot=not args.cold_boot,
         )
-    settings = Settings(host=args.host, port=args.port, qemu=qemu)
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        qemu=qemu,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        redis_url=args.redis or os.environ.get("CAPOS_REDIS_URL") or None,
+        share_limits=ShareLimits(viewers_per_ip=args.viewers_per_ip),
+    )
     try:
         app = create_app(settings)
     except (MissingVendor, SnapshotFailed, TourError) as exc:
         print(f"capos-playground: {exc}", file=sys.stderr)
         return 1
     print(f"capOS Playground: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws_max_size=1 << 20)
+    uvicorn.run(
+        app, host=args.host, port=args.port, log_level="warning", ws_max_size=WS_MAX_MESSAGE
+    )
     return 0
 
 
@@ -164,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("--quick", action="store_true", help="fewer samples and sessions (smoke run)")
     pool.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     pool.set_defaults(func=_bench_pool)
+    share = bench_sub.add_parser(
+        "share", help="share-link viewers and a second replica through Redis: output lag"
+    )
+    share.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    share.add_argument("--quick", action="store_true", help="fewer rounds and viewers")
+    share.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    share.set_defaults(func=_bench_share)
 
     serve = sub.add_parser("serve", help="serve the web playground")
     serve.add_argument("--host", default="127.0.0.1")
@@ -197,6 +221,22 @@ def build_parser() -> argparse.ArgumentParser:
         "--cold-boot",
         action="store_true",
         help="boot every pool VM instead of restoring a booted snapshot",
+    )
+    serve.add_argument(
+        "--data-dir",
+        help="share links, recordings and their database (default: in the user's data directory)",
+    )
+    serve.add_argument(
+        "--viewers-per-ip",
+        type=int,
+        default=ShareLimits().viewers_per_ip,
+        help="share-link viewers one address may have open (raise it behind a shared NAT)",
+    )
+    serve.add_argument(
+        "--redis",
+        metavar="URL",
+        help="share sessions, links and live output with other replicas through this Redis "
+        "(default: $CAPOS_REDIS_URL; none: this process alone)",
     )
     serve.set_defaults(func=_serve)
 

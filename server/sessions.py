@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -65,6 +65,8 @@ class Session:
         self._cpu_before = -vm.cpu_seconds()
         self._pending_input = bytearray()
         self._poke = asyncio.Event()
+        # Told of input ("i") and resizes ("r", "COLSxROWS"): recorders (server/recordings.py).
+        self.observers: list[Callable[[str, str], None]] = []
 
     def info(self) -> dict:
         info = {
@@ -96,6 +98,8 @@ class Session:
             self._poke.set()
 
     def input(self, data: bytes) -> None:
+        for observe in self.observers:
+            observe("i", data.decode(errors="replace"))
         if self.state == "running" and self.vm is not None:
             try:
                 self.vm.write(data)
@@ -111,6 +115,8 @@ class Session:
         self._pending_input += data
 
     async def resize(self, cols: int, rows: int) -> None:
+        for observe in self.observers:
+            observe("r", f"{cols}x{rows}")
         if self.state == "running" and self.vm is not None:
             with contextlib.suppress(ControlError, TimeoutError):
                 await self.vm.control.call(resize={"cols": cols, "rows": rows})

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+WS_MAX_MESSAGE = 1 << 20  # a websocket message past this closes its connection (1009)
 
 
 def default_cache_dir() -> Path:
@@ -32,12 +33,42 @@ class QemuSettings:
 
 
 @dataclass(frozen=True)
+class ShareLimits:
+    links_per_session: int = 32  # live (unrevoked, unexpired) links on one session
+    links_per_ip: int = 64  # live links created from one address
+    viewers_per_session: int = 1000
+    viewers_per_ip: int = 64  # open viewer connections from one address
+    default_expires_in: float = 3600.0
+    max_expires_in: float = 7 * 24 * 3600.0
+
+
+@dataclass(frozen=True)
+class RecordingLimits:
+    max_bytes: int = 16 * 1024 * 1024  # the .cast file
+    max_duration_s: float = 3600.0
+    max_marker: int = 200  # characters of a marker's label
+
+
+@dataclass(frozen=True)
+class TabLimits:
+    max_tabs: int = 256
+    reconnect_grace_s: float = 15.0  # a dropped owner connection may come back this soon
+    ended_kept_s: float = 600.0  # an ended tab session still answers with its reason
+    input_queue: int = 256  # frames of drive input waiting for the owner's tab
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     web_dir: Path = field(default=REPO_ROOT / "web")
     cache_dir: Path = field(default_factory=default_cache_dir)
     qemu: QemuSettings | None = None  # None: no server-hosted sessions
+    data_dir: Path | None = None  # share links, recordings; None: the user's data directory
+    redis_url: str | None = None  # replicas share sessions, links and live output through it
+    share_limits: ShareLimits = field(default_factory=ShareLimits)
+    recording_limits: RecordingLimits = field(default_factory=RecordingLimits)
+    tab_limits: TabLimits = field(default_factory=TabLimits)
 
     @property
     def vendor_dir(self) -> Path:

@@ -29,6 +29,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.metrics import Metrics
+from server.origin import same_origin
 from server.sessions import Session, SessionError, SessionRegistry
 from server.stream import Chunk, Ended, Reset
 
@@ -47,25 +48,28 @@ def routes(
     registry_of: Callable[[], SessionRegistry | None], metrics: Metrics
 ) -> list[WebSocketRoute]:
     async def terminal(websocket: WebSocket) -> None:
+        if not await same_origin(websocket):
+            return
         registry: SessionRegistry | None = registry_of()
         session_id = websocket.path_params["session_id"]
         session = registry.get(session_id) if registry is not None else None
         await websocket.accept()
         if session is None:
-            await _send(websocket, {"type": "error", "message": f"no session {session_id!r}"})
+            await send_frame(websocket, {"type": "error", "message": f"no session {session_id!r}"})
             await websocket.close(code=4404)
             return
         clients = metrics.websocket_clients.labels(role="owner")
         clients.inc()
         try:
-            await _serve(websocket, session, metrics)
+            await serve(websocket, session, metrics)
         finally:
             clients.dec()
 
     return [WebSocketRoute("/api/sessions/{session_id}/terminal", terminal)]
 
 
-async def _serve(websocket: WebSocket, session: Session, metrics: Metrics) -> None:
+async def serve(websocket: WebSocket, session: Session, metrics: Metrics) -> None:
+    """Serve a terminal: a session, or a share link's narrower facet of one (server/facets.py)."""
     start: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
     async with session.attached(), asyncio.TaskGroup() as tasks:
         reader = tasks.create_task(_read(websocket, session, start))
@@ -90,9 +94,9 @@ async def _read(websocket: WebSocket, session: Session, start: asyncio.Future) -
             if message["type"] == "websocket.disconnect":
                 return
             try:
-                await _handle(session, _parse(message), start, first)
+                await _handle(session, parse_frame(message), start, first)
             except (BadFrame, SessionError) as exc:
-                await _send(websocket, {"type": "error", "message": str(exc)})
+                await send_frame(websocket, {"type": "error", "message": str(exc)})
             finally:
                 _settle(start, None)
                 first = False
@@ -103,7 +107,7 @@ def _settle(start: asyncio.Future, offset: int | None) -> None:
         start.set_result(offset)
 
 
-def _parse(message: dict) -> dict:
+def parse_frame(message: dict) -> dict:
     text = message.get("text")
     if text is None:
         raise BadFrame("binary frames are not accepted: send JSON text frames")
@@ -130,12 +134,12 @@ async def _handle(session: Session, frame: dict, start: asyncio.Future, first: b
         session.input(encoded)
     elif kind == "resize":
         cols, rows = frame.get("cols"), frame.get("rows")
-        if not all(_is_int(v) and 1 <= v <= MAX_COLS_ROWS for v in (cols, rows)):
+        if not all(is_int(v) and 1 <= v <= MAX_COLS_ROWS for v in (cols, rows)):
             raise BadFrame(f'resize needs "cols" and "rows", integers 1..{MAX_COLS_ROWS}')
         await session.resize(cols, rows)
     elif kind == "resume":
         offset = frame.get("offset")
-        if not _is_int(offset) or offset < 0:
+        if not is_int(offset) or offset < 0:
             raise BadFrame('resume needs "offset", a non-negative integer')
         if not first or start.done():
             raise BadFrame("resume must be the first frame on a connection")
@@ -144,7 +148,7 @@ async def _handle(session: Session, frame: dict, start: asyncio.Future, first: b
         raise BadFrame(f"unknown frame type {kind!r}; expected input, resize or resume")
 
 
-def _is_int(value: object) -> bool:
+def is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
@@ -159,18 +163,20 @@ async def _write(
         while True:
             item = await stream.next(offset, OUTPUT_CHUNK)
             if isinstance(item, Chunk):
-                await _send(websocket, {"type": "output", "offset": item.offset, "data": item.data})
+                await send_frame(
+                    websocket, {"type": "output", "offset": item.offset, "data": item.data}
+                )
                 size = len(item.data.encode())
                 metrics.bytes_streamed.inc(size)
                 offset = item.offset + size
             elif isinstance(item, Reset):
-                await _send(websocket, {"type": "reset", "offset": item.offset})
+                await send_frame(websocket, {"type": "reset", "offset": item.offset})
                 offset = item.offset
             elif isinstance(item, Ended):
-                await _send(websocket, {"type": "exit", "reason": item.reason})
+                await send_frame(websocket, {"type": "exit", "reason": item.reason})
                 await websocket.close(code=1000)
                 return
 
 
-async def _send(websocket: WebSocket, frame: dict) -> None:
+async def send_frame(websocket: WebSocket, frame: dict) -> None:
     await websocket.send_text(json.dumps(frame))

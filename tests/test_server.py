@@ -66,7 +66,14 @@ def test_csp_allows_wasm_but_no_eval_and_no_other_origin(client):
 
 def test_vendor_packages_are_versioned_and_cached_forever(client):
     versions = client.get("/vendor/versions.json").json()
-    assert set(versions) == {"pyodide", "xterm", "xterm-addon-fit", "uplot", "snapshot"}
+    assert set(versions) == {
+        "pyodide",
+        "xterm",
+        "xterm-addon-fit",
+        "asciinema-player",
+        "uplot",
+        "snapshot",
+    }
     wasm = client.get(f"/vendor/pyodide-{versions['pyodide']}/pyodide.asm.wasm")
     assert wasm.status_code == 200
     assert wasm.headers["content-type"] == "application/wasm"  # streaming compile needs it

@@ -2,6 +2,7 @@
 // natively in a QEMU VM) over the terminal websocket (server/terminal.py).
 // The socket reconnects by itself and resumes at the last offset it showed, so a
 // dropped connection loses and repeats nothing; a reset clears the screen.
+import { sharePanel } from "/static/share-panel.js";
 import { openTerminal } from "/static/terminal.js";
 import { openTour } from "/static/tour.js";
 
@@ -90,6 +91,7 @@ async function main() {
   window.capos = { term, session: id };
   attach(term, id);
   watch(id);
+  sharePanel(async () => id); // the page holds the id: it is the owner
   window.capos.tour = await openTour(term);
   term.focus();
 }

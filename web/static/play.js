@@ -2,6 +2,7 @@
 // opens the terminal, starts the kernel's worker and a pool of process workers,
 // and relays between them. Every capOS process is a Web Worker of its own.
 import { serverButton } from "/static/run-on-server.js";
+import { shareTab } from "/static/share-relay.js";
 import { openTerminal } from "/static/terminal.js";
 import { openTour } from "/static/tour.js";
 import { WorkerPool } from "/static/worker-pool.js";
@@ -70,6 +71,7 @@ async function main() {
   const ended = sharedQueue(4 * 1024);
   const encoder = new TextEncoder();
   term.onData((text) => { input.push(encoder.encode(text)); ring(); });
+  const relay = shareTab(term, (text) => { input.push(encoder.encode(text)); ring(); });
   const size = new Int32Array(new SharedArrayBuffer(8)); // cols, rows: the kernel polls it
   const publishSize = () => { size[0] = term.cols; size[1] = term.rows; ring(); };
   term.onResize(publishSize);
@@ -123,6 +125,7 @@ async function main() {
         window.capos.promptMs = performance.now() - started;
       }
       term.write(data.bytes);
+      relay.output(data.bytes);
     } else if (data.kind === "spawn") {
       mark(`spawn pid ${data.pid}`);
       pool.spawn(data);

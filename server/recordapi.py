@@ -1,0 +1,180 @@
+"""Recordings over HTTP, and the replay page.
+
+POST   /api/sessions/{id}/recordings          {"input": false, "cols": 80, "rows": 24,
+                                               "expires_in": s} -> 201 the recording
+GET    /api/sessions/{id}/recordings          this session's recordings
+POST   /api/sessions/{id}/recordings/{rec}/stop
+DELETE /api/sessions/{id}/recordings/{rec}    delete the recording and its file
+POST   /api/sessions/{id}/markers             {"label": "..."}: a chapter in running recordings
+GET    /r/{rec}                               the replay page (asciinema-player); 410 once expired
+GET    /r/{rec}.cast                          the asciicast v2 file, as a download
+GET    /api/recordings/{rec}                  what the replay page shows about it
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from server.jsonbody import BadBody, read_object
+from server.notice import notice
+from server.recordings import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, Recording
+from server.settings import Settings
+from server.shares import ShareError
+from server.sharing import Sharing
+from server.terminal import MAX_COLS_ROWS, is_int
+
+_NO_STORE = {"cache-control": "no-store"}
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status, headers=_NO_STORE)
+
+
+def _start_options(params: dict) -> dict:
+    record_input = params.get("input", False)
+    if not isinstance(record_input, bool):
+        raise BadBody('"input" must be true or false (record keystrokes too)')
+    cols, rows = params.get("cols", 80), params.get("rows", 24)
+    if not all(is_int(v) and 1 <= v <= MAX_COLS_ROWS for v in (cols, rows)):
+        raise BadBody(f'"cols" and "rows" must be integers 1..{MAX_COLS_ROWS}')
+    expires_in = params.get("expires_in", DEFAULT_EXPIRES_IN)
+    if (
+        isinstance(expires_in, bool)
+        or not isinstance(expires_in, int | float)
+        or not 0 < expires_in <= MAX_EXPIRES_IN
+    ):
+        raise BadBody(f'"expires_in" must be a number of seconds, 1 to {MAX_EXPIRES_IN:.0f}')
+    return {"record_input": record_input, "cols": cols, "rows": rows, "expires_in": expires_in}
+
+
+def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list[Route]:
+    def hub_or_error() -> Sharing | JSONResponse:
+        hub = hub_of()
+        return hub if hub is not None else _error(503, "the server is starting or stopping")
+
+    def owned(hub: Sharing, request: Request) -> Recording | None:
+        recording = hub.recordings.find(request.path_params["recording_id"])
+        if recording is None or recording.session_id != request.path_params["session_id"]:
+            return None
+        return recording
+
+    async def start(request: Request) -> Response:
+        hub = hub_or_error()
+        if isinstance(hub, Response):
+            return hub
+        session = await hub.live(request.path_params["session_id"])
+        if session is None:
+            return _error(404, "no such live session (it never existed, or it has ended)")
+        try:
+            params = await read_object(request, {"input", "cols", "rows", "expires_in"})
+            recording = await hub.recordings.start(session, **_start_options(params))
+        except (BadBody, ShareError) as exc:
+            return _error(exc.status, str(exc))
+        return JSONResponse(recording.info(), 201, headers=_NO_STORE)
+
+    async def listing(request: Request) -> Response:
+        hub = hub_or_error()
+        if isinstance(hub, Response):
+            return hub
+        session_id = request.path_params["session_id"]
+        if not await hub.known(session_id):
+            return _error(404, "no such session")
+        recordings = [r.info() for r in hub.recordings.of_session(session_id)]
+        return JSONResponse({"recordings": recordings}, headers=_NO_STORE)
+
+    async def stop(request: Request) -> Response:
+        hub = hub_or_error()
+        if isinstance(hub, Response):
+            return hub
+        recording = owned(hub, request)
+        if recording is None:
+            return _error(404, "no such recording on this session")
+        hub.recordings.stop(recording)
+        return JSONResponse(recording.info(), headers=_NO_STORE)
+
+    async def delete(request: Request) -> Response:
+        hub = hub_or_error()
+        if isinstance(hub, Response):
+            return hub
+        recording = owned(hub, request)
+        if recording is None:
+            return _error(404, "no such recording on this session")
+        await hub.recordings.delete(recording)
+        return Response(status_code=204, headers=_NO_STORE)
+
+    async def mark(request: Request) -> Response:
+        hub = hub_or_error()
+        if isinstance(hub, Response):
+            return hub
+        session_id = request.path_params["session_id"]
+        if await hub.live(session_id) is None:
+            return _error(404, "no such live session (it never existed, or it has ended)")
+        try:
+            label = (await read_object(request, {"label"})).get("label", "")
+            if not isinstance(label, str) or not label.strip():
+                raise BadBody('"label" must be a non-empty string: the chapter\'s title')
+        except BadBody as exc:
+            return _error(exc.status, str(exc))
+        marked = hub.recordings.mark(session_id, label.strip())
+        if not marked:
+            return _error(409, "no recording of this session is running; start one first")
+        return JSONResponse({"marked": marked}, headers=_NO_STORE)
+
+    def public(request: Request) -> tuple[Sharing | None, Recording | None, Response | None]:
+        hub = hub_of()
+        if hub is None:
+            return None, None, notice("Starting", "The server is starting; try again.", 503)
+        recording = hub.recordings.find(request.path_params["recording_id"])
+        if recording is None:
+            return hub, None, notice("No such recording", "Check the address.", 404)
+        why = recording.gone()
+        if why is not None:
+            return hub, None, notice("This recording is gone", why[0].upper() + why[1:] + ".", 410)
+        return hub, recording, None
+
+    async def page(request: Request) -> Response:
+        _, _, refused = public(request)
+        if refused is not None:
+            return refused
+        return FileResponse(
+            settings.web_dir / "replay.html",
+            media_type="text/html; charset=utf-8",
+            headers=_NO_STORE,
+        )
+
+    async def cast(request: Request) -> Response:
+        hub, recording, refused = public(request)
+        if refused is not None:
+            return refused
+        return FileResponse(
+            hub.recordings.path(recording),
+            media_type="application/x-asciicast",
+            filename=f"capos-{recording.id[:8]}.cast",
+            content_disposition_type="attachment"
+            if "download" in request.query_params
+            else "inline",
+            headers=_NO_STORE,
+        )
+
+    async def info(request: Request) -> Response:
+        _, recording, refused = public(request)
+        if refused is not None:
+            return _error(refused.status_code, "no such recording, or it has expired")
+        body = recording.info()
+        body.pop("input")
+        return JSONResponse(body, headers=_NO_STORE)
+
+    return [
+        Route("/api/sessions/{session_id}/recordings", start, methods=["POST"]),
+        Route("/api/sessions/{session_id}/recordings", listing, methods=["GET"]),
+        Route("/api/sessions/{session_id}/recordings/{recording_id}/stop", stop, methods=["POST"]),
+        Route("/api/sessions/{session_id}/recordings/{recording_id}", delete, methods=["DELETE"]),
+        Route("/api/sessions/{session_id}/markers", mark, methods=["POST"]),
+        Route("/api/recordings/{recording_id}", info, methods=["GET"]),
+        Route("/r/{recording_id}.cast", cast, methods=["GET", "HEAD"]),
+        Route("/r/{recording_id}", page, methods=["GET", "HEAD"]),
+    ]

@@ -1,0 +1,140 @@
+"""Recording a session as an asciicast v2 file (`.cast`), one event a line.
+
+The file is the header line, then `[time, kind, data]` lines: `o` output,
+`r` resize ("COLSxROWS"), `i` input (only when the owner opted in), `m`
+markers (tour steps, or on demand). Every line is written whole and
+flushed at once, so whatever the server has written is a valid cast even
+if it is killed mid-recording; `repair` trims a torn last line left by a
+crash. A recorder reads the session's output stream like any viewer, so a
+recording never slows the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+from server.settings import RecordingLimits
+from server.stream import Chunk, Ended, OutputStream, Reset
+
+READ_CHUNK = 16 * 1024
+KEPT = "what came before is kept"
+
+
+class CastWriter:
+    """Appends asciicast v2 lines to a file, each flushed whole."""
+
+    def __init__(self, path: Path, cols: int, rows: int, title: str) -> None:
+        self.path = path
+        self.started = time.monotonic()
+        self._file = path.open("x", encoding="utf-8", buffering=1)  # line-buffered
+        header = {
+            "version": 2,
+            "width": cols,
+            "height": rows,
+            "timestamp": int(time.time()),
+            "title": title,
+            "env": {"TERM": "xterm-256color"},
+        }
+        self.size = 0
+        self._line(header)
+
+    def _line(self, value: object) -> None:
+        line = json.dumps(value, ensure_ascii=False) + "\n"
+        self._file.write(line)
+        self.size += len(line.encode())
+
+    def event(self, kind: str, data: str) -> None:
+        self._line([round(time.monotonic() - self.started, 6), kind, data])
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def repair(path: Path) -> None:
+    """Trim a torn last line (a crash mid-write) so the file parses as a cast again."""
+    with path.open("rb+") as file:
+        data = file.read()
+        keep = data.rfind(b"\n") + 1
+        if keep < len(data):
+            file.truncate(keep)
+
+
+class Recorder:
+    """Writes one session's output (and resizes, input, markers) into a cast until stopped."""
+
+    def __init__(
+        self,
+        stream: OutputStream,
+        writer: CastWriter,
+        limits: RecordingLimits,
+        record_input: bool,
+    ) -> None:
+        self.stream, self.writer, self.limits = stream, writer, limits
+        self.record_input = record_input
+        self.reason: str | None = None  # why it stopped, once it has
+        self._stop = asyncio.Event()
+
+    def observe(self, kind: str, data: str) -> None:
+        """A resize ("r") or keystrokes ("i") on the session."""
+        if self.reason is None and (kind == "r" or (kind == "i" and self.record_input)):
+            self._write(kind, data)
+
+    def mark(self, label: str) -> None:
+        if self.reason is None:
+            self._write("m", label[: self.limits.max_marker])
+
+    def stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+        self._stop.set()
+
+    def _write(self, kind: str, data: str) -> None:
+        if self.writer.size + len(data.encode()) + 40 > self.limits.max_bytes:
+            mib = self.limits.max_bytes / (1024 * 1024)
+            self.stop(
+                f"the recording reached its size limit of {mib:g} MiB; what came before is kept"
+            )
+            return
+        self.writer.event(kind, data)
+
+    async def run(self) -> None:
+        """Record from the stream's current end until stopped, a limit, or the session's end."""
+        offset = self.stream.end
+        left = self.limits.max_duration_s - self.writer.elapsed()
+        try:
+            async with asyncio.timeout(max(0.0, left)):
+                while self.reason is None:
+                    item = await self._next(offset)
+                    if isinstance(item, Chunk):
+                        self._write("o", item.data)
+                        offset = item.offset + len(item.data.encode())
+                    elif isinstance(item, Reset):
+                        offset = item.offset
+                    elif isinstance(item, Ended):
+                        self.stop(f"the session ended: {item.reason}")
+        except TimeoutError:
+            limit = self.limits.max_duration_s
+            self.stop(
+                f"the recording reached its time limit of {limit:.0f} s; what came before is kept"
+            )
+        finally:
+            self.stop("the server is shutting down")
+            self.writer.close()
+
+    async def _next(self, offset: int) -> Chunk | Reset | Ended | None:
+        """The stream's next item, or None when stopped first."""
+        item = asyncio.ensure_future(self.stream.next(offset, READ_CHUNK))
+        stopped = asyncio.ensure_future(self._stop.wait())
+        try:
+            await asyncio.wait([item, stopped], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not item.done():
+                item.cancel()
+        return item.result() if item.done() and not item.cancelled() else None

@@ -1,0 +1,209 @@
+"""Share links over HTTP and the viewer's page and socket.
+
+POST   /api/sessions/{id}/shares           {"mode": "view"|"drive", "expires_in": s}
+                                           -> 201 {"id", "url", "mode", "expires_at"}
+GET    /api/sessions/{id}/shares           the links, each with who is watching
+DELETE /api/sessions/{id}/shares/{share}   revoke: its viewers are cut off at once
+DELETE /api/sessions/{id}/viewers/{viewer} end one viewer
+GET    /s/{token}                          the viewer's page (410 once gone, 404 if unknown)
+GET    /s/{token}/info                     {"mode", "expires_at"} for that page
+WS     /s/{token}/terminal                 the terminal protocol (server/terminal.py)
+                                           through the link's facet (server/facets.py)
+
+The session id in the path is the owner's proof (see server/shares.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from server.facets import facet_for
+from server.jsonbody import BadBody, read_object
+from server.metrics import Metrics
+from server.notice import notice
+from server.origin import same_origin
+from server.settings import Settings
+from server.shares import Share, ShareError, Viewer
+from server.sharing import Sharing
+from server.terminal import send_frame, serve
+
+_NO_STORE = {"cache-control": "no-store"}
+GONE_CLOSE = 4410  # the websocket close code for a link that stopped working
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse({"error": message}, status, headers=_NO_STORE)
+
+
+def client_ip(connection: Request | WebSocket) -> str:
+    return connection.client.host if connection.client else "unknown"
+
+
+def routes(settings: Settings, hub_of: Callable[[], Sharing | None], metrics: Metrics) -> list:
+    def hub_or_error() -> Sharing | JSONResponse:
+        hub = hub_of()
+        return hub if hub is not None else _error(503, "the server is starting or stopping")
+
+    async def create(request: Request) -> Response:
+        hub = hub_or_error()
+        if isinstance(hub, Response):
+            return hub
+        session_id = request.path_params["session_id"]
+        session = await hub.live(session_id)
+        if session is None:
+            return _error(404, "no such live session (it never existed, or it has ended)")
+        if hub.replicas is not None and session in hub.local():
+            await hub.replicas.host(session)  # other replicas can open the link at once
+        try:
+            params = await read_object(request, {"mode", "expires_in"})
+            share = await hub.shares.create(
+                session_id, params.get("mode"), params.get("expires_in"), client_ip(request)
+            )
+        except (BadBody, ShareError) as exc:
+            return _error(exc.status, str(exc))
+        body = {
+            "id": share.id,
+            "url": str(request.base_url).rstrip("/") + share.url,
+            "mode": share.mode,
+            "expires_at": share.expires_at,
+        }
+        return JSONResponse(body, 201, headers=_NO_STORE)
+
+    async def listing(request: Request) -> Response:
+        hub = hub_or_error()
+        if isinstance(hub, Response):
+            return hub
+        session_id = request.path_params["session_id"]
+        if not await hub.known(session_id):
+            return _error(404, "no such session")
+        base = str(request.base_url).rstrip("/")
+        shares = [{**info, "url": base + info["url"]} for info in await hub.share_infos(session_id)]
+        return JSONResponse({"shares": shares}, headers=_NO_STORE)
+
+    async def revoke(request: Request) -> Response:
+        hub = hub_or_error()
+        if isinstance(hub, Response):
+            return hub
+        share = hub.shares.get(request.path_params["session_id"], request.path_params["share_id"])
+        if share is None:
+            return _error(404, "no such share link on this session")
+        await hub.shares.revoke(share)
+        return Response(status_code=204, headers=_NO_STORE)
+
+    async def end_viewer(request: Request) -> Response:
+        hub = hub_or_error()
+        if isinstance(hub, Response):
+            return hub
+        if await hub.end_viewer(
+            request.path_params["session_id"], request.path_params["viewer_id"]
+        ):
+            return Response(status_code=204, headers=_NO_STORE)
+        return _error(404, "no such viewer on this session (it may have left)")
+
+    async def why_gone(hub: Sharing, share: Share) -> str | None:
+        why = share.gone()
+        if why is None and await hub.live(share.session_id) is None:
+            why = "the session this link showed has ended"
+        return why
+
+    async def page(request: Request) -> Response:
+        hub = hub_of()
+        if hub is None:
+            return notice("Starting", "The server is starting or stopping; try again.", 503)
+        share = await hub.find_share(request.path_params["token"])
+        if share is None:
+            return notice("No such link", "This share link does not exist; check the address.", 404)
+        why = await why_gone(hub, share)
+        if why is not None:
+            return notice("This link no longer works", why[0].upper() + why[1:] + ".", 410)
+        return FileResponse(
+            settings.web_dir / "share.html",
+            media_type="text/html; charset=utf-8",
+            headers=_NO_STORE,
+        )
+
+    async def about(request: Request) -> Response:
+        """What the viewer's page shows about its link: its mode and expiry."""
+        hub = hub_or_error()
+        if isinstance(hub, Response):
+            return hub
+        share = await hub.find_share(request.path_params["token"])
+        if share is None:
+            return _error(404, "no such share link")
+        why = await why_gone(hub, share)
+        if why is not None:
+            return _error(410, why)
+        return JSONResponse({"mode": share.mode, "expires_at": share.expires_at}, headers=_NO_STORE)
+
+    async def terminal(websocket: WebSocket) -> None:
+        if not await same_origin(websocket):
+            return
+        hub = hub_of()
+        await websocket.accept()
+        share = await hub.find_share(websocket.path_params["token"]) if hub else None
+        if share is None:
+            await send_frame(websocket, {"type": "error", "message": "no such share link"})
+            await websocket.close(code=4404)
+            return
+        why = await why_gone(hub, share)
+        session = await hub.live(share.session_id)
+        try:
+            if why is not None:
+                raise ShareError(why, 410)
+            agent = websocket.headers.get("user-agent", "")
+            viewer = hub.shares.join(share, client_ip(websocket), agent)
+        except ShareError as exc:
+            await send_frame(websocket, {"type": "error", "message": str(exc)})
+            await websocket.close(code=GONE_CLOSE if exc.status == 410 else 4429)
+            return
+        clients = metrics.websocket_clients.labels(role=f"{share.mode}-link")
+        clients.inc()
+        try:
+            if hub.replicas is not None:
+                await hub.replicas.joined(viewer)
+            await _watch(websocket, viewer, facet_for(share.mode, session), metrics)
+        finally:
+            clients.dec()
+            hub.shares.leave(viewer)
+            if hub.replicas is not None:
+                await asyncio.shield(hub.replicas.left(viewer))
+
+    return [
+        Route("/api/sessions/{session_id}/shares", create, methods=["POST"]),
+        Route("/api/sessions/{session_id}/shares", listing, methods=["GET"]),
+        Route("/api/sessions/{session_id}/shares/{share_id}", revoke, methods=["DELETE"]),
+        Route("/api/sessions/{session_id}/viewers/{viewer_id}", end_viewer, methods=["DELETE"]),
+        Route("/s/{token}", page, methods=["GET", "HEAD"]),
+        Route("/s/{token}/info", about, methods=["GET"]),
+        WebSocketRoute("/s/{token}/terminal", terminal),
+    ]
+
+
+async def _watch(websocket: WebSocket, viewer: Viewer, facet, metrics: Metrics) -> None:
+    """Serve the viewer until it leaves, or is cut off (revoked, expired, ended by the owner)."""
+    async with asyncio.TaskGroup() as tasks:
+        served = tasks.create_task(serve(websocket, facet, metrics))
+        cut = tasks.create_task(_until_cut_off(viewer))
+        served.add_done_callback(lambda _: cut.cancel())
+        cut.add_done_callback(lambda _: served.cancel())
+    if viewer.reason is not None:
+        with contextlib.suppress(Exception):  # the socket may be gone already
+            await send_frame(websocket, {"type": "exit", "reason": viewer.reason})
+            await websocket.close(code=GONE_CLOSE, reason=viewer.reason[:120])
+
+
+async def _until_cut_off(viewer: Viewer) -> None:
+    left = viewer.share.expires_at - time.time()
+    try:
+        async with asyncio.timeout(max(0.0, left)):
+            await viewer.ended.wait()
+    except TimeoutError:
+        viewer.end("this share link has expired")

@@ -1,0 +1,415 @@
+"""Share links, viewers and recordings against the real server, on a relayed tab session.
+
+A tab session is the cheapest real live session: the test plays the owner's
+tab over the relay socket (what web/static/share-relay.js does), so none of
+this needs a VM. The QEMU and browser paths are in test_share_browser.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from bench.tab import serving
+from server.settings import RecordingLimits, Settings, ShareLimits
+
+# The tests hold connections open across steps rather than in `with` blocks.
+pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def base(data_dir) -> Iterator[str]:
+    settings = Settings(
+        data_dir=data_dir,
+        share_limits=ShareLimits(links_per_session=4),
+        recording_limits=RecordingLimits(max_bytes=64 * 1024),
+    )
+    with serving(settings) as url:
+        yield url
+
+
+def ws_url(base: str, path: str) -> str:
+    return base.replace("http://", "ws://") + path
+
+
+class Tab:
+    """The owner's tab, played by the test: it relays output and receives drive input."""
+
+    def __init__(self, base: str) -> None:
+        self.base = base
+        self.info = httpx.post(base + "/api/tabs").json()
+        self.id = self.info["id"]
+        self.relay = connect(ws_url(base, self.info["relay"]))
+        assert json.loads(self.relay.recv(5))["type"] == "resume"
+        self.offset = 0
+
+    def write(self, text: str) -> None:
+        frame = {"type": "output", "offset": self.offset, "data": text}
+        self.relay.send(json.dumps(frame))
+        self.offset += len(text.encode())
+
+    def share(self, mode: str, **extra) -> dict:
+        response = httpx.post(
+            f"{self.base}/api/sessions/{self.id}/shares", json={"mode": mode, **extra}
+        )
+        assert response.status_code == 201, response.text
+        return response.json()
+
+
+def watch(base: str, share: dict) -> ClientConnection:
+    viewer = connect(ws_url(base, share["url"].split(base, 1)[1] + "/terminal"))
+    with contextlib.suppress(ConnectionClosed):  # a refused link closes at once
+        viewer.send(json.dumps({"type": "resume", "offset": 0}))
+    return viewer
+
+
+def read_until(conn: ClientConnection, text: str, timeout: float = 5) -> str:
+    seen = ""
+    deadline = time.monotonic() + timeout
+    while text not in seen:
+        frame = json.loads(conn.recv(max(0.01, deadline - time.monotonic())))
+        if frame["type"] == "output":
+            seen += frame["data"]
+        elif frame["type"] in ("exit", "error"):
+            raise AssertionError(f"{frame} before {text!r} (saw {seen!r})")
+    return seen
+
+
+def closing_frames(conn: ClientConnection, timeout: float = 5) -> list[dict]:
+    """The frames up to the close, and then the close code as {"code": ...}."""
+    frames = []
+    try:
+        while True:
+            frames.append(json.loads(conn.recv(timeout)))
+    except ConnectionClosed as closed:
+        frames.append({"code": closed.rcvd.code if closed.rcvd else None})
+    return frames
+
+
+def test_creating_a_link_answers_201_with_an_unguessable_token(base):
+    tab = Tab(base)
+    share = tab.share("view", expires_in=60)
+    assert set(share) == {"id", "url", "mode", "expires_at"} and share["mode"] == "view"
+    token = share["url"].rsplit("/s/", 1)[1]
+    assert len(token) == 43  # 32 bytes from secrets, url-safe: 256 bits
+    assert abs(share["expires_at"] - (time.time() + 60)) < 5
+    page = httpx.get(share["url"])
+    assert page.status_code == 200 and "/static/share.js" in page.text
+
+
+def test_owner_and_viewer_see_the_same_output_and_a_late_viewer_gets_the_screen_first(base):
+    tab = Tab(base)
+    share = tab.share("view")
+    early = watch(base, share)
+    tab.write("hello from the tab\r\n")
+    assert "hello from the tab" in read_until(early, "hello from the tab")
+    late = watch(base, share)
+    tab.write("and more\r\n")
+    assert read_until(late, "and more").startswith("hello from the tab")
+
+
+def test_a_view_link_cannot_type_but_a_drive_link_can(base):
+    tab = Tab(base)
+    viewer, driver = watch(base, tab.share("view")), watch(base, tab.share("drive"))
+    viewer.send(json.dumps({"type": "input", "data": "rm -rf /\r"}))
+    error = json.loads(viewer.recv(5))
+    assert error["type"] == "error" and "view link" in error["message"]
+    driver.send(json.dumps({"type": "input", "data": "ls\r"}))
+    assert json.loads(tab.relay.recv(5)) == {"type": "input", "data": "ls\r"}
+    with pytest.raises(TimeoutError):  # the view link's keystrokes never reached the tab
+        tab.relay.recv(0.3)
+
+
+def test_revoking_a_link_cuts_its_viewers_off_at_once_and_the_page_answers_410(base):
+    tab = Tab(base)
+    share = tab.share("view")
+    viewer = watch(base, share)
+    tab.write("before\r\n")
+    read_until(viewer, "before")
+    listing = httpx.get(f"{base}/api/sessions/{tab.id}/shares").json()["shares"]
+    assert [len(s["viewers"]) for s in listing if s["id"] == share["id"]] == [1]
+    started = time.monotonic()
+    assert httpx.delete(f"{base}/api/sessions/{tab.id}/shares/{share['id']}").status_code == 204
+    frames = closing_frames(viewer)
+    assert time.monotonic() - started < 2
+    assert frames[-2] == {"type": "exit", "reason": "the session's owner revoked this share link"}
+    assert frames[-1] == {"code": 4410}
+    page = httpx.get(share["url"])
+    assert page.status_code == 410 and "revoked" in page.text and "Traceback" not in page.text
+    refused = closing_frames(watch(base, share))
+    assert "revoked" in refused[0]["message"] and refused[-1] == {"code": 4410}
+
+
+def test_an_expired_link_answers_410_and_its_viewer_is_cut_off(base):
+    tab = Tab(base)
+    share = tab.share("view", expires_in=1)
+    viewer = watch(base, share)
+    frames = closing_frames(viewer, timeout=5)
+    assert frames[-2] == {"type": "exit", "reason": "this share link has expired"}
+    page = httpx.get(share["url"])
+    assert page.status_code == 410 and "expired" in page.text
+
+
+def test_the_owner_sees_who_is_attached_and_can_end_one(base):
+    tab = Tab(base)
+    share = tab.share("drive")
+    stays, goes = watch(base, share), watch(base, share)
+    tab.write("x")
+    read_until(stays, "x")
+    read_until(goes, "x")
+    [listed] = httpx.get(f"{base}/api/sessions/{tab.id}/shares").json()["shares"]
+    viewers = listed["viewers"]
+    assert len(viewers) == 2 and {v["ip"] for v in viewers} == {"127.0.0.1"}
+    assert all(v["mode"] == "drive" and v["since"] <= time.time() for v in viewers)
+    ended = viewers[0]["id"]
+    assert httpx.delete(f"{base}/api/sessions/{tab.id}/viewers/{ended}").status_code == 204
+    [listed] = httpx.get(f"{base}/api/sessions/{tab.id}/shares").json()["shares"]
+    assert [v["id"] for v in listed["viewers"]] == [viewers[1]["id"]]
+    tab.write("y")
+    outcomes = []
+    for conn in (stays, goes):
+        try:
+            outcomes.append(read_until(conn, "y", timeout=2))
+        except ConnectionClosed as closed:
+            outcomes.append(closed.rcvd.code)
+        except AssertionError as exc:  # the exit frame came first
+            assert "the session's owner ended your connection" in str(exc)
+            outcomes.append(closing_frames(conn)[-1]["code"])
+    assert sorted(outcomes, key=str) == [4410, "y"]
+    assert httpx.delete(f"{base}/api/sessions/{tab.id}/viewers/nobody").status_code == 404
+
+
+def test_when_the_owner_closes_the_tab_viewers_see_the_session_end_with_the_reason(base):
+    tab = Tab(base)
+    viewer = watch(base, tab.share("view"))
+    tab.write("bye soon\r\n")
+    read_until(viewer, "bye soon")
+    tab.relay.close(code=1001)  # what a browser sends when the tab closes
+    frames = closing_frames(viewer)
+    assert {"type": "exit", "reason": "the owner closed the tab"} in frames
+    assert httpx.get(f"{base}/api/tabs/{tab.id}").json()["state"] == "ended"
+
+
+def test_a_relay_that_reconnects_resumes_where_the_server_left_off(base):
+    tab = Tab(base)
+    viewer = watch(base, tab.share("view"))
+    tab.write("one ")
+    read_until(viewer, "one")
+    tab.relay.close(code=4000)  # a dropped connection, not a closed tab
+    again = connect(ws_url(base, tab.info["relay"]))
+    assert json.loads(again.recv(5)) == {"type": "resume", "offset": 4}
+    # the tab resends from an older offset: what the server has is skipped
+    again.send(json.dumps({"type": "output", "offset": 0, "data": "one two"}))
+    assert read_until(viewer, "two") == "two"
+    assert httpx.get(f"{base}/api/tabs/{tab.id}").json()["state"] == "running"
+
+
+def test_bad_requests_get_clear_errors(base):
+    tab = Tab(base)
+    url = f"{base}/api/sessions/{tab.id}/shares"
+    for body, needle in [
+        ({"mode": "admin"}, '"mode" must be'),
+        ({"mode": "view", "expires_in": -1}, '"expires_in" must be'),
+        ({"mode": "view", "expires_in": True}, '"expires_in" must be'),
+        ({"mode": "view", "extra": 1}, "unknown fields"),
+    ]:
+        response = httpx.post(url, json=body)
+        assert response.status_code == 400 and needle in response.json()["error"], body
+    assert httpx.post(url, content=b"{nope").status_code == 400
+    assert httpx.post(url, content=b"x" * 10000).status_code == 413
+    missing = httpx.post(f"{base}/api/sessions/nope/shares", json={"mode": "view"})
+    assert missing.status_code == 404
+
+
+def test_guessed_and_malformed_tokens_get_a_plain_404(base):
+    tab = Tab(base)
+    real = tab.share("view")["url"].rsplit("/s/", 1)[1]
+    guesses = [
+        real[:-1] + ("A" if real[-1] != "A" else "B"),
+        "A" * 43,
+        "short",
+        "%00" * 20,
+        "../../etc/passwd",
+        "x" * 5000,
+        "' OR 1=1 --",
+    ]
+    for guess in guesses:
+        page = httpx.get(f"{base}/s/{guess}")
+        assert page.status_code == 404, guess
+        assert "Traceback" not in page.text
+    with connect(ws_url(base, f"/s/{'A' * 43}/terminal")) as conn:
+        frames = closing_frames(conn)
+        assert frames[0] == {"type": "error", "message": "no such share link"}
+        assert frames[-1] == {"code": 4404}
+
+
+def test_limits_on_links_and_viewers_say_what_was_hit(base, tmp_path):
+    tab = Tab(base)
+    for _ in range(4):
+        tab.share("view")
+    fifth = httpx.post(f"{base}/api/sessions/{tab.id}/shares", json={"mode": "view"})
+    assert fifth.status_code == 429 and "live share links" in fifth.json()["error"]
+    settings = Settings(data_dir=tmp_path, share_limits=ShareLimits(viewers_per_ip=2))
+    with serving(settings) as small:
+        share = Tab(small).share("view")
+        kept = [watch(small, share), watch(small, share)]
+        frames = closing_frames(watch(small, share))
+        assert "already has 2 viewers open" in frames[0]["message"]
+        assert frames[-1] == {"code": 4429}
+        kept[0].close()
+        time.sleep(0.2)
+        again = watch(small, share)  # one left: there is room again
+        with pytest.raises(TimeoutError):
+            again.recv(0.3)
+        for conn in (kept[1], again):
+            conn.close()
+
+
+def test_a_cross_origin_page_cannot_open_a_viewer_socket(base):
+    tab = Tab(base)
+    share = tab.share("view")
+    path = share["url"].split(base, 1)[1] + "/terminal"
+    with pytest.raises(Exception, match="403"):
+        connect(ws_url(base, path), origin="http://evil.example")
+    with connect(ws_url(base, path), origin=base) as conn:  # the page's own origin is fine
+        conn.send(json.dumps({"type": "resume", "offset": 0}))
+
+
+def test_oversized_and_malformed_frames_are_refused_and_the_viewer_stays(base):
+    tab = Tab(base)
+    viewer = watch(base, tab.share("drive"))
+    viewer.send("x" * 70_000)
+    assert "at most" in json.loads(viewer.recv(5))["message"]
+    viewer.send(b"\x00\x01")
+    assert "binary" in json.loads(viewer.recv(5))["message"]
+    viewer.send("{]")
+    assert "JSON" in json.loads(viewer.recv(5))["message"]
+    tab.write("still here\r\n")
+    read_until(viewer, "still here")
+    huge = watch(base, tab.share("view"))
+    huge.send("y" * (2 << 20))  # past the server's frame limit: that connection alone closes
+    assert closing_frames(huge)[-1]["code"] == 1009
+    tab.write("and the others too\r\n")
+    read_until(viewer, "and the others too")
+
+
+def test_a_viewer_that_never_reads_slows_neither_the_owner_nor_other_viewers(base):
+    tab = Tab(base)
+    share = tab.share("view")
+    token_path = share["url"].split(base, 1)[1] + "/terminal"
+    stuck = socket.create_connection(("127.0.0.1", int(base.rsplit(":", 1)[1])))
+    stuck.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    stuck.sendall(
+        (
+            f"GET {token_path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )  # and never reads another byte
+    reader = watch(base, share)
+    line = "0123456789" * 100 + "\r\n"
+    started = time.monotonic()
+    for n in range(4000):  # 4 MB, far past what the stuck socket's buffers hold
+        tab.write(line if n < 3999 else "the end\r\n")
+    read_until(reader, "the end", timeout=30)
+    assert time.monotonic() - started < 30
+    stuck.close()
+
+
+def parse_cast(text: str) -> tuple[dict, list[list]]:
+    lines = text.splitlines()
+    header = json.loads(lines[0])
+    events = [json.loads(line) for line in lines[1:]]
+    assert header["version"] == 2 and header["width"] > 0 and header["height"] > 0
+    for time_, kind, data in events:
+        assert isinstance(time_, float | int) and kind in "oirm" and isinstance(data, str)
+    times = [e[0] for e in events]
+    assert times == sorted(times)
+    return header, events
+
+
+def test_a_recording_is_an_asciicast_v2_with_output_resizes_and_markers(base):
+    tab = Tab(base)
+    started = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={"cols": 100, "rows": 30})
+    assert started.status_code == 201, started.text
+    recording = started.json()
+    assert len(recording["id"]) == 43 and recording["recording"] is True
+    tab.write("first\r\n")
+    tab.relay.send(json.dumps({"type": "size", "cols": 120, "rows": 40}))
+    marker = httpx.post(f"{base}/api/sessions/{tab.id}/markers", json={"label": "Step 2"})
+    assert marker.json() == {"marked": 1}
+    driver = watch(base, tab.share("drive"))
+    driver.send(json.dumps({"type": "input", "data": "secret\r"}))
+    tab.write("second\r\n")
+    read_until(driver, "second")
+    stop = httpx.post(f"{base}/api/sessions/{tab.id}/recordings/{recording['id']}/stop")
+    assert stop.status_code == 200
+    cast = httpx.get(base + recording["cast"])
+    assert cast.status_code == 200
+    header, events = parse_cast(cast.text)
+    assert (header["width"], header["height"]) == (100, 30)
+    kinds = [(kind, data) for _, kind, data in events]
+    assert ("r", "120x40") in kinds and ("m", "Step 2") in kinds
+    output = "".join(data for kind, data in kinds if kind == "o")
+    assert output == "first\r\nsecond\r\n"
+    assert not any(kind == "i" for kind, _ in kinds)  # input only when the owner opts in
+    download = httpx.get(base + recording["cast"] + "?download")
+    assert "attachment" in download.headers["content-disposition"]
+    assert httpx.get(base + recording["url"]).status_code == 200
+
+
+def test_a_recording_keeps_input_only_when_the_owner_opts_in(base):
+    tab = Tab(base)
+    recording = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={"input": True}).json()
+    driver = watch(base, tab.share("drive"))
+    driver.send(json.dumps({"type": "input", "data": "typed\r"}))
+    assert json.loads(tab.relay.recv(5))["type"] == "input"
+    httpx.post(f"{base}/api/sessions/{tab.id}/recordings/{recording['id']}/stop")
+    _, events = parse_cast(httpx.get(base + recording["cast"]).text)
+    assert ["i", "typed\r"] in [e[1:] for e in events]
+
+
+def test_a_recording_stops_at_its_size_limit_with_a_clear_reason(base):
+    tab = Tab(base)
+    recording = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={}).json()
+    for _ in range(100):
+        tab.write("z" * 1000 + "\r\n")
+    deadline = time.monotonic() + 10
+    while True:
+        [info] = httpx.get(f"{base}/api/sessions/{tab.id}/recordings").json()["recordings"]
+        if not info["recording"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert "size limit of 0.0625 MiB" in info["reason"] and info["size"] <= 64 * 1024
+    parse_cast(httpx.get(base + recording["cast"]).text)
+
+
+def test_recordings_can_be_deleted_and_bad_ids_are_404(base):
+    tab = Tab(base)
+    recording = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={}).json()
+    url = f"{base}/api/sessions/{tab.id}/recordings/{recording['id']}"
+    assert httpx.delete(url).status_code == 204
+    assert httpx.get(base + recording["url"]).status_code == 404
+    assert httpx.get(base + recording["cast"]).status_code == 404
+    for bad in ("nope", "A" * 43, "../capos.sqlite3", "A" * 43 + ".cast"):
+        assert httpx.get(f"{base}/r/{bad}").status_code == 404
+    assert (
+        httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={"input": "yes"}).status_code
+        == 400
+    )
+    no_rec = httpx.post(f"{base}/api/sessions/{tab.id}/markers", json={"label": "x"})
+    assert no_rec.status_code == 409

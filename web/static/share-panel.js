@@ -1,0 +1,64 @@
+// The owner's share controls, for any session whose id the page holds: make view and
+// drive links, see who is watching and end any of them, revoke links, start and stop
+// a recording and drop markers (chapters) into it. Everything goes through the API
+// in server/shareapi.py and server/recordapi.py.
+
+function el(tag, { dataset = {}, ...props } = {}, ...children) {
+  const node = Object.assign(document.createElement(tag), props);
+  Object.assign(node.dataset, dataset);
+  node.append(...children);
+  return node;
+}
+
+export function sharePanel(sessionId) {
+  const panel = el("div", { id: "share-panel", className: "share-panel", hidden: true });
+  const message = el("span", { id: "share-message" });
+  const links = el("ul", { id: "share-links" });
+  const recordings = el("ul", { id: "share-recordings" });
+  const api = async (method, path, body) => {
+    const id = await sessionId();
+    const response = await fetch(`/api/sessions/${id}${path}`, {
+      method, headers: { "content-type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const answer = response.status === 204 ? {} : await response.json();
+    if (!response.ok) throw new Error(answer.error);
+    return answer;
+  };
+  const act = (fn) => async () => {
+    try { message.textContent = ""; await fn(); await refresh(); } catch (error) { message.textContent = error.message; }
+  };
+  const refresh = async () => {
+    const { shares } = await api("GET", "/shares");
+    links.replaceChildren(...shares.filter((s) => !s.revoked).map((share) => el("li",
+      { dataset: { shareId: share.id, mode: share.mode } },
+      el("a", { href: share.url, className: "link", target: "_blank", textContent: `${share.mode} link` }),
+      ` ${share.viewers.length} watching `,
+      el("button", { className: "revoke", textContent: "revoke", onclick: act(() => api("DELETE", `/shares/${share.id}`)) }),
+      ...share.viewers.map((viewer) => el("button", {
+        className: "end-viewer", textContent: `end ${viewer.ip}`,
+        onclick: act(() => api("DELETE", `/viewers/${viewer.id}`)),
+      })))));
+    const { recordings: list } = await api("GET", "/recordings");
+    recordings.replaceChildren(...list.map((rec) => el("li", { dataset: { recordingId: rec.id } },
+      el("a", { href: rec.url, className: "replay", target: "_blank", textContent: rec.recording ? "recording…" : "replay" }),
+      rec.reason ? ` (${rec.reason})` : "")));
+  };
+  const running = () => [...recordings.querySelectorAll("li")]
+    .find((li) => li.querySelector("a.replay").textContent === "recording…");
+  panel.append(
+    el("button", { id: "share-view", textContent: "view link", onclick: act(() => api("POST", "/shares", { mode: "view" })) }),
+    el("button", { id: "share-drive", textContent: "drive link", onclick: act(() => api("POST", "/shares", { mode: "drive" })) }),
+    el("button", { id: "share-record", textContent: "record", onclick: act(() => api("POST", "/recordings", {})) }),
+    el("button", { id: "share-mark", textContent: "marker", onclick: act(() => api("POST", "/markers", { label: `marker ${new Date().toLocaleTimeString()}` })) }),
+    el("button", { id: "share-stop", textContent: "stop recording", onclick: act(async () => {
+      const li = running();
+      if (li) await api("POST", `/recordings/${li.dataset.recordingId}/stop`);
+    }) }),
+    links, recordings, message);
+  const toggle = el("button", { id: "share-toggle", textContent: "share", onclick: act(async () => { panel.hidden = !panel.hidden; }) });
+  document.querySelector("header").append(toggle);
+  document.querySelector("header").after(panel);
+  setInterval(() => { if (!panel.hidden) refresh().catch(() => {}); }, 2000);
+  return { refresh };
+}

@@ -1,0 +1,86 @@
+// Sharing a tab session: the tab's terminal output goes to the server, which fans it
+// out to share links (server/relay.py); keystrokes from drive links come back here.
+//
+// Nothing is sent until the owner first shares or records: then the page makes a
+// tab session (POST /api/tabs), whose id only this page holds (it is the owner's
+// proof), and keeps its relay socket open, reconnecting if it drops. The page
+// keeps its last KEEP bytes of output, so after a reconnect it resends from where
+// the server says it left off. Closing the tab closes the socket with 1001 ("going
+// away"), and the server ends the session for viewers with that reason.
+import { sharePanel } from "/static/share-panel.js";
+
+const KEEP = 256 * 1024;
+const utf8 = new TextEncoder();
+
+export function shareTab(term, typeIn) {
+  const decoder = new TextDecoder();
+  const kept = []; // {offset, text}: the recent output, oldest first
+  let keptBytes = 0;
+  let end = 0; // offset after the last byte of output
+  let socket = null;
+  let live = false; // resumed: new output goes straight out
+  let session = null; // {id, relay} once shared
+  let over = false;
+
+  const send = (frame) => socket.send(JSON.stringify(frame));
+  const sendSize = () => { if (live) send({ type: "size", cols: term.cols, rows: term.rows }); };
+  const connect = () => {
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    socket = new WebSocket(`${scheme}//${location.host}${session.relay}`);
+    socket.onmessage = ({ data }) => {
+      const frame = JSON.parse(data);
+      if (frame.type === "resume") {
+        for (const chunk of kept) {
+          if (chunk.offset + utf8.encode(chunk.text).length > frame.offset) {
+            send({ type: "output", offset: chunk.offset, data: chunk.text });
+          }
+        }
+        live = true;
+        sendSize();
+      } else if (frame.type === "input") {
+        typeIn(frame.data);
+      } else if (frame.type === "exit") {
+        over = true;
+      }
+    };
+    socket.onclose = (event) => {
+      live = false;
+      if (!over && event.code !== 4404 && event.code !== 4409) setTimeout(connect, 1000);
+    };
+  };
+  const ensure = async () => {
+    if (session === null) {
+      const response = await fetch("/api/tabs", { method: "POST" });
+      const body = await response.json();
+      if (!response.ok) throw new Error(body.error);
+      session = body;
+      window.caposShare = { id: body.id }; // the owner's page: tests and the console use it
+      connect();
+    }
+    return session.id;
+  };
+  term.onResize(sendSize);
+  sharePanel(ensure);
+  // Each tour step is a chapter in a running recording (409: none is running, fine).
+  document.addEventListener("capos:tour-step", ({ detail }) => {
+    if (session === null) return;
+    fetch(`/api/sessions/${session.id}/markers`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ label: detail }),
+    });
+  });
+  return {
+    output(bytes) {
+      const text = decoder.decode(bytes, { stream: true });
+      if (!text) return;
+      const size = utf8.encode(text).length;
+      kept.push({ offset: end, text });
+      keptBytes += size;
+      while (keptBytes - utf8.encode(kept[0].text).length >= KEEP) {
+        keptBytes -= utf8.encode(kept.shift().text).length;
+      }
+      if (live) send({ type: "output", offset: end, data: text });
+      end += size;
+    },
+  };
+}
