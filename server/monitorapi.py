@@ -20,6 +20,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.control import ControlError
+from server.origin import same_origin
 from server.sessions import Session, SessionRegistry
 
 POLL_S = 0.5
@@ -40,6 +41,35 @@ async def _snapshot(session: Session) -> dict:
     return await vm.control.monitor()
 
 
+async def _push(websocket: WebSocket, session: Session) -> None:
+    """A snapshot whenever the guest's change counter moved; then `exit` when it ends."""
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client went away
+        await _push_until_ended(websocket, session)
+
+
+async def _push_until_ended(websocket: WebSocket, session: Session) -> None:
+    seen = None
+    while session.state != "ended":
+        try:
+            current = await _snapshot(session)
+        except (ControlError, TimeoutError):
+            await asyncio.sleep(POLL_S)  # suspended or restoring: try again
+            continue
+        if current["seq"] != seen:
+            seen = current["seq"]
+            await websocket.send_text(json.dumps({"type": "snapshot", "snapshot": current}))
+        await asyncio.sleep(POLL_S)
+    await websocket.send_text(json.dumps({"type": "exit", "reason": session.reason}))
+    await websocket.close(code=1000)
+
+
+async def _until_closed(websocket: WebSocket, pushing: asyncio.Task) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while (await websocket.receive())["type"] != "websocket.disconnect":
+            pass  # whatever a client sends here is ignored
+    pushing.cancel()
+
+
 def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[Route | WebSocketRoute]:
     async def snapshot(request: Request) -> Response:
         session = _session(registry_of, request.path_params["session_id"])
@@ -51,29 +81,19 @@ def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[Route | We
             return JSONResponse({"error": str(exc) or "the guest did not answer"}, 409)
 
     async def stream(websocket: WebSocket) -> None:
+        if not await same_origin(websocket):
+            return
         session = _session(registry_of, websocket.path_params["session_id"])
         await websocket.accept()
         if session is None:
             await websocket.send_text(json.dumps({"type": "error", "message": "no such session"}))
             await websocket.close(code=4404)
             return
-        seen = None
-        with contextlib.suppress(WebSocketDisconnect, RuntimeError):
-            async with session.attached():  # a watcher keeps the session awake
-                while session.state != "ended":
-                    try:
-                        current = await _snapshot(session)
-                    except (ControlError, TimeoutError):
-                        await asyncio.sleep(POLL_S)  # suspended or restoring: try again
-                        continue
-                    if current["seq"] != seen:
-                        seen = current["seq"]
-                        await websocket.send_text(
-                            json.dumps({"type": "snapshot", "snapshot": current})
-                        )
-                    await asyncio.sleep(POLL_S)
-                await websocket.send_text(json.dumps({"type": "exit", "reason": session.reason}))
-                await websocket.close(code=1000)
+        async with session.attached(), asyncio.TaskGroup() as tasks:
+            # the client sends nothing; reading is how its going away is noticed
+            # (or the server's shutdown closing it), which ends the pushing too
+            pushing = tasks.create_task(_push(websocket, session))
+            tasks.create_task(_until_closed(websocket, pushing))
 
     return [
         Route("/api/sessions/{session_id}/monitor", snapshot, methods=["GET"]),

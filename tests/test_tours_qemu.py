@@ -6,6 +6,8 @@ channel (server/monitorapi.py); each tour gets a fresh VM, ended after it.
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from bench.poolserver import pool_server
@@ -46,5 +48,28 @@ def test_the_monitor_api_serves_the_guest_kernels_snapshot(server):
         assert snapshot["scopePid"] == 0 and snapshot["seq"] > 0
         missing = server.http.get("/api/sessions/nosuch/monitor")
         assert missing.status_code == 404
+    finally:
+        server.http.delete(f"/api/sessions/{session['id']}")
+
+
+def test_the_monitor_stream_pushes_snapshots_and_ends_when_the_client_goes(server):
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    session = server.new_session()
+    url = f"ws://127.0.0.1:{server.port}/api/sessions/{session['id']}/monitor/stream"
+    try:
+        with connect(url, open_timeout=30) as socket:
+            frame = json.loads(socket.recv(timeout=30))
+            assert frame["type"] == "snapshot" and frame["snapshot"]["processes"]
+        # the client left: the session is no longer held awake by it
+        server.wait_for(
+            lambda: server.http.get(f"/api/sessions/{session['id']}").json()["clients"] == 0,
+            "the monitor stream to notice its client left",
+            timeout=10,
+        )
+        with pytest.raises(InvalidStatus) as refused:  # another site's page may not watch
+            connect(url, origin="https://elsewhere.example", open_timeout=30)
+        assert refused.value.response.status_code == 403
     finally:
         server.http.delete(f"/api/sessions/{session['id']}")
