@@ -15,6 +15,7 @@ so a reader that saw up to `seq` can ask for exactly what came after.
 
 from __future__ import annotations
 
+import functools
 from collections import deque
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Generic, TypeVar
@@ -137,9 +138,19 @@ class Monitor:
         self.started[proc.pid] = self.seq
         self.parents[proc.pid] = proc.parent.pid if proc.parent is not None else 0
         if len(self.parents) > PARENTS_KEPT:
-            del self.parents[next(iter(self.parents))]
+            self._forget_ended()
         if self.watchers:
             self.watchers = [w for w in self.watchers if not w()]
+
+    def _forget_ended(self) -> None:
+        """Drop the oldest quarter of the lineage, keeping every live process's ancestry."""
+        keep: set[int] = set()
+        for pid in self.started:  # the live processes
+            while pid and pid not in keep:
+                keep.add(pid)
+                pid = self.parents.get(pid, 0)
+        for pid in [p for p in self.parents if p not in keep][: PARENTS_KEPT // 4 + 1]:
+            del self.parents[pid]
 
     def process_ended(self, proc: Process, kind: str) -> None:
         """Keep an exit record; called before the ring is marked dead."""
@@ -200,18 +211,20 @@ def error_name(code: int) -> str:
         return f"error {code}"
 
 
-def call_record(seq: int, call: tuple, *, hide_caller: bool = False) -> dict:
-    """A trace tuple as a CallRecord, names resolved only now (the trace stores ids)."""
-    at, caller, callee, interface_id, method_id, latency, result = call
-    interface, method = "?", f"@{method_id}"
+@functools.cache
+def _method_names(interface_id: int, method_id: int) -> tuple[str, str]:
     try:
         iface = Bundle.default().interface_by_id(interface_id)
     except KeyError:
-        iface = None
-    if iface is not None:
-        interface = iface.name
-        found = iface.method_by_ordinal(method_id)
-        method = found.name if found is not None else method
+        return "?", f"@{method_id}"
+    found = iface.method_by_ordinal(method_id)
+    return iface.name, found.name if found is not None else f"@{method_id}"
+
+
+def call_record(seq: int, call: tuple, *, hide_caller: bool = False) -> dict:
+    """A trace tuple as a CallRecord, names resolved only now (the trace stores ids)."""
+    at, caller, callee, interface_id, method_id, latency, result = call
+    interface, method = _method_names(interface_id, method_id)
     if result >= 0:
         outcome = "ok"
     elif result == Err.APPLICATION_EXCEPTION:

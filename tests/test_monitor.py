@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from harness import Machine, echo_results
+from harness import BUNDLE, Machine, echo_results
 
+from kernel.codec import encode
 from kernel.monitor import Bounded, Monitor
 
 GRANTS = {"monitor": "systemMonitor", "log": "log", "console": "console"}
+BUNDLE_LOG_WRITE_INFO = encode(
+    BUNDLE.interface("Log").method("write").params, {"level": "info", "text": "x"}
+)
 
 
 def snapshot(proc, cap="monitor", max_calls=64, max_logs=64) -> dict:
@@ -180,6 +184,17 @@ def test_log_records_are_stamped_with_the_writer_and_bounded_in_size():
         "warn",
         "disk is lava",
     )
+
+
+def test_a_log_level_the_schema_does_not_define_is_refused():
+    m = Machine()
+    p = m.process("writer", GRANTS)
+    raw = bytearray(BUNDLE_LOG_WRITE_INFO)
+    raw[16] = 99  # the level's ordinal, in the params' data section
+    bad = p.call_sqe("log", "Log", "write", raw_params=bytes(raw))
+    [cqe] = p.run(bad)
+    assert p.exception(cqe, bad)["type"] == "invalidArgument"
+    assert snapshot(p)["logs"] == []
 
 
 def test_tracing_off_keeps_no_calls():
@@ -372,3 +387,19 @@ def test_the_feed_sends_at_once_on_a_start_throttles_calls_and_refreshes_when_id
     m.kernel.exit(p.pid, 0)
     feed.tick(now + 2 + BUSY_NS + IDLE_NS)  # an exit goes out at once
     assert [e["name"] for e in sent[-1]["exits"]] == ["newcomer"]
+
+
+def test_the_lineage_stays_bounded_and_keeps_every_live_processs_ancestry(monkeypatch):
+    import kernel.monitor
+
+    monkeypatch.setattr(kernel.monitor, "PARENTS_KEPT", 8)
+    m = Machine()
+    parent = m.process("parent", GRANTS)
+    child = m.process("child", GRANTS, parent=parent)
+    m.kernel.exit(parent.pid, 0)  # an orphan: its ended parent is still its ancestry
+    for i in range(40):
+        m.kernel.exit(m.process(f"brief{i}").pid, 0)
+    assert len(m.kernel.monitor.parents) <= 9
+    view, refused = subtree(child, parent.pid)
+    assert refused is None
+    assert [r["pid"] for r in snapshot(child, view)["processes"]] == [child.pid]

@@ -446,3 +446,22 @@ def test_a_child_can_serve_a_new_endpoint_and_killing_it_revokes_its_clients():
     assert lines[3].startswith("[1] done  counter-server  (killed")
     assert lines[4].startswith("error: disconnected: ")  # revoked with its server
     assert lines[5] == "new Nope: no interface 'Nope' in the schema"
+
+
+def test_move_gives_a_cap_away_and_copy_keeps_it():
+    lines = after_motd(
+        shell_session(
+            'spawn "paperclips-server" with { timer: @timer, paperclips: new PaperclipsGame }\n'
+            "timer.now()\n"
+            'spawn "paperclips-server" with { timer: move @timer, '
+            "paperclips: new PaperclipsGame }\n"
+            "timer.now()\n"
+            "exit\n"
+        )
+    )
+    assert (
+        lines[1] == "paperclips2 = <PaperclipsGame cap>: a client of what it serves as paperclips"
+    )
+    assert lines[2].startswith("ns = ")  # a copy leaves the shell's cap in place
+    assert lines[3] == "moved: timer is no longer held by this shell"
+    assert lines[6] == "no cap named 'timer' in this shell: type caps"

@@ -132,3 +132,28 @@ def test_interactive_top_refreshes_until_a_key_then_restores_the_screen():
         assert host.crashes == {} and host.kernel.faults == []
     finally:
         host.shutdown()
+
+
+def test_help_and_the_manual_cover_the_monitoring_commands():
+    lines = after_motd(shell_session("help\nhelp graph\nman top\napropos monitor\nexit\n"))
+    overview = [line.split()[0] for line in lines if line.startswith("  ")]
+    assert {"top", "log", "trace", "graph"} <= set(overview)
+    assert "graph: [ext] who holds caps to what" in lines
+    assert (
+        "top(commands) - [ext] a live process table, as the monitor cap you hold sees it" in lines
+    )
+    assert any(line.startswith("monitoring (concepts) - ") for line in lines)
+
+
+def test_log_shows_another_processs_control_characters_as_spaces():
+    lines = after_motd(shell_session('logger.write(level=info, text="a\\x1b[2Jb")\nlog\nexit\n'))
+    assert lines[-1].endswith("shell[8]: a [2Jb")
+
+
+def test_init_logs_the_services_it_started():
+    lines = after_motd(shell_session("log init\nexit\n"))
+    # each is logged as the next spawn goes out, so all but the shell precede the shell
+    assert [line.split(None, 1)[1] for line in lines[:2]] == [
+        "info  init[1]: started echo (echo-server)",
+        "info  init[1]: started counter (counter-server)",
+    ]

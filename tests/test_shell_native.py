@@ -162,6 +162,15 @@ def test_exit_leaves_status_zero_and_restores_the_terminal(terminal):
     assert terminal.close() == 0
 
 
+def test_top_is_live_on_a_real_terminal_until_a_key(terminal):
+    terminal.type(b"top\r", then=b"(any key quits)")
+    frames = terminal.read_until(b"top - up", timeout=10)  # the next refresh
+    assert b"\x1b[H" in frames and b" shell " in frames and b" init " in frames
+    shown = terminal.type(b"x", then=b"\x1b[?1049l")  # back to the shell's screen
+    shown += terminal.type(b"timer.now()\r", then=b"ns = ")
+    assert b"xtimer" not in shown  # the key that ended top was not typed at the prompt
+
+
 def test_agent_mode_runs_the_built_in_model_in_the_native_host(terminal):
     banner = terminal.type(b"agent counter\r", then=b"agent> ")
     assert b"SmolLM2-135M-Instruct is answering" in banner

@@ -4,8 +4,10 @@ A host that shows the monitoring views (the browser's, beside the terminal)
 calls `tick` on each pass of its loop. A snapshot goes out at once when a
 process started or ended, at most every 250 ms while calls or logs arrive,
 and once a second otherwise, so counters stay fresh without a snapshot per
-call. The snapshot is the SystemMonitor view of the whole system: the page
-holds the tab's system, and sees what its kernel sees.
+call. Each snapshot carries the latest calls and logs (the tour panel,
+web/static/tour.js, looks for a call in the newest snapshot). The snapshot
+is the SystemMonitor view of the whole system: the page holds the tab's
+system, and sees what its kernel sees.
 """
 
 from __future__ import annotations

@@ -11,10 +11,15 @@ system halts.
 
 from __future__ import annotations
 
+import contextlib
+
 from kernel.codec import decode
-from kernel.runtime import Cap, RemoteError, Runtime
+from kernel.runtime import Cap, Pending, RemoteError, Runtime, TransportFailure
 
 CHUNK = 4096
+LOG_RESULT = 256  # room for a Log.write answer (empty) or a short CapException
+LOGS_IN_FLIGHT = 16
+LOG_TEXT_MAX = 1024  # what Log.write accepts
 
 
 def read_manifest(rt: Runtime) -> dict:
@@ -35,6 +40,8 @@ class Init:
     def __init__(self, rt: Runtime, manifest: dict) -> None:
         self.rt = rt
         self.console = rt.cap("console", "Console")
+        self.logger = rt.caps.get("log")  # the kernel log, where a host has one
+        self.logging: list[Pending] = []  # log writes in flight: nothing waits on them
         self.manifest = manifest
         self.exports: dict[tuple[str, str], Cap] = {}
         self.handles: list[tuple[str, Cap]] = []
@@ -47,6 +54,22 @@ class Init:
 
     def say(self, text: str) -> None:
         self.console.writeLine(text=f"init: {text}")
+        self.log("warn", text)
+
+    def log(self, level: str, text: str) -> None:
+        """Submit a record; the next call's cap_enter carries it (no round trip of its own)."""
+        if self.logger is None:
+            return
+        params = {"level": level, "text": text[:LOG_TEXT_MAX]}
+        self.logging.append(self.rt.begin(self.logger, "write", params, result_size=LOG_RESULT))
+        if len(self.logging) >= LOGS_IN_FLIGHT:
+            self.collect_logs()
+
+    def collect_logs(self) -> None:
+        for pending in self.logging:
+            with contextlib.suppress(RemoteError, TransportFailure):  # a log is best effort
+                self.rt.result(pending)
+        self.logging.clear()
 
     def source(self, source: dict) -> Cap | None:
         """The cap a CapSource names, or None if it does not exist (yet)."""
@@ -99,6 +122,7 @@ class Init:
         for export, client in zip(service["exports"], result["clients"], strict=True):
             self.exports[(service["name"], export["name"])] = client
         self.handles.append((service["name"], result["handle"]))
+        self.log("info", f"started {service['name']} ({service['binary']})")
 
     def run(self) -> int:
         for service in self.manifest["initConfig"]["services"]:
@@ -109,6 +133,7 @@ class Init:
             if offer["cap"]["source"].get("import", {}).get("service") in self.skipped:
                 continue
             self.say(f"bundle offer {offer['cap']['name']!r}: its source never appeared")
+        self.collect_logs()
         for name, handle in self.handles:
             code = handle.wait()["exitCode"]
             if code != 0:

@@ -79,6 +79,7 @@ class Pending:
     base: int  # the call's buffer allocation
     result_addr: int
     method: Method | None = None
+    moved: tuple[Cap, ...] = ()  # caps the call moves away: gone from here once it succeeds
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,7 +277,8 @@ class Runtime:
         self.ring.write_buffer(base, message)
         if xfer:
             self.ring.write_buffer(base + xfer_addr, xfer)
-        pending = Pending(next(self._user_data), base, base + result_offset)
+        moved = tuple(c for c, mode in transfers if mode is TransferMode.MOVE)
+        pending = Pending(next(self._user_data), base, base + result_offset, moved=moved)
         try:
             self.submit(
                 (
@@ -328,6 +330,8 @@ class Runtime:
         try:
             cqe = self.wait(pending.user_data)
             self._check(cqe, pending.result_addr)
+            for cap in pending.moved:
+                cap.cap_id = 0  # the callee holds it now; this handle names nothing
             return cqe, self.ring.read_buffer(pending.result_addr, cqe.result)
         finally:
             self.arena.free(pending.base)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from kernel.capobject import CallContext, KernelService
 from kernel.errors import CapError
+from kernel.monitor import LEVELS
 
 if TYPE_CHECKING:
     from kernel.kernel import Kernel
@@ -26,10 +27,12 @@ class Log(KernelService):
         self.kernel = kernel
 
     def write(self, ctx: CallContext, params: dict) -> dict:
-        text = params["text"]
+        level, text = params["level"], params["text"]
+        if level not in LEVELS:  # an ordinal this schema does not define decodes as an int
+            raise CapError.invalid_argument(f"level {level!r}: use one of {', '.join(LEVELS)}")
         if len(text) > MAX_TEXT:
             raise CapError.invalid_argument(
                 f"at most {MAX_TEXT} characters a record, not {len(text)}"
             )
-        self.kernel.monitor.log(ctx.caller, params["level"], text)
+        self.kernel.monitor.log(ctx.caller, level, text)
         return {}

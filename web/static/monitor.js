@@ -1,19 +1,23 @@
 // The monitoring views beside the terminal: processes, the authority graph,
-// calls, logs and exit records. They draw MonitorSnapshots (schema/capos.capnp),
-// which the tab's kernel worker sends as JSON (kernel/hosts/monitorfeed.py)
-// and play.js relays as "capos-monitor" events. Only the kernel's own data is
-// shown; nothing here can act on the system.
+// calls, logs and exit records. They draw MonitorSnapshots (schema/capos.capnp)
+// arriving as JSON in "capos-monitor" events: play.js relays the tab's kernel
+// worker's (kernel/hosts/monitorfeed.py), and any other source (a native
+// session's stream) can dispatch the same. The panel keeps the latest KEEP calls
+// and logs across snapshots (by seq), whatever window each one carries.
+// Only the kernel's own data is shown; nothing here can act on the system.
 import { drawGraph } from "/static/monitor-graph.js";
 import { CallViews } from "/static/monitor-calls.js";
 import { el, processDetail, seconds, table } from "/static/monitor-dom.js";
 
 const LEVELS = ["debug", "info", "warn", "error"];
 const TABS = ["processes", "graph", "calls", "logs", "exits"];
+const KEEP = 200;
 
 class MonitorPanel {
   constructor(root) {
     this.root = root;
     this.snapshot = null;
+    this.recent = { calls: [], logs: [] };
     this.tab = "processes";
     this.selected = null; // "pid:N" or an objectId: the node whose detail is shown
     this.logFilter = { pid: "", level: "debug" };
@@ -30,8 +34,13 @@ class MonitorPanel {
   }
 
   update(snapshot) {
-    this.snapshot = snapshot;
+    for (const kind of ["calls", "logs"]) {
+      const last = this.recent[kind].at(-1)?.seq ?? 0;
+      const fresh = snapshot[kind].filter((r) => r.seq > last);
+      this.recent[kind] = [...this.recent[kind], ...fresh].slice(-KEEP);
+    }
     this.calls.add(snapshot);
+    this.snapshot = { ...snapshot, calls: this.recent.calls, logs: this.recent.logs };
     if (document.body.classList.contains("monitor-open")) this.render();
   }
 

@@ -20,7 +20,7 @@ from kernel.programs.shell.shell import Binding, CommandError, Shell
 from kernel.programs.shell.syntax import Builtin, Call, CapRef, Launch, Let, ParseError, parse
 from kernel.programs.shell.tools import tools_for
 from kernel.programs.shell.values import InputError, caps_in, render, show, to_params
-from kernel.runtime import Cap, RemoteError, TransportFailure
+from kernel.runtime import Cap, Move, RemoteError, TransportFailure
 
 
 class Commands:
@@ -140,7 +140,7 @@ class Commands:
                     f"@{ref.name} is a {actual} (pass it as @{ref.name})"
                 )
             else:
-                grants.append({"name": name, "source": {"cap": cap}})
+                grants.append({"name": name, "source": {"cap": Move(cap) if ref.move else cap}})
         result = self.rt.call(
             launcher.cap,
             "spawn",
@@ -151,6 +151,7 @@ class Commands:
             },
         )
         job = self.shell.add_job(launch.binary, result["handle"], result["endpoints"])
+        self._forget_moved()
         kept = []
         for name, client in zip(served, result["clients"], strict=True):
             free = next(
@@ -259,6 +260,7 @@ class Commands:
         if results is None:
             self.shell.say(f"{where}: interrupted (its answer will be dropped)")
             return
+        self._forget_moved()
         found = caps_in(method.results, results)
         if bind is not None:
             self._bind(bind, method.results, results, found)
@@ -269,6 +271,14 @@ class Commands:
             cap_.release()
         if found:
             self.shell.say(f"(caps not kept: let NAME = {where}(...) keeps them)")
+
+    def _forget_moved(self) -> None:
+        """Names whose cap a call just moved away (`move @name`) name nothing now."""
+        for name in [
+            n for n, b in self.shell.names.items() if b.cap is not None and not b.cap.cap_id
+        ]:
+            del self.shell.names[name]
+            self.shell.say(f"moved: {name} is no longer held by this shell")
 
     def _cap_value(self, ref: CapRef) -> Cap:
         return self.resolve(ref.name)

@@ -18,6 +18,7 @@ implicit, and gives it the terminal until it exits. Ctrl-C kills it.
   client @name   pass the client side of an endpoint
   client @stdio  a fresh StdIO endpoint this shell serves for the child
   new Interface  a fresh endpoint the child serves; you keep a client of it
+  move @name     give the cap away: the child gets it, this shell no longer has it
 Example: run "chat-client" with { stdio: client @stdio, chat: client @chat }
 """,
     ),
@@ -58,7 +59,7 @@ NAME.method(field=value, ...)
 Checked against the schema before anything is sent: an unknown method, a
 wrong type or a missing field is named. Values:
   "text"  b"bytes"  42  -7  0x1f  3.5  true  false  null  [1, 2]
-  { field: value }   @name (a cap)   operator (an enum name)
+  { field: value }   @name (a cap, copied)   move @name (given away)   operator (an enum name)
 Bool and List parameters may be left out (false, empty).
 Examples:  timer.now()    entropy.getRandom(len=8)
 """,

@@ -112,7 +112,7 @@ def _is_word_char(ch: str) -> bool:
     return ch.isalnum() or ch == "_"
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     """`text` safe to echo: control characters (C0, DEL, C1) become spaces."""
     return "".join(" " if ch < " " or "\x7f" <= ch < "\xa0" else ch for ch in text)
 
@@ -571,7 +571,7 @@ class LineEditor:
         self._refresh()
 
     def _replace(self, text: str) -> None:
-        self._buf = list(_printable(text))
+        self._buf = list(printable(text))
         self._pos = len(self._buf)
         self._fix_scroll()
         self._refresh()
@@ -595,7 +595,7 @@ class LineEditor:
             found = self._complete(before)
         except Exception:
             found = ()  # a faulty completer must not break the session
-        candidates = [_printable(c) for c in found or () if isinstance(c, str) and c]
+        candidates = [printable(c) for c in found or () if isinstance(c, str) and c]
         candidates = list(dict.fromkeys(candidates))
         if len(candidates) == 1:
             only = candidates[0]

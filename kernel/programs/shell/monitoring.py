@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from kernel.programs.shell.lineedit import printable
 from kernel.programs.shell.shell import CommandError, Shell
 from kernel.runtime import Cap
 from kernel.runtime.buffers import BufferExhausted
@@ -156,7 +157,8 @@ class MonitorCommands:
             )
         for r in records:
             self.shell.say(
-                f"{r['atNs'] / 1e9:10.3f} {r['level']:<5} {r['process']}[{r['pid']}]: {r['text']}"
+                f"{r['atNs'] / 1e9:10.3f} {r['level']:<5} {r['process']}[{r['pid']}]: "
+                + printable(r["text"])
             )
 
     # --- trace -----------------------------------------------------------------------------
@@ -168,9 +170,6 @@ class MonitorCommands:
         snap = self._snapshot(monitor, calls=MAX_CALLS)
         names = {p["pid"]: p["name"] for p in snap["processes"]}
         names.update({e["pid"]: e["name"] for e in snap["exits"]})
-
-        def label(pid: int, nobody: str) -> str:
-            return f"{names.get(pid, '?')}[{pid}]" if pid else nobody
 
         calls = [
             c
@@ -188,8 +187,8 @@ class MonitorCommands:
         )
         for c in calls:
             self.shell.say(
-                f"{c['atNs'] / 1e9:10.3f} {label(c['callerPid'], '(outside)'):<18} "
-                f"{label(c['calleePid'], 'kernel'):<18} "
+                f"{c['atNs'] / 1e9:10.3f} {_label(c['callerPid'], names, '(outside)'):<18} "
+                f"{_label(c['calleePid'], names, 'kernel'):<18} "
                 f"{c['interface'] + '.' + c['method']:<32} {_duration(c['latencyNs']):>9} "
                 f"{c['result']}"
             )
@@ -239,17 +238,10 @@ class MonitorCommands:
 
     def _process(self, proc: dict, procs: dict[int, dict]) -> None:
         self.shell.say(f"pid {proc['pid']} {proc['name']} ({proc['binary']}) holds:")
+        names = {pid: p["name"] for pid, p in procs.items()}
         for cap in proc["caps"]:
             server = cap["servedBy"]
-            by = (
-                "kernel"
-                if server == 0
-                else (
-                    "itself"
-                    if server == proc["pid"]
-                    else f"{procs.get(server, {}).get('name', '?')}[{server}]"
-                )
-            )
+            by = "itself" if server == proc["pid"] else _label(server, names, nobody="kernel")
             self.shell.say(f"  {cap['name'] or '-':<16} {cap['interface']:<18} served by {by}")
         served = {
             c["objectId"]: c
@@ -268,6 +260,11 @@ class MonitorCommands:
             self.shell.say(
                 f"  {cap['interface']} ({object_id}): {', '.join(holders) or 'nobody else'}"
             )
+
+
+def _label(pid: int, names: dict[int, str], nobody: str) -> str:
+    """`name[pid]`, or `nobody` for pid 0 (the kernel, or a caller outside the view)."""
+    return f"{names.get(pid, '?')}[{pid}]" if pid else nobody
 
 
 def _matches(who: list[str], pid: int, name: str) -> bool:

@@ -40,12 +40,14 @@ class CapRef:
     """`@name` (or `client @name`): a cap the shell holds, as a value or grant source.
 
     As a grant, `new Interface` is a fresh endpoint the child serves (`name`
-    is then the interface); the shell keeps a client of it.
+    is then the interface); the shell keeps a client of it. `move @name`
+    sends the cap itself: the shell no longer holds it once the call succeeds.
     """
 
     name: str
     client: bool = False
     new: bool = False
+    move: bool = False
 
 
 @dataclass(frozen=True)
@@ -228,15 +230,18 @@ class _Parser:
             self.take()
             interface = self.expect("name", "an interface after new, as in new Counter")
             return CapRef(interface.value, new=True)
+        move = token.kind == "name" and token.value == "move"
         if grant and token.kind == "name" and token.value == "client":
             self.take()
             client = True
+        elif move:
+            self.take()
         at = self.take()
         if at.kind != "punct" or at.value != "@":
-            hint = "@name, client @name or new Interface" if grant else "@name"
+            hint = "@name, client @name, move @name or new Interface" if grant else "@name"
             raise ParseError(f"expected {hint}, found {_describe(at)}", at.column)
         name = self.expect("name", "a cap name after '@'")
-        return CapRef(name.value, client)
+        return CapRef(name.value, client, move=move)
 
     def let(self) -> Let:
         self.take()

@@ -15,7 +15,7 @@ from typing import Any
 from kernel.codec import EnumType, InterfaceType, ListType, StructType
 from kernel.codec.bundle import INT_RANGES, capnp_type_name
 from kernel.programs.shell.syntax import CapRef, Word
-from kernel.runtime import Cap
+from kernel.runtime import Cap, Move
 
 # Generic capability types: any cap may go there.
 _ANY_CAP = {"capability", "Capability", "ClientEndpoint"}
@@ -90,7 +90,7 @@ def _convert(kind: Any, value: Any, resolve: Callable[[CapRef], Cap], where: str
         ):
             actual = cap.interface.name if cap.interface else hex(cap.interface_id)
             raise InputError(f"{where} expects a {kind.name}, but @{value.name} is a {actual}")
-        return cap
+        return Move(cap) if value.move else cap
     if kind in INT_RANGES:
         low, high = INT_RANGES[kind]
         if isinstance(value, bool) or not isinstance(value, int):
