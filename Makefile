@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 LLM_STAMP := $(VENV)/.llm-installed
 
-.PHONY: run shell test test-fast lint bench schema clean llm
+.PHONY: run shell test test-fast lint bench schema image clean llm
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; install Python 3.11 or newer" >&2; exit 1; }
@@ -45,8 +45,23 @@ BROWSERS := /usr/bin/chromium /usr/bin/firefox-esr
 	  echo "error: $@ is missing: run 'sudo apt-get install $$package'" >&2; exit 1; \
 	fi
 
+# QEMU runs the server-hosted sessions; install it when missing (as root), or say how.
+QEMU := /usr/bin/qemu-system-x86_64
+$(QEMU):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "==> installing qemu-system-x86 (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null; \
+	else \
+	  echo "error: $@ is missing: run 'sudo apt-get install qemu-system-x86'" >&2; exit 1; \
+	fi
+
+# The QEMU guest image (kernel + initramfs from the pinned Debian packages in
+# server/image.lock), cached under ~/.cache/capos-playground; rebuilt when stale.
+image: $(STAMP) $(QEMU)
+	@$(BIN)/capos-playground image build >/dev/null
+
 # The main job: the web playground (open the URL it prints).
-run: $(STAMP) $(WEB_STAMP) $(LLM_STAMP)
+run: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) image
 	$(BIN)/capos-playground serve
 
 # The same shell in this terminal, every process isolated natively.
@@ -59,9 +74,9 @@ lint: $(STAMP)
 
 # Unit tests only: the fast loop for development (under 2 minutes).
 test-fast: $(STAMP) $(LLM_STAMP)
-	$(BIN)/pytest -q -m "not native and not browser" tests
+	$(BIN)/pytest -q -m "not native and not browser and not qemu" tests
 
-test: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS) lint
+test: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS) image lint
 	$(BIN)/pytest -q tests
 
 bench: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS)

@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from kernel.hosts.models.settings import add_model_options
+from server.settings import QemuSettings
 
 
 def _schema_build(args: argparse.Namespace) -> int:
@@ -24,6 +25,18 @@ def _bench_browser(args: argparse.Namespace) -> int:
     from bench.browser import run_benchmark
 
     return run_benchmark(json_path=args.json, quick=args.quick)
+
+
+def _image_build(args: argparse.Namespace) -> int:
+    from server.image import build_command
+
+    return build_command(force=args.force)
+
+
+def _bench_pool(args: argparse.Namespace) -> int:
+    from bench.pool import run_benchmark
+
+    return run_benchmark(json_path=args.json, quick=args.quick, accel=args.accel)
 
 
 def _bench_agent(args: argparse.Namespace) -> int:
@@ -55,18 +68,30 @@ def _serve(args: argparse.Namespace) -> int:
 
     from server.app import create_app
     from server.assets import MissingVendor
-    from server.settings import Settings
+    from server.settings import QemuSettings, Settings
     from server.snapshot import SnapshotFailed
     from server.tours import TourError
 
-    settings = Settings(host=args.host, port=args.port)
+    qemu = None
+    if args.max_vms > 0:
+        qemu = QemuSettings(
+            warm=args.warm,
+            max_vms=max(args.max_vms, args.warm),
+            memory_mib=args.memory,
+            accel=args.accel,
+            idle_timeout_s=args.idle_timeout,
+            lifetime_s=args.lifetime,
+            cpu_seconds=args.cpu_limit,
+            snapshot=not args.cold_boot,
+        )
+    settings = Settings(host=args.host, port=args.port, qemu=qemu)
     try:
         app = create_app(settings)
     except (MissingVendor, SnapshotFailed, TourError) as exc:
         print(f"capos-playground: {exc}", file=sys.stderr)
         return 1
     print(f"capOS Playground: http://{args.host}:{args.port}/", file=sys.stderr, flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", ws_max_size=1 << 20)
     return 0
 
 
@@ -111,6 +136,14 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument("--check", action="store_true", help="fail if the committed bundle is stale")
     build.set_defaults(func=_schema_build)
 
+    image = sub.add_parser("image", help="the QEMU guest image")
+    image_sub = image.add_subparsers(dest="image_command", required=True)
+    image_build = image_sub.add_parser(
+        "build", help="build the guest kernel and initramfs (when missing or stale)"
+    )
+    image_build.add_argument("--force", action="store_true", help="rebuild even if up to date")
+    image_build.set_defaults(func=_image_build)
+
     bench = sub.add_parser("bench", help="run a benchmark")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
     kernel = bench_sub.add_parser("kernel", help="ring, IPC and spawn figures, against pycapnp")
@@ -126,9 +159,45 @@ def build_parser() -> argparse.ArgumentParser:
     agent.add_argument("--quick", action="store_true", help="one round of requests")
     agent.set_defaults(func=_bench_agent)
 
+    pool = bench_sub.add_parser("pool", help="the QEMU pool: handout, echo, resume, capacity")
+    pool.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    pool.add_argument("--quick", action="store_true", help="fewer samples and sessions (smoke run)")
+    pool.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    pool.set_defaults(func=_bench_pool)
+
     serve = sub.add_parser("serve", help="serve the web playground")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    qemu = QemuSettings()
+    serve.add_argument("--warm", type=int, default=qemu.warm, help="QEMU VMs kept booted")
+    serve.add_argument(
+        "--max-vms",
+        type=int,
+        default=qemu.max_vms,
+        help="QEMU VMs at once (0: no server-hosted sessions)",
+    )
+    serve.add_argument("--memory", type=int, default=qemu.memory_mib, help="MiB per VM")
+    serve.add_argument("--accel", choices=["auto", "kvm", "tcg"], default=qemu.accel)
+    serve.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=qemu.idle_timeout_s,
+        help="seconds without a client before a session is suspended to disk",
+    )
+    serve.add_argument(
+        "--lifetime", type=float, default=qemu.lifetime_s, help="seconds a session may last"
+    )
+    serve.add_argument(
+        "--cpu-limit",
+        type=float,
+        default=qemu.cpu_seconds,
+        help="CPU seconds a session's VM may use",
+    )
+    serve.add_argument(
+        "--cold-boot",
+        action="store_true",
+        help="boot every pool VM instead of restoring a booted snapshot",
+    )
     serve.set_defaults(func=_serve)
 
     tours = sub.add_parser("tours", help="the guided tours in demos/")

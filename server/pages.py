@@ -23,8 +23,14 @@ def routes(settings: Settings) -> list[Route]:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
 
+    in_tab, on_server = page("play.html"), page("session.html")
+
+    async def play(request: Request) -> Response:
+        """The tab's own kernel, or with ?session={id} a server-hosted session's terminal."""
+        return await (on_server if "session" in request.query_params else in_tab)(request)
+
     return [
         Route("/", page("index.html"), methods=["GET", "HEAD"]),
-        Route("/play", page("play.html"), methods=["GET", "HEAD"]),
+        Route("/play", play, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
     ]

@@ -10,9 +10,25 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def default_cache_dir() -> Path:
-    """Built artefacts the server makes once and reuses (the Pyodide snapshot)."""
+    """Built artefacts the server makes once and reuses (the Pyodide snapshot, the guest image)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "capos-playground"
+
+
+@dataclass(frozen=True)
+class QemuSettings:
+    """The QEMU pool behind server-hosted sessions."""
+
+    warm: int = 2  # VMs kept booted at the prompt
+    max_vms: int = 8  # all QEMU processes at once (warm, in use, restoring)
+    memory_mib: int = 256  # each VM's memory cap
+    accel: str = "auto"  # "auto" (KVM if a real boot works), "kvm" or "tcg"
+    idle_timeout_s: float = 300.0  # no client for this long: the VM is saved and stopped
+    lifetime_s: float = 3600.0  # wall clock, suspended time included
+    cpu_seconds: float = 900.0  # CPU time a session's VMs may use in all
+    max_sessions: int = 64
+    scrollback: int = 256 * 1024  # output bytes kept per session for reconnecting clients
+    snapshot: bool = True  # refill the pool by restoring a booted template, not by booting
 
 
 @dataclass(frozen=True)
@@ -21,6 +37,7 @@ class Settings:
     port: int = 8000
     web_dir: Path = field(default=REPO_ROOT / "web")
     cache_dir: Path = field(default_factory=default_cache_dir)
+    qemu: QemuSettings | None = None  # None: no server-hosted sessions
 
     @property
     def vendor_dir(self) -> Path:

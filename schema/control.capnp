@@ -1,0 +1,38 @@
+# The control channel between the server and a guest kernel in a QEMU VM: a
+# second serial port carrying everything that is not terminal bytes. The
+# server speaks it with pycapnp, the guest with the project's own codec.
+#
+# Framing on the wire: each message is a standard Cap'n Proto stream frame
+# (segment table, then segments). The server sends ControlRequests; the guest
+# answers each with exactly one ControlResponse carrying the same id, and may
+# answer out of order. New calls (monitoring, agent access) are new union
+# members on both sides; an unknown member is answered with `error`.
+@0x96f87b83b4a815d4;
+
+using Capos = import "capos.capnp";
+
+struct ControlRequest {
+  id @0 :UInt32;            # chosen by the server, echoed in the response
+  union {
+    ping @1 :Void;          # is the guest kernel serving? answers `pong`
+    resize @2 :Capos.TerminalSize;  # the console's new size; answers `done`
+    shutdown @3 :Void;      # end every process and power off; answers `done` first
+    reseed @4 :Data;        # fresh entropy for the guest's RNG, forced into use at once:
+                            # sent to each VM restored from the pool's shared snapshot,
+                            # so clones stop drawing the same random numbers
+  }
+}
+
+struct ControlResponse {
+  id @0 :UInt32;
+  union {
+    done @1 :Void;
+    pong @2 :Pong;
+    error @3 :Text;         # the request failed or is unknown; says why
+  }
+}
+
+struct Pong {
+  uptimeNs @0 :UInt64;      # since the guest kernel booted
+  processes @1 :UInt32;     # live capOS processes
+}

@@ -1,0 +1,87 @@
+"""The server's end of a guest's control channel, spoken with pycapnp.
+
+Requests and responses are `schema/control.capnp` messages in standard
+stream framing on the VM's second serial port; the guest decodes them with
+the project's own codec (kernel/hosts/control.py), so this is a live
+conformance check in both directions. Responses carry the request's id,
+which lets calls overlap.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+from typing import Any
+
+import capnp
+
+from kernel.codec.errors import DecodeError
+from kernel.codec.framing import frame_size
+from server.settings import REPO_ROOT
+
+SCHEMA_DIR = REPO_ROOT / "schema"
+MAX_MESSAGE = 64 * 1024
+_schema = capnp.load(str(SCHEMA_DIR / "control.capnp"), imports=[str(SCHEMA_DIR)])
+
+
+class ControlError(Exception):
+    """The guest answered with an error, or the channel is gone."""
+
+
+class ControlClient:
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._writer: asyncio.StreamWriter | None = None
+        self._pending: dict[int, asyncio.Future] = {}
+        self._ids = itertools.count(1)
+        self.closed = False
+
+    async def run(self) -> None:
+        """Read responses until the channel closes; owned by the VM's task group."""
+        reader, self._writer = await asyncio.open_connection(sock=self._sock)
+        buffer = bytearray()
+        try:
+            while data := await reader.read(65536):
+                buffer += data
+                while (size := frame_size(buffer, MAX_MESSAGE)) is not None:
+                    frame = bytes(buffer[:size])
+                    del buffer[:size]
+                    self._deliver(frame)
+        except DecodeError as exc:
+            self._fail(f"the guest sent a bad control frame: {exc}")
+        finally:
+            self._fail("the control channel closed (the VM has exited)")
+            self._writer.close()
+
+    def _deliver(self, frame: bytes) -> None:
+        with _schema.ControlResponse.from_bytes(frame) as response:
+            answer = response.to_dict()
+        future = self._pending.pop(answer.pop("id"), None)
+        if future is not None and not future.done():
+            future.set_result(answer)
+
+    def _fail(self, reason: str) -> None:
+        self.closed = True
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(ControlError(reason))
+        self._pending.clear()
+
+    async def call(self, timeout: float = 5.0, **request: Any) -> dict:
+        """Send one request (`ping=None`, `resize={...}`, ...) and wait for its answer."""
+        if self.closed or self._writer is None:
+            raise ControlError("the control channel is not open")
+        call_id = next(self._ids) & 0xFFFFFFFF
+        message = _schema.ControlRequest.new_message(id=call_id, **request)
+        future = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        self._writer.write(message.to_bytes())
+        try:
+            async with asyncio.timeout(timeout):
+                answer = await future
+        finally:
+            self._pending.pop(call_id, None)
+        if "error" in answer:
+            raise ControlError(f"the guest refused it: {answer['error']}")
+        return answer

@@ -1,0 +1,230 @@
+"""The warm pool: VMs waiting at the shell's prompt, and a cap on all VMs.
+
+The pool owns every QEMU process (warm, booting, handed out, restoring) in
+its task group, so stopping the pool ends them all. `take` hands out a warm
+VM at once or raises `PoolFull`: nothing ever waits for a boot. Whenever
+the warm count falls below its target and the cap allows, the pool starts
+another in the background.
+
+Refills restore a snapshot rather than boot: at start the pool boots one VM
+to the prompt and saves it to a file (the template); each new VM is QEMU
+restoring that file, a fraction of a second instead of seconds of CPU
+under TCG (see `bench pool`). A restored clone is sent fresh entropy over
+the control channel before it is handed out, and its output stream starts
+with the screen the template had. Values drawn before the snapshot (the
+guest kernel's secret) are shared by the clones, each in its own VM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from server.control import ControlError
+from server.image import Image
+from server.metrics import Metrics
+from server.qmp import QmpError
+from server.stream import OutputStream
+from server.vm import Vm, VmConfig
+
+MAX_BACKOFF_S = 60
+REFILL_DELAY_S = 0.25  # after a handout, so the new session's first round trips go first
+
+
+class PoolFull(Exception):
+    """No VM can be handed out now; try again after `retry_after` seconds."""
+
+    def __init__(self, message: str, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    warm: int = 2  # VMs kept booted and waiting
+    max_vms: int = 8  # every QEMU process this server runs, of any kind
+    scrollback: int = 256 * 1024
+    boot_timeout_s: float = 120.0
+    snapshot: bool = True  # refill by restoring a booted template (else: boot each VM)
+
+
+class VmPool:
+    def __init__(
+        self,
+        image: Image,
+        vm_config: VmConfig,
+        config: PoolConfig,
+        state_dir: Path,
+        metrics: Metrics,
+    ) -> None:
+        self.image, self.vm_config, self.config = image, vm_config, config
+        self.metrics = metrics
+        self._template = state_dir / "template.vmstate"
+        self._template_screen: bytes | None = None  # set once the template is saved
+        self.vms: set[Vm] = set()  # every live QEMU
+        self._warm: list[Vm] = []  # ready, not handed out
+        self._booting: set[Vm] = set()
+        self._names = (f"capos-{os.getpid()}-{n}" for n in itertools.count(1))
+        self._changed = asyncio.Event()
+        self._tasks: asyncio.TaskGroup | None = None
+        self.boot_seconds: list[float] = []  # start to ready, of every VM so far
+        self._failures = 0  # VMs in a row that did not come up
+        self._refill_at = 0.0  # monotonic time before which no refill starts
+
+    async def run(self) -> None:
+        """Keep the pool filled until cancelled; every VM lives in this task group."""
+        async with asyncio.TaskGroup() as tasks:
+            self._tasks = tasks
+            try:
+                if self.config.snapshot:
+                    await self._make_template()
+                while True:
+                    if self._failures:  # a VM that fails to start would fail again at once
+                        await asyncio.sleep(min(MAX_BACKOFF_S, 2**self._failures))
+                    # A refill competes for the CPU with the visitor just handed a VM.
+                    await asyncio.sleep(max(0.0, self._refill_at - time.monotonic()))
+                    while (
+                        len(self._warm) + len(self._booting) < self.config.warm
+                        and len(self.vms) < self.config.max_vms
+                    ):
+                        self._boot()
+                    self._changed.clear()
+                    await self._changed.wait()
+            finally:
+                self._tasks = None
+
+    async def _make_template(self) -> None:
+        """Boot one VM to the prompt and save it; on failure, refills boot instead."""
+        vm = self.start(OutputStream(self.config.scrollback))
+        self._booting.add(vm)  # for Retry-After meanwhile
+        ready = await self._ready(vm)
+        self._booting.discard(vm)
+        if ready:
+            screen = vm.stream.snapshot().data.encode()
+            try:
+                await vm.suspend(self._template)
+                self._template_screen = screen
+                return
+            except (QmpError, OSError) as exc:
+                print(
+                    f"capOS pool: cannot save a template VM ({exc}); booting each VM instead",
+                    file=sys.stderr,
+                )
+        vm.kill("no template")
+
+    async def _ready(self, vm: Vm) -> bool:
+        """Wait for `vm` to reach the prompt (or be restored); False if it exits or times out."""
+        ready = asyncio.ensure_future(vm.ready.wait())
+        exited = asyncio.ensure_future(vm.exited.wait())
+        try:
+            await asyncio.wait(
+                [ready, exited],
+                timeout=self.config.boot_timeout_s,
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+        finally:
+            ready.cancel()
+            exited.cancel()
+        if vm.ready.is_set() and not vm.exited.is_set():
+            self.boot_seconds.append(vm.ready_at - vm.started_at)
+            self.metrics.vm_boots.inc()
+            self._failures = 0
+            return True
+        vm.kill(f"it did not reach the prompt within {self.config.boot_timeout_s:.0f} s")
+        self.metrics.vm_boot_failures.inc()
+        self._failures += 1
+        print(f"capOS pool: a VM did not come up: {vm.exit_reason or 'timeout'}", file=sys.stderr)
+        return False
+
+    def _boot(self) -> None:
+        stream = OutputStream(self.config.scrollback)
+        if self._template_screen is None:
+            vm = self.start(stream)
+        else:
+            stream.append(self._template_screen)
+            vm = self.start(stream, incoming=self._template)
+        self._booting.add(vm)
+        self._tasks.create_task(self._await_boot(vm))
+
+    async def _await_boot(self, vm: Vm) -> None:
+        try:
+            if await self._ready(vm) and vm.incoming is not None:
+                await vm.control.call(reseed=os.urandom(32))
+        except (ControlError, TimeoutError) as exc:
+            vm.kill(f"the restored VM did not take fresh entropy: {exc}")
+        finally:
+            self._booting.discard(vm)
+        if vm.ready.is_set() and not vm.exited.is_set():
+            self._warm.append(vm)
+        self._note_change()
+
+    def start(self, stream: OutputStream, incoming: Path | None = None) -> Vm:
+        """A new QEMU writing into `stream` (restored from `incoming` if given), owned here."""
+        if self._tasks is None:
+            raise RuntimeError("the pool is not running")
+        vm = Vm(self.image, self.vm_config, stream, name=next(self._names), incoming=incoming)
+        self.vms.add(vm)
+        self._tasks.create_task(self._own(vm))
+        return vm
+
+    async def _own(self, vm: Vm) -> None:
+        try:
+            await vm.run()
+        finally:
+            self.vms.discard(vm)
+            if vm in self._warm:
+                self._warm.remove(vm)
+            self._note_change()
+
+    def _note_change(self) -> None:
+        """Wake the refill loop and publish the counts."""
+        self._changed.set()
+        warm, booting = len(self._warm), len(self._booting)
+        gauge = self.metrics.pool_vms
+        gauge.labels(state="warm").set(warm)
+        gauge.labels(state="booting").set(booting)
+        gauge.labels(state="in_use").set(max(0, len(self.vms) - warm - booting))
+
+    def take(self) -> Vm:
+        """A warm VM, now; PoolFull if there is none."""
+        while self._warm:
+            vm = self._warm.pop(0)
+            self._refill_at = time.monotonic() + REFILL_DELAY_S
+            self._note_change()
+            if not vm.exited.is_set():
+                return vm
+        raise PoolFull(
+            "every VM is in use or still booting; try again shortly",
+            retry_after=self._retry_after(),
+        )
+
+    def make_room(self) -> bool:
+        """Free a slot under the cap for a restore, by ending a warm VM if need be."""
+        if len(self.vms) < self.config.max_vms:
+            return True
+        if self._warm:
+            self._warm.pop().kill("its slot went to a session being resumed")
+            return True
+        return False
+
+    def _retry_after(self) -> int:
+        if self._booting and self.boot_seconds:
+            return max(1, round(sorted(self.boot_seconds)[len(self.boot_seconds) // 2]))
+        return 5 if self._booting else 30
+
+    def describe(self) -> str:
+        return "snapshot restore" if self._template_screen is not None else "cold boot"
+
+    def stats(self) -> dict:
+        return {
+            "warm": len(self._warm),
+            "booting": len(self._booting),
+            "vms": len(self.vms),
+            "max_vms": self.config.max_vms,
+            "refill": self.describe(),
+        }

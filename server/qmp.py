@@ -1,0 +1,52 @@
+"""A minimal QMP client: QEMU's JSON monitor, over a socket QEMU was handed at start."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from typing import Any
+
+
+class QmpError(Exception):
+    """QEMU refused a command or its monitor went away."""
+
+
+class Qmp:
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._lock = asyncio.Lock()  # one command at a time: replies are not tagged
+
+    async def connect(self) -> None:
+        self._reader, self._writer = await asyncio.open_connection(sock=self._sock)
+        await self._message()  # the greeting
+        await self.command("qmp_capabilities")
+
+    async def _message(self) -> dict:
+        while True:
+            line = await self._reader.readline()
+            if not line:
+                raise QmpError("QEMU's monitor closed (the VM has exited)")
+            message = json.loads(line)
+            if "event" not in message:  # events are not needed by anyone yet
+                return message
+
+    async def command(self, name: str, **arguments: Any) -> Any:
+        async with self._lock:
+            request: dict[str, Any] = {"execute": name}
+            if arguments:
+                request["arguments"] = arguments
+            self._writer.write(json.dumps(request).encode() + b"\n")
+            await self._writer.drain()
+            reply = await self._message()
+        if "error" in reply:
+            raise QmpError(f"{name}: {reply['error'].get('desc', reply['error'])}")
+        return reply.get("return")
+
+    def close(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+        else:
+            self._sock.close()

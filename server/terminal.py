@@ -1,0 +1,176 @@
+"""`WS /api/sessions/{id}/terminal`: a session's terminal over a websocket.
+
+Client to server (JSON text frames):
+  {"type": "resume", "offset": N}     first, to say where to start (a new client: 0)
+  {"type": "input", "data": "..."}    keystrokes
+  {"type": "resize", "cols": C, "rows": R}
+Server to client:
+  {"type": "output", "offset": N, "data": "..."}   N: the stream offset of data's first byte
+  {"type": "reset", "offset": N}      what was asked for fell out of the scrollback:
+                                       clear the screen, output continues from N
+  {"type": "exit", "reason": "..."}   the session ended; the socket then closes
+  {"type": "error", "message": "..."} a bad frame, refused and reported; nothing is lost
+
+A client that sends no `resume` within a moment gets the scrollback from
+its oldest byte. Offsets count UTF-8 bytes: after an output frame the next
+offset is N plus the UTF-8 length of data. Each client reads at its own
+pace from the session's stream, so a slow one only falls behind (and is
+reset) and never slows the session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from server.metrics import Metrics
+from server.sessions import Session, SessionError, SessionRegistry
+from server.stream import Chunk, Ended, Reset
+
+MAX_FRAME = 64 * 1024  # a client frame, in characters
+MAX_INPUT = 16 * 1024  # the data of one input frame, in UTF-8 bytes
+OUTPUT_CHUNK = 16 * 1024  # the most output one frame carries, in bytes
+RESUME_GRACE_S = 0.1
+MAX_COLS_ROWS = 1000
+
+
+class BadFrame(Exception):
+    """A client frame this protocol does not accept; the message says why."""
+
+
+def routes(
+    registry_of: Callable[[], SessionRegistry | None], metrics: Metrics
+) -> list[WebSocketRoute]:
+    async def terminal(websocket: WebSocket) -> None:
+        registry: SessionRegistry | None = registry_of()
+        session_id = websocket.path_params["session_id"]
+        session = registry.get(session_id) if registry is not None else None
+        await websocket.accept()
+        if session is None:
+            await _send(websocket, {"type": "error", "message": f"no session {session_id!r}"})
+            await websocket.close(code=4404)
+            return
+        clients = metrics.websocket_clients.labels(role="owner")
+        clients.inc()
+        try:
+            await _serve(websocket, session, metrics)
+        finally:
+            clients.dec()
+
+    return [WebSocketRoute("/api/sessions/{session_id}/terminal", terminal)]
+
+
+async def _serve(websocket: WebSocket, session: Session, metrics: Metrics) -> None:
+    start: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
+    async with session.attached(), asyncio.TaskGroup() as tasks:
+        reader = tasks.create_task(_read(websocket, session, start))
+        writer = tasks.create_task(_write(websocket, session, start, metrics))
+        reader.add_done_callback(lambda _: writer.cancel())
+        writer.add_done_callback(lambda _: reader.cancel())
+
+
+async def _read(websocket: WebSocket, session: Session, start: asyncio.Future) -> None:
+    first = True
+    with contextlib.suppress(WebSocketDisconnect):
+        while True:
+            if first:
+                try:
+                    async with asyncio.timeout(RESUME_GRACE_S):
+                        message = await websocket.receive()
+                except TimeoutError:
+                    _settle(start, None)
+                    message = await websocket.receive()
+            else:
+                message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                return
+            try:
+                await _handle(session, _parse(message), start, first)
+            except (BadFrame, SessionError) as exc:
+                await _send(websocket, {"type": "error", "message": str(exc)})
+            finally:
+                _settle(start, None)
+                first = False
+
+
+def _settle(start: asyncio.Future, offset: int | None) -> None:
+    if not start.done():
+        start.set_result(offset)
+
+
+def _parse(message: dict) -> dict:
+    text = message.get("text")
+    if text is None:
+        raise BadFrame("binary frames are not accepted: send JSON text frames")
+    if len(text) > MAX_FRAME:
+        raise BadFrame(f"a frame may be at most {MAX_FRAME} characters, this one is {len(text)}")
+    try:
+        frame = json.loads(text)
+    except ValueError as exc:
+        raise BadFrame(f"a frame must be a JSON object: {exc}") from None
+    if not isinstance(frame, dict) or not isinstance(frame.get("type"), str):
+        raise BadFrame('a frame must be a JSON object with a "type"')
+    return frame
+
+
+async def _handle(session: Session, frame: dict, start: asyncio.Future, first: bool) -> None:
+    kind = frame["type"]
+    if kind == "input":
+        data = frame.get("data")
+        if not isinstance(data, str):
+            raise BadFrame('input needs "data", a string')
+        encoded = data.encode(errors="replace")
+        if len(encoded) > MAX_INPUT:
+            raise BadFrame(f"input may be at most {MAX_INPUT} bytes a frame, not {len(encoded)}")
+        session.input(encoded)
+    elif kind == "resize":
+        cols, rows = frame.get("cols"), frame.get("rows")
+        if not all(_is_int(v) and 1 <= v <= MAX_COLS_ROWS for v in (cols, rows)):
+            raise BadFrame(f'resize needs "cols" and "rows", integers 1..{MAX_COLS_ROWS}')
+        await session.resize(cols, rows)
+    elif kind == "resume":
+        offset = frame.get("offset")
+        if not _is_int(offset) or offset < 0:
+            raise BadFrame('resume needs "offset", a non-negative integer')
+        if not first or start.done():
+            raise BadFrame("resume must be the first frame on a connection")
+        _settle(start, offset)
+    else:
+        raise BadFrame(f"unknown frame type {kind!r}; expected input, resize or resume")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+async def _write(
+    websocket: WebSocket, session: Session, start: asyncio.Future, metrics: Metrics
+) -> None:
+    stream = session.stream
+    offset = await start
+    if offset is None:
+        offset = stream.start
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            item = await stream.next(offset, OUTPUT_CHUNK)
+            if isinstance(item, Chunk):
+                await _send(websocket, {"type": "output", "offset": item.offset, "data": item.data})
+                size = len(item.data.encode())
+                metrics.bytes_streamed.inc(size)
+                offset = item.offset + size
+            elif isinstance(item, Reset):
+                await _send(websocket, {"type": "reset", "offset": item.offset})
+                offset = item.offset
+            elif isinstance(item, Ended):
+                await _send(websocket, {"type": "exit", "reason": item.reason})
+                await websocket.close(code=1000)
+                return
+
+
+async def _send(websocket: WebSocket, frame: dict) -> None:
+    await websocket.send_text(json.dumps(frame))

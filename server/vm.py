@@ -1,0 +1,241 @@
+"""One QEMU VM running the guest image: its terminal, control channel and monitor.
+
+QEMU gets three connected sockets at start (no paths, no races): the first
+serial port (the shell's terminal), the second serial port (the Cap'n Proto
+control channel) and the QMP monitor. Terminal output goes into an
+`OutputStream` the VM is given, so a session's stream outlives the VM that
+fed it: a suspended session's VM is saved to a file by migration and a new
+QEMU restores it (`-incoming`), writing on into the same stream.
+
+QEMU runs with no network device, a memory cap, one vCPU, and
+PR_SET_PDEATHSIG, so it dies with the server even if the server is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import signal
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from kernel.hosts.zygote import die_with_parent
+from server.control import ControlClient
+from server.image import Image
+from server.qmp import Qmp, QmpError
+from server.stream import OutputStream
+
+PROMPT = b"@capos> "  # the shell is up and waiting: the VM is ready
+MAX_INPUT_BACKLOG = 256 * 1024  # terminal input not yet taken by QEMU
+_STDERR_KEPT = 2000
+
+
+class InputBacklog(Exception):
+    """Terminal input arrives faster than the guest reads it; the message says so."""
+
+
+@dataclass(frozen=True)
+class VmConfig:
+    memory_mib: int = 256
+    accel: str = "tcg"  # "kvm" or "tcg"; see server/accel.py for the probe
+    qemu: str = "qemu-system-x86_64"
+
+    def command(self, image: Image, name: str) -> list[str]:
+        cpu = "host" if self.accel == "kvm" else "max"  # max has RDRAND: no entropy wait
+        append = f"quiet panic=-1 tsc_early_khz={host_tsc_khz()} 8250.nr_uarts=2"
+        if self.accel == "tcg":  # TCG does not speculate: the mitigations only cost time
+            append += " mitigations=off"
+        return [
+            self.qemu,
+            "-name", name,
+            "-M", "microvm", "-accel", self.accel, "-cpu", cpu, "-smp", "1",
+            "-m", f"{self.memory_mib}M",
+            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
+            "-kernel", str(image.kernel), "-initrd", str(image.initrd), "-append", append,
+        ]  # fmt: skip
+
+
+def host_tsc_khz() -> int:
+    """The host's TSC rate: without it, guests booting together hang calibrating theirs."""
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("cpu MHz"):
+                return int(float(line.split(":")[1]) * 1000)
+    return 2_000_000
+
+
+class Vm:
+    def __init__(
+        self,
+        image: Image,
+        config: VmConfig,
+        stream: OutputStream,
+        *,
+        name: str,
+        incoming: Path | None = None,
+    ) -> None:
+        self.image, self.config, self.stream, self.name = image, config, stream, name
+        self.incoming = incoming
+        self.ready = asyncio.Event()  # at the prompt (booted) or running again (restored)
+        self.exited = asyncio.Event()
+        self.exit_reason = ""
+        self.started_at = time.monotonic()
+        self.ready_at: float | None = None
+        self.pid = 0
+        self._planned_exit: str | None = None  # set before we end QEMU on purpose
+        self._term, term_theirs = socket.socketpair()
+        control_ours, control_theirs = socket.socketpair()
+        qmp_ours, qmp_theirs = socket.socketpair()
+        self.control = ControlClient(control_ours)
+        self.qmp = Qmp(qmp_ours)
+        self._theirs = [term_theirs, control_theirs, qmp_theirs]
+        self._term_writer: asyncio.StreamWriter | None = None
+        self._stderr = b""
+
+    def _command(self) -> list[str]:
+        term, control, qmp = (s.fileno() for s in self._theirs)
+        command = self.config.command(self.image, self.name)
+        command += ["-chardev", f"socket,id=term,fd={term}", "-serial", "chardev:term"]
+        command += ["-chardev", f"socket,id=ctl,fd={control}", "-device", "isa-serial,chardev=ctl"]
+        command += ["-chardev", f"socket,id=qmp,fd={qmp}", "-mon", "chardev=qmp,mode=control"]
+        if self.incoming is not None:
+            command += ["-incoming", f"exec:cat {shlex.quote(str(self.incoming))}"]
+        return command
+
+    async def run(self) -> None:
+        """Run QEMU until it exits; the caller's task group owns this. Never leaves QEMU behind."""
+        try:
+            process = await asyncio.create_subprocess_exec(
+                *self._command(),
+                pass_fds=[s.fileno() for s in self._theirs],
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                preexec_fn=die_with_parent,
+            )
+        except OSError as exc:
+            self.exit_reason = f"QEMU could not start: {exc}"
+            self.exited.set()
+            return
+        finally:
+            for sock in self._theirs:
+                sock.close()
+        self.pid = process.pid
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                tasks.create_task(self._pump_terminal())
+                tasks.create_task(self.control.run())
+                tasks.create_task(self._read_stderr(process.stderr))
+                tasks.create_task(self._monitor())
+                await process.wait()
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await asyncio.shield(process.wait())
+            self.exit_reason = self._planned_exit or _describe(process.returncode, self._stderr)
+            self.exited.set()
+
+    async def _monitor(self) -> None:
+        with contextlib.suppress(QmpError, OSError):
+            await self.qmp.connect()
+            if self.incoming is not None:
+                # The saved VM was stopped, so the restored one comes up paused: continue it.
+                while (status := (await self.qmp.command("query-status"))["status"]) == "inmigrate":
+                    await asyncio.sleep(0.01)
+                if status != "running":
+                    await self.qmp.command("cont")
+                self._mark_ready()
+
+    async def _pump_terminal(self) -> None:
+        reader, self._term_writer = await asyncio.open_connection(sock=self._term)
+        tail = b""
+        while data := await reader.read(65536):
+            self.stream.append(data)
+            if not self.ready.is_set():
+                tail = (tail + data)[-64:]
+                if PROMPT in tail:
+                    self._mark_ready()
+        self._term_writer.close()
+
+    def _mark_ready(self) -> None:
+        self.ready_at = time.monotonic()
+        self.ready.set()
+
+    async def _read_stderr(self, stderr: asyncio.StreamReader) -> None:
+        while data := await stderr.read(4096):
+            self._stderr = (self._stderr + data)[-_STDERR_KEPT:]
+
+    def write(self, data: bytes) -> None:
+        """Terminal input; the socket's buffer absorbs bursts, QEMU drains it into the UART.
+
+        Raises InputBacklog rather than buffer without bound when input comes
+        faster than the guest takes it.
+        """
+        writer = self._term_writer
+        if writer is None or writer.is_closing():
+            return
+        if writer.transport.get_write_buffer_size() + len(data) > MAX_INPUT_BACKLOG:
+            raise InputBacklog(
+                f"over {MAX_INPUT_BACKLOG // 1024} KiB of input is still on its way to the "
+                "session: wait for it to catch up"
+            )
+        writer.write(data)
+
+    async def suspend(self, path: Path) -> None:
+        """Save the whole VM to `path` (migration to a file), then end this QEMU."""
+        qmp = self.qmp
+        await qmp.command("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
+        await qmp.command("stop")
+        await qmp.command("migrate", uri=f"exec:cat > {shlex.quote(str(path))}")
+        while True:
+            status = (await qmp.command("query-migrate")).get("status")
+            if status == "completed":
+                break
+            if status in ("failed", "cancelled"):
+                await qmp.command("cont")
+                raise QmpError(f"saving the VM failed (migration {status})")
+            await asyncio.sleep(0.01)
+        self._planned_exit = "suspended"
+        with contextlib.suppress(QmpError):
+            await qmp.command("quit")
+        await self.exited.wait()
+
+    async def shutdown(self, reason: str, grace: float = 2.0) -> None:
+        """Ask the guest to power off; kill QEMU if it has not within `grace` seconds."""
+        self._planned_exit = reason
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(grace):
+                await self.control.call(shutdown=None)
+                await self.exited.wait()
+        self.kill(reason)
+        await self.exited.wait()
+
+    def kill(self, reason: str) -> None:
+        if self._planned_exit is None:
+            self._planned_exit = reason
+        if self.pid and not self.exited.is_set():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def cpu_seconds(self) -> float:
+        """CPU time QEMU has used, for the session's CPU limit."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _describe(returncode: int | None, stderr: bytes) -> str:
+    if returncode == 0:
+        return "the system powered off (the shell exited)"
+    if returncode is not None and returncode < 0:
+        return f"the VM crashed: QEMU was killed by {signal.Signals(-returncode).name}"
+    detail = stderr.decode(errors="replace").strip().splitlines()
+    return f"the VM crashed: QEMU exited with status {returncode}" + (
+        f" ({detail[-1]})" if detail else ""
+    )
