@@ -20,7 +20,14 @@ struct ControlRequest {
     reseed @4 :Data;        # fresh entropy for the guest's RNG, forced into use at once:
                             # sent to each VM restored from the pool's shared snapshot,
                             # so clones stop drawing the same random numbers
+    monitor @5 :MonitorRequest;  # the whole system as the kernel's SystemMonitor sees it;
+                                 # answers `snapshot`
   }
+}
+
+struct MonitorRequest {
+  maxCalls @0 :UInt32;      # the most recent calls to include
+  maxLogs @1 :UInt32;       # the most recent log records to include
 }
 
 struct ControlResponse {
@@ -29,6 +36,8 @@ struct ControlResponse {
     done @1 :Void;
     pong @2 :Pong;
     error @3 :Text;         # the request failed or is unknown; says why
+    snapshot @4 :Data;      # a Capos.MonitorSnapshot message, zlib-compressed: the serial
+                            # line runs at 115200 baud, and snapshots repeat themselves
   }
 }
 

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 
-from server import assets, metrics, pages, sessionapi, terminal, tourapi
+from server import assets, metrics, monitorapi, pages, sessionapi, terminal, tourapi
 from server.headers import SecurityHeaders
 from server.hosting import qemu_sessions
 from server.package import build_archive
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *metrics.routes(registry),
             *sessionapi.routes(sessions_of),
             *terminal.routes(sessions_of, registry),
+            *monitorapi.routes(sessions_of),
         ],
         middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,

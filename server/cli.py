@@ -109,9 +109,9 @@ def _tours_list(args: argparse.Namespace) -> int:
 
 
 def _tours_verify(args: argparse.Namespace) -> int:
-    from server.tourverify import verify
+    from server.tourverify import BACKENDS, verify
 
-    return verify(args.names)
+    return verify(args.names, tuple(args.backend or BACKENDS))
 
 
 def _add_manifest_options(command: argparse.ArgumentParser) -> None:
@@ -205,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
     tours_sub.add_parser("list", help="one tour name a line").set_defaults(func=_tours_list)
     verify = tours_sub.add_parser("verify", help="drive tours end to end in headless Chromium")
     verify.add_argument("names", nargs="*", metavar="NAME", help="default: every tour")
+    verify.add_argument(
+        "--backend",
+        action="append",
+        choices=["tab", "qemu"],
+        help="where to run them (repeatable; default: both)",
+    )
     verify.set_defaults(func=_tours_verify)
 
     shell = sub.add_parser("shell", help="boot natively and attach this terminal to the shell")

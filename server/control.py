@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
+import zlib
 from typing import Any
 
 import capnp
@@ -22,7 +23,9 @@ from server.settings import REPO_ROOT
 
 SCHEMA_DIR = REPO_ROOT / "schema"
 MAX_MESSAGE = 64 * 1024
+MAX_SNAPSHOT = 4 * 1024 * 1024  # a MonitorSnapshot, uncompressed
 _schema = capnp.load(str(SCHEMA_DIR / "control.capnp"), imports=[str(SCHEMA_DIR)])
+_capos = capnp.load(str(SCHEMA_DIR / "capos.capnp"), imports=[str(SCHEMA_DIR)])
 
 
 class ControlError(Exception):
@@ -85,3 +88,19 @@ class ControlClient:
         if "error" in answer:
             raise ControlError(f"the guest refused it: {answer['error']}")
         return answer
+
+    async def monitor(self, max_calls: int = 50, max_logs: int = 50) -> dict:
+        """The guest kernel's whole-system MonitorSnapshot, as a dict (JSON-ready)."""
+        answer = await self.call(monitor={"maxCalls": max_calls, "maxLogs": max_logs}, timeout=15)
+        inflate = zlib.decompressobj()
+        try:
+            raw = inflate.decompress(answer["snapshot"], MAX_SNAPSHOT)
+        except zlib.error as exc:
+            raise ControlError(f"the guest sent a snapshot that does not inflate: {exc}") from None
+        if inflate.unconsumed_tail:
+            raise ControlError(f"the guest sent a snapshot over {MAX_SNAPSHOT} bytes")
+        try:
+            with _capos.MonitorSnapshot.from_bytes(raw) as snapshot:
+                return snapshot.to_dict()
+        except capnp.KjException as exc:
+            raise ControlError(f"the guest sent a snapshot pycapnp cannot read: {exc}") from None

@@ -25,6 +25,7 @@ from server.settings import Settings
 
 SCRIPT = "tools/make-snapshot.mjs"
 BUILD_TIMEOUT_S = 300
+KEEP = 4  # snapshots kept for older code a server still running may serve
 
 
 class SnapshotFailed(Exception):
@@ -83,3 +84,11 @@ def _build(settings: Settings, archive: Archive, target: Path) -> None:
         packed = Path(scratch, "snapshot.gz")
         packed.write_bytes(gzip.compress(raw_path.read_bytes(), compresslevel=6, mtime=0))
         os.replace(packed, target)  # atomic: a concurrent server sees all of it or none
+    _prune(target.parent)
+
+
+def _prune(cache: Path) -> None:
+    """One snapshot is made per code change: keep only the newest few."""
+    made = sorted(cache.glob("snapshot-*.bin"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in made[KEEP:]:
+        old.unlink(missing_ok=True)

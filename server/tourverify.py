@@ -4,6 +4,9 @@ For each step the runner does what a visitor would: presses the panel's
 "type it for me" button and waits for the panel to say the step passed,
 which it only does when the step's checks hold in the live system. The first
 step that does not pass is named with what the panel was still waiting for.
+Both backends: the kernel in the tab, and a native session in a QEMU VM from
+the server's pool (a fresh one for each tour), whose checks read the guest
+kernel's monitor over the control channel.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from server.tours import Tour, load_tours
 
 STEP_TIMEOUT_S = 30.0
 BOOT_TIMEOUT_S = 120.0
+BACKENDS = ("tab", "qemu")
+POOL_OPTIONS = ("--accel", "tcg", "--warm", "1", "--max-vms", "2")
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,12 @@ def _panel(page) -> dict:
     )
 
 
-def verify_tour(browser, base_url: str, tour: Tour) -> None:
+def verify_tour(browser, base_url: str, tour: Tour, session: str | None = None) -> None:
+    """Drive `tour` in the tab, or in the server-hosted `session` when one is given."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})
+    on = f"session={session}&" if session else ""
     try:
-        page.goto(f"{base_url}/play?tour={tour.name}&step=1")
+        page.goto(f"{base_url}/play?{on}tour={tour.name}&step=1")
         wait_screen(page, has_prompt, BOOT_TIMEOUT_S)
         for number, step in enumerate(tour.steps, start=1):
             deadline = time.monotonic() + STEP_TIMEOUT_S
@@ -61,8 +68,10 @@ def verify_tour(browser, base_url: str, tour: Tour) -> None:
         page.close()
 
 
-def verify(names: list[str]) -> int:
+def verify(names: list[str], backends: tuple[str, ...] = BACKENDS) -> int:
     from playwright.sync_api import sync_playwright
+
+    from bench.poolserver import pool_server
 
     tours = load_tours()
     known = {tour.name: tour for tour in tours}
@@ -71,17 +80,40 @@ def verify(names: list[str]) -> int:
         print(f"tours verify: no tour {unknown}; tours: {', '.join(known)}", file=sys.stderr)
         return 2
     chosen = [known[name] for name in names] if names else tours
-    with serving() as base_url, sync_playwright() as playwright:
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
         try:
-            for tour in chosen:
-                print(f"tours verify: {tour.name} ...", file=sys.stderr, flush=True)
-                try:
-                    verify_tour(browser, base_url, tour)
-                except (StepFailed, TimeoutError) as exc:
-                    print(f"tours verify: FAILED: {exc}", file=sys.stderr)
+            for backend in backends:
+                if backend == "tab":
+                    with serving() as base_url:
+                        failed = _run(chosen, backend, lambda t: verify_tour(browser, base_url, t))
+                else:
+                    with pool_server(*POOL_OPTIONS) as server:
+                        failed = _run(chosen, backend, lambda t: verify_native(browser, server, t))
+                if failed:
                     return 1
-                print(f"tours verify: {tour.name}: {len(tour.steps)} steps passed", flush=True)
         finally:
             browser.close()
     return 0
+
+
+def verify_native(browser, server, tour: Tour) -> None:
+    """One tour on a fresh session from the pool, ended afterwards to free its VM."""
+    session = server.new_session()["id"]
+    try:
+        verify_tour(browser, server.base, tour, session)
+    finally:
+        server.http.delete(f"/api/sessions/{session}")
+
+
+def _run(tours: list[Tour], backend: str, drive) -> bool:
+    """Each tour through `drive`; True when one failed (it is named on stderr)."""
+    for tour in tours:
+        print(f"tours verify: {tour.name} ({backend}) ...", file=sys.stderr, flush=True)
+        try:
+            drive(tour)
+        except (StepFailed, TimeoutError) as exc:
+            print(f"tours verify: FAILED ({backend}): {exc}", file=sys.stderr)
+            return True
+        print(f"tours verify: {tour.name} ({backend}): {len(tour.steps)} steps passed", flush=True)
+    return False

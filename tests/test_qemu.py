@@ -248,7 +248,7 @@ def test_run_on_the_server_attaches_xterm_in_the_browser(server):
         errors: list[str] = []
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(base + "/")
-        page.click("text=Run on the server")
+        page.click("#run-on-server")
         page.wait_for_url(f"{base}/play?session=*")
         wait_screen(page, has_prompt, 60)
         page.click("#terminal")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import zipfile
 
 import pytest
@@ -141,3 +142,15 @@ def test_missing_browser_packages_say_how_to_install_them(tmp_path):
     (tmp_path / "static").mkdir()
     with pytest.raises(MissingVendor, match="run `npm ci`"):
         create_app(Settings(web_dir=tmp_path))
+
+
+def test_old_snapshots_are_pruned_to_the_newest_few(tmp_path):
+    from server.snapshot import KEEP, _prune
+
+    for age in range(KEEP + 3):
+        old = tmp_path / f"snapshot-{age}.bin"
+        old.write_bytes(b"x")
+        os.utime(old, (1000 + age, 1000 + age))
+    _prune(tmp_path)
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == sorted(f"snapshot-{age}.bin" for age in range(3, KEEP + 3))

@@ -14,10 +14,12 @@ from __future__ import annotations
 import fcntl
 import os
 import struct
+import zlib
 from typing import TYPE_CHECKING
 
 from kernel.codec import Bundle, DecodeError, decode, encode
 from kernel.codec.framing import frame_size
+from kernel.services.monitor import SystemMonitor
 
 if TYPE_CHECKING:
     from kernel.hosts.native import NativeHost
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
 MAX_MESSAGE = 64 * 1024
 READ_SIZE = 4096
 MAX_SEED = 512
+MAX_MONITOR_RECORDS = 200  # calls and logs a monitor request may ask for, each
 _RNDADDENTROPY = 0x40085203  # linux/random.h: credit entropy and mix it into the input pool
 _RNDRESEEDCRNG = 0x5207  # reseed the CRNG from the input pool now
 
@@ -36,6 +39,8 @@ class ControlChannel:
         bundle = Bundle.default()
         self._request = bundle.struct("ControlRequest")
         self._response = bundle.struct("ControlResponse")
+        self._snapshot = bundle.struct("MonitorSnapshot")
+        self._monitor = SystemMonitor(host.kernel)  # one view: object ids stay stable
         self._buffer = bytearray()
         self.shutdown_requested = False
 
@@ -78,6 +83,13 @@ class ControlChannel:
         if "shutdown" in request:
             self.shutdown_requested = True
             return {"done": None}
+        if "monitor" in request:
+            limits = request["monitor"]
+            snapshot = self._monitor.take_snapshot(
+                min(limits["maxCalls"], MAX_MONITOR_RECORDS),
+                min(limits["maxLogs"], MAX_MONITOR_RECORDS),
+            )
+            return {"snapshot": zlib.compress(encode(self._snapshot, snapshot), 6)}
         if "reseed" in request:
             try:
                 reseed_linux_rng(request["reseed"])

@@ -2,27 +2,12 @@
 // natively in a QEMU VM) over the terminal websocket (server/terminal.py).
 // The socket reconnects by itself and resumes at the last offset it showed, so a
 // dropped connection loses and repeats nothing; a reset clears the screen.
+import { openTerminal } from "/static/terminal.js";
+import { openTour } from "/static/tour.js";
+
 const status = document.getElementById("status");
 const MAX_INPUT = 16 * 1024; // bytes a frame (the server refuses more)
 const encoder = new TextEncoder();
-
-async function openTerminal() {
-  const versions = await (await fetch("/vendor/versions.json")).json();
-  const css = document.createElement("link");
-  css.rel = "stylesheet";
-  css.href = `/vendor/xterm-${versions.xterm}/css/xterm.css`;
-  document.head.append(css);
-  const { Terminal } = await import(`/vendor/xterm-${versions.xterm}/lib/xterm.mjs`);
-  const { FitAddon } = await import(
-    `/vendor/xterm-addon-fit-${versions["xterm-addon-fit"]}/lib/addon-fit.mjs`);
-  const term = new Terminal({ cursorBlink: true, fontSize: 15 });
-  const fit = new FitAddon();
-  term.loadAddon(fit);
-  term.open(document.getElementById("terminal"));
-  fit.fit();
-  window.addEventListener("resize", () => fit.fit());
-  return term;
-}
 
 function attach(term, id) {
   const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`
@@ -76,6 +61,23 @@ function attach(term, id) {
   connect();
 }
 
+// The guest kernel's MonitorSnapshots (server/monitorapi.py), relayed as the same
+// "capos-monitor" events the tab's kernel worker produces: the monitoring views and
+// tour checks work unchanged on a native session.
+function watch(id) {
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}`
+    + `/api/sessions/${encodeURIComponent(id)}/monitor/stream`;
+  const socket = new WebSocket(url);
+  socket.onmessage = (event) => {
+    const frame = JSON.parse(event.data);
+    if (frame.type === "snapshot") {
+      window.dispatchEvent(new CustomEvent("capos-monitor",
+        { detail: JSON.stringify(frame.snapshot) }));
+    }
+  };
+  socket.onclose = (event) => { if (event.code !== 1000) setTimeout(() => watch(id), 2000); };
+}
+
 async function main() {
   const id = new URLSearchParams(location.search).get("session");
   const info = await fetch(`/api/sessions/${encodeURIComponent(id)}`);
@@ -83,9 +85,12 @@ async function main() {
     status.textContent = (await info.json()).error;
     return;
   }
-  const term = await openTerminal();
+  const versions = await (await fetch("/vendor/versions.json")).json();
+  const term = await openTerminal(versions);
   window.capos = { term, session: id };
   attach(term, id);
+  watch(id);
+  window.capos.tour = await openTour(term);
   term.focus();
 }
 

@@ -1,6 +1,8 @@
 // The playground page: checks the browser can share memory between workers,
 // opens the terminal, starts the kernel's worker and a pool of process workers,
 // and relays between them. Every capOS process is a Web Worker of its own.
+import { serverButton } from "/static/run-on-server.js";
+import { openTerminal } from "/static/terminal.js";
 import { openTour } from "/static/tour.js";
 import { WorkerPool } from "/static/worker-pool.js";
 
@@ -17,7 +19,12 @@ function problem(text) {
   box.innerHTML = "<h2>This browser cannot run capOS in the tab</h2>";
   const detail = document.createElement("p");
   detail.textContent = text;
-  box.append(detail);
+  // The same system, booted on the server instead, keeping any tour the link named.
+  const note = document.createElement("p");
+  note.textContent = "The server can run the same kernel for you in a VM:";
+  const tour = new URLSearchParams(location.search).get("tour");
+  const query = tour ? `&tour=${encodeURIComponent(tour)}&step=1` : "";
+  box.append(detail, note, serverButton("Run on the server", note, query));
   document.getElementById("terminal").replaceWith(box);
 }
 
@@ -54,20 +61,7 @@ async function main() {
   const bytes = (url) => fetch(url).then((response) => response.arrayBuffer());
   const image = Promise.all([bytes(versions.snapshot), bytes("/pkg/capos-playground.zip")])
     .then(([snapshot, archive]) => ({ versions, snapshot, archive }));
-  const css = document.createElement("link");
-  css.rel = "stylesheet";
-  css.href = `/vendor/xterm-${versions.xterm}/css/xterm.css`;
-  document.head.append(css);
-  const { Terminal } = await import(`/vendor/xterm-${versions.xterm}/lib/xterm.mjs`);
-  const { FitAddon } = await import(
-    `/vendor/xterm-addon-fit-${versions["xterm-addon-fit"]}/lib/addon-fit.mjs`);
-  const term = new Terminal({ cursorBlink: true, fontSize: 15 });
-  const fit = new FitAddon();
-  term.loadAddon(fit);
-  term.open(document.getElementById("terminal"));
-  fit.fit();
-  // Refit whenever the terminal's box changes: a window resize, or a panel opening beside it.
-  new ResizeObserver(() => fit.fit()).observe(document.getElementById("terminal"));
+  const term = await openTerminal(versions);
 
   const bell = new SharedArrayBuffer(8);
   const bellCells = new Int32Array(bell);

@@ -1,10 +1,7 @@
-// The landing page's "Run on the server": ask for a server-hosted session
-// (a QEMU VM from the warm pool) and open it at /play?session={id}.
-const button = document.getElementById("run-on-server");
-const note = document.getElementById("run-on-server-note");
-
-button.addEventListener("click", async () => {
-  button.disabled = true;
+// "Run on the server": ask for a server-hosted session (a QEMU VM from the warm pool)
+// and open it at /play?session={id} (plus `query`, e.g. a tour). Used by the landing
+// page, its tour list, and the playground when this browser cannot run the tab kernel.
+export async function openOnServer(note, query = "") {
   note.textContent = "starting a session…";
   try {
     const response = await fetch("/api/sessions", {
@@ -14,7 +11,7 @@ button.addEventListener("click", async () => {
     });
     const body = await response.json();
     if (response.status === 201) {
-      location.href = `/play?session=${encodeURIComponent(body.id)}`;
+      location.href = `/play?session=${encodeURIComponent(body.id)}${query}`;
       return;
     }
     const retry = response.headers.get("retry-after");
@@ -22,5 +19,18 @@ button.addEventListener("click", async () => {
   } catch (error) {
     note.textContent = `the server did not answer: ${error}`;
   }
-  button.disabled = false;
-});
+}
+
+// A button that does it, disabled while it asks.
+export function serverButton(label, note, query = "") {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "button";
+  button.textContent = label;
+  button.addEventListener("click", async () => {
+    button.disabled = true;
+    await openOnServer(note, query);
+    button.disabled = false;
+  });
+  return button;
+}

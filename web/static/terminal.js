@@ -1,0 +1,20 @@
+// The xterm.js terminal both playground pages open: in the tab (play.js) and attached
+// to a server-hosted session (native-session.js). It refits whenever its box changes:
+// a window resize, or a panel (monitor, tour) opening beside it.
+export async function openTerminal(versions) {
+  const css = document.createElement("link");
+  css.rel = "stylesheet";
+  css.href = `/vendor/xterm-${versions.xterm}/css/xterm.css`;
+  document.head.append(css);
+  const { Terminal } = await import(`/vendor/xterm-${versions.xterm}/lib/xterm.mjs`);
+  const { FitAddon } = await import(
+    `/vendor/xterm-addon-fit-${versions["xterm-addon-fit"]}/lib/addon-fit.mjs`);
+  const term = new Terminal({ cursorBlink: true, fontSize: 15 });
+  const fit = new FitAddon();
+  term.loadAddon(fit);
+  const box = document.getElementById("terminal");
+  term.open(box);
+  fit.fit();
+  new ResizeObserver(() => fit.fit()).observe(box);
+  return term;
+}
