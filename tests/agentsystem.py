@@ -45,10 +45,15 @@ class AgentSystem:
         raise AssertionError(f"{text!r} never showed; the screen:\n{self.screen[after:]}")
 
     def exchange(self, line: str, until: str, timeout: float = 30.0) -> str:
-        """Type a line and return what the screen shows until `until` appears."""
+        """Type a line and return what the screen shows until `until` appears.
+
+        `until` counts only after the line's echo: the editor echoes a line when it
+        reads it, so a prompt still being drawn for the previous line is not taken
+        for the answer to this one."""
         start = len(self.screen)
         self.type(line + "\n")
-        end = self.wait_for(until, after=start, timeout=timeout)
+        echoed = self.wait_for(line.split("\t")[0], after=start, timeout=timeout)
+        end = self.wait_for(until, after=echoed, timeout=timeout)
         return self.screen[start:end]
 
     def finish(self) -> str:

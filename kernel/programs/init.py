@@ -52,9 +52,9 @@ class Init:
         }
         self.skipped: set[str] = set()  # services this host cannot run: their offers lapse
 
-    def say(self, text: str) -> None:
+    def say(self, text: str, level: str = "warn") -> None:
         self.console.writeLine(text=f"init: {text}")
-        self.log("warn", text)
+        self.log(level, text)
 
     def log(self, level: str, text: str) -> None:
         """Submit a record; the next call's cap_enter carries it (no round trip of its own)."""
@@ -95,7 +95,8 @@ class Init:
             held = self.source(cap["source"])
             if held is None and cap["name"] in self.required.get(service["binary"], ()):
                 what = cap["source"].get("kernel") or cap["name"]
-                self.say(f"{service['name']}: not started (this host provides no {what})")
+                # a host without this device (a tab has no model) is expected, not a fault
+                self.say(f"{service['name']}: not started (this host provides no {what})", "info")
                 self.skipped.add(service["name"])
                 return
             if held is None:
