@@ -1,7 +1,8 @@
-"""Shared fixtures: schema bundles and their pycapnp modules (compiled once per session)."""
+"""Shared fixtures: schema bundles and their pycapnp modules, the server and Chromium."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -31,3 +32,25 @@ def codec_schemas() -> SimpleNamespace:
         modules=modules,
         sources=sources,
     )
+
+
+@pytest.fixture(scope="module")
+def base_url() -> Iterator[str]:
+    """The real server on a free loopback port (bench/tab.py), for a module's browser tests."""
+    from bench.tab import serving
+
+    with serving() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, driven by Playwright: one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    from bench.tab import CHROMIUM, CHROMIUM_FLAGS
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        yield chromium
+        chromium.close()

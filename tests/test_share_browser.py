@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from bench.tab import CHROMIUM, CHROMIUM_FLAGS, has_prompt, screen, serving, wait_screen
+from bench.tab import has_prompt, screen, serving, wait_screen
 from server.settings import Settings
 
 pytestmark = pytest.mark.browser
@@ -24,18 +24,6 @@ pytestmark = pytest.mark.browser
 def base_url(tmp_path_factory) -> Iterator[str]:
     with serving(Settings(data_dir=tmp_path_factory.mktemp("data"))) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
-        )
-        yield browser
-        browser.close()
 
 
 @pytest.fixture(scope="module")

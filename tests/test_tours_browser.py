@@ -3,31 +3,14 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
-from bench.tab import CHROMIUM, CHROMIUM_FLAGS, has_prompt, serving, wait_screen
+from bench.tab import has_prompt, wait_screen
 from server.tours import load_tours
 from server.tourverify import StepFailed, verify_tour
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    with serving() as url:
-        yield url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("tour", load_tours(), ids=lambda tour: tour.name)

@@ -11,7 +11,6 @@ import json
 import pytest
 
 from bench.poolserver import pool_server
-from bench.tab import CHROMIUM, CHROMIUM_FLAGS
 from server.tours import load_tours
 from server.tourverify import POOL_OPTIONS, verify_native
 
@@ -22,16 +21,6 @@ pytestmark = [pytest.mark.qemu, pytest.mark.browser]
 def server():
     with pool_server(*POOL_OPTIONS) as served:
         yield served
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
-        yield browser
-        browser.close()
 
 
 @pytest.mark.parametrize("tour", load_tours(), ids=lambda tour: tour.name)

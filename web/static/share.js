@@ -1,6 +1,7 @@
 // The viewer's page for a share link (/s/{token}): the live terminal, read-only for a
 // view link. The server enforces the mode; the page only shows it.
-import { connectTerminal, loadXterm } from "/static/terminal-socket.js";
+import { openTerminal } from "/static/terminal.js";
+import { connectTerminal } from "/static/terminal-socket.js";
 
 async function main() {
   const token = location.pathname.split("/")[2];
@@ -13,13 +14,9 @@ async function main() {
   }
   const { mode } = await info.json();
   document.getElementById("mode").textContent = mode === "drive" ? "shared: you can type" : "shared: view only";
-  const { Terminal, FitAddon } = await loadXterm();
-  const term = new Terminal({ fontSize: 15, disableStdin: mode !== "drive", cursorBlink: mode === "drive" });
-  const fit = new FitAddon();
-  term.loadAddon(fit);
-  term.open(document.getElementById("terminal"));
-  fit.fit();
-  window.addEventListener("resize", () => fit.fit());
+  const versions = await (await fetch("/vendor/versions.json")).json();
+  const term = await openTerminal(versions,
+    { disableStdin: mode !== "drive", cursorBlink: mode === "drive" });
   window.capos = { term, mode };
   connectTerminal(term, `/s/${token}/terminal`, {
     canType: mode === "drive",

@@ -8,21 +8,11 @@
 
 const utf8 = new TextEncoder();
 const FINAL = new Set([1000, 1008, 4403, 4404, 4409, 4410, 4429]);
+const MAX_INPUT = 16 * 1024; // bytes an input frame (the server refuses more)
 
-export async function loadXterm() {
-  const versions = await (await fetch("/vendor/versions.json")).json();
-  const css = document.createElement("link");
-  css.rel = "stylesheet";
-  css.href = `/vendor/xterm-${versions.xterm}/css/xterm.css`;
-  document.head.append(css);
-  const { Terminal } = await import(`/vendor/xterm-${versions.xterm}/lib/xterm.mjs`);
-  const { FitAddon } = await import(
-    `/vendor/xterm-addon-fit-${versions["xterm-addon-fit"]}/lib/addon-fit.mjs`);
-  return { Terminal, FitAddon };
-}
-
-// onStatus(text, state): state is "live", "reconnecting" or "ended".
-export function connectTerminal(term, path, { onStatus, canType }) {
+// onStatus(text, state): state is "live", "reconnecting" or "ended". canType sends
+// keystrokes; sendsSize reports the terminal's size (the session's owner does).
+export function connectTerminal(term, path, { onStatus, canType, sendsSize = false }) {
   let offset = 0;
   let socket = null;
   let over = false;
@@ -31,6 +21,7 @@ export function connectTerminal(term, path, { onStatus, canType }) {
     socket = new WebSocket(`${scheme}//${location.host}${path}`);
     socket.onopen = () => {
       socket.send(JSON.stringify({ type: "resume", offset }));
+      if (sendsSize) sendSize();
       onStatus("live", "live");
     };
     socket.onmessage = ({ data }) => {
@@ -59,13 +50,17 @@ export function connectTerminal(term, path, { onStatus, canType }) {
       setTimeout(open, 1000);
     };
   };
+  const send = (frame) => {
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+  };
+  const sendSize = () => send({ type: "resize", cols: term.cols, rows: term.rows });
   if (canType) {
     term.onData((text) => {
-      if (socket && socket.readyState === WebSocket.OPEN) {
-        socket.send(JSON.stringify({ type: "input", data: text }));
-      }
+      if (utf8.encode(text).length <= MAX_INPUT) send({ type: "input", data: text });
+      else onStatus("that paste is too big to send at once", "live");
     });
   }
+  if (sendsSize) term.onResize(sendSize);
   open();
   return { close: () => { over = true; socket?.close(); } };
 }
