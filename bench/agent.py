@@ -9,11 +9,9 @@ grammar should make that all of them). `mcp_call_ms` comes with the MCP API.
 from __future__ import annotations
 
 import json
-import platform
 import sys
-import time
-from pathlib import Path
 
+from bench.figures import report
 from bench.kernel import _kernel_caps, _manifest, _run_system
 from kernel.hosts.models.local import MODEL_ID, LocalModel
 
@@ -55,30 +53,5 @@ def measure_local(rounds: int) -> dict:
 def run_benchmark(json_path: str | None, quick: bool = False) -> int:
     print(f"measuring {MODEL_ID} tool calls through the model service ...", file=sys.stderr)
     figures = measure_local(rounds=1 if quick else 2)
-    print()
-    print(f"{'figure':<24}{'value':>10}   target   ({MODEL_ID}, llama.cpp, 1 thread)")
-    for key, label in LABELS.items():
-        value = figures[key]
-        target = ""
-        if key in TARGETS:
-            op, bound = TARGETS[key]
-            met = value is not None and value >= bound
-            target = f"{op} {bound:g}  {'met' if met else 'MISSED'}"
-        shown = "-" if value is None else f"{value:,.1f}"
-        print(f"{key:<24}{shown:>10}   {target}")
-        print(f"{'':<4}{label}")
-    if json_path:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        document = {
-            **figures,
-            "model": MODEL_ID,
-            "targets": {k: {"op": op, "bound": b} for k, (op, b) in TARGETS.items()},
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "quick": quick,
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        path.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"\nwrote {path}")
-    return 0
+    print(f"\n{MODEL_ID}, llama.cpp, 1 thread:")
+    return report(figures, TARGETS, json_path, labels=LABELS, model=MODEL_ID, quick=quick)

@@ -9,13 +9,11 @@ figures for scripts to check.
 from __future__ import annotations
 
 import json
-import platform
 import re
 import statistics
 import sys
-import time
-from pathlib import Path
 
+from bench.figures import report
 from bench.programs.report import PREFIX
 from kernel.hosts.models.runner import Provider
 from kernel.hosts.native import DEFAULT_SPIN_US, NativeHost
@@ -156,13 +154,6 @@ def measure_monitor_overhead(pairs: int) -> dict[str, float]:
     }
 
 
-def _verdict(key: str, figures: dict) -> str:
-    op, target = TARGETS[key]
-    bound = figures[target] if isinstance(target, str) else target
-    met = figures[key] >= bound if op == ">=" else figures[key] <= bound
-    return f"{op} {bound:,.1f}  {'met' if met else 'MISSED'}"
-
-
 def run_benchmark(json_path: str | None, quick: bool = False) -> int:
     from bench.pycapnp_echo import measure_pycapnp_rtt_us
 
@@ -204,24 +195,8 @@ def run_benchmark(json_path: str | None, quick: bool = False) -> int:
         print(f"measuring {label} ...", file=sys.stderr, flush=True)
         value = measure()
         figures.update(value if isinstance(value, dict) else {key: value})
-    print()
-    print(f"{'figure':<26}{'value':>14}   target")
-    for key, value in figures.items():
-        verdict = _verdict(key, figures) if key in TARGETS else ""
-        print(f"{key:<26}{value:>14,.2f}   {verdict}")
-    if json_path:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        document = {
-            **figures,
-            "spin_us": DEFAULT_SPIN_US,
-            "targets": {k: {"op": op, "bound": t} for k, (op, t) in TARGETS.items()},
-            "met": {k: _verdict(k, figures).endswith("met") for k in TARGETS},
-            "python": platform.python_version(),
-            "machine": platform.machine(),
-            "quick": quick,
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        path.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"\nwrote {path}")
-    return 0
+    targets = {  # a bound named by a figure is that figure, measured in this run
+        key: (op, figures[bound] if isinstance(bound, str) else bound)
+        for key, (op, bound) in TARGETS.items()
+    }
+    return report(figures, targets, json_path, spin_us=DEFAULT_SPIN_US, quick=quick)

@@ -17,14 +17,11 @@ terminal websocket:
 from __future__ import annotations
 
 import asyncio
-import json
-import os
-import platform
 import statistics
 import sys
 import time
-from pathlib import Path
 
+from bench.figures import report
 from bench.poolserver import PROMPT, PoolServer, TerminalClient, pool_server
 from server.accel import probe_accel
 from server.image import ensure_image
@@ -170,28 +167,4 @@ def run_benchmark(
         _say(f"measuring sessions held (adding idle sessions, up to {target}) ...")
         figures["sessions_held"] = measure_held(server, probe, target, 2 if quick else 4)
         probe.close()
-    print()
-    print(f"{'figure':<18}{'value':>12}   target")
-    for key, value in figures.items():
-        verdict = ""
-        if key in TARGETS:
-            op, bound = TARGETS[key]
-            met = value <= bound if op == "<=" else value >= bound
-            verdict = f"{op} {bound}: {'met' if met else 'NOT met'}"
-        print(f"{key:<18}{value:>12,.1f}   {verdict}")
-    if json_path:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        document = {
-            **figures,
-            "targets": {k: {"op": op, "bound": b} for k, (op, b) in TARGETS.items()},
-            "accel": accel,
-            "vm_memory_mib": memory_mib,
-            "cpus": os.cpu_count(),
-            "machine": platform.machine(),
-            "quick": quick,
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        }
-        path.write_text(json.dumps(document, indent=2) + "\n")
-        print(f"\nwrote {path}")
-    return 0
+    return report(figures, TARGETS, json_path, accel=accel, vm_memory_mib=memory_mib, quick=quick)

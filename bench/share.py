@@ -30,17 +30,16 @@ import contextlib
 import json
 import multiprocessing
 import os
-import platform
 import statistics
 import sys
 import tempfile
 import time
 from multiprocessing.connection import Connection
-from pathlib import Path
 
 from websockets.asyncio.client import connect
 from websockets.sync.client import connect as sync_connect
 
+from bench.figures import report
 from bench.poolserver import PoolServer, TerminalClient, pool_server
 from bench.redisserver import redis_server
 
@@ -207,23 +206,4 @@ def run_benchmark(json_path: str | None, quick: bool = False, accel: str = "auto
                 break
             held = step
         figures["viewers_held"] = held
-    print()
-    print(f"{'figure':<32}{'value':>12}   target")
-    for key, value in figures.items():
-        verdict = ""
-        if key in TARGETS:
-            op, bound = TARGETS[key]
-            met = value <= bound if op == "<=" else value >= bound
-            verdict = f"{op} {bound}: {'met' if met else 'NOT met'}"
-        print(f"{key:<32}{value:>12,.1f}   {verdict}")
-    if json_path:
-        path = Path(json_path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        result = {
-            "figures": figures,
-            "targets": {k: {"op": op, "bound": b} for k, (op, b) in TARGETS.items()},
-            "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
-            "quick": quick,
-        }
-        path.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+    return report(figures, TARGETS, json_path, cpus=os.cpu_count(), quick=quick)
