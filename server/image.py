@@ -201,9 +201,12 @@ def _download(packages: list[Package], where: Path, progress: Callable[[str], No
             )
         progress(f"downloading {len(missing)} pinned Debian packages into {where}")
         specs = [f"{p.name}={p.version}" for p in missing]
-        result = subprocess.run(
-            ["apt-get", "download", "-q", *specs], cwd=where, capture_output=True, text=True
-        )
+        download = ["apt-get", "download", "-q", *specs]
+        result = subprocess.run(download, cwd=where, capture_output=True, text=True)
+        if result.returncode and os.geteuid() == 0:  # a fresh machine's lists may be empty
+            progress("refreshing apt's package lists (apt-get update), then retrying")
+            subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+            result = subprocess.run(download, cwd=where, capture_output=True, text=True)
         if result.returncode:
             raise ImageError(
                 f"apt-get download failed: {result.stderr.strip()}\n"
