@@ -6,10 +6,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.middleware import Middleware
 
 from server import (
+    agentapi,
     assets,
+    mcpserver,
     metrics,
     monitorapi,
     pages,
@@ -20,6 +23,7 @@ from server import (
     terminal,
     tourapi,
 )
+from server.agents import Agents
 from server.headers import SecurityHeaders
 from server.hosting import qemu_sessions
 from server.package import build_archive
@@ -45,9 +49,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def hub_of() -> Sharing | None:
         return hub[0] if hub else None
 
+    # What MCP clients and the REST API may do with sessions.
+    agents = Agents(sessions_of, settings.agent_limits)
+    mcp = mcpserver.build(agents)
+    mcp_route = mcpserver.route(mcp)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with sharing(settings, sessions_of) as shared:
+        async with mcp.session_manager.run(), sharing(settings, sessions_of) as shared:
             hub.append(shared)
             try:
                 if settings.qemu is None:
@@ -64,9 +73,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="capOS Playground",
-        docs_url=None,
+        summary="Typed capability calls on capOS sessions, for agents and scripts",
+        version="1",
+        docs_url=None,  # /docs is our own page: swagger-ui served from here, not a CDN
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
         routes=[
             *pages.routes(settings),
             *assets.routes(settings, archive, snapshot),
@@ -78,10 +89,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *shareapi.routes(settings, hub_of, registry),
             *recordapi.routes(settings, hub_of),
             *relay.routes(lambda: hub[0].tabs if hub else None),
+            mcp_route,
         ],
+        exception_handlers={RequestValidationError: agentapi.invalid_request},
         middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,
     )
+    app.include_router(agentapi.router(agents))
     app.state.settings = settings
     app.state.metrics = registry  # the server's parts count sessions, clients, bytes here
     return app
