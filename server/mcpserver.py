@@ -33,6 +33,7 @@ from server.settings import REPO_ROOT
 
 PATH = "/mcp"
 MAX_BODY = 64 * 1024
+MAX_CLIENTS = 1000  # MCP sessions at once (each idle one ends after 30 minutes)
 SCHEMA_FILES = ("capos.capnp", "manifest.capnp", "control.capnp", "demos.capnp")
 INSTRUCTIONS = """\
 capOS Playground runs capOS-like systems in QEMU VMs. Every resource in one is a typed
@@ -91,6 +92,7 @@ def build(agents: Agents) -> FastMCP:
         json_response=True,  # one JSON answer per request: no event stream to hold open
         log_level="WARNING",  # the SDK configures logging; keep requests out of the server's log
         max_request_body_size=MAX_BODY,
+        max_sessions=MAX_CLIENTS,
         # The Origin check is ours (OriginChecked), the same rule as every websocket here.
         transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
     )
