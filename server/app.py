@@ -11,6 +11,7 @@ from starlette.middleware import Middleware
 from server import (
     assets,
     metrics,
+    modelapi,
     monitorapi,
     pages,
     recordapi,
@@ -22,6 +23,7 @@ from server import (
 )
 from server.headers import SecurityHeaders
 from server.hosting import qemu_sessions
+from server.modelhub import ModelHub, model_hub
 from server.package import build_archive
 from server.sessions import SessionRegistry
 from server.settings import Settings
@@ -38,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sessions: list[SessionRegistry] = []  # filled while the QEMU pool runs
 
     hub: list[Sharing] = []  # links, recordings, tab sessions: filled while the app runs
+    models: list[ModelHub] = []  # the operator's model, while the app runs (if it has one)
 
     def sessions_of() -> SessionRegistry | None:
         return sessions[0] if sessions else None
@@ -45,10 +48,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def hub_of() -> Sharing | None:
         return hub[0] if hub else None
 
+    def model_of() -> ModelHub | None:
+        return models[0] if models else None
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with sharing(settings, sessions_of) as shared:
+        async with sharing(settings, sessions_of) as shared, model_hub(settings.model) as model:
             hub.append(shared)
+            models.extend([model] if model else [])
             try:
                 if settings.qemu is None:
                     yield
@@ -61,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         sessions.clear()
             finally:
                 hub.clear()
+                models.clear()
 
     app = FastAPI(
         title="capOS Playground",
@@ -78,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *shareapi.routes(settings, hub_of, registry),
             *recordapi.routes(settings, hub_of),
             *relay.routes(lambda: hub[0].tabs if hub else None),
+            *modelapi.routes(settings.model, model_of),
         ],
         middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,

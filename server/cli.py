@@ -74,6 +74,7 @@ def _shell(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from kernel.hosts.models.settings import ModelSettings
     from server.app import create_app
     from server.assets import MissingVendor
     from server.settings import WS_MAX_MESSAGE, QemuSettings, Settings, ShareLimits
@@ -99,6 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir) if args.data_dir else None,
         redis_url=args.redis or os.environ.get("CAPOS_REDIS_URL") or None,
         share_limits=ShareLimits(viewers_per_ip=args.viewers_per_ip),
+        model=ModelSettings.from_args(args),
     )
     try:
         app = create_app(settings)
@@ -238,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="share sessions, links and live output with other replicas through this Redis "
         "(default: $CAPOS_REDIS_URL; none: this process alone)",
     )
+    add_model_options(serve)  # the model agent mode uses in every tab, run on this server
     serve.set_defaults(func=_serve)
 
     tours = sub.add_parser("tours", help="the guided tours in demos/")

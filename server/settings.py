@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kernel.hosts.models.settings import ModelSettings
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WS_MAX_MESSAGE = 1 << 20  # a websocket message past this closes its connection (1009)
 
@@ -69,6 +71,7 @@ class Settings:
     share_limits: ShareLimits = field(default_factory=ShareLimits)
     recording_limits: RecordingLimits = field(default_factory=RecordingLimits)
     tab_limits: TabLimits = field(default_factory=TabLimits)
+    model: ModelSettings = field(default_factory=ModelSettings)  # agent mode's, for every tab
 
     @property
     def vendor_dir(self) -> Path:
