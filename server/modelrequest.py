@@ -67,8 +67,8 @@ def _fields(value: object, where: str, shape: dict[str, type]) -> dict:
         raise BadRequest(f"{where} must be a JSON object")
     if set(value) != set(shape):
         missing, unknown = sorted(set(shape) - set(value)), sorted(set(value) - set(shape))
-        raise BadRequest(f"{where} needs the fields {sorted(shape)}; missing {missing}, "
-                         f"unknown {unknown}")
+        wrong = [f"missing {missing}"] * bool(missing) + [f"unknown {unknown}"] * bool(unknown)
+        raise BadRequest(f"{where} takes exactly the fields {sorted(shape)}: {', '.join(wrong)}")
     out = {}
     for name, kind in shape.items():
         field = value[name]
