@@ -13,7 +13,9 @@ import time
 
 import pytest
 
-from bench.tab import has_prompt, screen, wait_screen
+from bench.tab import has_prompt, screen, serving, wait_screen
+from kernel.hosts.models.settings import ModelSettings
+from server.settings import Settings
 
 pytestmark = pytest.mark.browser
 
@@ -67,3 +69,20 @@ def answer_no_until_prompt(page) -> None:
             answered += 1
         time.sleep(0.05)
     raise AssertionError(f"agent mode did not prompt again: {screen(page)}")
+
+
+def test_a_tab_says_plainly_when_the_server_runs_no_model(browser):
+    with serving(Settings(model=ModelSettings(disabled=True))) as url:
+        page = browser.new_page()
+        page.goto(url + "/play")
+        wait_screen(page, has_prompt, 120)
+        assert page.inner_text("#model") == "agent model: none"
+        assert "--no-llm" in page.get_attribute("#model", "title")
+        page.click("#terminal")
+        page.keyboard.type("agent\n")
+        rows = wait_screen(page, lambda rows: any("holds no LanguageModel" in r for r in rows), 30)
+        said = "".join(rows).replace(" ", "")  # the reason wraps across rows
+        assert "atabgetstheserver'smodelunlesstheserverrunsnone" in said, rows
+        page.keyboard.type("timer.now()\n")  # and the shell carries on
+        wait_screen(page, lambda rows: any(r.startswith("ns = ") for r in rows), 30)
+        page.close()
