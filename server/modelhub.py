@@ -44,8 +44,9 @@ class ModelHub:
             yield line
         finally:
             self.lines -= 1
-            for client_stream in list(line.active):
-                line.cancel(client_stream)
+            for stream in line.active.values():  # no one is left to tell
+                self.stop(stream)
+            line.active.clear()
 
     def close(self) -> None:
         """Stop the generation under way and the worker thread (blocks up to seconds)."""
@@ -53,21 +54,24 @@ class ModelHub:
 
     # --- for lines --------------------------------------------------------------------------
 
-    def _start(self, line: Line, client_stream: int, request: dict) -> int:
+    def start(self, line: Line, client_stream: int, request: dict) -> int:
+        """Queue a generation for `line`; returns the hub's number for it."""
         stream = next(self._ids)
         self._routes[stream] = (line, client_stream)
         self._runner.start(stream, request)
         return stream
 
-    def _cancel(self, stream: int) -> None:
-        self._routes.pop(stream, None)  # whatever it still sends goes nowhere
+    def stop(self, stream: int) -> None:
+        """Cancel a generation; whatever it still sends goes nowhere."""
+        self._routes.pop(stream, None)
         self._runner.cancel(stream)
 
     # --- from the runner ------------------------------------------------------------------
 
     def _posted(self, stream: int, event: dict) -> None:
         """The runner's worker thread (or the loop, when the runner is full) posts here."""
-        self._loop.call_soon_threadsafe(self._deliver, stream, event)
+        with contextlib.suppress(RuntimeError):  # the loop has closed: no one is listening
+            self._loop.call_soon_threadsafe(self._deliver, stream, event)
 
     def _deliver(self, stream: int, event: dict) -> None:
         route = self._routes.get(stream)
@@ -99,19 +103,19 @@ class Line:
             error = f"this tab has {MAX_ACTIVE} generations under way; wait for one to end"
             self.reply(client_stream, {"error": error})
         else:
-            self.active[client_stream] = self.hub._start(self, client_stream, request)
+            self.active[client_stream] = self.hub.start(self, client_stream, request)
 
     def cancel(self, client_stream: int) -> None:
         """Stop a generation; it ends with done("cancelled"), unless it had ended already."""
         stream = self.active.pop(client_stream, None)
         if stream is not None:
-            self.hub._cancel(stream)
+            self.hub.stop(stream)
             self.reply(client_stream, {"done": "cancelled"})
 
     def send_event(self, client_stream: int, event: dict) -> None:
         """An event from the model (bounded: a stream whose client lags is stopped)."""
         if self.outbox.qsize() >= MAX_WAITING and client_stream in self.active:
-            self.hub._cancel(self.active.pop(client_stream))
+            self.hub.stop(self.active.pop(client_stream))
             event = {"error": "the tab fell behind the model's events; the generation stopped"}
         self.outbox.put_nowait({"type": "event", "stream": client_stream, "event": event})
 

@@ -48,6 +48,9 @@ def test_agent_in_the_tab_runs_the_servers_local_models_call_after_asking(browse
     page.keyboard.type("y\n")
     wait_screen(page, lambda rows: any("] value = " in r for r in rows), 60)
     answer_no_until_prompt(page)
+    page.keyboard.type("what time is it?\n")
+    page.keyboard.press("Control+C")  # stops the server's generation
+    wait_screen(page, lambda rows: "agent: interrupted" in rows, 60)
     page.keyboard.type("exit\n")
     page.keyboard.type("counter.get()\n")
     rows = wait_screen(page, lambda rows: any(r.startswith("value = ") for r in rows), 30)

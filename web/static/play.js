@@ -123,6 +123,7 @@ async function main() {
   Promise.all([image, model]).then(([restoreFrom, { info, reason }]) => {
     mark("image fetched");
     showModel(info, reason);
+    window.capos.model = info;
     kernel.postMessage({ kind: "boot", image: restoreFrom, bell, terminalInput: input.sab,
                          ended: ended.sab, modelEvents: modelEvents.sab, size: size.buffer,
                          memoryMiB, model: info ? JSON.stringify(info) : "" });
