@@ -8,6 +8,7 @@ endpoint's stream is hung up and the next generation runs at once.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 from collections.abc import Iterator
@@ -18,10 +19,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
 from bench.tab import serving
-from kernel.hosts.models.openai import KEY_ENV
+from kernel.hosts.models.openai import KEY_ENV, EndpointSettings, OpenAICompatible
 from kernel.hosts.models.settings import ModelSettings
 from server import modelhub
-from server.modelhub import MAX_ACTIVE
+from server.modelhub import MAX_ACTIVE, MAX_WAITING, ModelHub, Overrun
 from server.settings import Settings
 from tests.llm_server import ENDLESS, ScriptedLLM, text, tool_call
 
@@ -232,3 +233,31 @@ def test_a_server_without_a_model_says_so_and_refuses_the_socket():
             with pytest.raises(ConnectionClosed) as closed:
                 conn.recv(5)
         assert closed.value.rcvd.code == 4404
+
+
+def test_a_tab_that_reads_nothing_stops_its_generation_and_is_cut_off(llm):
+    """The hub itself, without a socket: nothing drains the line's outbox here."""
+
+    async def read_nothing() -> None:
+        provider = OpenAICompatible(EndpointSettings(llm.url))
+        hub = ModelHub(provider, asyncio.get_running_loop())
+        try:
+            with hub.line() as line:
+                line.generate(1, request())
+                while line.active:  # until the lagging stream is stopped
+                    await asyncio.sleep(0.01)
+                assert line.outbox.qsize() == MAX_WAITING + 1
+                frames = [line.outbox.get_nowait() for _ in range(MAX_WAITING + 1)]
+                assert "fell behind" in frames[-1]["event"]["error"]
+                for _ in range(MAX_WAITING):
+                    line.reply_error("a refused frame")
+                with pytest.raises(Overrun):  # the socket then closes the connection
+                    line.reply_error("one more")
+        finally:
+            await asyncio.to_thread(hub.close)
+
+    llm.script.clear()
+    llm.hung_up.clear()
+    llm.script.append(ENDLESS)
+    asyncio.run(read_nothing())
+    assert llm.hung_up.wait(5)  # the endpoint's stream was let go
