@@ -74,6 +74,7 @@ def _shell(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from kernel.hosts.models.openai import check_url
     from kernel.hosts.models.settings import ModelSettings
     from server.app import create_app
     from server.assets import MissingVendor
@@ -93,6 +94,13 @@ def _serve(args: argparse.Namespace) -> int:
             cpu_seconds=args.cpu_limit,
             snapshot=not args.cold_boot,
         )
+    model = ModelSettings.from_args(args)
+    try:
+        if model.url:
+            check_url(model.url)  # now, not when the app starts and opens the model
+    except ValueError as exc:
+        print(f"capos-playground: {exc}", file=sys.stderr)
+        return 2
     settings = Settings(
         host=args.host,
         port=args.port,
@@ -100,7 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir) if args.data_dir else None,
         redis_url=args.redis or os.environ.get("CAPOS_REDIS_URL") or None,
         share_limits=ShareLimits(viewers_per_ip=args.viewers_per_ip),
-        model=ModelSettings.from_args(args),
+        model=model,
     )
     try:
         app = create_app(settings)

@@ -261,3 +261,10 @@ def test_a_tab_that_reads_nothing_stops_its_generation_and_is_cut_off(llm):
     llm.script.append(ENDLESS)
     asyncio.run(read_nothing())
     assert llm.hung_up.wait(5)  # the endpoint's stream was let go
+
+
+def test_serve_refuses_an_llm_url_that_is_not_http_before_starting(capsys):
+    from server.cli import main
+
+    assert main(["serve", "--llm-url", "ftp://models.example/v1", "--max-vms", "0"]) == 2
+    assert "--llm-url must be an http(s) URL" in capsys.readouterr().err
