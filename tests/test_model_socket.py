@@ -21,7 +21,7 @@ from websockets.sync.client import ClientConnection, connect
 from bench.tab import serving
 from kernel.hosts.models.openai import KEY_ENV, EndpointSettings, OpenAICompatible
 from kernel.hosts.models.settings import ModelSettings
-from server import modelhub
+from server import modelapi, modelhub
 from server.modelhub import MAX_ACTIVE, MAX_WAITING, ModelHub, Overrun
 from server.settings import Settings
 from tests.llm_server import ENDLESS, ScriptedLLM, text, tool_call
@@ -216,6 +216,17 @@ def test_a_tab_that_goes_away_mid_generation_frees_the_model(base, model, llm, m
     with connect(socket_url(base)) as other:
         generate(other, 1)
         assert until_end(other, 1) == [{"textDelta": "for the next tab"}, {"done": "stop"}]
+
+
+def test_past_the_limit_of_tabs_on_the_model_a_new_one_is_told_to_come_back(
+    base, model, monkeypatch
+):
+    monkeypatch.setattr(modelapi, "MAX_LINES", 1)  # `model` holds the one line
+    model.send("{}")
+    assert frame(model)["type"] == "error"  # its line is open
+    with connect(socket_url(base)) as extra, pytest.raises(ConnectionClosed) as closed:
+        extra.recv(5)
+    assert closed.value.rcvd.code == 4429 and "too many tabs" in closed.value.rcvd.reason
 
 
 def test_a_page_from_another_site_cannot_use_the_model(base):
