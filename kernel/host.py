@@ -42,3 +42,7 @@ class Host(Protocol):
 
     def model_cancel(self, stream: int) -> None:
         """Stop a generation early; events it still sends are ignored."""
+
+    def agent_reply(self, response: dict) -> None:
+        """An outside agent's answer (an AgentResponse dict) for the request the host
+        submitted with `kernel.agents.submit`. Only hosts that submit are asked."""

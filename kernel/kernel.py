@@ -27,6 +27,7 @@ from kernel.ledger import Resource, ResourceLedger
 from kernel.monitor import CallTrace, Monitor
 from kernel.process import Process, SessionContext, State
 from kernel.ring import Cqe, KernelRing, Sqe
+from kernel.services.agentport import AgentPort
 from kernel.services.bootpackage import BootPackage
 from kernel.services.broker import AuthorityBroker, BrokerAdmin
 from kernel.services.console import Console
@@ -108,6 +109,8 @@ class Kernel:
             "systemMonitor": SystemMonitor(self),
             "log": Log(self),
         }
+        self.agents = AgentPort(self)  # outside agents' requests, for the shell to serve
+        self.kernel_caps["agentPort"] = self.agents
         self.terminals: dict[str, Terminal] = {}
         self.model: HostModel | None = None
         self._ops = {

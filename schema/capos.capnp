@@ -287,6 +287,73 @@ interface LanguageModel {
   cancel @3 (stream :UInt64) -> ();    # the stream ends with done("cancelled")
 }
 
+# --- Outside agents: MCP clients and the REST API -----------------------------
+
+# One request from an outside agent, queued by the host for the shell that
+# serves the session. The shell answers it with its own caps and the same
+# checks a person typing at it gets: names are the shell's (`caps` lists
+# them), and an agent never sees a CapId.
+struct AgentRequest {
+  id @0 :UInt32;               # chosen by the host, echoed in the response
+  union {
+    listCaps @1 :Void;         # answers `caps`
+    describeCap @2 :Text;      # a held cap's name; answers `json`: its methods, as JSON Schema
+    call @3 :AgentCall;        # answers `json`: the results
+    spawn @4 :AgentSpawn;      # answers `json`: the child's job and pid, and what the shell kept
+  }
+}
+
+struct AgentCall {
+  cap @0 :Text;
+  method @1 :Text;
+  paramsJson @2 :Text;         # a JSON object, checked against the params struct;
+                               # {"$cap": "name"} passes a cap the shell holds
+  bind @3 :Text;               # keep caps in the results under this name ("": release them)
+}
+
+struct AgentSpawn {
+  binary @0 :Text;
+  # A JSON object, one member a grant: "name" copies that cap, {"move": "name"}
+  # moves it, {"client": "name"} grants the client facet of an endpoint (and
+  # {"client": "stdio"} a StdIO the shell serves), {"new": "Interface"} a fresh
+  # endpoint the child serves, whose client the shell keeps.
+  grantsJson @1 :Text;
+}
+
+struct HeldCap {
+  name @0 :Text;
+  interface @1 :Text;
+  origin @2 :Text;             # "bundle", "let", "alias"
+}
+
+struct AgentError {
+  # "input": refused before anything was sent (an unknown cap, method or parameter,
+  # a value that does not fit the schema); "capException": the target raised one
+  # (`type` names its ExceptionType); "transport": the kernel refused the call
+  # (`type` names the code); "busy": the shell did not take the request in time;
+  # "gone": the shell ended before it answered.
+  kind @0 :Text;
+  type @1 :Text;
+  message @2 :Text;
+}
+
+struct AgentResponse {
+  id @0 :UInt32;
+  union {
+    caps @1 :List(HeldCap);
+    json @2 :Text;
+    error @3 :AgentError;
+  }
+}
+
+# The shell's side of outside agents: the host queues requests, the shell
+# takes them one at a time and answers each. The port itself grants nothing:
+# an agent can do only what the shell serving it holds.
+interface AgentPort {
+  next @0 () -> (request :AgentRequest);      # waits for one
+  reply @1 (response :AgentResponse) -> ();   # answers a request this process took
+}
+
 # --- Monitoring: capability-scoped views of a live system ----------------------
 
 enum LogLevel {

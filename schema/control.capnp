@@ -22,6 +22,9 @@ struct ControlRequest {
                             # so clones stop drawing the same random numbers
     monitor @5 :MonitorRequest;  # the whole system as the kernel's SystemMonitor sees it;
                                  # answers `snapshot`
+    agent @6 :Capos.AgentRequest;  # an outside agent's request, served by the session's
+                                   # shell (its id is ignored: the guest uses this one);
+                                   # answers `agent`, when the shell has answered
   }
 }
 
@@ -38,6 +41,7 @@ struct ControlResponse {
     error @3 :Text;         # the request failed or is unknown; says why
     snapshot @4 :Data;      # a Capos.MonitorSnapshot message, zlib-compressed: the serial
                             # line runs at 115200 baud, and snapshots repeat themselves
+    agent @5 :Capos.AgentResponse;
   }
 }
 

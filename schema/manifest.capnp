@@ -75,6 +75,7 @@ enum KernelCap {
   systemMonitor @11;   # sees the whole system; attenuate with SystemMonitor.subtree
   log @12;
   languageModel @13;   # a model the host provides (native hosts), absent elsewhere
+  agentPort @14;       # outside agents' requests (MCP, REST), for the shell to serve
 }
 
 struct ServiceExport {

@@ -6,10 +6,13 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from starlette.middleware import Middleware
 
 from server import (
+    agentapi,
     assets,
+    mcpserver,
     metrics,
     modelapi,
     monitorapi,
@@ -21,6 +24,7 @@ from server import (
     terminal,
     tourapi,
 )
+from server.agents import Agents
 from server.headers import SecurityHeaders
 from server.hosting import qemu_sessions
 from server.modelhub import ModelHub, model_hub
@@ -51,9 +55,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     def model_of() -> ModelHub | None:
         return models[0] if models else None
 
+    # What MCP clients and the REST API may do with sessions.
+    agents = Agents(sessions_of, settings.agent_limits)
+    mcp = mcpserver.build(agents)
+    mcp_route = mcpserver.route(mcp)
+
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with sharing(settings, sessions_of) as shared, model_hub(settings.model) as model:
+        async with (
+            mcp.session_manager.run(),
+            sharing(settings, sessions_of) as shared,
+            model_hub(settings.model) as model,
+        ):
             hub.append(shared)
             models.extend([model] if model else [])
             try:
@@ -72,9 +85,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="capOS Playground",
-        docs_url=None,
+        summary="Typed capability calls on capOS sessions, for agents and scripts",
+        version="1",
+        docs_url=None,  # /docs is our own page: swagger-ui served from here, not a CDN
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
         routes=[
             *pages.routes(settings),
             *assets.routes(settings, archive, snapshot),
@@ -87,10 +102,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *recordapi.routes(settings, hub_of),
             *relay.routes(lambda: hub[0].tabs if hub else None),
             *modelapi.routes(settings.model, model_of),
+            mcp_route,
         ],
+        exception_handlers={RequestValidationError: agentapi.invalid_request},
         middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,
     )
+    app.include_router(agentapi.router(agents))
     app.state.settings = settings
     app.state.metrics = registry  # the server's parts count sessions, clients, bytes here
     return app

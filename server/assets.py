@@ -25,6 +25,7 @@ VENDOR = {
     "xterm-addon-fit": "@xterm/addon-fit",
     "asciinema-player": "asciinema-player",
     "uplot": "uplot",
+    "swagger-ui": "swagger-ui-dist",  # the API reference at /docs
 }
 
 

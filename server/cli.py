@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from kernel.hosts.models.settings import add_model_options
-from server.settings import QemuSettings, ShareLimits
+from server.settings import AgentLimits, QemuSettings, ShareLimits
 
 
 def _schema_build(args: argparse.Namespace) -> int:
@@ -78,22 +78,10 @@ def _serve(args: argparse.Namespace) -> int:
     from kernel.hosts.models.settings import ModelSettings
     from server.app import create_app
     from server.assets import MissingVendor
-    from server.settings import WS_MAX_MESSAGE, QemuSettings, Settings, ShareLimits
+    from server.settings import WS_MAX_MESSAGE, AgentLimits, Settings, ShareLimits
     from server.snapshot import SnapshotFailed
     from server.tours import TourError
 
-    qemu = None
-    if args.max_vms > 0:
-        qemu = QemuSettings(
-            warm=args.warm,
-            max_vms=max(args.max_vms, args.warm),
-            memory_mib=args.memory,
-            accel=args.accel,
-            idle_timeout_s=args.idle_timeout,
-            lifetime_s=args.lifetime,
-            cpu_seconds=args.cpu_limit,
-            snapshot=not args.cold_boot,
-        )
     model = ModelSettings.from_args(args)
     try:
         if model.url:
@@ -104,10 +92,13 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings(
         host=args.host,
         port=args.port,
-        qemu=qemu,
+        qemu=_qemu_settings(args),
         data_dir=Path(args.data_dir) if args.data_dir else None,
         redis_url=args.redis or os.environ.get("CAPOS_REDIS_URL") or None,
         share_limits=ShareLimits(viewers_per_ip=args.viewers_per_ip),
+        agent_limits=AgentLimits(
+            sessions_per_client=args.agent_sessions, calls_per_s=args.agent_calls_per_s
+        ),
         model=model,
     )
     try:
@@ -119,6 +110,38 @@ def _serve(args: argparse.Namespace) -> int:
     uvicorn.run(
         app, host=args.host, port=args.port, log_level="warning", ws_max_size=WS_MAX_MESSAGE
     )
+    return 0
+
+
+def _qemu_settings(args: argparse.Namespace) -> QemuSettings | None:
+    if args.max_vms <= 0:
+        return None
+    return QemuSettings(
+        warm=args.warm,
+        max_vms=max(args.max_vms, args.warm),
+        memory_mib=args.memory,
+        accel=args.accel,
+        idle_timeout_s=args.idle_timeout,
+        lifetime_s=args.lifetime,
+        cpu_seconds=args.cpu_limit,
+        snapshot=not args.cold_boot,
+    )
+
+
+def _mcp(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from server.mcpstdio import bridge, embedded
+    from server.settings import Settings
+
+    if args.url:
+        asyncio.run(bridge(args.url))
+        return 0
+    qemu = _qemu_settings(args)
+    if qemu is None:
+        print("capos-playground mcp: --max-vms 0 leaves no sessions to drive", file=sys.stderr)
+        return 2
+    asyncio.run(embedded(Settings(port=0, qemu=qemu)))
     return 0
 
 
@@ -147,6 +170,39 @@ def _add_manifest_options(command: argparse.ArgumentParser) -> None:
     )
     command.add_argument(
         "--overlay", help="overlay merged on top (default: ./system.local.toml if present)"
+    )
+
+
+def _add_qemu_options(command: argparse.ArgumentParser) -> None:
+    qemu = QemuSettings()
+    command.add_argument("--warm", type=int, default=qemu.warm, help="QEMU VMs kept booted")
+    command.add_argument(
+        "--max-vms",
+        type=int,
+        default=qemu.max_vms,
+        help="QEMU VMs at once (0: no server-hosted sessions)",
+    )
+    command.add_argument("--memory", type=int, default=qemu.memory_mib, help="MiB per VM")
+    command.add_argument("--accel", choices=["auto", "kvm", "tcg"], default=qemu.accel)
+    command.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=qemu.idle_timeout_s,
+        help="seconds without a client before a session is suspended to disk",
+    )
+    command.add_argument(
+        "--lifetime", type=float, default=qemu.lifetime_s, help="seconds a session may last"
+    )
+    command.add_argument(
+        "--cpu-limit",
+        type=float,
+        default=qemu.cpu_seconds,
+        help="CPU seconds a session's VM may use",
+    )
+    command.add_argument(
+        "--cold-boot",
+        action="store_true",
+        help="boot every pool VM instead of restoring a booted snapshot",
     )
 
 
@@ -202,36 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the web playground")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
-    qemu = QemuSettings()
-    serve.add_argument("--warm", type=int, default=qemu.warm, help="QEMU VMs kept booted")
-    serve.add_argument(
-        "--max-vms",
-        type=int,
-        default=qemu.max_vms,
-        help="QEMU VMs at once (0: no server-hosted sessions)",
-    )
-    serve.add_argument("--memory", type=int, default=qemu.memory_mib, help="MiB per VM")
-    serve.add_argument("--accel", choices=["auto", "kvm", "tcg"], default=qemu.accel)
-    serve.add_argument(
-        "--idle-timeout",
-        type=float,
-        default=qemu.idle_timeout_s,
-        help="seconds without a client before a session is suspended to disk",
-    )
-    serve.add_argument(
-        "--lifetime", type=float, default=qemu.lifetime_s, help="seconds a session may last"
-    )
-    serve.add_argument(
-        "--cpu-limit",
-        type=float,
-        default=qemu.cpu_seconds,
-        help="CPU seconds a session's VM may use",
-    )
-    serve.add_argument(
-        "--cold-boot",
-        action="store_true",
-        help="boot every pool VM instead of restoring a booted snapshot",
-    )
+    _add_qemu_options(serve)
     serve.add_argument(
         "--data-dir",
         help="share links, recordings and their database (default: in the user's data directory)",
@@ -242,6 +269,19 @@ def build_parser() -> argparse.ArgumentParser:
         default=ShareLimits().viewers_per_ip,
         help="share-link viewers one address may have open (raise it behind a shared NAT)",
     )
+    agents = AgentLimits()
+    serve.add_argument(
+        "--agent-sessions",
+        type=int,
+        default=agents.sessions_per_client,
+        help="sessions one MCP client may hold at once",
+    )
+    serve.add_argument(
+        "--agent-calls-per-s",
+        type=float,
+        default=agents.calls_per_s,
+        help="calls a second one MCP client or REST address may make (in bursts of twice that)",
+    )
     serve.add_argument(
         "--redis",
         metavar="URL",
@@ -250,6 +290,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_model_options(serve)  # the model agent mode uses in every tab, run on this server
     serve.set_defaults(func=_serve)
+
+    mcp = sub.add_parser(
+        "mcp",
+        help="the MCP server over stdio: sessions as typed tools for an agent",
+        description="Speak MCP on stdin/stdout. With --url, through a running server's /mcp; "
+        "without, start a server in this process (the QEMU pool included) and stop it when "
+        "stdin closes.",
+    )
+    mcp.add_argument("--url", help="a running server's MCP endpoint, e.g. http://HOST:8000/mcp")
+    _add_qemu_options(mcp)
+    mcp.set_defaults(func=_mcp)
 
     tours = sub.add_parser("tours", help="the guided tours in demos/")
     tours_sub = tours.add_subparsers(dest="tours_command", required=True)

@@ -104,3 +104,9 @@ class ControlClient:
                 return snapshot.to_dict()
         except capnp.KjException as exc:
             raise ControlError(f"the guest sent a snapshot pycapnp cannot read: {exc}") from None
+
+    async def agent(self, timeout: float, **request: Any) -> dict:
+        """One outside agent's request (`listCaps=None`, `call={...}`, ...), served by the
+        guest's shell; its AgentResponse as a dict (`caps`, `json` or `error`)."""
+        answer = await self.call(timeout=timeout, agent={"id": 0, **request})
+        return answer["agent"]

@@ -1,4 +1,4 @@
-"""Pages and the health probe: the landing page, the playground, /healthz."""
+"""Pages and the health probe: the landing page, the playground, the API reference, /healthz."""
 
 from __future__ import annotations
 
@@ -33,4 +33,5 @@ def routes(settings: Settings) -> list[Route]:
         Route("/", page("index.html"), methods=["GET", "HEAD"]),
         Route("/play", play, methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
+        Route("/docs", page("docs.html"), methods=["GET", "HEAD"]),  # the REST API reference
     ]

@@ -75,6 +75,7 @@ class VmPool:
         self.boot_seconds: list[float] = []  # start to ready, of every VM so far
         self._failures = 0  # VMs in a row that did not come up
         self._refill_at = 0.0  # monotonic time before which no refill starts
+        self._making_template = False  # the first VM boots to be saved, then warm ones follow
 
     async def run(self) -> None:
         """Keep the pool filled until cancelled; every VM lives in this task group."""
@@ -82,7 +83,11 @@ class VmPool:
             self._tasks = tasks
             try:
                 if self.config.snapshot:
-                    await self._make_template()
+                    self._making_template = True
+                    try:
+                        await self._make_template()
+                    finally:
+                        self._making_template = False
                 while True:
                     if self._failures:  # a VM that fails to start would fail again at once
                         await asyncio.sleep(min(MAX_BACKOFF_S, 2**self._failures))
@@ -202,6 +207,11 @@ class VmPool:
             "every VM is in use or still booting; try again shortly",
             retry_after=self._retry_after(),
         )
+
+    def filling(self) -> bool:
+        """A warm VM is on its way: one is booting, or the pool is short and has room."""
+        short = len(self._warm) < self.config.warm and len(self.vms) < self.config.max_vms
+        return bool(self._booting) or short or self._making_template
 
     def make_room(self) -> bool:
         """Free a slot under the cap for a restore, by ending a warm VM if need be."""

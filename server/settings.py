@@ -60,6 +60,20 @@ class TabLimits:
 
 
 @dataclass(frozen=True)
+class AgentLimits:
+    sessions_per_client: int = 4  # live sessions one MCP client may own
+    calls_per_s: float = 50.0  # steady rate per client, in bursts of twice that
+    call_timeout_s: float = 30.0  # the guest drops a request not taken within 20 s
+    wake_timeout_s: float = 30.0  # restoring a suspended session
+    boot_wait_s: float = 60.0  # create_session waits this long for a VM the pool is booting
+    max_params_json: int = 6 * 1024  # the shell takes requests into an 8 KiB buffer
+
+    @property
+    def burst(self) -> int:
+        return max(1, round(2 * self.calls_per_s))
+
+
+@dataclass(frozen=True)
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
@@ -71,6 +85,7 @@ class Settings:
     share_limits: ShareLimits = field(default_factory=ShareLimits)
     recording_limits: RecordingLimits = field(default_factory=RecordingLimits)
     tab_limits: TabLimits = field(default_factory=TabLimits)
+    agent_limits: AgentLimits = field(default_factory=AgentLimits)  # MCP and the REST API
     model: ModelSettings = field(default_factory=ModelSettings)  # agent mode's, for every tab
 
     @property

@@ -51,6 +51,7 @@ def test_default_manifest_starts_a_shell_in_its_own_session_with_bundles():
         "terminal",
         "sessionManager",
         "authorityBroker",
+        "agents",  # outside agents reach the session through its shell
     }
     offers = {o["cap"]["name"]: o["profiles"] for o in manifest["initConfig"]["bundles"]}
     assert offers["launcher"] == ["anonymous", "guest", "operator"]

@@ -72,6 +72,7 @@ def test_vendor_packages_are_versioned_and_cached_forever(client):
         "xterm-addon-fit",
         "asciinema-player",
         "uplot",
+        "swagger-ui",
         "snapshot",
     }
     wasm = client.get(f"/vendor/pyodide-{versions['pyodide']}/pyodide.asm.wasm")

@@ -43,6 +43,7 @@ class ControlChannel:
         self._monitor = SystemMonitor(host.kernel)  # one view: object ids stay stable
         self._buffer = bytearray()
         self.shutdown_requested = False
+        host.agent_replies = self._agent_answered
 
     def readable(self) -> None:
         """Take what the line has, answer every whole request in it."""
@@ -68,10 +69,16 @@ class ControlChannel:
             except DecodeError as exc:
                 self._send({"id": 0, "error": f"undecodable ControlRequest: {exc}"})
                 continue
-            self._send({"id": request.get("id", 0), **self._answer(request)})
+            answer = self._answer(request)
+            if answer is not None:
+                self._send({"id": request.get("id", 0), **answer})
 
-    def _answer(self, request: dict) -> dict:
+    def _answer(self, request: dict) -> dict | None:
+        """The response's body, or None when it will come later (an agent's request)."""
         host = self.host
+        if "agent" in request:  # the shell answers it, through _agent_answered
+            host.kernel.agents.submit({**request["agent"], "id": request["id"]})
+            return None
         if "ping" in request:
             kernel = host.kernel
             uptime = host.now_ns() - kernel.boot_ns
@@ -97,6 +104,9 @@ class ControlChannel:
                 return {"error": f"cannot reseed the RNG: {exc}"}
             return {"done": None}
         return {"error": "unknown request: this guest does not implement it"}
+
+    def _agent_answered(self, response: dict) -> None:
+        self._send({"id": response["id"], "agent": response})
 
     def _send(self, response: dict) -> None:
         view = memoryview(encode(self._response, response))

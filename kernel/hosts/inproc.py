@@ -40,6 +40,7 @@ class InProcessHost:
         self.console = bytearray()
         self.screens: dict[str, bytearray] = {}  # what each attached terminal was sent
         self.crashes: dict[int, str] = {}
+        self.agent_answers: dict[int, dict] = {}  # AgentResponses, by request id
         self.started: list[Process] = []
         self._threads: list[threading.Thread] = []
         self._stopping = False
@@ -93,6 +94,10 @@ class InProcessHost:
         if self._model is not None:
             self._model.cancel(stream)
 
+    def agent_reply(self, response: dict) -> None:
+        self.agent_answers[response["id"]] = response
+        self.cond.notify_all()
+
     def _model_posted(self, stream: int, event: dict) -> None:
         with self.cond:
             self.kernel.model.feed(stream, event)
@@ -110,6 +115,16 @@ class InProcessHost:
             self.kernel.terminals[terminal].feed(data)
             self.kernel.take_woken()
             self.cond.notify_all()
+
+    def ask_agent(self, request: dict, timeout: float = 10.0) -> dict:
+        """Submit an outside agent's request (an AgentRequest dict) and wait for the answer."""
+        with self.cond:
+            self.kernel.agents.submit(request)
+            self.kernel.take_woken()
+            self.cond.notify_all()
+            if not self.cond.wait_for(lambda: request["id"] in self.agent_answers, timeout):
+                raise TimeoutError(f"no answer to agent request {request['id']} in {timeout} s")
+            return self.agent_answers.pop(request["id"])
 
     def hang_up(self, terminal: str = "terminal") -> None:
         with self.cond:

@@ -78,6 +78,8 @@ class NativeHost:
         self._by_fd: dict[int, int] = {}
         self._exits: list[dict] = []
         self._watched: dict[int, Callable[[], None]] = {}
+        # Where answers to outside agents go (the control channel sets it).
+        self.agent_replies: Callable[[dict], None] | None = None
         self._faults_seen = 0
         self._epoll = select.epoll()
         self._zygote_sock, self._zygote = self._start_zygote()
@@ -203,6 +205,10 @@ class NativeHost:
     def terminal_write(self, name: str, data: bytes) -> None:
         if self._terminal is not None:
             self._terminal.write(data)
+
+    def agent_reply(self, response: dict) -> None:
+        if self.agent_replies is not None:
+            self.agent_replies(response)
 
     def model_start(self, stream: int, request: dict) -> None:
         if self._model is not None:

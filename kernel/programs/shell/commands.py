@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 
+from kernel.codec import Method, StructType
 from kernel.manual import signature
 from kernel.programs.shell import helptext
 from kernel.programs.shell.agent import Agent
@@ -151,7 +152,7 @@ class Commands:
             },
         )
         job = self.shell.add_job(launch.binary, result["handle"], result["endpoints"])
-        self._forget_moved()
+        self.forget_moved()
         kept = []
         for name, client in zip(served, result["clients"], strict=True):
             free = next(
@@ -236,20 +237,24 @@ class Commands:
 
     # --- typed calls ---------------------------------------------------------------------------
 
-    def call(self, call: Call, bind: str | None) -> None:
-        cap = self.resolve(call.target)
+    def method(self, target: str, name: str) -> tuple[Cap, Method]:
+        """The cap named `target` and its method `name`, or a CommandError saying which exist."""
+        cap = self.resolve(target)
         if cap.interface is None:
-            raise CommandError(f"{call.target}: its interface is not in the schema")
+            raise CommandError(f"{target}: its interface is not in the schema")
         try:
-            method = cap.interface.method(call.method)
+            return cap, cap.interface.method(name)
         except KeyError:
             names = [m.name for m in cap.interface.methods]
-            close = difflib.get_close_matches(call.method, names, n=1)
+            close = difflib.get_close_matches(name, names, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
             listing = ", ".join(names) or "none"
             raise CommandError(
-                f"{cap.interface.name} has no method {call.method!r}{hint} (it has: {listing})"
+                f"{cap.interface.name} has no method {name!r}{hint} (it has: {listing})"
             ) from None
+
+    def call(self, call: Call, bind: str | None) -> None:
+        cap, method = self.method(call.target, call.method)
         where = f"{call.target}.{call.method}"
         try:
             params = to_params(method.params, call.args, self._cap_value, where)
@@ -260,10 +265,11 @@ class Commands:
         if results is None:
             self.shell.say(f"{where}: interrupted (its answer will be dropped)")
             return
-        self._forget_moved()
+        self.forget_moved()
         found = caps_in(method.results, results)
         if bind is not None:
-            self._bind(bind, method.results, results, found)
+            for line in self.bind(bind, method.results, results, found):
+                self.shell.say(line)
             return
         for line in show(method.results, results):
             self.shell.say(line)
@@ -272,7 +278,7 @@ class Commands:
         if found:
             self.shell.say(f"(caps not kept: let NAME = {where}(...) keeps them)")
 
-    def _forget_moved(self) -> None:
+    def forget_moved(self) -> None:
         """Names whose cap a call just moved away (`move @name`) name nothing now."""
         for name in [
             n for n, b in self.shell.names.items() if b.cap is not None and not b.cap.cap_id
@@ -283,30 +289,38 @@ class Commands:
     def _cap_value(self, ref: CapRef) -> Cap:
         return self.resolve(ref.name)
 
-    def _bind(self, name: str, struct, results: dict, found: list[tuple[str, Cap]]) -> None:
+    def bind(
+        self, name: str, struct: StructType, results: dict, found: list[tuple[str, Cap]]
+    ) -> list[str]:
+        """Keep a call's results under `name` (one cap: `name`; several: `name.path`);
+        returns a line for each name bound."""
         self._unbind(name)
         names = self.shell.names
         if len(found) == 1:
             names[name] = Binding(found[0][1], "let")
-            self.shell.say(f"{name} = {render(None, found[0][1])}")
-            return
+            return [f"{name} = {render(None, found[0][1])}"]
         if not found:
             lines = show(struct, results)
             names[name] = Binding(None, "let", "\n".join(lines))
-            for line in lines:
-                self.shell.say(f"{name}: {line}")
-            return
+            return [f"{name}: {line}" for line in lines]
         for path, cap in found:
             names[f"{name}.{path}"] = Binding(cap, "let")
-            self.shell.say(f"{name}.{path} = {render(None, cap)}")
+        return [f"{name}.{path} = {render(None, cap)}" for path, cap in found]
+
+    def _bound_under(self, name: str) -> list[str]:
+        return [k for k in self.shell.names if k == name or k.startswith(name + ".")]
+
+    def check_bindable(self, name: str) -> None:
+        """CommandError unless `name` is free or let-bound (so `let` may reuse it)."""
+        for key in self._bound_under(name):
+            if self.shell.names[key].origin != "let":
+                raise CommandError(f"{key} is part of your session's bundle: pick another name")
 
     def _unbind(self, name: str) -> None:
         """Release what a let-name held (and its dotted parts) before it is reused."""
-        for key in [k for k in self.shell.names if k == name or k.startswith(name + ".")]:
-            binding = self.shell.names[key]
-            if binding.origin != "let":
-                raise CommandError(f"{key} is part of your session's bundle: pick another name")
-            del self.shell.names[key]
+        self.check_bindable(name)
+        for key in self._bound_under(name):
+            binding = self.shell.names.pop(key)
             if binding.cap is not None:
                 binding.cap.release()
 

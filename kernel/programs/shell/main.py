@@ -7,6 +7,7 @@ import functools
 
 from kernel.programs.shell.commands import Commands
 from kernel.programs.shell.completion import Completer
+from kernel.programs.shell.gateway import Gateway
 from kernel.programs.shell.lineedit import EndOfInput, Interrupt, Line
 from kernel.programs.shell.shell import Shell
 from kernel.runtime import RemoteError, Runtime
@@ -16,6 +17,9 @@ def main(rt: Runtime) -> int:
     shell = Shell(rt)
     commands = Commands(shell)
     commands.adopt(rt.call(shell.sessions, "anonymous")["session"])
+    port = rt.caps.get("agents")
+    if port is not None:  # outside agents (MCP, REST) drive the session through us
+        Gateway(commands, port).start()
 
     @functools.cache
     def manual_topics() -> list[str]:

@@ -104,6 +104,15 @@ def _object(properties: dict[str, Any], needed: list[str]) -> dict:
 def _type_schema(kind: Any) -> dict:
     if isinstance(kind, StructType):
         return json_schema(kind)
+    if isinstance(kind, InterfaceType) or kind in ("capability", "anyPointer"):
+        what = kind.name if isinstance(kind, InterfaceType) else "any interface"
+        return {
+            "type": "object",
+            "description": f"a cap this session holds, by name ({what})",
+            "properties": {"$cap": {"type": "string"}},
+            "required": ["$cap"],
+            "additionalProperties": False,
+        }
     if isinstance(kind, ListType):
         return {"type": "array", "items": _type_schema(kind.element)}
     if isinstance(kind, EnumType):
@@ -153,17 +162,18 @@ def _no_caps(ref: object) -> Cap:
 def result_json(results: dict) -> str:
     """A call's results as JSON for the model (bytes as text): `{"ok": ...}`, or past
     MAX_RESULT_JSON characters, that text cut, as a string under `cut`."""
-    text = json.dumps({"ok": _plain(results)}, ensure_ascii=False)
+    text = json.dumps({"ok": plain(results)}, ensure_ascii=False)
     if len(text) <= MAX_RESULT_JSON:
         return text
     return json.dumps({"cut": text[:MAX_RESULT_JSON], "note": "the result was too long"})
 
 
-def _plain(value: Any) -> Any:
+def plain(value: Any) -> Any:
+    """A decoded value as JSON-ready data: Data as text (UTF-8, invalid bytes replaced)."""
     if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
+        return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
-        return [_plain(v) for v in value]
+        return [plain(v) for v in value]
     if isinstance(value, bytes | bytearray):
         return bytes(value).decode("utf-8", errors="replace")
     return value

@@ -1,0 +1,238 @@
+"""Serving outside agents: AgentPort requests run as this shell's own calls.
+
+An MCP client or a REST caller drives a session through its shell, which
+answers with the caps it holds and through the same checks a typed line
+gets: the same name resolution, the same schema conversion
+(`values.to_params`), the same spawn grants. Calls run in the background
+of the shell's reactor, so a slow target never freezes the terminal; the
+names an agent binds show up in `caps` for the person at it.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from kernel.abi import Err
+from kernel.programs.shell.commands import Commands
+from kernel.programs.shell.shell import CommandError
+from kernel.programs.shell.syntax import CapRef, Launch
+from kernel.programs.shell.tools import json_schema, plain
+from kernel.programs.shell.values import InputError, caps_in, to_params
+from kernel.runtime import Cap, Pending, RemoteError, TransportFailure
+from kernel.runtime.buffers import BufferExhausted
+
+# A process's buffers total 56 KiB, shared by everything the shell has in flight.
+MAX_JSON = 16 * 1024  # of an answer
+REQUEST_SIZE = 8 * 1024  # the result buffer `next` answers into (the port sends <= 6 KiB)
+CALL_RESULT_SIZE = 12 * 1024  # a call's result buffer: a whole MonitorSnapshot fits
+_BIND_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
+
+
+class Refused(Exception):
+    """A request answered with an AgentError instead of results."""
+
+    def __init__(self, kind: str, message: str, type_: str = "") -> None:
+        super().__init__(message)
+        self.kind, self.type, self.message = kind, type_, message
+
+
+class Gateway:
+    def __init__(self, commands: Commands, port: Cap) -> None:
+        self.commands = commands
+        self.shell = commands.shell
+        self.rt = commands.rt
+        self.port = port
+        self._next: Pending | None = None
+
+    def start(self) -> None:
+        """Take the first request; each one taken asks for the next."""
+        self._next = self.rt.begin(self.port, "next", result_size=REQUEST_SIZE)
+        self.shell.watch(self._next.user_data, self._on_request)
+
+    def _on_request(self, _user_data: int) -> None:
+        try:
+            request = self.rt.result(self._next)["request"]
+        except (RemoteError, TransportFailure) as exc:
+            # The port refused this one (the kernel answers the agent); a port that
+            # is gone refuses every `next`, so stop asking rather than spin.
+            if isinstance(exc, RemoteError) and exc.type == "disconnected":
+                self.shell.say(f"outside agents can no longer reach this shell: {exc}")
+                return
+            self.start()
+            return
+        self.start()
+        try:
+            answer = self._serve(request)
+        except Refused as exc:
+            answer = _error(exc.kind, exc.message, exc.type)
+        if answer is not None:
+            self._reply(request["id"], answer)
+
+    def _reply(self, request_id: int, answer: dict) -> None:
+        if "json" in answer and len(answer["json"].encode()) > MAX_JSON:
+            size = len(answer["json"].encode())
+            answer = _error("input", f"the answer is {size} bytes, over the {MAX_JSON} allowed")
+        try:
+            self.rt.call(self.port, "reply", {"response": {"id": request_id, **answer}})
+        except (RemoteError, TransportFailure) as exc:  # the agent sees its request time out
+            self.shell.say(f"an outside agent's answer was lost: {exc}")
+
+    # --- the requests ------------------------------------------------------------------
+
+    def _serve(self, request: dict) -> dict | None:
+        """The answer, or None when a call will answer from its completion."""
+        try:
+            if "listCaps" in request:
+                return {"caps": self._held()}
+            if "describeCap" in request:
+                return {"json": json.dumps(self._describe(request["describeCap"]))}
+            if "call" in request:
+                self._call(request["id"], request["call"])
+                return None
+            if "spawn" in request:
+                return {"json": json.dumps(self._spawn(request["spawn"]))}
+        except (CommandError, InputError) as exc:
+            raise Refused("input", str(exc)) from None
+        except RemoteError as exc:
+            raise Refused("capException", exc.message, exc.type) from None
+        except TransportFailure as exc:
+            raise Refused("transport", str(exc), _code_name(exc.code)) from None
+        except BufferExhausted:
+            raise Refused("busy", "too many calls in flight in this shell; retry shortly") from None
+        raise Refused("input", "unknown request: this shell does not serve it")
+
+    def _held(self) -> list[dict]:
+        return [
+            {"name": name, "interface": binding.cap.interface.name, "origin": binding.origin}
+            for name, binding in sorted(self.shell.names.items())
+            if binding.cap is not None and binding.cap.interface is not None
+        ]
+
+    def _describe(self, name: str) -> dict:
+        cap = self.commands.resolve(name)
+        if cap.interface is None:
+            raise CommandError(f"{name}: its interface is not in the schema")
+        interface = cap.interface
+        return {
+            "name": name,
+            "interface": interface.name,
+            "methods": [
+                {
+                    "name": method.name,
+                    "description": method.doc or "",
+                    "params": json_schema(method.params),
+                    "results": json_schema(method.results),
+                }
+                for method in interface.methods
+            ],
+        }
+
+    def _call(self, request_id: int, call: dict) -> None:
+        cap, method = self.commands.method(call["cap"], call["method"])
+        where = f"{call['cap']}.{call['method']}"
+        args = _json_object(call["paramsJson"] or "{}", f"{where}: the params")
+        params = to_params(method.params, _cap_refs(args), self._resolve, where)
+        bind = call["bind"]
+        if bind:
+            if not _BIND_NAME.fullmatch(bind):
+                raise InputError(f"bind: {bind!r} is not a name (letters, digits, _ and -)")
+            self.commands.check_bindable(bind)
+        pending = self.rt.begin(cap, method.name, params, result_size=CALL_RESULT_SIZE)
+
+        def done(_user_data: int) -> None:
+            try:
+                results = self.rt.result(pending)
+            except RemoteError as exc:
+                self._reply(request_id, _error("capException", exc.message, exc.type))
+                return
+            except TransportFailure as exc:
+                self._reply(request_id, _error("transport", str(exc), _code_name(exc.code)))
+                return
+            self.commands.forget_moved()
+            found = caps_in(method.results, results)
+            kept: dict[int, str] = {}
+            if bind and found:
+                self.commands.bind(bind, method.results, results, found)
+                kept = {id(c): bind if len(found) == 1 else f"{bind}.{p}" for p, c in found}
+            else:
+                for _path, held in found:
+                    held.release()
+            answer = {"results": plain(_caps_out(results, kept))}
+            if found and not bind:
+                answer["note"] = "caps in the results were released: pass bind to keep them"
+            self._reply(request_id, {"json": json.dumps(answer, ensure_ascii=False)})
+
+        self.shell.watch(pending.user_data, done)
+
+    def _spawn(self, spawn: dict) -> dict:
+        grants = _json_object(spawn["grantsJson"] or "{}", "spawn: the grants")
+        launch = Launch("spawn", spawn["binary"], [_grant(n, g) for n, g in grants.items()])
+        job, kept = self.commands.spawn_job(launch)
+        self.shell.say(f"[{job.number}] {job.binary} (pid {job.pid}), spawned by an agent")
+        for line in kept:
+            self.shell.say(line)
+        return {"job": job.number, "pid": job.pid, "binary": job.binary, "kept": kept}
+
+    def _resolve(self, ref: CapRef) -> Cap:
+        return self.commands.resolve(ref.name)
+
+
+def _json_object(text: str, what: str) -> dict:
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as exc:
+        raise InputError(f"{what} are not valid JSON ({exc})") from None
+    if not isinstance(value, dict):
+        raise InputError(f"{what} must be a JSON object")
+    return value
+
+
+def _cap_refs(value: Any) -> Any:
+    """JSON arguments with each {"$cap": "name"} (optionally "move": true) as a CapRef."""
+    if isinstance(value, dict):
+        if "$cap" in value and set(value) <= {"$cap", "move"}:
+            if not isinstance(value["$cap"], str) or not isinstance(value.get("move", False), bool):
+                raise InputError('a cap is written {"$cap": "name"} (and "move": true to move it)')
+            return CapRef(value["$cap"], move=value.get("move", False))
+        return {key: _cap_refs(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_cap_refs(item) for item in value]
+    return value
+
+
+def _grant(name: str, source: Any) -> tuple[str, CapRef]:
+    if isinstance(source, str):
+        return name, CapRef(source)
+    if isinstance(source, dict) and len(source) == 1:
+        ((how, what),) = source.items()
+        if how in ("move", "client", "new") and isinstance(what, str):
+            return name, CapRef(what, **{how: True})
+    raise InputError(
+        f'grant {name!r}: write "capName", {{"move": "capName"}}, {{"client": "capName"}} '
+        'or {"new": "Interface"}'
+    )
+
+
+def _caps_out(value: Any, kept: dict[int, str]) -> Any:
+    """Results with each cap as {"$cap": the name it is kept under, or null}."""
+    if isinstance(value, Cap):
+        interface = value.interface.name if value.interface else "?"
+        return {"$cap": kept.get(id(value)), "interface": interface}
+    if isinstance(value, dict):
+        return {key: _caps_out(item, kept) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_caps_out(item, kept) for item in value]
+    return value
+
+
+def _error(kind: str, message: str, type_: str = "") -> dict:
+    return {"error": {"kind": kind, "type": type_, "message": message}}
+
+
+def _code_name(code: int) -> str:
+    try:
+        return Err(code).name
+    except ValueError:
+        return str(code)

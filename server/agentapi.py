@@ -1,0 +1,143 @@
+"""The agent REST API: a session's caps, typed calls, spawns and terminal, over HTTP.
+
+The same operations as the MCP tools (server/agents.py), documented by the
+OpenAPI page at /docs. A REST caller holds a session by its id, the secret
+POST /api/sessions returned. Errors are `{"error": message, "kind": ...,
+"type": ...}` with the status `AgentError.kind` maps to, and Retry-After
+where waiting helps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.responses import Response
+
+from server.agents import AgentError, Agents, Caller
+
+MAX_BODY = 16 * 1024
+_NO_STORE = {"cache-control": "no-store"}
+
+
+class CallRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cap: str = Field(description="a cap's name, from GET .../caps", examples=["counter"])
+    method: str = Field(description="one of its methods", examples=["increment"])
+    arguments: dict[str, Any] = Field(
+        default_factory=dict,
+        description='the params, checked against the schema; a cap is {"$cap": "name"}',
+        examples=[{"by": 1}],
+    )
+    bind: str = Field("", description="keep caps in the results under this name")
+
+
+class SpawnRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    binary: str = Field(examples=["counter"])
+    grants: dict[str, Any] = Field(
+        default_factory=dict,
+        description='"capName" copies, {"move": n} moves, {"client": n} a client facet '
+        '({"client": "stdio"}: the terminal), {"new": "Interface"} a fresh endpoint',
+        examples=[{"stdio": {"client": "stdio"}, "counter": {"client": "counter"}}],
+    )
+
+
+class InputRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    data: str = Field(description='keystrokes; end a line with "\\r"', examples=["help\r"])
+
+
+class BoundedRoute(APIRoute):
+    """Refuses a body over MAX_BODY (413) before anything parses it."""
+
+    def get_route_handler(self) -> Callable:
+        handler = super().get_route_handler()
+
+        async def bounded(request: Request) -> Response:
+            body = bytearray()
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > MAX_BODY:
+                    return _error(413, "input", f"the body may be at most {MAX_BODY} bytes")
+            request._body = bytes(body)  # what FastAPI's handler reads
+            return await handler(request)
+
+        return bounded
+
+
+def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
+    headers = dict(_NO_STORE)
+    if extra.get("retry_after") is not None:
+        headers["retry-after"] = str(extra["retry_after"])
+    return JSONResponse({"error": message, "kind": kind, **extra}, status, headers=headers)
+
+
+async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    """A body or query that does not fit the model: 400, naming each field."""
+    problems = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'] if p != 'body') or 'body'}: {e['msg']}"
+        for e in exc.errors()
+    )
+    return _error(400, "input", f"the request does not fit: {problems}")
+
+
+def router(agents: Agents) -> APIRouter:
+    api = APIRouter(prefix="/api/sessions/{session_id}", tags=["agents"], route_class=BoundedRoute)
+
+    def caller(request: Request) -> Caller:
+        address = request.client.host if request.client else "unknown"
+        return Caller(f"rest:{address}", owns_sessions=False)
+
+    async def answer(operation) -> Response:
+        try:
+            return JSONResponse(await operation, headers=_NO_STORE)
+        except AgentError as exc:
+            extra = {k: v for k, v in exc.as_dict().items() if k not in ("kind", "message")}
+            return _error(exc.status, exc.kind, exc.message, **extra)
+
+    @api.get("/caps", summary="The caps the session's shell holds")
+    async def list_caps(session_id: str, request: Request) -> Response:
+        return await answer(agents.list_caps(caller(request), session_id))
+
+    @api.get("/caps/{name}", summary="A held cap's methods, as JSON Schema")
+    async def describe_cap(session_id: str, name: str, request: Request) -> Response:
+        return await answer(agents.describe_cap(caller(request), session_id, name))
+
+    @api.post("/calls", summary="Call a method on a held cap")
+    async def call_method(session_id: str, call: CallRequest, request: Request) -> Response:
+        return await answer(
+            agents.call_method(
+                caller(request), session_id, call.cap, call.method, call.arguments, call.bind
+            )
+        )
+
+    @api.post("/processes", summary="Spawn a process with exactly the grants named")
+    async def spawn(session_id: str, spawn: SpawnRequest, request: Request) -> Response:
+        return await answer(agents.spawn(caller(request), session_id, spawn.binary, spawn.grants))
+
+    @api.post("/terminal/input", summary="Type into the session's terminal")
+    async def terminal_write(session_id: str, body: InputRequest, request: Request) -> Response:
+        return await answer(agents.terminal_write(caller(request), session_id, body.data))
+
+    @api.get("/terminal/output", summary="Terminal output from an offset")
+    async def terminal_read(
+        session_id: str,
+        request: Request,
+        offset: int | None = None,
+        max_bytes: int = 16 * 1024,
+        wait_ms: int = 0,
+    ) -> Response:
+        """Output from `offset` (omitted: the oldest byte kept); read on from `next_offset`.
+        Waits up to `wait_ms` (at most 10,000) for output, and returns at most `max_bytes`
+        (at most 65,536)."""
+        return await answer(
+            agents.terminal_read(caller(request), session_id, offset, max_bytes, wait_ms)
+        )
+
+    return api

@@ -1,0 +1,313 @@
+"""What outside agents do with server-hosted sessions: one place for MCP and the REST API.
+
+Every operation on a session's capabilities is an AgentRequest that the
+session's own shell serves over the VM's control channel
+(kernel/programs/shell/gateway.py). The server never touches a kernel
+object, so an agent holds exactly what that shell holds and meets the
+same checks. What the server decides lives here: who may use which
+session, how fast a client may call, how long a call may take, and what
+each failure is called (`AgentError.kind`, with the HTTP status that fits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from server.control import ControlError
+from server.pool import PoolFull
+from server.ratelimit import RateLimiter
+from server.sessions import Session, SessionError, SessionRegistry
+from server.settings import AgentLimits
+from server.stream import Chunk, Ended, Reset
+
+MAX_INPUT = 16 * 1024  # UTF-8 bytes a terminal_write may send
+MAX_READ = 64 * 1024
+MAX_WAIT_MS = 10_000  # the longest terminal_read waits for output
+MAX_NAME = 48  # a cap, method, binary or bind name (the CapSet's limit)
+
+# What each kind of failure is, as an HTTP status.
+STATUS = {
+    "input": 400,  # refused before anything was sent: nothing happened
+    "forbidden": 403,  # another client's session
+    "notFound": 404,
+    "gone": 410,  # the session ended
+    "capException": 422,  # the target raised a CapException (`type` names it)
+    "rateLimited": 429,
+    "limit": 429,  # sessions per client
+    "transport": 502,  # the kernel refused the call, or the VM's channel failed
+    "busy": 503,  # no VM free, or the shell did not take the request in time
+    "unavailable": 503,  # this server runs no sessions
+    "timeout": 504,
+}
+
+
+class AgentError(Exception):
+    """An operation failed; `kind` says how (see STATUS), the message what to do."""
+
+    def __init__(
+        self, kind: str, message: str, *, type_: str = "", retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.kind, self.type, self.message = kind, type_, message
+        self.retry_after = retry_after
+
+    @property
+    def status(self) -> int:
+        return STATUS.get(self.kind, 500)
+
+    def as_dict(self) -> dict:
+        error = {"kind": self.kind, "message": self.message}
+        if self.type:
+            error["type"] = self.type
+        if self.retry_after is not None:
+            error["retry_after"] = math.ceil(self.retry_after)
+        return error
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who asks. An MCP client owns the sessions it created and may use no other; a REST
+    caller holds a session by its id, which is a 128-bit secret."""
+
+    key: str  # "mcp:<its MCP session id>", "rest:<address>"
+    owns_sessions: bool
+
+
+class Agents:
+    def __init__(
+        self,
+        registry_of: Callable[[], SessionRegistry | None],
+        limits: AgentLimits | None = None,
+    ) -> None:
+        self.registry_of = registry_of
+        self.limits = limits or AgentLimits()
+        self._owners: dict[str, str] = {}  # session id -> the key of the client that made it
+        self._rate = RateLimiter(self.limits.calls_per_s, self.limits.burst)
+
+    # --- sessions -------------------------------------------------------------------------
+
+    async def create_session(self, caller: Caller, backend: str = "qemu") -> dict:
+        self._admit(caller)
+        registry = self._registry()
+        if caller.owns_sessions:
+            self._forget_forgotten(registry)
+            mine = [
+                session_id
+                for session_id, owner in self._owners.items()
+                if owner == caller.key and registry.get(session_id).reason is None
+            ]
+            if len(mine) >= self.limits.sessions_per_client:
+                raise AgentError(
+                    "limit",
+                    f"this client already has {len(mine)} sessions, the most it may hold: "
+                    "end one (end_session) first",
+                )
+        try:
+            session = await self._create(registry, backend)
+        except PoolFull as exc:
+            raise AgentError("busy", str(exc), retry_after=exc.retry_after) from None
+        except SessionError as exc:
+            kind = "input" if exc.status == 400 else "busy"
+            raise AgentError(kind, str(exc), retry_after=None if kind == "input" else 30) from None
+        if caller.owns_sessions:
+            self._owners[session.id] = caller.key
+        return {**session.info(), "watch": f"/play?session={session.id}"}
+
+    async def _create(self, registry: SessionRegistry, backend: str) -> Session:
+        """A session on a warm VM, waiting for one while the pool is booting it (an agent
+        would only ask again); PoolFull at once when every VM is taken."""
+        deadline = time.monotonic() + self.limits.boot_wait_s
+        while True:
+            try:
+                return registry.create(backend)
+            except PoolFull:
+                if not registry.pool.filling() or time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(0.1)
+
+    async def end_session(self, caller: Caller, session_id: str) -> dict:
+        session = self._session(caller, session_id)
+        session.end("ended by its owner")
+        return {"id": session_id, "ended": True}
+
+    # --- capabilities, through the session's shell ------------------------------------------
+
+    async def list_caps(self, caller: Caller, session_id: str) -> dict:
+        """{"caps": [{name, interface, origin}]}: what the session's shell holds."""
+        answer = await self._ask(caller, session_id, listCaps=None)
+        return {"caps": answer["caps"]}
+
+    async def describe_cap(self, caller: Caller, session_id: str, cap: str) -> dict:
+        _check_name("cap", cap)
+        return json.loads((await self._ask(caller, session_id, describeCap=cap))["json"])
+
+    async def call_method(
+        self,
+        caller: Caller,
+        session_id: str,
+        cap: str,
+        method: str,
+        arguments: dict[str, Any] | None = None,
+        bind: str = "",
+    ) -> dict:
+        for what, name in (("cap", cap), ("method", method)):
+            _check_name(what, name)
+        if bind:
+            _check_name("bind", bind)
+        params = self._json(arguments or {}, "arguments")
+        call = {"cap": cap, "method": method, "paramsJson": params, "bind": bind}
+        return json.loads((await self._ask(caller, session_id, call=call))["json"])
+
+    async def spawn(
+        self, caller: Caller, session_id: str, binary: str, grants: dict[str, Any] | None = None
+    ) -> dict:
+        _check_name("binary", binary)
+        spawn = {"binary": binary, "grantsJson": self._json(grants or {}, "grants")}
+        return json.loads((await self._ask(caller, session_id, spawn=spawn))["json"])
+
+    # --- the terminal and the monitor ------------------------------------------------------
+
+    async def terminal_write(self, caller: Caller, session_id: str, data: str) -> dict:
+        size = len(data.encode(errors="replace"))
+        if size > MAX_INPUT:
+            raise AgentError("input", f"at most {MAX_INPUT} bytes a write, not {size}")
+        async with self._running(caller, session_id) as session:
+            try:
+                session.input(data.encode(errors="replace"))
+            except SessionError as exc:
+                raise AgentError("busy", str(exc), retry_after=1) from None
+            return {"written": size, "output_offset": session.stream.end}
+
+    async def terminal_read(
+        self,
+        caller: Caller,
+        session_id: str,
+        offset: int | None = None,
+        max_bytes: int = 16 * 1024,
+        wait_ms: int = 0,
+    ) -> dict:
+        """Output from `offset` (None: the oldest byte kept), as the terminal websocket sends
+        it; waits up to `wait_ms` when there is none yet."""
+        session = self._session(caller, session_id)
+        if not 1 <= max_bytes <= MAX_READ or not 0 <= wait_ms <= MAX_WAIT_MS:
+            raise AgentError(
+                "input", f"max_bytes must be 1..{MAX_READ} and wait_ms 0..{MAX_WAIT_MS}"
+            )
+        stream = session.stream
+        at = stream.start if offset is None else offset
+        item = stream.read(at, max_bytes)
+        if item is None and wait_ms:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait_ms / 1000):
+                    item = await stream.next(at, max_bytes)
+        reset = isinstance(item, Reset)
+        if reset:  # what was asked for is gone: continue from the oldest byte kept
+            at = item.offset
+            item = stream.read(at, max_bytes)
+        data = item.data if isinstance(item, Chunk) else ""
+        return {
+            "offset": at,
+            "data": data,
+            "next_offset": at + len(data.encode()),
+            "reset": reset,
+            "ended": item.reason if isinstance(item, Ended) else None,
+        }
+
+    async def monitor_snapshot(self, caller: Caller, session_id: str) -> dict:
+        async with self._running(caller, session_id) as session:
+            try:
+                return await session.vm.control.monitor()
+            except (ControlError, TimeoutError) as exc:
+                raise AgentError("transport", f"the monitor did not answer: {exc}") from None
+
+    # --- inside ---------------------------------------------------------------------------------
+
+    def _registry(self) -> SessionRegistry:
+        registry = self.registry_of()
+        if registry is None:
+            raise AgentError(
+                "unavailable",
+                "this server runs no sessions (start it with `capos-playground serve` "
+                "and --max-vms above 0)",
+            )
+        return registry
+
+    def _admit(self, caller: Caller) -> None:
+        wait = self._rate.wait_s(caller.key)
+        if wait:
+            raise AgentError(
+                "rateLimited",
+                f"too many calls: at most {self.limits.calls_per_s:g} a second "
+                f"(bursts of {self.limits.burst}); retry in {wait:.2f} s",
+                retry_after=wait,
+            )
+
+    def _session(self, caller: Caller, session_id: str) -> Session:
+        self._admit(caller)
+        session = self._registry().get(session_id)
+        owner = self._owners.get(session_id)
+        if caller.owns_sessions and session is not None and owner != caller.key:
+            raise AgentError(
+                "forbidden", f"session {session_id!r} belongs to another client: create your own"
+            )
+        if session is None:
+            raise AgentError("notFound", f"no session {session_id!r} (it never existed or ended)")
+        if session.reason is not None:  # ended, or ending
+            raise AgentError("gone", f"the session ended: {session.reason}")
+        return session
+
+    @contextlib.asynccontextmanager
+    async def _running(self, caller: Caller, session_id: str) -> AsyncIterator[Session]:
+        """The session with its VM running, kept awake (restored if it was suspended)."""
+        session = self._session(caller, session_id)
+        async with session.attached():
+            deadline = time.monotonic() + self.limits.wake_timeout_s
+            while not (session.state == "running" and session.vm is not None):
+                if session.state == "ended":
+                    raise AgentError("gone", f"the session ended: {session.reason}")
+                if time.monotonic() > deadline:
+                    raise AgentError("busy", "the session could not be woken", retry_after=5)
+                await asyncio.sleep(0.05)
+            yield session
+
+    async def _ask(self, caller: Caller, session_id: str, **request: Any) -> dict:
+        timeout = self.limits.call_timeout_s
+        async with self._running(caller, session_id) as session:
+            try:
+                answer = await session.vm.control.agent(timeout, **request)
+            except TimeoutError:
+                message = f"the session did not answer within {timeout:g} s"
+                raise AgentError("timeout", message) from None
+            except ControlError as exc:
+                raise AgentError("transport", str(exc)) from None
+        if "error" in answer:
+            error = answer["error"]
+            raise AgentError(error["kind"], error["message"], type_=error["type"])
+        return answer
+
+    def _json(self, value: Any, what: str) -> str:
+        if not isinstance(value, dict):
+            raise AgentError("input", f"{what} must be a JSON object")
+        text = json.dumps(value, ensure_ascii=False)
+        if len(text.encode()) > self.limits.max_params_json:
+            raise AgentError(
+                "input", f"{what} may be at most {self.limits.max_params_json} bytes of JSON"
+            )
+        return text
+
+    def _forget_forgotten(self, registry: SessionRegistry) -> None:
+        """Owners of sessions the registry no longer knows (it keeps a few ended ones)."""
+        for session_id in [s for s in self._owners if registry.get(s) is None]:
+            del self._owners[session_id]
+
+
+def _check_name(what: str, name: str) -> None:
+    if not name or len(name.encode()) > MAX_NAME:
+        raise AgentError("input", f"{what} must be a name of 1..{MAX_NAME} bytes")

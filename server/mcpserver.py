@@ -1,0 +1,246 @@
+"""The MCP server: server-hosted capOS sessions as typed tools, at `/mcp` (streamable HTTP).
+
+Built on the official SDK's FastMCP. Every tool is one operation of
+server/agents.py, so MCP and the REST API cannot drift apart; results are
+structured content (a JSON object), and a failure is a tool error whose
+structured content is `{"error": {"kind", "type", "message"}}`. Each MCP
+session is one client: it owns the capOS sessions it creates and may use
+no other. `capos-playground mcp` offers the same server over stdio
+(server/mcpstdio.py). Resources: the schema files and the manual pages.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Awaitable
+from typing import Annotated, Any
+
+import anyio
+from mcp.server.fastmcp import Context, FastMCP
+from mcp.server.fastmcp.resources import TextResource
+from mcp.server.transport_security import TransportSecuritySettings
+from mcp.types import CallToolResult, TextContent
+from pydantic import Field
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from kernel.manual import build_corpus
+from server.agents import AgentError, Agents, Caller
+from server.origin import allowed
+from server.settings import REPO_ROOT
+
+PATH = "/mcp"
+MAX_BODY = 64 * 1024
+SCHEMA_FILES = ("capos.capnp", "manifest.capnp", "control.capnp", "demos.capnp")
+INSTRUCTIONS = """\
+capOS Playground runs capOS-like systems in QEMU VMs. Every resource in one is a typed
+Cap'n Proto capability. Start with create_session, then list_caps to see what the session's
+shell holds, describe_cap for a cap's methods as JSON Schema, and call_method to call one.
+You hold exactly what that shell holds: the same checks as a person typing at it.
+terminal_write and terminal_read drive the shell's terminal itself (try `help`).
+Read the manual pages (capos://manual/...) for the concepts."""
+
+Session = Annotated[str, Field(description="the session id create_session returned")]
+
+
+async def _result(operation: Awaitable[dict]) -> CallToolResult:
+    """An operation's answer as structured content, or its AgentError as a tool error."""
+    try:
+        value = await operation
+    except AgentError as exc:
+        error = {"error": exc.as_dict()}
+        return CallToolResult(
+            content=[TextContent(type="text", text=json.dumps(error))],
+            structuredContent=error,
+            isError=True,
+        )
+    return CallToolResult(
+        content=[TextContent(type="text", text=json.dumps(value, ensure_ascii=False))],
+        structuredContent=value,
+    )
+
+
+class _ClosedStreamNoise(logging.Filter):
+    """mcp 1.30 logs a traceback whenever a client ends its session while its GET stream
+    is open (the stream is closed under its own writer). Nothing is wrong: drop that record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (
+            isinstance(error, anyio.ClosedResourceError)
+            and record.getMessage() == "Error in standalone SSE writer"
+        )
+
+
+logging.getLogger("mcp.server.streamable_http").addFilter(_ClosedStreamNoise())
+
+
+def _caller(ctx: Context) -> Caller:
+    request = ctx.request_context.request
+    client = request.headers.get("mcp-session-id") if request is not None else None
+    return Caller(f"mcp:{client or id(ctx.session)}", owns_sessions=True)
+
+
+def build(agents: Agents) -> FastMCP:
+    mcp = FastMCP(
+        "capos-playground",
+        instructions=INSTRUCTIONS,
+        streamable_http_path=PATH,
+        json_response=True,  # one JSON answer per request: no event stream to hold open
+        log_level="WARNING",  # the SDK configures logging; keep requests out of the server's log
+        max_request_body_size=MAX_BODY,
+        # The Origin check is ours (OriginChecked), the same rule as every websocket here.
+        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+    )
+
+    @mcp.tool()
+    async def create_session(
+        ctx: Context,
+        backend: Annotated[str, Field(description='where it runs: "qemu" (a VM)')] = "qemu",
+    ) -> CallToolResult:
+        """Boot a capOS session (a warm VM: about 20 ms) owned by this client.
+        Returns {"id", "watch", ...}: pass id as `session` to every other tool; a
+        person can watch it live at the `watch` path of this server."""
+        return await _result(agents.create_session(_caller(ctx), backend))
+
+    @mcp.tool()
+    async def list_caps(ctx: Context, session: Session) -> CallToolResult:
+        """The caps the session's shell holds: name, interface, and where each came from."""
+        return await _result(agents.list_caps(_caller(ctx), session))
+
+    @mcp.tool()
+    async def describe_cap(
+        ctx: Context, session: Session, cap: Annotated[str, Field(description="a cap's name")]
+    ) -> CallToolResult:
+        """A held cap's interface: each method with its params and results as JSON Schema
+        (derived from the capnp schema). A cap-typed value is written {"$cap": "name"}."""
+        return await _result(agents.describe_cap(_caller(ctx), session, cap))
+
+    @mcp.tool()
+    async def call_method(
+        ctx: Context,
+        session: Session,
+        cap: Annotated[str, Field(description="a cap's name, from list_caps")],
+        method: Annotated[str, Field(description="one of its methods, from describe_cap")],
+        arguments: Annotated[
+            dict[str, Any] | None,
+            Field(description="the params as a JSON object, checked against the schema"),
+        ] = None,
+        bind: Annotated[
+            str, Field(description="keep caps in the results under this name ('' releases them)")
+        ] = "",
+    ) -> CallToolResult:
+        """Call a method on a held cap. Returns {"results": ...}; caps in the results are
+        {"$cap": name} when kept with `bind`. A CapException or transport error is a tool
+        error naming its kind."""
+        return await _result(
+            agents.call_method(_caller(ctx), session, cap, method, arguments, bind)
+        )
+
+    @mcp.tool()
+    async def spawn(
+        ctx: Context,
+        session: Session,
+        binary: Annotated[str, Field(description='a binary of the boot manifest, e.g. "counter"')],
+        grants: Annotated[
+            dict[str, Any] | None,
+            Field(
+                description='the child\'s caps, by the name it sees: "capName" copies a held '
+                'cap, {"move": "capName"} moves it, {"client": "capName"} grants a client '
+                'facet ({"client": "stdio"}: the shell\'s terminal), {"new": "Interface"} a '
+                "fresh endpoint the child serves, whose client the shell keeps"
+            ),
+        ] = None,
+    ) -> CallToolResult:
+        """Start a process holding exactly the grants named (nothing else)."""
+        return await _result(agents.spawn(_caller(ctx), session, binary, grants))
+
+    @mcp.tool()
+    async def terminal_write(
+        ctx: Context,
+        session: Session,
+        data: Annotated[str, Field(description='keystrokes; end a line with "\\r"')],
+    ) -> CallToolResult:
+        """Type into the session's terminal, as a person at it would."""
+        return await _result(agents.terminal_write(_caller(ctx), session, data))
+
+    @mcp.tool()
+    async def terminal_read(
+        ctx: Context,
+        session: Session,
+        offset: Annotated[
+            int | None, Field(description="where to read from; omit for the oldest kept")
+        ] = None,
+        max_bytes: Annotated[int, Field(ge=1, le=65536)] = 16384,
+        wait_ms: Annotated[
+            int, Field(ge=0, le=10000, description="wait this long for output if there is none")
+        ] = 0,
+    ) -> CallToolResult:
+        """Terminal output from `offset`: {"offset", "data", "next_offset", "reset",
+        "ended"}; read on from next_offset. `reset`: the bytes asked for fell out of the
+        scrollback, and data starts at the oldest byte kept."""
+        return await _result(
+            agents.terminal_read(_caller(ctx), session, offset, max_bytes, wait_ms)
+        )
+
+    @mcp.tool()
+    async def monitor_snapshot(ctx: Context, session: Session) -> CallToolResult:
+        """The whole system as its SystemMonitor sees it: processes, caps, endpoints,
+        recent calls, logs and exits."""
+        return await _result(agents.monitor_snapshot(_caller(ctx), session))
+
+    @mcp.tool()
+    async def end_session(ctx: Context, session: Session) -> CallToolResult:
+        """End the session: its VM shuts down."""
+        return await _result(agents.end_session(_caller(ctx), session))
+
+    _add_resources(mcp)
+    return mcp
+
+
+def _add_resources(mcp: FastMCP) -> None:
+    for name in SCHEMA_FILES:
+        mcp.add_resource(
+            TextResource(
+                uri=f"capos://schema/{name}",
+                name=name,
+                description=f"the Cap'n Proto schema {name}",
+                mime_type="text/plain",
+                text=(REPO_ROOT / "schema" / name).read_text(encoding="utf-8"),
+            )
+        )
+    for page in build_corpus():
+        mcp.add_resource(
+            TextResource(
+                uri=f"capos://manual/{page['section']}/{page['topic']}",
+                name=f"man {page['topic']}",
+                description=page["summary"],
+                mime_type="text/markdown",
+                text=f"# {page['topic']}\n\n{page['summary']}\n\n{page['body']}",
+            )
+        )
+
+
+class OriginChecked:
+    """The MCP endpoint, refusing a browser page from another site (403), as the
+    websockets here do: a visited page must not drive sessions with the visitor's network."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        if not allowed(headers.get("origin"), headers.get("host")):
+            response = PlainTextResponse("cross-origin MCP request refused", status_code=403)
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def route(mcp: FastMCP) -> Route:
+    """`/mcp`, served by the SDK's streamable HTTP transport; run `mcp.session_manager`
+    for the app's lifetime."""
+    endpoint = next(r for r in mcp.streamable_http_app().routes if getattr(r, "path", "") == PATH)
+    return Route(PATH, endpoint=OriginChecked(endpoint.app), methods=["GET", "POST", "DELETE"])

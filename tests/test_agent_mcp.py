@@ -1,0 +1,319 @@
+"""Outside agents on real QEMU sessions: MCP over HTTP and stdio, and the REST API.
+
+One real server (`capos-playground serve`, a subprocess, TCG) serves the
+module; the MCP tests use the official SDK's own client, as an agent's
+host would. Every call crosses the VM's control channel and is served by
+the session's shell with its own caps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+from bench.poolserver import REPO, pool_server
+
+pytestmark = [pytest.mark.qemu, pytest.mark.timeout(300)]
+
+TOOLS = {
+    "create_session",
+    "list_caps",
+    "describe_cap",
+    "call_method",
+    "spawn",
+    "terminal_write",
+    "terminal_read",
+    "monitor_snapshot",
+    "end_session",
+}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with pool_server(
+        "--warm", "2", "--max-vms", "5", "--agent-sessions", "2", "--agent-calls-per-s", "25"
+    ) as served:
+        served.wait_for(lambda: served.pool()["warm"] >= 1, "a warm VM")
+        yield served
+
+
+@contextlib.asynccontextmanager
+async def mcp_over_http(server) -> AsyncIterator[ClientSession]:
+    async with (
+        streamable_http_client(f"{server.base}/mcp") as (read, write, _),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+async def tool(client: ClientSession, name: str, **arguments) -> tuple[bool, dict]:
+    result = await client.call_tool(name, arguments)
+    return result.isError, result.structuredContent
+
+
+async def new_session(client: ClientSession) -> str:
+    failed, answer = await tool(client, "create_session", backend="qemu")
+    assert not failed, answer
+    return answer["id"]
+
+
+def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
+    async def scenario() -> dict:
+        seen = {}
+        async with mcp_over_http(server) as client:
+            seen["tools"] = {t.name for t in (await client.list_tools()).tools}
+            session = await new_session(client)
+            seen["caps"] = (await tool(client, "list_caps", session=session))[1]["caps"]
+            seen["described"] = (
+                await tool(client, "describe_cap", session=session, cap="counter")
+            )[1]
+            seen["good"] = await tool(
+                client,
+                "call_method",
+                session=session,
+                cap="counter",
+                method="increment",
+                arguments={"by": 3},
+            )
+            seen["bad"] = await tool(
+                client,
+                "call_method",
+                session=session,
+                cap="counter",
+                method="increment",
+                arguments={"by": "three"},
+            )
+            seen["raised"] = await tool(
+                client,
+                "call_method",
+                session=session,
+                cap="launcher",
+                method="spawn",
+                arguments={"name": "x", "binaryName": "no-such-binary", "grants": []},
+            )
+            seen["spawned"] = await tool(
+                client,
+                "spawn",
+                session=session,
+                binary="counter",
+                grants={"stdio": {"client": "stdio"}, "counter": {"client": "counter"}},
+            )
+            written = (await tool(client, "terminal_write", session=session, data="caps\r"))[1]
+            text, offset = "", 0
+            for _ in range(50):
+                read = (
+                    await tool(
+                        client, "terminal_read", session=session, offset=offset, wait_ms=2000
+                    )
+                )[1]
+                text += read["data"]
+                offset = read["next_offset"]
+                if "ORIGIN" in text and "spawned by an agent" in text:
+                    break
+            seen["terminal"], seen["written"] = text, written
+            snapshot = (await tool(client, "monitor_snapshot", session=session))[1]
+            seen["binaries"] = {p["binary"] for p in snapshot["processes"]}
+            seen["ended"] = await tool(client, "end_session", session=session)
+            seen["after"] = await tool(client, "list_caps", session=session)
+        return seen
+
+    seen = asyncio.run(scenario())
+    assert seen["tools"] >= TOOLS
+    held = {c["name"]: c["interface"] for c in seen["caps"]}
+    assert held["counter"] == "Counter" and held["echo"] == "Echo"
+    increment = next(m for m in seen["described"]["methods"] if m["name"] == "increment")
+    assert increment["params"]["required"] == ["by"]
+    assert seen["good"] == (False, {"results": {"value": 3}})
+    failed, bad = seen["bad"]
+    assert (
+        failed
+        and bad["error"]["kind"] == "input"
+        and "by expects UInt32" in bad["error"]["message"]
+    )
+    failed, raised = seen["raised"]
+    assert failed and raised["error"]["kind"] == "capException"
+    assert raised["error"]["type"] == "invalidArgument"
+    assert seen["spawned"][1]["binary"] == "counter"
+    assert "counter" in seen["binaries"] and "shell" in seen["binaries"]
+    assert "ORIGIN" in seen["terminal"]  # the shell ran `caps`, typed by the agent
+    assert seen["ended"] == (False, {"id": seen["ended"][1]["id"], "ended": True})
+    failed, after = seen["after"]
+    assert failed and after["error"]["kind"] in ("gone", "notFound")
+
+
+def test_a_client_may_not_use_another_clients_session(server):
+    async def scenario():
+        async with mcp_over_http(server) as owner, mcp_over_http(server) as other:
+            session = await new_session(owner)
+            try:
+                return await tool(
+                    other,
+                    "call_method",
+                    session=session,
+                    cap="echo",
+                    method="echo",
+                    arguments={"data": "mine now"},
+                )
+            finally:
+                await tool(owner, "end_session", session=session)
+
+    failed, answer = asyncio.run(scenario())
+    assert failed and answer["error"]["kind"] == "forbidden"
+
+
+def test_sessions_per_client_and_call_rate_are_limited(server):
+    async def scenario():
+        async with mcp_over_http(server) as client:
+            sessions = [await new_session(client), await new_session(client)]
+            third = await tool(client, "create_session")
+            for session in sessions:
+                await tool(client, "end_session", session=session)
+            flood = [await tool(client, "list_caps", session="nope") for _ in range(60)]
+        return third, flood
+
+    (failed, third), flood = asyncio.run(scenario())
+    assert failed and third["error"]["kind"] == "limit"
+    kinds = [answer["error"]["kind"] for _, answer in flood]
+    assert kinds[0] == "notFound"
+    assert "rateLimited" in kinds
+    limited = next(a for _, a in flood if a["error"]["kind"] == "rateLimited")
+    assert limited["error"]["retry_after"] >= 1
+
+
+def test_resources_are_the_schema_and_the_manual(server):
+    async def scenario():
+        async with mcp_over_http(server) as client:
+            listed = {str(r.uri) for r in (await client.list_resources()).resources}
+            schema = await client.read_resource("capos://schema/capos.capnp")
+            return listed, schema.contents[0].text
+
+    listed, schema = asyncio.run(scenario())
+    assert "capos://schema/control.capnp" in listed
+    assert any(uri.startswith("capos://manual/concepts/") for uri in listed)
+    assert "interface AgentPort" in schema
+
+
+def test_mcp_refuses_a_page_from_another_site(server):
+    hello = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
+    headers = {"accept": "application/json, text/event-stream", "origin": "http://evil.example"}
+    response = httpx.post(f"{server.base}/mcp", json=hello, headers=headers)
+    assert response.status_code == 403
+
+
+def test_the_stdio_server_talks_to_a_running_server(server):
+    async def scenario():
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "server.cli", "mcp", "--url", f"{server.base}/mcp"],
+            cwd=str(REPO),
+        )
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            names = {t.name for t in (await client.list_tools()).tools}
+            session = await new_session(client)
+            echoed = await tool(
+                client,
+                "call_method",
+                session=session,
+                cap="echo",
+                method="echo",
+                arguments={"data": "over stdio"},
+            )
+            await tool(client, "end_session", session=session)
+            return names, echoed
+
+    names, echoed = asyncio.run(scenario())
+    assert names >= TOOLS
+    assert echoed == (False, {"results": {"data": "over stdio"}})
+
+
+# --- the REST API: the same operations ------------------------------------------------------
+
+
+def test_the_rest_api_makes_the_same_typed_calls(server):
+    session = server.new_session()["id"]
+    api = f"/api/sessions/{session}"
+    http = server.http
+    caps = http.get(f"{api}/caps").json()["caps"]
+    assert {"name": "echo", "interface": "Echo", "origin": "bundle"} in caps
+    assert http.get(f"{api}/caps/echo").json()["methods"][0]["name"] == "echo"
+    good = http.post(
+        f"{api}/calls", json={"cap": "echo", "method": "echo", "arguments": {"data": "hi"}}
+    )
+    assert good.status_code == 200 and good.json() == {"results": {"data": "hi"}}
+    bad = http.post(
+        f"{api}/calls", json={"cap": "counter", "method": "increment", "arguments": {"by": -1}}
+    )
+    assert bad.status_code == 400 and "outside UInt32" in bad.json()["error"]
+    raised = http.post(
+        f"{api}/calls",
+        json={
+            "cap": "launcher",
+            "method": "spawn",
+            "arguments": {"name": "x", "binaryName": "nope", "grants": []},
+        },
+    )
+    assert raised.status_code == 422
+    assert raised.json()["kind"] == "capException" and raised.json()["type"] == "invalidArgument"
+    unknown = http.post(f"{api}/calls", json={"cap": "echo", "method": "echo", "colour": "red"})
+    assert unknown.status_code == 400 and "colour" in unknown.json()["error"]
+    not_json = http.post(
+        f"{api}/calls", content=b"{nope", headers={"content-type": "application/json"}
+    )
+    assert not_json.status_code == 400
+    huge = http.post(
+        f"{api}/calls", content=b"x" * 20000, headers={"content-type": "application/json"}
+    )
+    assert huge.status_code == 413
+    spawned = http.post(
+        f"{api}/processes",
+        json={
+            "binary": "counter",
+            "grants": {"stdio": {"client": "stdio"}, "counter": {"client": "counter"}},
+        },
+    )
+    assert spawned.status_code == 200 and spawned.json()["pid"] > 0
+    assert http.post(f"{api}/terminal/input", json={"data": "ps\r"}).status_code == 200
+    text, offset = "", 0
+    for _ in range(30):
+        output = http.get(
+            f"{api}/terminal/output", params={"offset": offset, "wait_ms": 2000}
+        ).json()
+        text, offset = text + output["data"], output["next_offset"]
+        if "counter" in text.partition("BINARY")[2]:
+            break
+    assert "counter" in text.partition("BINARY")[2]  # `ps` lists the job the API spawned
+    assert http.get("/api/sessions/no-such-session/caps").status_code == 404
+    assert http.delete(f"/api/sessions/{session}").status_code == 204
+    paths = http.get("/openapi.json").json()["paths"]
+    assert "/api/sessions/{session_id}/calls" in paths
+    assert "/api/sessions/{session_id}/caps/{name}" in paths
+
+
+def test_the_stdio_server_can_start_its_own(server):
+    """No --url: an embedded server with its own pool, stopped when stdin closes."""
+
+    async def scenario():
+        params = StdioServerParameters(
+            command=sys.executable,
+            args=["-m", "server.cli", "mcp", "--warm", "1", "--max-vms", "1"],
+            cwd=str(REPO),
+        )
+        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+            await client.initialize()
+            session = await new_session(client)
+            caps = await tool(client, "list_caps", session=session)
+            await tool(client, "end_session", session=session)
+            return caps
+
+    failed, caps = asyncio.run(scenario())
+    assert not failed and any(c["name"] == "launcher" for c in caps["caps"])
