@@ -19,7 +19,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
-from server.agents import AgentError, Agents, Caller
+from server.agents import STATUS, AgentError, Agents, Caller
 
 MAX_BODY = 16 * 1024
 _NO_STORE = {"cache-control": "no-store"}
@@ -51,6 +51,74 @@ class SpawnRequest(BaseModel):
 class InputRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
     data: str = Field(description='keystrokes; end a line with "\\r"', examples=["help\r"])
+
+
+class ErrorBody(BaseModel):
+    error: str = Field(description="what went wrong, and what to do")
+    kind: str = Field(description="how it failed: " + ", ".join(STATUS))
+    type: str | None = Field(None, description="a CapException's type, or a transport code")
+    retry_after: int | None = Field(None, description="seconds to wait before trying again")
+
+
+class HeldCap(BaseModel):
+    name: str
+    interface: str
+    origin: str = Field(description='"bundle", "let" (bound by a call) or "alias"')
+
+
+class CapsAnswer(BaseModel):
+    caps: list[HeldCap]
+
+
+class MethodDescription(BaseModel):
+    name: str
+    description: str
+    params: dict[str, Any] = Field(description="JSON Schema of the params")
+    results: dict[str, Any] = Field(description="JSON Schema of the results")
+
+
+class CapDescription(BaseModel):
+    name: str
+    interface: str
+    methods: list[MethodDescription]
+
+
+class CallAnswer(BaseModel):
+    results: dict[str, Any] = Field(description='caps in them are {"$cap": name or null}')
+    note: str | None = None
+
+
+class SpawnAnswer(BaseModel):
+    job: int
+    pid: int
+    binary: str
+    kept: list[str] = Field(description="clients of what the child serves, now held")
+
+
+class InputAnswer(BaseModel):
+    written: int
+    output_offset: int
+
+
+class OutputAnswer(BaseModel):
+    offset: int
+    data: str
+    next_offset: int
+    reset: bool = Field(description="the bytes asked for fell out of the scrollback")
+    ended: str | None = Field(description="why the session ended, once it has")
+
+
+def _errors() -> dict[int | str, dict[str, Any]]:
+    """Every error status, documented with the kinds that answer it."""
+    kinds: dict[int, list[str]] = {}
+    for kind, status in STATUS.items():
+        kinds.setdefault(status, []).append(kind)
+    errors: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorBody, "description": "kind: " + " or ".join(names)}
+        for status, names in sorted(kinds.items())
+    }
+    errors[413] = {"model": ErrorBody, "description": f"the body is over {MAX_BODY} bytes"}
+    return errors
 
 
 class BoundedRoute(APIRoute):
@@ -88,7 +156,12 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
 
 
 def router(agents: Agents) -> APIRouter:
-    api = APIRouter(prefix="/api/sessions/{session_id}", tags=["agents"], route_class=BoundedRoute)
+    api = APIRouter(
+        prefix="/api/sessions/{session_id}",
+        tags=["agents"],
+        route_class=BoundedRoute,
+        responses=_errors(),
+    )
 
     def caller(request: Request) -> Caller:
         address = request.client.host if request.client else "unknown"
@@ -101,15 +174,19 @@ def router(agents: Agents) -> APIRouter:
             extra = {k: v for k, v in exc.as_dict().items() if k not in ("kind", "message")}
             return _error(exc.status, exc.kind, exc.message, **extra)
 
-    @api.get("/caps", summary="The caps the session's shell holds")
+    @api.get("/caps", summary="The caps the session's shell holds", response_model=CapsAnswer)
     async def list_caps(session_id: str, request: Request) -> Response:
         return await answer(agents.list_caps(caller(request), session_id))
 
-    @api.get("/caps/{name}", summary="A held cap's methods, as JSON Schema")
+    @api.get(
+        "/caps/{name}",
+        summary="A held cap's methods, as JSON Schema",
+        response_model=CapDescription,
+    )
     async def describe_cap(session_id: str, name: str, request: Request) -> Response:
         return await answer(agents.describe_cap(caller(request), session_id, name))
 
-    @api.post("/calls", summary="Call a method on a held cap")
+    @api.post("/calls", summary="Call a method on a held cap", response_model=CallAnswer)
     async def call_method(session_id: str, call: CallRequest, request: Request) -> Response:
         return await answer(
             agents.call_method(
@@ -117,15 +194,23 @@ def router(agents: Agents) -> APIRouter:
             )
         )
 
-    @api.post("/processes", summary="Spawn a process with exactly the grants named")
+    @api.post(
+        "/processes",
+        summary="Spawn a process with exactly the grants named",
+        response_model=SpawnAnswer,
+    )
     async def spawn(session_id: str, spawn: SpawnRequest, request: Request) -> Response:
         return await answer(agents.spawn(caller(request), session_id, spawn.binary, spawn.grants))
 
-    @api.post("/terminal/input", summary="Type into the session's terminal")
+    @api.post(
+        "/terminal/input", summary="Type into the session's terminal", response_model=InputAnswer
+    )
     async def terminal_write(session_id: str, body: InputRequest, request: Request) -> Response:
         return await answer(agents.terminal_write(caller(request), session_id, body.data))
 
-    @api.get("/terminal/output", summary="Terminal output from an offset")
+    @api.get(
+        "/terminal/output", summary="Terminal output from an offset", response_model=OutputAnswer
+    )
     async def terminal_read(
         session_id: str,
         request: Request,

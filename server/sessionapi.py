@@ -12,9 +12,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
+from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 
 from server.pool import PoolFull
 from server.sessions import SessionError, SessionRegistry
@@ -27,7 +27,7 @@ def _error(status: int, message: str, headers: dict | None = None) -> JSONRespon
     return JSONResponse({"error": message}, status, headers={**_NO_STORE, **(headers or {})})
 
 
-def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[Route]:
+def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[APIRoute]:
     def registry_or_error() -> SessionRegistry | JSONResponse:
         registry = registry_of()
         if registry is None:
@@ -88,9 +88,41 @@ def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[Route]:
             return registry
         return JSONResponse(registry.pool.stats(), headers=_NO_STORE)
 
+    # FastAPI routes (the handlers read the request themselves) so /docs lists them.
+    def route(path: str, endpoint, method: str, summary: str, **extra) -> APIRoute:
+        return APIRoute(
+            path, endpoint, methods=[method], summary=summary, tags=["sessions"], **extra
+        )
+
     return [
-        Route("/api/sessions", create, methods=["POST"]),
-        Route("/api/sessions/{session_id}", show, methods=["GET"]),
-        Route("/api/sessions/{session_id}", delete, methods=["DELETE"]),
-        Route("/api/pool", pool, methods=["GET"]),
+        route(
+            "/api/sessions",
+            create,
+            "POST",
+            "Create a session on a warm VM (503 and Retry-After when none is free)",
+            status_code=201,
+            openapi_extra={"requestBody": _CREATE_BODY},
+        ),
+        route("/api/sessions/{session_id}", show, "GET", "A session's state (why, once ended)"),
+        route(
+            "/api/sessions/{session_id}",
+            delete,
+            "DELETE",
+            "End a session: its VM shuts down",
+            status_code=204,
+        ),
+        route("/api/pool", pool, "GET", "The warm pool's counts"),
     ]
+
+
+_CREATE_BODY = {
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "properties": {"backend": {"type": "string", "enum": ["qemu"], "default": "qemu"}},
+                "additionalProperties": False,
+            }
+        }
+    }
+}

@@ -66,12 +66,14 @@ class NativeHost:
         config: KernelConfig | None = None,
         *,
         console: Callable[[Process, bytes], None] | None = None,
-        spin_us: int = DEFAULT_SPIN_US,
+        spin_us: int | None = None,
         terminal: LocalTerminal | None = None,
         model: Provider | None = None,
     ) -> None:
         """`model`: a language model provider to attach as the languageModel kernel cap."""
         self._console = console or _write_stdout
+        if spin_us is None:  # on one CPU nobody else can make progress while we spin
+            spin_us = DEFAULT_SPIN_US if len(os.sched_getaffinity(0)) > 1 else 0
         self._spin_ns = spin_us * 1000
         self._terminal = terminal
         self._natives: dict[int, _Native] = {}
