@@ -255,10 +255,12 @@ class Agents:
         owner = self._owners.get(session_id)
         if caller.owns_sessions and session is not None and owner != caller.key:
             raise AgentError(
-                "forbidden", f"session {session_id!r} belongs to another client: create your own"
+                "forbidden", f"session {session_id[:40]!r} belongs to another client: make your own"
             )
         if session is None:
-            raise AgentError("notFound", f"no session {session_id!r} (it never existed or ended)")
+            raise AgentError(
+                "notFound", f"no session {session_id[:40]!r} (it never existed, or ended long ago)"
+            )
         if session.reason is not None:  # ended, or ending
             raise AgentError("gone", f"the session ended: {session.reason}")
         return session

@@ -177,7 +177,7 @@ def test_sessions_per_client_and_call_rate_are_limited(server):
             third = await tool(client, "create_session")
             for session in sessions:
                 await tool(client, "end_session", session=session)
-            flood = [await tool(client, "list_caps", session="nope") for _ in range(60)]
+            flood = [await tool(client, "list_caps", session="nope") for _ in range(150)]
         return third, flood
 
     (failed, third), flood = asyncio.run(scenario())
