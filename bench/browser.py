@@ -14,7 +14,15 @@ import sys
 import time
 
 from bench.figures import report
-from bench.tab import CHROMIUM, CHROMIUM_FLAGS, has_prompt, serving, wait_global, wait_screen
+from bench.tab import (
+    CHROMIUM,
+    CHROMIUM_FLAGS,
+    has_prompt,
+    residents,
+    serving,
+    wait_global,
+    wait_screen,
+)
 
 TARGETS = {"spawn_ms": ("<=", 100), "endpoint_rtt_us": ("<=", 300)}
 PROMPT_SHARE = 0.5  # prompt_ms's target: this share of a bare Pyodide load, same run
@@ -44,7 +52,8 @@ def settle(page) -> None:
     wait_screen(
         page,
         lambda rows: (
-            page.evaluate("capos.processes.size") >= 8 and page.evaluate("capos.spares()") >= 1
+            page.evaluate("capos.processes.size") >= residents(page)
+            and page.evaluate("capos.spares()") >= 1
         ),
         120,
     )

@@ -81,6 +81,12 @@ def has_prompt(rows: list[str]) -> bool:
     return any(row.startswith(PROMPT) for row in rows)
 
 
+def residents(page) -> int:
+    """The processes a tab's default system keeps: init, six services and the shell, and
+    the model service where the server runs a model (known once the prompt shows)."""
+    return 8 + (page.evaluate("capos.model") is not None)
+
+
 def wait_global(page, expression: str, timeout: float):
     """A page global once it is set (polled: no eval in the page)."""
     deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@ from server import (
     assets,
     mcpserver,
     metrics,
+    modelapi,
     monitorapi,
     pages,
     recordapi,
@@ -26,6 +27,7 @@ from server import (
 from server.agents import Agents
 from server.headers import SecurityHeaders
 from server.hosting import qemu_sessions
+from server.modelhub import ModelHub, model_hub
 from server.package import build_archive
 from server.sessions import SessionRegistry
 from server.settings import Settings
@@ -42,12 +44,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     sessions: list[SessionRegistry] = []  # filled while the QEMU pool runs
 
     hub: list[Sharing] = []  # links, recordings, tab sessions: filled while the app runs
+    models: list[ModelHub] = []  # the operator's model, while the app runs (if it has one)
 
     def sessions_of() -> SessionRegistry | None:
         return sessions[0] if sessions else None
 
     def hub_of() -> Sharing | None:
         return hub[0] if hub else None
+
+    def model_of() -> ModelHub | None:
+        return models[0] if models else None
 
     # What MCP clients and the REST API may do with sessions.
     agents = Agents(sessions_of, settings.agent_limits)
@@ -56,8 +62,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with mcp.session_manager.run(), sharing(settings, sessions_of) as shared:
+        async with (
+            mcp.session_manager.run(),
+            sharing(settings, sessions_of) as shared,
+            model_hub(settings.model) as model,
+        ):
             hub.append(shared)
+            models.extend([model] if model else [])
             try:
                 if settings.qemu is None:
                     yield
@@ -70,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         sessions.clear()
             finally:
                 hub.clear()
+                models.clear()
 
     app = FastAPI(
         title="capOS Playground",
@@ -89,6 +101,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *shareapi.routes(settings, hub_of, registry),
             *recordapi.routes(settings, hub_of),
             *relay.routes(lambda: hub[0].tabs if hub else None),
+            *modelapi.routes(settings.model, model_of),
             mcp_route,
         ],
         exception_handlers={RequestValidationError: agentapi.invalid_request},

@@ -74,12 +74,21 @@ def _shell(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from kernel.hosts.models.openai import check_url
+    from kernel.hosts.models.settings import ModelSettings
     from server.app import create_app
     from server.assets import MissingVendor
     from server.settings import WS_MAX_MESSAGE, AgentLimits, Settings, ShareLimits
     from server.snapshot import SnapshotFailed
     from server.tours import TourError
 
+    model = ModelSettings.from_args(args)
+    try:
+        if model.url:
+            check_url(model.url)  # now, not when the app starts and opens the model
+    except ValueError as exc:
+        print(f"capos-playground: {exc}", file=sys.stderr)
+        return 2
     settings = Settings(
         host=args.host,
         port=args.port,
@@ -90,6 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
         agent_limits=AgentLimits(
             sessions_per_client=args.agent_sessions, calls_per_s=args.agent_calls_per_s
         ),
+        model=model,
     )
     try:
         app = create_app(settings)
@@ -278,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="share sessions, links and live output with other replicas through this Redis "
         "(default: $CAPOS_REDIS_URL; none: this process alone)",
     )
+    add_model_options(serve)  # the model agent mode uses in every tab, run on this server
     serve.set_defaults(func=_serve)
 
     mcp = sub.add_parser(

@@ -6,6 +6,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kernel.hosts.models.settings import ModelSettings
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WS_MAX_MESSAGE = 1 << 20  # a websocket message past this closes its connection (1009)
 
@@ -84,6 +86,7 @@ class Settings:
     recording_limits: RecordingLimits = field(default_factory=RecordingLimits)
     tab_limits: TabLimits = field(default_factory=TabLimits)
     agent_limits: AgentLimits = field(default_factory=AgentLimits)  # MCP and the REST API
+    model: ModelSettings = field(default_factory=ModelSettings)  # agent mode's, for every tab
 
     @property
     def vendor_dir(self) -> Path:

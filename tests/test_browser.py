@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.tab import has_prompt, wait_screen
+from bench.tab import has_prompt, residents, wait_screen
 
 pytestmark = pytest.mark.browser
 
@@ -41,8 +41,8 @@ def test_the_shell_runs_in_the_tab_with_every_process_in_its_own_worker(browser,
     assert "on emscripten" in selfcheck and "refused bad opcode: ok" in selfcheck
     # init, the resident services and the shell: one worker each (the services'
     # workers finish loading after the prompt; calls to them queue meanwhile)
-    wait_screen(page, lambda rows: page.evaluate("capos.processes.size") >= 8, 120)
-    residents = page.evaluate("capos.processes.size")
+    resident = residents(page)
+    wait_screen(page, lambda rows: page.evaluate("capos.processes.size") == resident, 120)
 
     page.click("#terminal")
     page.keyboard.type("caps\n")
@@ -51,17 +51,17 @@ def test_the_shell_runs_in_the_tab_with_every_process_in_its_own_worker(browser,
 
     page.keyboard.type('run "counter" with { stdio: client @stdio, counter: client @counter }\n')
     wait_screen(page, lambda rows: any("[counter] inc [n], get, exit" in r for r in rows), 60)
-    assert page.evaluate("capos.processes.size") == residents + 1  # the child's own worker
+    assert page.evaluate("capos.processes.size") == resident + 1  # the child's own worker
     page.keyboard.type("inc 4\n")
     wait_screen(page, lambda rows: "[counter] 4" in rows, 30)
     page.keyboard.type("exit\n")
-    wait_screen(page, lambda rows: page.evaluate("capos.processes.size") == residents, 30)
+    wait_screen(page, lambda rows: page.evaluate("capos.processes.size") == resident, 30)
 
     page.keyboard.type('spawn "counter" with { stdio: client @stdio, counter: client @counter }\n')
-    wait_screen(page, lambda rows: page.evaluate("capos.processes.size") == residents + 1, 60)
+    wait_screen(page, lambda rows: page.evaluate("capos.processes.size") == resident + 1, 60)
     page.keyboard.type("kill\n")  # the most recent job, through its ProcessHandle
     rows = wait_screen(page, lambda rows: any("done  counter  (killed" in r for r in rows), 30)
-    assert page.evaluate("capos.processes.size") == residents  # its worker is gone
+    assert page.evaluate("capos.processes.size") == resident  # its worker is gone
     page.keyboard.type("timer.now()\n")  # and the system carries on
     wait_screen(page, lambda rows: any(r.startswith("ns = ") for r in rows), 30)
 

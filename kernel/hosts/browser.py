@@ -6,9 +6,15 @@ and the kernel's bell, then waits on its ring's WAKE; the kernel waits on
 its bell, scans the rings whose DOORBELL moved, and bumps WAKE for each
 process its work woke. The page's main thread creates the workers (a
 pre-warmed pool) and relays the terminal; it reaches the kernel through
-two more shared buffers, terminal input and a queue of ended workers,
-because the kernel's worker is always inside Atomics.wait, never in its
-event loop.
+more shared buffers, terminal input, a queue of ended workers and the
+model's events, because the kernel's worker is always inside Atomics.wait,
+never in its event loop.
+
+A tab has no model of its own: the page asks the server which model it
+runs before boot (`model_info`), and the LanguageModel kernel cap's
+generations go to the page, which relays them to the server's model over a
+websocket (web/static/model-relay.js, server/modelapi.py) and queues the
+events back, one JSON line each.
 
 The JavaScript side is web/static/*-worker.js and play.js; `bridge` is the
 object the kernel worker hands to `run_kernel`: it scans the rings and
@@ -18,6 +24,7 @@ drains the page's queues in JavaScript, one crossing per pass.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import time
 from typing import NoReturn
@@ -46,12 +53,17 @@ class OverBudget(ProcessEnded):
 
 
 class BrowserHost:
-    def __init__(self, bridge, cols: int, rows: int, memory_mib: int = 0) -> None:
+    def __init__(
+        self, bridge, cols: int, rows: int, memory_mib: int = 0, model_info: dict | None = None
+    ) -> None:
+        """`model_info`: the server's model (a ModelInfo dict), or None where it runs none."""
         self.bridge = bridge
         self._size = (cols, rows)
         config = KernelConfig(limits=(("memory_mib", memory_mib),)) if memory_mib else None
         self.kernel = Kernel(self, build(), config, manual=build_corpus())
         self.terminal = self.kernel.attach_terminal(interactive=True, cols=cols, rows=rows)
+        if model_info is not None:
+            self.kernel.attach_model(model_info)
         self.feed = MonitorFeed(self.kernel, bridge.monitor)  # the page's monitoring views
 
     # --- Host protocol -----------------------------------------------------------------
@@ -77,6 +89,23 @@ class BrowserHost:
     def terminal_write(self, name: str, data: bytes) -> None:
         self.bridge.output(to_js(data))
 
+    def model_start(self, stream: int, request: dict) -> None:
+        self.bridge.modelStart(stream, json.dumps(request))
+
+    def model_cancel(self, stream: int) -> None:
+        self.bridge.modelCancel(stream)
+
+    def _model_events(self, data: bytes) -> None:
+        """Lines of {"stream", "event"} the page relayed from the server's model."""
+        for line in data.splitlines():
+            try:
+                item = json.loads(line)
+                stream, event = item["stream"], item["event"]
+            except (ValueError, TypeError, KeyError):
+                continue  # not from the relay; no stream to answer on
+            if isinstance(stream, int):
+                self.kernel.model.feed(stream, event)  # which checks the event
+
     # --- the loop ------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -91,6 +120,8 @@ class BrowserHost:
                     self._doorbell(proc)
             if len(state["input"]):
                 self.terminal.feed(bytes(state["input"]))
+            if len(state["model"]) and kernel.model is not None:
+                self._model_events(bytes(state["model"]))
             for pid, reason in zip(state["ended"][::2], state["ended"][1::2], strict=True):
                 self._lost(pid, reason)
             size = (state["cols"], state["rows"])
@@ -189,9 +220,11 @@ def warm_up() -> None:
     SELF_CHECK[:] = [f"capOS self-check: {line}\n" for line in selfcheck.run()]
 
 
-def run_kernel(bridge, cols: int, rows: int, memory_mib: int = 0) -> None:
-    """The kernel worker's whole life: boot the default system and serve it."""
-    BrowserHost(bridge, cols, rows, memory_mib).run()
+def run_kernel(bridge, cols: int, rows: int, memory_mib: int = 0, model: str = "") -> None:
+    """The kernel worker's whole life: boot the default system and serve it.
+
+    `model`: the server's ModelInfo as JSON (GET /api/model), empty where it has none."""
+    BrowserHost(bridge, cols, rows, memory_mib, json.loads(model) if model else None).run()
 
 
 def run_process(module: str, sab, bell, cap_enter_js) -> int:

@@ -100,11 +100,17 @@ class HostModel(KernelService):
 
     # --- the host's side --------------------------------------------------------------
 
-    def feed(self, stream_id: int, event: dict) -> None:
-        """An event from the host's generation (ignored once the stream has ended)."""
+    def feed(self, stream_id: int, event: object) -> None:
+        """An event from the host's generation (ignored once the stream has ended).
+
+        A browser tab's events crossed the network and the page, so each is checked:
+        one the LanguageModel cap could not hand out ends the stream with an error."""
         stream = self._streams.get(stream_id)
         if stream is None or stream.ended:
             return
+        if not is_completion_event(event):
+            self.kernel.host.model_cancel(stream_id)
+            event = {"error": "the host's model sent an event that is not a CompletionEvent"}
         event = _valid_text(event)
         if len(stream.events) >= MAX_KEPT_EVENTS:
             self.kernel.host.model_cancel(stream_id)
@@ -157,6 +163,32 @@ class HostModel(KernelService):
                 if not stream.ended:
                     self.kernel.host.model_cancel(stream_id)
                 del self._streams[stream_id]
+
+
+# CompletionEvent's union: each member's type, or its struct's fields and their types
+EVENT_SHAPES: dict[str, type | dict[str, type]] = {
+    "textDelta": str,
+    "done": str,
+    "error": str,
+    "toolCall": {"id": str, "name": str, "argumentsJson": str},
+    "usage": {"promptTokens": int, "completionTokens": int},
+}
+
+
+def is_completion_event(event: object) -> bool:
+    """Whether `event` is a CompletionEvent dict the codec can encode."""
+    if not isinstance(event, dict) or len(event) != 1:
+        return False
+    kind, value = next(iter(event.items()))
+    shape = EVENT_SHAPES.get(kind)
+    if isinstance(shape, dict):
+        return (
+            isinstance(value, dict)
+            and set(value) == set(shape)
+            and all(type(value[k]) is t for k, t in shape.items())
+            and all(0 <= v < 2**32 for v in value.values() if type(v) is int)
+        )
+    return shape is not None and type(value) is shape
 
 
 def _valid_text(value: object) -> object:

@@ -37,11 +37,14 @@ function makeBridge(data) {
     },
     output: (bytes) => postMessage({ kind: "output", bytes: bytes.slice() }),
     monitor: (json) => postMessage({ kind: "monitor", json }), // web/static/monitor.js
+    // the server's model, through the page (web/static/model-relay.js)
+    modelStart: (stream, request) => postMessage({ kind: "model-start", stream, request }),
+    modelCancel: (stream) => postMessage({ kind: "model-cancel", stream }),
     // Everything that happened since the last pass; `bell` first, so nothing
     // that rings during the scan can be missed by the wait that follows.
     pending() {
       const state = { bell: Atomics.load(bell, 0), pids: [], ended: [],
-                      input: takeQueue(data.terminalInput),
+                      input: takeQueue(data.terminalInput), model: takeQueue(data.modelEvents),
                       cols: Atomics.load(size, 0), rows: Atomics.load(size, 1) };
       for (const [pid, entry] of rings) {
         const rung = Atomics.load(entry.ring, DOORBELL);
@@ -69,7 +72,7 @@ onmessage = async ({ data }) => {
     postMessage({ kind: "selfcheck", text: browser.SELF_CHECK.join("") }); // made with the snapshot
     postMessage({ kind: "status", text: "booting…" });
     const size = new Int32Array(data.size);
-    browser.run_kernel(makeBridge(data), size[0], size[1], data.memoryMiB);
+    browser.run_kernel(makeBridge(data), size[0], size[1], data.memoryMiB, data.model);
     postMessage({ kind: "halted" });
   } catch (error) {
     postMessage({ kind: "failed", text: `the kernel stopped: ${error}` });

@@ -1,6 +1,7 @@
 // The playground page: checks the browser can share memory between workers,
 // opens the terminal, starts the kernel's worker and a pool of process workers,
 // and relays between them. Every capOS process is a Web Worker of its own.
+import { relayModel } from "/static/model-relay.js";
 import { serverButton } from "/static/run-on-server.js";
 import { shareTab } from "/static/share-relay.js";
 import { openTerminal } from "/static/terminal.js";
@@ -36,6 +37,7 @@ function sharedQueue(bytes) {
   const data = new Uint8Array(sab, 8);
   return {
     sab,
+    capacity: bytes,
     push(chunk) {
       const written = Atomics.load(counts, 0) >>> 0;
       const taken = Atomics.load(counts, 1) >>> 0;
@@ -45,6 +47,13 @@ function sharedQueue(bytes) {
       return true;
     },
   };
+}
+
+// The header names the model agent mode uses, and what a person should know about it.
+function showModel(info, reason) {
+  const tag = document.getElementById("model");
+  tag.textContent = info ? `agent model: ${info.modelId} (on the server)` : "agent model: none";
+  tag.title = info ? `${info.provider}. ${info.note}` : reason;
 }
 
 async function main() {
@@ -57,6 +66,9 @@ async function main() {
     return;
   }
   const versions = await (await fetch("/vendor/versions.json")).json();
+  // Which model agent mode uses: the server's (server/modelapi.py), known before boot.
+  const model = fetch("/api/model").then((response) => response.json())
+    .catch(() => ({ info: null, reason: "the server did not say which model it runs" }));
   // What every worker restores from, fetched once and copied to each (pyodide-boot.js),
   // while the terminal loads.
   const bytes = (url) => fetch(url).then((response) => response.arrayBuffer());
@@ -69,6 +81,8 @@ async function main() {
   const ring = () => { Atomics.add(bellCells, 0, 1); Atomics.notify(bellCells, 0); };
   const input = sharedQueue(QUEUE);
   const ended = sharedQueue(4 * 1024);
+  const modelEvents = sharedQueue(QUEUE);
+  const modelRelay = relayModel(modelEvents, ring);
   const encoder = new TextEncoder();
   term.onData((text) => { input.push(encoder.encode(text)); ring(); });
   const relay = shareTab(term, (text) => { input.push(encoder.encode(text)); ring(); });
@@ -106,10 +120,13 @@ async function main() {
   const kernel = new Worker("/static/kernel-worker.js", { type: "module" });
   // ?memory=MiB sets this tab's per-process memory budget (the ledger's default otherwise)
   const memoryMiB = Number(new URLSearchParams(location.search).get("memory")) || 0;
-  image.then((restoreFrom) => {
+  Promise.all([image, model]).then(([restoreFrom, { info, reason }]) => {
     mark("image fetched");
+    showModel(info, reason);
+    window.capos.model = info;
     kernel.postMessage({ kind: "boot", image: restoreFrom, bell, terminalInput: input.sab,
-                         ended: ended.sab, size: size.buffer, memoryMiB });
+                         ended: ended.sab, modelEvents: modelEvents.sab, size: size.buffer,
+                         memoryMiB, model: info ? JSON.stringify(info) : "" });
   });
   const pool = new WorkerPool({
     url: "/static/process-worker.js", image, start: run, mark,
@@ -132,6 +149,10 @@ async function main() {
     } else if (data.kind === "stop") {
       const worker = processes.get(data.pid);
       if (worker) { worker.terminate(); processes.delete(data.pid); }
+    } else if (data.kind === "model-start") {
+      modelRelay.start(data.stream, data.request);
+    } else if (data.kind === "model-cancel") {
+      modelRelay.cancel(data.stream);
     } else if (data.kind === "monitor") { // a whole-system snapshot: web/static/monitor.js
       window.dispatchEvent(new CustomEvent("capos-monitor", { detail: data.json }));
     } else if (data.kind === "restored") {

@@ -42,11 +42,16 @@ def tool_name_out(name: str) -> str:
     return name.replace(".", "__")
 
 
+def check_url(url: str) -> None:
+    """Refuse an --llm-url that is not an http(s) URL (ValueError saying so)."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"--llm-url must be an http(s) URL, not {url!r}")
+
+
 class OpenAICompatible:
     def __init__(self, settings: EndpointSettings) -> None:
-        parts = urlsplit(settings.url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"--llm-url must be an http(s) URL, not {settings.url!r}")
+        check_url(settings.url)
         self.settings = settings
 
     def info(self) -> dict:

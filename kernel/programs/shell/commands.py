@@ -476,8 +476,9 @@ class Commands:
         if model is None:
             raise CommandError(
                 "agent: this session holds no LanguageModel cap, so no model can answer "
-                "(caps lists what it holds). A browser tab has none yet; the native shell "
-                "(capos-playground shell) has the built-in local model."
+                "(caps lists what it holds). The host attached none: a tab gets the server's "
+                "model unless the server runs none (--no-llm, or the local model is not "
+                "installed: make llm)."
             )
         for name in args:
             if name not in self.shell.names:
