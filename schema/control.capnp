@@ -25,6 +25,10 @@ struct ControlRequest {
     agent @6 :Capos.AgentRequest;  # an outside agent's request, served by the session's
                                    # shell (its id is ignored: the guest uses this one);
                                    # answers `agent`, when the shell has answered
+    modelWork @7 :Void;     # the generations the guest's kernel wants started or cancelled
+                            # on the server's model; answers `modelWork` once there are any
+                            # (a later modelWork replaces a waiting one)
+    modelEvents @8 :ModelEvents;  # what the server's model produced for one; answers `done`
   }
 }
 
@@ -42,10 +46,32 @@ struct ControlResponse {
     snapshot @4 :Data;      # a Capos.MonitorSnapshot message, zlib-compressed: the serial
                             # line runs at 115200 baud, and snapshots repeat themselves
     agent @5 :Capos.AgentResponse;
+    modelWork @6 :ModelWork;
   }
 }
 
 struct Pong {
   uptimeNs @0 :UInt64;      # since the guest kernel booted
   processes @1 :UInt32;     # live capOS processes
+}
+
+# Agent mode in a guest: the kernel's LanguageModel cap is served by the server's
+# model (the guest has no model files and no network). The guest learns which
+# model answers from its kernel command line (capos.model=, base64url JSON
+# ModelInfo) at boot; generations then cross this channel.
+struct ModelWork {
+  starts @0 :List(ModelStart);
+  cancels @1 :List(UInt64);
+}
+
+struct ModelStart {
+  stream @0 :UInt64;        # the guest kernel's number for it
+  messages @1 :List(Capos.ChatMessage);
+  tools @2 :List(Capos.ToolDescriptor);
+  params @3 :Capos.GenerateParams;
+}
+
+struct ModelEvents {
+  stream @0 :UInt64;
+  events @1 :List(Capos.CompletionEvent);
 }

@@ -73,7 +73,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 if settings.qemu is None:
                     yield
                     return
-                async with qemu_sessions(settings.qemu, settings.cache_dir, registry) as running:
+                async with qemu_sessions(
+                    settings.qemu, settings.cache_dir, registry, model
+                ) as running:
                     sessions.append(running)
                     try:
                         yield

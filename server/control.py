@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import secrets
 import socket
 import zlib
 from typing import Any
@@ -37,7 +38,9 @@ class ControlClient:
         self._sock = sock
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future] = {}
-        self._ids = itertools.count(1)
+        # Ids start anywhere: a VM restored from a file may still answer a request the
+        # client before this one sent, and that answer must not match one of ours.
+        self._ids = itertools.count(secrets.randbits(32))
         self.closed = False
 
     async def run(self) -> None:
@@ -59,7 +62,7 @@ class ControlClient:
 
     def _deliver(self, frame: bytes) -> None:
         with _schema.ControlResponse.from_bytes(frame) as response:
-            answer = response.to_dict()
+            answer = response.to_dict(verbose=True)  # every field, defaults too
         future = self._pending.pop(answer.pop("id"), None)
         if future is not None and not future.done():
             future.set_result(answer)

@@ -19,6 +19,7 @@ from pathlib import Path
 from server.accel import probe_accel
 from server.image import ensure_image
 from server.metrics import Metrics
+from server.modelhub import ModelHub
 from server.pool import PoolConfig, VmPool
 from server.sessions import SessionLimits, SessionRegistry
 from server.settings import QemuSettings
@@ -27,8 +28,9 @@ from server.vm import VmConfig
 
 @contextlib.asynccontextmanager
 async def qemu_sessions(
-    settings: QemuSettings, cache_dir: Path, metrics: Metrics
+    settings: QemuSettings, cache_dir: Path, metrics: Metrics, model: ModelHub | None = None
 ) -> AsyncIterator[SessionRegistry]:
+    """`model`: the server's model, for agent mode in the sessions."""
     if shutil.which(VmConfig.qemu) is None:
         raise RuntimeError(
             f"{VmConfig.qemu} is not installed: server-hosted sessions need it "
@@ -52,7 +54,7 @@ async def qemu_sessions(
     )
     with tempfile.TemporaryDirectory(prefix="capos-sessions-") as state_dir:
         vm_config = VmConfig(memory_mib=settings.memory_mib, accel=accel)
-        pool = VmPool(image, vm_config, pool_config, Path(state_dir), metrics)
+        pool = VmPool(image, vm_config, pool_config, Path(state_dir), metrics, model)
         registry = SessionRegistry(pool, limits, Path(state_dir), metrics)
         async with asyncio.TaskGroup() as tasks:
             pool_task = tasks.create_task(pool.run())

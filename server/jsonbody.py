@@ -17,6 +17,11 @@ class BadBody(Exception):
         self.status = status
 
 
+def is_int(value: object) -> bool:
+    """A JSON integer (Python's bool is an int, JSON's true is not)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 async def read_object(request: Request, accepted: set[str]) -> dict:
     """The body as a JSON object with only `accepted` fields (an empty body is {})."""
     body = await request.body()

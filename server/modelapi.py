@@ -32,10 +32,11 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from kernel.hosts.models.settings import ModelSettings
+from server.jsonbody import is_int
 from server.modelhub import MAX_LINES, Line, ModelHub, Overrun, no_model_reason
 from server.modelrequest import BadRequest, check_request
 from server.origin import same_origin
-from server.terminal import BadFrame, is_int, parse_frame, send_frame
+from server.terminal import BadFrame, parse_frame, send_frame
 
 MAX_STREAM_ID = 2**53 - 1  # what a JavaScript number holds exactly
 GENERATE_FIELDS = {"type", "stream", "request"}

@@ -11,7 +11,7 @@ that passes is exactly the dict a provider takes.
 from __future__ import annotations
 
 from kernel.services.model import MAX_MESSAGES, MAX_TOKENS, MAX_TOOLS
-from server.terminal import is_int
+from server.jsonbody import is_int
 
 ROLES = ("system", "user", "assistant", "tool")
 MAX_TEXT = 16 * 1024  # characters of one text field

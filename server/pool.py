@@ -28,6 +28,7 @@ from pathlib import Path
 from server.control import ControlError
 from server.image import Image
 from server.metrics import Metrics
+from server.modelhub import ModelHub
 from server.qmp import QmpError
 from server.stream import OutputStream
 from server.vm import Vm, VmConfig
@@ -61,9 +62,12 @@ class VmPool:
         config: PoolConfig,
         state_dir: Path,
         metrics: Metrics,
+        model: ModelHub | None = None,
     ) -> None:
+        """`model`: the server's model, which each VM's agent mode uses."""
         self.image, self.vm_config, self.config = image, vm_config, config
         self.metrics = metrics
+        self.model = model
         self._template = state_dir / "template.vmstate"
         self._template_screen: bytes | None = None  # set once the template is saved
         self.vms: set[Vm] = set()  # every live QEMU
@@ -105,7 +109,7 @@ class VmPool:
 
     async def _make_template(self) -> None:
         """Boot one VM to the prompt and save it; on failure, refills boot instead."""
-        vm = self.start(OutputStream(self.config.scrollback))
+        vm = self.start(OutputStream(self.config.scrollback), serve_model=False)
         self._booting.add(vm)  # for Retry-After meanwhile
         ready = await self._ready(vm)
         self._booting.discard(vm)
@@ -168,11 +172,21 @@ class VmPool:
             self._warm.append(vm)
         self._note_change()
 
-    def start(self, stream: OutputStream, incoming: Path | None = None) -> Vm:
+    def start(
+        self, stream: OutputStream, incoming: Path | None = None, *, serve_model: bool = True
+    ) -> Vm:
         """A new QEMU writing into `stream` (restored from `incoming` if given), owned here."""
         if self._tasks is None:
             raise RuntimeError("the pool is not running")
-        vm = Vm(self.image, self.vm_config, stream, name=next(self._names), incoming=incoming)
+        vm = Vm(
+            self.image,
+            self.vm_config,
+            stream,
+            name=next(self._names),
+            incoming=incoming,
+            model=self.model,
+            serve_model=serve_model,
+        )
         self.vms.add(vm)
         self._tasks.create_task(self._own(vm))
         return vm

@@ -19,13 +19,13 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from server.jsonbody import BadBody, read_object
+from server.jsonbody import BadBody, is_int, read_object
 from server.notice import notice
 from server.recordings import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, Recording
 from server.settings import Settings
 from server.shares import ShareError
 from server.sharing import Sharing
-from server.terminal import MAX_COLS_ROWS, is_int
+from server.terminal import MAX_COLS_ROWS
 
 _NO_STORE = {"cache-control": "no-store"}
 

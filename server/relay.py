@@ -35,11 +35,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server.jsonbody import is_int
 from server.origin import same_origin
 from server.sessions import SessionError
 from server.settings import TabLimits
 from server.stream import DEFAULT_SCROLLBACK, OutputStream
-from server.terminal import MAX_COLS_ROWS, MAX_INPUT, BadFrame, is_int, parse_frame, send_frame
+from server.terminal import MAX_COLS_ROWS, MAX_INPUT, BadFrame, parse_frame, send_frame
 
 TERMINAL_RESET = "\x1bc"
 CLOSED_TAB = "the owner closed the tab"

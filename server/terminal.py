@@ -28,6 +28,7 @@ from collections.abc import Callable
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server.jsonbody import is_int
 from server.metrics import Metrics
 from server.origin import same_origin
 from server.sessions import Session, SessionError, SessionRegistry
@@ -146,10 +147,6 @@ async def _handle(session: Session, frame: dict, start: asyncio.Future, first: b
         _settle(start, offset)
     else:
         raise BadFrame(f"unknown frame type {kind!r}; expected input, resize or resume")
-
-
-def is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 async def _write(

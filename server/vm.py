@@ -14,7 +14,9 @@ PR_SET_PDEATHSIG, so it dies with the server even if the server is killed.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import json
 import os
 import shlex
 import signal
@@ -26,8 +28,10 @@ from pathlib import Path
 from kernel.hosts.zygote import die_with_parent
 from server.control import ControlClient
 from server.image import Image
+from server.modelhub import ModelHub
 from server.qmp import Qmp, QmpError
 from server.stream import OutputStream
+from server.vmmodel import serve_model
 
 PROMPT = b"@capos> "  # the shell is up and waiting: the VM is ready
 MAX_INPUT_BACKLOG = 256 * 1024  # terminal input not yet taken by QEMU
@@ -44,9 +48,13 @@ class VmConfig:
     accel: str = "tcg"  # "kvm" or "tcg"; see server/accel.py for the probe
     qemu: str = "qemu-system-x86_64"
 
-    def command(self, image: Image, name: str) -> list[str]:
+    def command(self, image: Image, name: str, model: dict | None = None) -> list[str]:
+        """`model`: the ModelInfo of the server's model, for the guest's agent mode."""
         cpu = "host" if self.accel == "kvm" else "max"  # max has RDRAND: no entropy wait
         append = f"quiet panic=-1 tsc_early_khz={host_tsc_khz()} 8250.nr_uarts=2"
+        if model is not None:  # init's environment (no dot): kernel/hosts/guest.py reads it
+            encoded = base64.urlsafe_b64encode(json.dumps(model).encode()).decode()
+            append += f" CAPOS_MODEL={encoded}"
         if self.accel == "tcg":  # TCG does not speculate: the mitigations only cost time
             append += " mitigations=off"
         return [
@@ -77,9 +85,15 @@ class Vm:
         *,
         name: str,
         incoming: Path | None = None,
+        model: ModelHub | None = None,
+        serve_model: bool = True,
     ) -> None:
+        """`model`: the server's model, which the guest's agent mode uses; `serve_model`:
+        False for a template VM, which is saved, never used (its clones serve their own)."""
         self.image, self.config, self.stream, self.name = image, config, stream, name
         self.incoming = incoming
+        self.model = model
+        self._serves_model = model is not None and serve_model
         self.ready = asyncio.Event()  # at the prompt (booted) or running again (restored)
         self.exited = asyncio.Event()
         self.exit_reason = ""
@@ -98,7 +112,7 @@ class Vm:
 
     def _command(self) -> list[str]:
         term, control, qmp = (s.fileno() for s in self._theirs)
-        command = self.config.command(self.image, self.name)
+        command = self.config.command(self.image, self.name, self.model and self.model.info)
         command += ["-chardev", f"socket,id=term,fd={term}", "-serial", "chardev:term"]
         command += ["-chardev", f"socket,id=ctl,fd={control}", "-device", "isa-serial,chardev=ctl"]
         command += ["-chardev", f"socket,id=qmp,fd={qmp}", "-mon", "chardev=qmp,mode=control"]
@@ -131,6 +145,8 @@ class Vm:
                 tasks.create_task(self.control.run())
                 tasks.create_task(self._read_stderr(process.stderr))
                 tasks.create_task(self._monitor())
+                if self._serves_model:
+                    tasks.create_task(self._serve_model())
                 await process.wait()
         finally:
             if process.returncode is None:
@@ -149,6 +165,11 @@ class Vm:
                 if status != "running":
                     await self.qmp.command("cont")
                 self._mark_ready()
+
+    async def _serve_model(self) -> None:
+        """Once the guest's control channel listens (at the prompt), for as long as it runs."""
+        await self.ready.wait()
+        await serve_model(self.control, self.model)
 
     async def _pump_terminal(self) -> None:
         reader, self._term_writer = await asyncio.open_connection(sock=self._term)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import sys
+import time
 from collections.abc import AsyncIterator
 
 import httpx
@@ -317,3 +319,59 @@ def test_the_stdio_server_can_start_its_own(server):
 
     failed, caps = asyncio.run(scenario())
     assert not failed and any(c["name"] == "launcher" for c in caps["caps"])
+
+
+# --- agent mode inside a QEMU session: the server's model, over the control channel ----------
+
+ASK = "allow? [y]es [n]o [a]lways [d]eny always:"
+
+
+class Terminal:
+    """A session's terminal through the REST API, as an agent's host would read it."""
+
+    def __init__(self, server, session: str) -> None:
+        self.http, self.api = server.http, f"/api/sessions/{session}"
+        self.text, self.offset = "", 0
+
+    def type(self, data: str) -> None:
+        self.http.post(f"{self.api}/terminal/input", json={"data": data}).raise_for_status()
+
+    def until(self, done, what: str, timeout: float = 90) -> str:
+        start = len(self.text)
+        deadline = time.monotonic() + timeout
+        while not done(self.text[start:]):
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {what}; the screen: {self.text[-800:]!r}")
+            params = {"offset": self.offset, "wait_ms": 1000}
+            output = self.http.get(f"{self.api}/terminal/output", params=params).json()
+            self.text += output["data"]
+            self.offset = output["next_offset"]
+        return self.text[start:]
+
+
+def test_agent_mode_in_a_session_uses_the_servers_model(server):
+    session = server.new_session()["id"]
+    terminal = Terminal(server, session)
+    terminal.until(lambda text: "capos> " in text, "prompt")
+    terminal.type("agent counter\r")
+    banner = terminal.until(lambda text: "agent> " in text, "agent mode")
+    assert "SmolLM2-135M-Instruct is answering" in banner
+    assert "on the playground's server" in banner
+    terminal.type("increment the counter by 2\r")
+    asked = terminal.until(lambda text: ASK in text, "a proposed call")
+    assert re.search(r"\[call_\w+\] counter\.(increment|get)\(", asked), asked
+    assert "] value = " not in asked  # nothing ran while it asked
+    terminal.type("y\r")
+    terminal.until(lambda text: "] value = " in text, "the call's result")
+    while True:  # say no to any further call, until agent mode prompts again
+        rest = terminal.until(lambda text: ASK in text or "agent> " in text, "agent prompt")
+        if "agent> " in rest:
+            break
+        terminal.type("n\r")
+    terminal.type("exit\r")
+    terminal.until(lambda text: "capos> " in text, "the shell's prompt")
+    counter = server.http.post(
+        f"/api/sessions/{session}/calls", json={"cap": "counter", "method": "get"}
+    ).json()
+    assert counter["results"]["value"] > 0  # the call the person allowed ran in the VM
+    server.http.delete(f"/api/sessions/{session}")

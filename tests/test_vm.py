@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 from pathlib import Path
 
+from kernel.hosts.guest import served_model
 from server.image import Image
 from server.stream import OutputStream
 from server.vm import Vm, VmConfig
@@ -28,3 +30,16 @@ def test_the_command_line_has_no_network_a_memory_cap_and_one_cpu():
     assert command[command.index("-smp") + 1] == "1"
     assert "mitigations=off" in command[command.index("-append") + 1]
     assert "mitigations=off" not in VmConfig(accel="kvm").command(image, "x")[-1]
+
+
+def test_the_guest_learns_the_servers_model_from_its_command_line():
+    image = Image(Path("/k"), Path("/i"), "none")
+    info = {"modelId": "SmolLM2-135M-Instruct", "provider": "on the server", "local": False}
+    append = VmConfig().command(image, "capos-x", model=info)[-1]
+    # Linux hands init an unknown, dotless name=value parameter as its environment
+    words = dict(w.split("=", 1) for w in append.split() if "=" in w and "." not in w)
+    assert served_model(words["CAPOS_MODEL"]) == info  # what kernel/hosts/guest.py attaches
+    assert "CAPOS_MODEL" not in VmConfig().command(image, "capos-x")[-1]
+    assert served_model(None) is None
+    assert served_model("%%%not-base64") is None
+    assert served_model(base64.urlsafe_b64encode(b"[1, 2]").decode()) is None

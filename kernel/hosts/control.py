@@ -28,6 +28,7 @@ MAX_MESSAGE = 64 * 1024
 READ_SIZE = 4096
 MAX_SEED = 512
 MAX_MONITOR_RECORDS = 200  # calls and logs a monitor request may ask for, each
+MAX_MODEL_START = 24 * 1024  # one generation's conversation, encoded, sent to the server
 _RNDADDENTROPY = 0x40085203  # linux/random.h: credit entropy and mix it into the input pool
 _RNDRESEEDCRNG = 0x5207  # reseed the CRNG from the input pool now
 
@@ -41,9 +42,14 @@ class ControlChannel:
         self._response = bundle.struct("ControlResponse")
         self._snapshot = bundle.struct("MonitorSnapshot")
         self._monitor = SystemMonitor(host.kernel)  # one view: object ids stay stable
+        self._model_start = bundle.struct("ModelStart")
         self._buffer = bytearray()
         self.shutdown_requested = False
         host.agent_replies = self._agent_answered
+        # Generations for the server's model (see start), until its next modelWork asks.
+        self._starts: list[dict] = []
+        self._cancels: list[int] = []
+        self._work_request: int | None = None
 
     def readable(self) -> None:
         """Take what the line has, answer every whole request in it."""
@@ -79,6 +85,15 @@ class ControlChannel:
         if "agent" in request:  # the shell answers it, through _agent_answered
             host.kernel.agents.submit({**request["agent"], "id": request["id"]})
             return None
+        if "modelWork" in request:  # answered when there is work (see _hand_work)
+            self._work_request = request["id"]
+            self._hand_work()
+            return None
+        if "modelEvents" in request:
+            events = request["modelEvents"]
+            for event in events["events"]:
+                host.kernel.model.feed(events["stream"], event)
+            return {"done": None}
         if "ping" in request:
             kernel = host.kernel
             uptime = host.now_ns() - kernel.boot_ns
@@ -104,6 +119,43 @@ class ControlChannel:
                 return {"error": f"cannot reseed the RNG: {exc}"}
             return {"done": None}
         return {"error": "unknown request: this guest does not implement it"}
+
+    # --- the server's model: this channel is the host's ModelBackend ----------------------
+
+    def start(self, stream: int, request: dict) -> None:
+        start = {"stream": stream, **request}
+        size = len(encode(self._model_start, start))  # the kernel checked it against the schema
+        if size > MAX_MODEL_START:
+            self.host.kernel.model.feed(
+                stream,
+                {
+                    "error": f"the conversation is {size} bytes, over the {MAX_MODEL_START} "
+                    "that go to the server's model: leave agent mode and start again"
+                },
+            )
+            return
+        self._starts.append(start)
+        self._hand_work()
+
+    def cancel(self, stream: int) -> None:
+        self._cancels.append(stream)
+        self._hand_work()
+
+    def close(self) -> None:
+        """Nothing to stop here: the server's model ends with the VM."""
+
+    def _hand_work(self) -> None:
+        """Answer the server's waiting modelWork with what fits in one message."""
+        if self._work_request is None or not (self._starts or self._cancels):
+            return
+        starts, room = [], MAX_MESSAGE - 1024
+        while self._starts and (not starts or room >= MAX_MODEL_START):
+            starts.append(self._starts.pop(0))
+            room -= MAX_MODEL_START
+        work = {"starts": starts, "cancels": self._cancels}
+        self._cancels = []
+        request_id, self._work_request = self._work_request, None
+        self._send({"id": request_id, "modelWork": work})
 
     def _agent_answered(self, response: dict) -> None:
         self._send({"id": response["id"], "agent": response})

@@ -10,8 +10,10 @@ the server asks for a shutdown, every process ends and the VM powers off
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import ctypes
+import json
 import os
 import sys
 import termios
@@ -20,6 +22,9 @@ import tty
 
 TERMINAL = "/dev/ttyS0"
 CONTROL = "/dev/ttyS1"
+# The server's model, from the kernel command line: Linux hands a parameter it does not
+# know (and that has no dot) to init as an environment variable.
+MODEL_ENV = "CAPOS_MODEL"
 _LINUX_REBOOT_CMD_RESTART = 0x01234567
 
 
@@ -38,8 +43,14 @@ def main() -> None:
         from kernel.hosts.models.settings import ModelSettings
         from kernel.hosts.native import shell_command
 
-        # No language model in the VM (it would need the host's model files).
-        status = shell_command(None, None, ModelSettings(disabled=True), control=control)
+        # No model files in the VM: agent mode uses the server's, over the control channel.
+        status = shell_command(
+            None,
+            None,
+            ModelSettings(disabled=True),
+            control=control,
+            remote_model=served_model(os.environ.get(MODEL_ENV)),
+        )
     except BaseException:
         traceback.print_exc()
     finally:
@@ -48,6 +59,18 @@ def main() -> None:
             sys.stderr.flush()
             termios.tcdrain(1)
         _power_off(status)
+
+
+def served_model(value: str | None) -> dict | None:
+    """The ModelInfo the server put on the kernel command line (base64url JSON), or None:
+    the server has no model, or the value does not read."""
+    if not value:
+        return None
+    try:
+        info = json.loads(base64.urlsafe_b64decode(value))
+    except ValueError:
+        return None
+    return info if isinstance(info, dict) else None
 
 
 def _fastest_line(fd: int) -> None:

@@ -28,7 +28,7 @@ from pathlib import Path
 from kernel.abi import Header
 from kernel.hosts import zygote
 from kernel.hosts.control import ControlChannel
-from kernel.hosts.models.runner import ModelRunner, Provider
+from kernel.hosts.models.runner import ModelBackend, ModelRunner, Provider
 from kernel.hosts.models.settings import ModelSettings, open_provider
 from kernel.hosts.tty import LocalTerminal
 from kernel.kernel import BootError, Kernel, KernelConfig
@@ -93,14 +93,19 @@ class NativeHost:
                 interactive=terminal.interactive, cols=cols, rows=rows
             )
             self._epoll.register(terminal.stdin, select.EPOLLIN)
-        self._model: ModelRunner | None = None
+        self._model: ModelBackend | None = None
         self._model_fd = -1
         self._model_events: deque[tuple[int, dict]] = deque()  # from the runner's thread
         if model is not None:
-            self.kernel.attach_model(model.info())
             self._model_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             self._epoll.register(self._model_fd, select.EPOLLIN)
-            self._model = ModelRunner(model, self._model_posted)
+            self.use_model(model.info(), ModelRunner(model, self._model_posted))
+
+    def use_model(self, info: dict, backend: ModelBackend) -> None:
+        """Attach a model (a ModelInfo dict) that `backend` runs: a provider on a thread of
+        ours, or the server's model across a guest's control channel. Before boot."""
+        self.kernel.attach_model(info)
+        self._model = backend
 
     def watch(self, fd: int, readable: Callable[[], None]) -> None:
         """Call `readable()` from the loop whenever `fd` has input (a host's own channel)."""
@@ -380,7 +385,9 @@ class NativeHost:
         if self._model is not None:
             self._model.close()
             self._model = None
+        if self._model_fd >= 0:
             os.close(self._model_fd)
+            self._model_fd = -1
         for pid in list(self.kernel.processes):
             self.kernel.kill(pid, "system shutdown")
         self._wake()
@@ -449,8 +456,12 @@ def shell_command(
     model: ModelSettings | None = None,
     *,
     control: int = -1,
+    remote_model: dict | None = None,
 ) -> int:
     """`capos-playground shell`: boot natively with this terminal attached to the shell.
+
+    `remote_model` (a ModelInfo dict, with a `control` channel): the model the server
+    serves over that channel, attached as the languageModel kernel cap.
 
     Runs until the shell exits (or, with a `control` channel's descriptor, as
     in a QEMU guest, until the server asks for a shutdown), then shuts
@@ -486,6 +497,8 @@ def shell_command(
             if control >= 0:
                 channel = ControlChannel(control, host)
                 host.watch(control, channel.readable)
+                if remote_model is not None:
+                    host.use_model(remote_model, channel)
             host.boot()
             try:
                 host.run(until=shell_gone)
