@@ -135,14 +135,12 @@ def _mcp(args: argparse.Namespace) -> int:
     from server.settings import Settings
 
     if args.url:
-        asyncio.run(bridge(args.url))
-        return 0
+        return asyncio.run(bridge(args.url))
     qemu = _qemu_settings(args)
     if qemu is None:
         print("capos-playground mcp: --max-vms 0 leaves no sessions to drive", file=sys.stderr)
         return 2
-    asyncio.run(embedded(Settings(port=0, qemu=qemu)))
-    return 0
+    return asyncio.run(embedded(Settings(port=0, qemu=qemu)))
 
 
 def _tours_list(args: argparse.Namespace) -> int:

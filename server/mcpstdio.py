@@ -16,6 +16,7 @@ import socket
 import sys
 
 import anyio
+import httpx
 import uvicorn
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from mcp.client.streamable_http import streamable_http_client
@@ -28,34 +29,59 @@ from server.settings import Settings
 START_TIMEOUT_S = 120.0  # the first start may build the guest image
 
 
-async def bridge(url: str) -> None:
-    """Relay MCP between stdio and `url` until stdin closes."""
-    async with (
-        stdio_server() as (from_agent, to_agent),
-        streamable_http_client(url) as (from_server, to_server, _session_id),
-        anyio.create_task_group() as tasks,
-    ):
-        tasks.start_soon(_relay, from_server, to_agent, "the server")
+class ServerFailed(Exception):
+    """The server's endpoint cannot be reached, or broke off: the bridge ends."""
 
-        await _relay(from_agent, to_server, "the agent")
-        tasks.cancel_scope.cancel()  # stdin closed: the agent is done
+
+async def bridge(url: str) -> int:
+    """Relay MCP between stdio and `url` until stdin closes; the command's exit status."""
+    try:  # fail now, plainly, rather than once the agent's first message is stuck
+        async with httpx.AsyncClient(timeout=10) as client:
+            await client.get(url, headers={"accept": "text/event-stream"})
+    except httpx.HTTPError as exc:
+        return _failed(f"cannot reach {url}: {exc or type(exc).__name__}")
+    failures: list[BaseException] = []
+    try:
+        async with (
+            stdio_server() as (from_agent, to_agent),
+            streamable_http_client(url) as (from_server, to_server, _session_id),
+            anyio.create_task_group() as tasks,
+        ):
+            tasks.start_soon(_relay, from_server, to_agent, "the server", True)
+            await _relay(from_agent, to_server, "the agent", False)
+            tasks.cancel_scope.cancel()  # stdin closed: the agent is done
+    except* (ServerFailed, httpx.HTTPError) as failed:
+        failures.extend(failed.exceptions)
+    return _failed(f"the server failed: {failures[0]}") if failures else 0
+
+
+def _failed(why: str) -> int:
+    print(
+        f"capos-playground mcp: {why} (is `capos-playground serve` running there? "
+        "or leave out --url to start one here)",
+        file=sys.stderr,
+    )
+    return 1
 
 
 async def _relay(
     source: ObjectReceiveStream[SessionMessage | Exception],
     sink: ObjectSendStream[SessionMessage],
     who: str,
+    fatal: bool,
 ) -> None:
+    """Pass messages on. A transport error from the server ends the bridge; one from the
+    agent (a line that is not JSON-RPC) is reported, and the bridge goes on."""
     async for message in source:
-        if isinstance(message, Exception):  # a transport's complaint, for the person
-            print(
-                f"capos-playground mcp: {who} sent something unusable: {message}", file=sys.stderr
-            )
+        if isinstance(message, Exception):
+            if fatal:
+                raise ServerFailed(str(message))
+            print(f"capos-playground mcp: unusable message from {who}: {message}", file=sys.stderr)
             continue
         await sink.send(message)
 
 
-async def embedded(settings: Settings) -> None:
+async def embedded(settings: Settings) -> int:
     """Serve `settings` on a free loopback port and bridge stdio to its /mcp."""
     from server.app import create_app
 
@@ -70,7 +96,7 @@ async def embedded(settings: Settings) -> None:
             async with asyncio.timeout(START_TIMEOUT_S):
                 while not server.started:
                     if serving.done():
-                        return  # it failed to start and said why on stderr
+                        return 1  # it failed to start and said why on stderr
                     await asyncio.sleep(0.05)
             print(
                 f"capos-playground mcp: serving on http://127.0.0.1:{port}/ "
@@ -78,6 +104,6 @@ async def embedded(settings: Settings) -> None:
                 file=sys.stderr,
                 flush=True,
             )
-            await bridge(f"http://127.0.0.1:{port}{PATH}")
+            return await bridge(f"http://127.0.0.1:{port}{PATH}")
         finally:
             server.should_exit = True
