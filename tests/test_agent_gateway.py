@@ -172,6 +172,8 @@ def test_names_an_agent_binds_are_the_persons_too(system):
     assert "mine.snapshot(maxCalls :UInt32" in system.exchange("methods mine", "> ")
     whole = call(system, "mine", "snapshot", {"maxCalls": 0, "maxLogs": 0})  # over 8 KiB
     assert whole["results"]["snapshot"]["scopePid"] == 1
+    # the person's own typed call takes the same whole-system answer
+    assert "scopePid: 1" in system.exchange("mine.snapshot(maxCalls=0, maxLogs=0)", "> ")
 
 
 def test_a_full_port_answers_busy_and_a_stale_request_never_runs(monkeypatch):

@@ -9,7 +9,7 @@ from harness import Machine
 
 from kernel.ledger import Resource
 from kernel.runtime import RemoteError, Runtime, TransportFailure
-from kernel.runtime.buffers import BufferArena, BufferExhausted
+from kernel.runtime.buffers import LARGE, BufferArena, BufferExhausted
 
 
 class Direct:
@@ -42,6 +42,21 @@ def test_arena_reuses_and_coalesces_freed_space():
     assert arena.alloc(128) == 0  # a and b merged back into one block
     arena.free(c)
     assert arena.in_use == 128
+
+
+def test_a_large_brief_buffer_leaves_no_hole_for_small_ones_to_split():
+    """The shell's case: a pending 8 KiB request and a 4 KiB terminal read around a 16 KiB
+    call's result must leave room for a 24 KiB snapshot once the call is done."""
+    arena = BufferArena(56 * 1024)
+    arena.alloc(8 * 1024)
+    call = arena.alloc(16 * 1024)
+    assert call == 40 * 1024  # from the top
+    arena.free(call)
+    arena.alloc(4376)  # the next terminal read: from the bottom
+    snapshot = arena.alloc(24 * 1024 + 24)
+    assert snapshot + 24 * 1024 + 24 == 56 * 1024
+    arena.free(snapshot)
+    assert arena.alloc(LARGE + 8) + LARGE + 8 == 56 * 1024
 
 
 def test_capset_lists_grants_in_order_and_checks_interfaces():

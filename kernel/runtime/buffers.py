@@ -1,8 +1,12 @@
-"""A first-fit allocator for the process's buffer area.
+"""A two-ended first-fit allocator for the process's buffer area.
 
 Params, results and transfer descriptors live here while a request is in
-flight. The kernel validates every range it is given, so a bug here costs
-this process an error CQE, never the kernel anything.
+flight. Most are small and some stay a long while (a pending terminal read,
+a server's RECV); a few are large and brief (a whole-system snapshot). Small
+ones are taken from the bottom and large ones from the top, so a large
+buffer's space comes back in one piece instead of as a hole that the next
+small buffer splits. The kernel validates every range it is given, so a bug
+here costs this process an error CQE, never the kernel anything.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import bisect
 
 ALIGN = 8
+LARGE = 8 * 1024 + 256  # bigger than this is taken from the top of the area
 
 
 class BufferExhausted(Exception):
@@ -24,14 +29,21 @@ class BufferArena:
 
     def alloc(self, length: int) -> int:
         length = max(ALIGN, (length + ALIGN - 1) & ~(ALIGN - 1))
-        for index, (offset, free_len) in enumerate(self._free):
-            if free_len >= length:
-                if free_len == length:
-                    del self._free[index]
-                else:
-                    self._free[index] = (offset + length, free_len - length)
-                self._used[offset] = length
-                return offset
+        large = length > LARGE
+        order = range(len(self._free) - 1, -1, -1) if large else range(len(self._free))
+        for index in order:
+            offset, free_len = self._free[index]
+            if free_len < length:
+                continue
+            if free_len == length:
+                del self._free[index]
+            elif large:  # the block's top end
+                self._free[index] = (offset, free_len - length)
+                offset += free_len - length
+            else:
+                self._free[index] = (offset + length, free_len - length)
+            self._used[offset] = length
+            return offset
         raise BufferExhausted(
             f"no {length} contiguous bytes left in the {self.size}-byte buffer area"
         )

@@ -17,11 +17,12 @@ from kernel.programs.shell import helptext
 from kernel.programs.shell.agent import Agent
 from kernel.programs.shell.jobs import Job
 from kernel.programs.shell.monitoring import MonitorCommands
-from kernel.programs.shell.shell import Binding, CommandError, Shell
+from kernel.programs.shell.shell import CALL_RESULT_SIZE, Binding, CommandError, Shell
 from kernel.programs.shell.syntax import Builtin, Call, CapRef, Launch, Let, ParseError, parse
 from kernel.programs.shell.tools import tools_for
 from kernel.programs.shell.values import InputError, caps_in, render, show, to_params
 from kernel.runtime import Cap, Move, RemoteError, TransportFailure
+from kernel.runtime.buffers import BufferExhausted
 
 
 class Commands:
@@ -260,7 +261,10 @@ class Commands:
             params = to_params(method.params, call.args, self._cap_value, where)
         except InputError as exc:
             raise CommandError(str(exc)) from None
-        pending = self.rt.begin(cap, call.method, params)
+        try:
+            pending = self.rt.begin(cap, call.method, params, result_size=CALL_RESULT_SIZE)
+        except BufferExhausted:
+            raise CommandError(f"{where}: too much is in flight in this shell; try again") from None
         results = self.shell.wait_call(pending)
         if results is None:
             self.shell.say(f"{where}: interrupted (its answer will be dropped)")

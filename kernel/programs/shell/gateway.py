@@ -16,7 +16,7 @@ from typing import Any
 
 from kernel.abi import Err
 from kernel.programs.shell.commands import Commands
-from kernel.programs.shell.shell import CommandError
+from kernel.programs.shell.shell import CALL_RESULT_SIZE, CommandError
 from kernel.programs.shell.syntax import CapRef, Launch
 from kernel.programs.shell.tools import json_schema, plain
 from kernel.programs.shell.values import InputError, caps_in, to_params
@@ -26,7 +26,6 @@ from kernel.runtime.buffers import BufferExhausted
 # A process's buffers total 56 KiB, shared by everything the shell has in flight.
 MAX_JSON = 16 * 1024  # of an answer
 REQUEST_SIZE = 8 * 1024  # the result buffer `next` answers into (the port sends <= 6 KiB)
-CALL_RESULT_SIZE = 12 * 1024  # a call's result buffer: a whole MonitorSnapshot fits
 _BIND_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_\-]*")
 
 

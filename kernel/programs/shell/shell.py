@@ -20,6 +20,9 @@ from kernel.programs.shell.lineedit import Event, Interrupt, Line, LineEditor
 from kernel.runtime import Cap, Pending, RemoteError, Runtime, TransportFailure
 
 READ_CHUNK = 4096
+# A typed call's result buffer, at the prompt and for an outside agent: a whole-system
+# MonitorSnapshot fits (the buffer area takes buffers this large from its top end).
+CALL_RESULT_SIZE = 16 * 1024
 
 
 class CommandError(Exception):
