@@ -20,9 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from server.agents import STATUS, AgentError, Agents, Caller
+from server.apierror import NO_STORE, error
 
 MAX_BODY = 16 * 1024
-_NO_STORE = {"cache-control": "no-store"}
 
 
 class CallRequest(BaseModel):
@@ -140,10 +140,9 @@ class BoundedRoute(APIRoute):
 
 
 def _error(status: int, kind: str, message: str, **extra: Any) -> JSONResponse:
-    headers = dict(_NO_STORE)
-    if extra.get("retry_after") is not None:
-        headers["retry-after"] = str(extra["retry_after"])
-    return JSONResponse({"error": message, "kind": kind, **extra}, status, headers=headers)
+    retry = extra.get("retry_after")
+    headers = {"retry-after": str(retry)} if retry is not None else None
+    return error(status, message, headers, kind=kind, **extra)
 
 
 async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -169,7 +168,7 @@ def router(agents: Agents) -> APIRouter:
 
     async def answer(operation) -> Response:
         try:
-            return JSONResponse(await operation, headers=_NO_STORE)
+            return JSONResponse(await operation, headers=NO_STORE)
         except AgentError as exc:
             extra = {k: v for k, v in exc.as_dict().items() if k not in ("kind", "message")}
             return _error(exc.status, exc.kind, exc.message, **extra)

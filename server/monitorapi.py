@@ -19,12 +19,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server.apierror import NO_STORE, error
 from server.control import ControlError
 from server.origin import same_origin
 from server.sessions import Session, SessionRegistry
 
 POLL_S = 0.5
-_NO_STORE = {"cache-control": "no-store"}
 
 
 def _session(registry_of: Callable[[], SessionRegistry | None], session_id: str):
@@ -74,11 +74,11 @@ def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[Route | We
     async def snapshot(request: Request) -> Response:
         session = _session(registry_of, request.path_params["session_id"])
         if session is None:
-            return JSONResponse({"error": "no such session"}, 404, headers=_NO_STORE)
+            return error(404, "no such session")
         try:
-            return JSONResponse(await _snapshot(session), headers=_NO_STORE)
+            return JSONResponse(await _snapshot(session), headers=NO_STORE)
         except (ControlError, TimeoutError) as exc:
-            return JSONResponse({"error": str(exc) or "the guest did not answer"}, 409)
+            return error(409, str(exc) or "the guest did not answer")
 
     async def stream(websocket: WebSocket) -> None:
         if not await same_origin(websocket):

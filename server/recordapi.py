@@ -19,6 +19,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from server.apierror import NO_STORE, error, needing
 from server.jsonbody import BadBody, is_int, read_object
 from server.notice import notice
 from server.recordings import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, Recording
@@ -26,12 +27,6 @@ from server.settings import Settings
 from server.shares import ShareError
 from server.sharing import Sharing
 from server.terminal import MAX_COLS_ROWS
-
-_NO_STORE = {"cache-control": "no-store"}
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status, headers=_NO_STORE)
 
 
 def _start_options(params: dict) -> dict:
@@ -52,9 +47,7 @@ def _start_options(params: dict) -> dict:
 
 
 def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list[Route]:
-    def hub_or_error() -> Sharing | JSONResponse:
-        hub = hub_of()
-        return hub if hub is not None else _error(503, "the server is starting or stopping")
+    needs_hub = needing(hub_of, "the server is starting or stopping")
 
     def owned(hub: Sharing, request: Request) -> Recording | None:
         recording = hub.recordings.find(request.path_params["recording_id"])
@@ -62,67 +55,57 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list[Rou
             return None
         return recording
 
-    async def start(request: Request) -> Response:
-        hub = hub_or_error()
-        if isinstance(hub, Response):
-            return hub
+    @needs_hub
+    async def start(request: Request, hub: Sharing) -> Response:
         session = await hub.live(request.path_params["session_id"])
         if session is None:
-            return _error(404, "no such live session (it never existed, or it has ended)")
+            return error(404, "no such live session (it never existed, or it has ended)")
         try:
             params = await read_object(request, {"input", "cols", "rows", "expires_in"})
             recording = await hub.recordings.start(session, **_start_options(params))
         except (BadBody, ShareError) as exc:
-            return _error(exc.status, str(exc))
-        return JSONResponse(recording.info(), 201, headers=_NO_STORE)
+            return error(exc.status, str(exc))
+        return JSONResponse(recording.info(), 201, headers=NO_STORE)
 
-    async def listing(request: Request) -> Response:
-        hub = hub_or_error()
-        if isinstance(hub, Response):
-            return hub
+    @needs_hub
+    async def listing(request: Request, hub: Sharing) -> Response:
         session_id = request.path_params["session_id"]
         if not await hub.known(session_id):
-            return _error(404, "no such session")
+            return error(404, "no such session")
         recordings = [r.info() for r in hub.recordings.of_session(session_id)]
-        return JSONResponse({"recordings": recordings}, headers=_NO_STORE)
+        return JSONResponse({"recordings": recordings}, headers=NO_STORE)
 
-    async def stop(request: Request) -> Response:
-        hub = hub_or_error()
-        if isinstance(hub, Response):
-            return hub
+    @needs_hub
+    async def stop(request: Request, hub: Sharing) -> Response:
         recording = owned(hub, request)
         if recording is None:
-            return _error(404, "no such recording on this session")
+            return error(404, "no such recording on this session")
         hub.recordings.stop(recording)
-        return JSONResponse(recording.info(), headers=_NO_STORE)
+        return JSONResponse(recording.info(), headers=NO_STORE)
 
-    async def delete(request: Request) -> Response:
-        hub = hub_or_error()
-        if isinstance(hub, Response):
-            return hub
+    @needs_hub
+    async def delete(request: Request, hub: Sharing) -> Response:
         recording = owned(hub, request)
         if recording is None:
-            return _error(404, "no such recording on this session")
+            return error(404, "no such recording on this session")
         await hub.recordings.delete(recording)
-        return Response(status_code=204, headers=_NO_STORE)
+        return Response(status_code=204, headers=NO_STORE)
 
-    async def mark(request: Request) -> Response:
-        hub = hub_or_error()
-        if isinstance(hub, Response):
-            return hub
+    @needs_hub
+    async def mark(request: Request, hub: Sharing) -> Response:
         session_id = request.path_params["session_id"]
         if await hub.live(session_id) is None:
-            return _error(404, "no such live session (it never existed, or it has ended)")
+            return error(404, "no such live session (it never existed, or it has ended)")
         try:
             label = (await read_object(request, {"label"})).get("label", "")
             if not isinstance(label, str) or not label.strip():
                 raise BadBody('"label" must be a non-empty string: the chapter\'s title')
         except BadBody as exc:
-            return _error(exc.status, str(exc))
+            return error(exc.status, str(exc))
         marked = hub.recordings.mark(session_id, label.strip())
         if not marked:
-            return _error(409, "no recording of this session is running; start one first")
-        return JSONResponse({"marked": marked}, headers=_NO_STORE)
+            return error(409, "no recording of this session is running; start one first")
+        return JSONResponse({"marked": marked}, headers=NO_STORE)
 
     def public(request: Request) -> tuple[Sharing | None, Recording | None, Response | None]:
         hub = hub_of()
@@ -143,7 +126,7 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list[Rou
         return FileResponse(
             settings.web_dir / "replay.html",
             media_type="text/html; charset=utf-8",
-            headers=_NO_STORE,
+            headers=NO_STORE,
         )
 
     async def cast(request: Request) -> Response:
@@ -157,16 +140,16 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list[Rou
             content_disposition_type="attachment"
             if "download" in request.query_params
             else "inline",
-            headers=_NO_STORE,
+            headers=NO_STORE,
         )
 
     async def info(request: Request) -> Response:
         _, recording, refused = public(request)
         if refused is not None:
-            return _error(refused.status_code, "no such recording, or it has expired")
+            return error(refused.status_code, "no such recording, or it has expired")
         body = recording.info()
         body.pop("input")
-        return JSONResponse(body, headers=_NO_STORE)
+        return JSONResponse(body, headers=NO_STORE)
 
     return [
         Route("/api/sessions/{session_id}/recordings", start, methods=["POST"]),

@@ -35,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server.apierror import NO_STORE, error
 from server.jsonbody import is_int
 from server.origin import same_origin
 from server.sessions import SessionError
@@ -44,7 +45,6 @@ from server.terminal import MAX_COLS_ROWS, MAX_INPUT, BadFrame, parse_frame, sen
 
 TERMINAL_RESET = "\x1bc"
 CLOSED_TAB = "the owner closed the tab"
-_NO_STORE = {"cache-control": "no-store"}
 
 
 class TabSession:
@@ -229,33 +229,33 @@ async def _send_to_owner(websocket: WebSocket, queue: asyncio.Queue[dict]) -> No
 
 
 def routes(tabs_of: Callable[[], TabRegistry | None]) -> list[Route | WebSocketRoute]:
-    def tab_or_error(request: Request) -> TabSession | JSONResponse:
+    def tab_orerror(request: Request) -> TabSession | JSONResponse:
         tabs = tabs_of()
         if tabs is None:
-            return _error(503, "the server is starting or stopping")
+            return error(503, "the server is starting or stopping")
         tab = tabs.get(request.path_params["tab_id"])
-        return tab if tab is not None else _error(404, "no such tab session")
+        return tab if tab is not None else error(404, "no such tab session")
 
     async def create(request: Request) -> Response:
         tabs = tabs_of()
         if tabs is None:
-            return _error(503, "the server is starting or stopping")
+            return error(503, "the server is starting or stopping")
         try:
             tab = tabs.create()
         except SessionError as exc:
-            return _error(exc.status, str(exc))
-        return JSONResponse(tab.info(), 201, headers=_NO_STORE)
+            return error(exc.status, str(exc))
+        return JSONResponse(tab.info(), 201, headers=NO_STORE)
 
     async def show(request: Request) -> Response:
-        tab = tab_or_error(request)
-        return tab if isinstance(tab, Response) else JSONResponse(tab.info(), headers=_NO_STORE)
+        tab = tab_orerror(request)
+        return tab if isinstance(tab, Response) else JSONResponse(tab.info(), headers=NO_STORE)
 
     async def delete(request: Request) -> Response:
-        tab = tab_or_error(request)
+        tab = tab_orerror(request)
         if isinstance(tab, Response):
             return tab
         tab.end("ended by its owner")
-        return Response(status_code=204, headers=_NO_STORE)
+        return Response(status_code=204, headers=NO_STORE)
 
     async def relay(websocket: WebSocket) -> None:
         if not await same_origin(websocket):
@@ -276,7 +276,3 @@ def routes(tabs_of: Callable[[], TabRegistry | None]) -> list[Route | WebSocketR
         Route("/api/tabs/{tab_id}", delete, methods=["DELETE"]),
         WebSocketRoute("/api/tabs/{tab_id}/relay", relay),
     ]
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status, headers=_NO_STORE)

@@ -16,77 +16,61 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from server.apierror import NO_STORE, error, needing
 from server.pool import PoolFull
 from server.sessions import SessionError, SessionRegistry
 
 MAX_BODY = 4096
-_NO_STORE = {"cache-control": "no-store"}
-
-
-def _error(status: int, message: str, headers: dict | None = None) -> JSONResponse:
-    return JSONResponse({"error": message}, status, headers={**_NO_STORE, **(headers or {})})
 
 
 def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[APIRoute]:
-    def registry_or_error() -> SessionRegistry | JSONResponse:
-        registry = registry_of()
-        if registry is None:
-            return _error(
-                503,
-                "server-hosted sessions are off on this server "
-                "(start it with `capos-playground serve`, which runs the QEMU pool)",
-            )
-        return registry
+    needs_sessions = needing(
+        registry_of,
+        "server-hosted sessions are off on this server "
+        "(start it with `capos-playground serve`, which runs the QEMU pool)",
+    )
 
-    async def create(request: Request) -> Response:
-        registry = registry_or_error()
-        if isinstance(registry, Response):
-            return registry
+    @needs_sessions
+    async def create(request: Request, registry: SessionRegistry) -> Response:
         body = await request.body()
         if len(body) > MAX_BODY:
-            return _error(413, f"the body may be at most {MAX_BODY} bytes")
+            return error(413, f"the body may be at most {MAX_BODY} bytes")
         try:
             params = json.loads(body or b"{}")
         except ValueError as exc:
-            return _error(400, f"the body must be JSON: {exc}")
+            return error(400, f"the body must be JSON: {exc}")
         if not isinstance(params, dict) or not isinstance(params.get("backend", "qemu"), str):
-            return _error(400, 'the body must be a JSON object like {"backend": "qemu"}')
+            return error(400, 'the body must be a JSON object like {"backend": "qemu"}')
         unknown = set(params) - {"backend"}
         if unknown:
-            return _error(400, f"unknown fields {sorted(unknown)}; accepted: ['backend']")
+            return error(400, f"unknown fields {sorted(unknown)}; accepted: ['backend']")
         try:
             session = registry.create(params.get("backend", "qemu"))
         except PoolFull as exc:
-            return _error(503, str(exc), {"retry-after": str(exc.retry_after)})
+            return error(503, str(exc), {"retry-after": str(exc.retry_after)})
         except SessionError as exc:
             retry = {"retry-after": "30"} if exc.status == 503 else {}
-            return _error(exc.status, str(exc), retry)
-        return JSONResponse(session.info(), 201, headers=_NO_STORE)
+            return error(exc.status, str(exc), retry)
+        return JSONResponse(session.info(), 201, headers=NO_STORE)
 
-    async def show(request: Request) -> Response:
-        registry = registry_or_error()
-        if isinstance(registry, Response):
-            return registry
+    @needs_sessions
+    async def show(request: Request, registry: SessionRegistry) -> Response:
         session = registry.get(request.path_params["session_id"])
         if session is None:
-            return _error(404, "no such session (it never existed or was forgotten)")
-        return JSONResponse(session.info(), headers=_NO_STORE)
+            return error(404, "no such session (it never existed or was forgotten)")
+        return JSONResponse(session.info(), headers=NO_STORE)
 
-    async def delete(request: Request) -> Response:
-        registry = registry_or_error()
-        if isinstance(registry, Response):
-            return registry
+    @needs_sessions
+    async def delete(request: Request, registry: SessionRegistry) -> Response:
         session = registry.get(request.path_params["session_id"])
         if session is None:
-            return _error(404, "no such session (it never existed or was forgotten)")
+            return error(404, "no such session (it never existed or was forgotten)")
         session.end("ended by its owner")
-        return Response(status_code=204, headers=_NO_STORE)
+        return Response(status_code=204, headers=NO_STORE)
 
-    async def pool(request: Request) -> Response:
-        registry = registry_or_error()
-        if isinstance(registry, Response):
-            return registry
-        return JSONResponse(registry.pool.stats(), headers=_NO_STORE)
+    @needs_sessions
+    async def pool(request: Request, registry: SessionRegistry) -> Response:
+        return JSONResponse(registry.pool.stats(), headers=NO_STORE)
 
     # FastAPI routes (the handlers read the request themselves) so /docs lists them.
     def route(path: str, endpoint, method: str, summary: str, **extra) -> APIRoute:

@@ -25,6 +25,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from server.apierror import NO_STORE, error, needing
 from server.facets import facet_for
 from server.jsonbody import BadBody, read_object
 from server.metrics import Metrics
@@ -35,12 +36,7 @@ from server.shares import Share, ShareError, Viewer
 from server.sharing import Sharing
 from server.terminal import send_frame, serve
 
-_NO_STORE = {"cache-control": "no-store"}
 GONE_CLOSE = 4410  # the websocket close code for a link that stopped working
-
-
-def _error(status: int, message: str) -> JSONResponse:
-    return JSONResponse({"error": message}, status, headers=_NO_STORE)
 
 
 def client_ip(connection: Request | WebSocket) -> str:
@@ -48,18 +44,14 @@ def client_ip(connection: Request | WebSocket) -> str:
 
 
 def routes(settings: Settings, hub_of: Callable[[], Sharing | None], metrics: Metrics) -> list:
-    def hub_or_error() -> Sharing | JSONResponse:
-        hub = hub_of()
-        return hub if hub is not None else _error(503, "the server is starting or stopping")
+    needs_hub = needing(hub_of, "the server is starting or stopping")
 
-    async def create(request: Request) -> Response:
-        hub = hub_or_error()
-        if isinstance(hub, Response):
-            return hub
+    @needs_hub
+    async def create(request: Request, hub: Sharing) -> Response:
         session_id = request.path_params["session_id"]
         session = await hub.live(session_id)
         if session is None:
-            return _error(404, "no such live session (it never existed, or it has ended)")
+            return error(404, "no such live session (it never existed, or it has ended)")
         if hub.replicas is not None and session in hub.local():
             await hub.replicas.host(session)  # other replicas can open the link at once
         try:
@@ -68,45 +60,39 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None], metrics: Me
                 session_id, params.get("mode"), params.get("expires_in"), client_ip(request)
             )
         except (BadBody, ShareError) as exc:
-            return _error(exc.status, str(exc))
+            return error(exc.status, str(exc))
         body = {
             "id": share.id,
             "url": str(request.base_url).rstrip("/") + share.url,
             "mode": share.mode,
             "expires_at": share.expires_at,
         }
-        return JSONResponse(body, 201, headers=_NO_STORE)
+        return JSONResponse(body, 201, headers=NO_STORE)
 
-    async def listing(request: Request) -> Response:
-        hub = hub_or_error()
-        if isinstance(hub, Response):
-            return hub
+    @needs_hub
+    async def listing(request: Request, hub: Sharing) -> Response:
         session_id = request.path_params["session_id"]
         if not await hub.known(session_id):
-            return _error(404, "no such session")
+            return error(404, "no such session")
         base = str(request.base_url).rstrip("/")
         shares = [{**info, "url": base + info["url"]} for info in await hub.share_infos(session_id)]
-        return JSONResponse({"shares": shares}, headers=_NO_STORE)
+        return JSONResponse({"shares": shares}, headers=NO_STORE)
 
-    async def revoke(request: Request) -> Response:
-        hub = hub_or_error()
-        if isinstance(hub, Response):
-            return hub
+    @needs_hub
+    async def revoke(request: Request, hub: Sharing) -> Response:
         share = hub.shares.get(request.path_params["session_id"], request.path_params["share_id"])
         if share is None:
-            return _error(404, "no such share link on this session")
+            return error(404, "no such share link on this session")
         await hub.shares.revoke(share)
-        return Response(status_code=204, headers=_NO_STORE)
+        return Response(status_code=204, headers=NO_STORE)
 
-    async def end_viewer(request: Request) -> Response:
-        hub = hub_or_error()
-        if isinstance(hub, Response):
-            return hub
+    @needs_hub
+    async def end_viewer(request: Request, hub: Sharing) -> Response:
         if await hub.end_viewer(
             request.path_params["session_id"], request.path_params["viewer_id"]
         ):
-            return Response(status_code=204, headers=_NO_STORE)
-        return _error(404, "no such viewer on this session (it may have left)")
+            return Response(status_code=204, headers=NO_STORE)
+        return error(404, "no such viewer on this session (it may have left)")
 
     async def why_gone(hub: Sharing, share: Share) -> str | None:
         why = share.gone()
@@ -127,21 +113,19 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None], metrics: Me
         return FileResponse(
             settings.web_dir / "share.html",
             media_type="text/html; charset=utf-8",
-            headers=_NO_STORE,
+            headers=NO_STORE,
         )
 
-    async def about(request: Request) -> Response:
+    @needs_hub
+    async def about(request: Request, hub: Sharing) -> Response:
         """What the viewer's page shows about its link: its mode and expiry."""
-        hub = hub_or_error()
-        if isinstance(hub, Response):
-            return hub
         share = await hub.find_share(request.path_params["token"])
         if share is None:
-            return _error(404, "no such share link")
+            return error(404, "no such share link")
         why = await why_gone(hub, share)
         if why is not None:
-            return _error(410, why)
-        return JSONResponse({"mode": share.mode, "expires_at": share.expires_at}, headers=_NO_STORE)
+            return error(410, why)
+        return JSONResponse({"mode": share.mode, "expires_at": share.expires_at}, headers=NO_STORE)
 
     async def terminal(websocket: WebSocket) -> None:
         if not await same_origin(websocket):
