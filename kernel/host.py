@@ -36,13 +36,22 @@ class Host(Protocol):
     def terminal_write(self, name: str, data: bytes) -> None:
         """Output for the terminal attached as `name` (only hosts that attach one are asked)."""
 
-    def model_start(self, stream: int, request: dict) -> None:
-        """Start a generation (LanguageModel.generate params); feed its events back through
-        `kernel.model.feed(stream, event)`. Only hosts that attach a model are asked."""
-
-    def model_cancel(self, stream: int) -> None:
-        """Stop a generation early; events it still sends are ignored."""
-
     def agent_reply(self, response: dict) -> None:
         """An outside agent's answer (an AgentResponse dict) for the request the host
         submitted with `kernel.agents.submit`. Only hosts that submit are asked."""
+
+
+class ModelBackend(Protocol):
+    """Where a host runs the generations of the model it attaches (`kernel.attach_model`):
+    a provider on a thread of its own, the server's model across a guest's control
+    channel, or a tab's page relaying to the server. It feeds each stream's events back
+    through `kernel.model.feed(stream, event)`, ending with exactly one done or error."""
+
+    def start(self, stream: int, request: dict) -> None:
+        """Start a generation (LanguageModel.generate params)."""
+
+    def cancel(self, stream: int) -> None:
+        """Stop a generation early; events it still sends are ignored."""
+
+    def close(self) -> None:
+        """Stop for good (the host is shutting down)."""

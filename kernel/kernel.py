@@ -45,7 +45,7 @@ from kernel.spawn import KILLED_EXIT_CODE, ProcessSpawner
 from kernel.transfer import Transfer, finish
 
 if TYPE_CHECKING:
-    from kernel.host import Host
+    from kernel.host import Host, ModelBackend
 
 MAX_FAULTS_KEPT = 32
 _NOP = int(Op.NOP)
@@ -156,11 +156,12 @@ class Kernel:
         self.kernel_caps[name] = terminal
         return terminal
 
-    def attach_model(self, info: dict) -> HostModel:
-        """A model the host runs (a ModelInfo dict), among init's caps as languageModel."""
+    def attach_model(self, info: dict, backend: ModelBackend) -> HostModel:
+        """A model (a ModelInfo dict) that `backend` runs, among init's caps as
+        languageModel. Before boot."""
         if self.model is not None:
             raise ValueError("a model is already attached")
-        self.model = HostModel(self, info)
+        self.model = HostModel(self, info, backend)
         self.kernel_caps["languageModel"] = self.model
         return self.model
 

@@ -52,6 +52,22 @@ class OverBudget(ProcessEnded):
     """The worker's WebAssembly heap outgrew the process's memory budget."""
 
 
+class PageModel:
+    """The tab's model backend: the page relays each generation to the server's model."""
+
+    def __init__(self, bridge) -> None:
+        self.bridge = bridge
+
+    def start(self, stream: int, request: dict) -> None:
+        self.bridge.modelStart(stream, json.dumps(request))
+
+    def cancel(self, stream: int) -> None:
+        self.bridge.modelCancel(stream)
+
+    def close(self) -> None:
+        """The page closes its socket with the tab."""
+
+
 class BrowserHost:
     def __init__(
         self, bridge, cols: int, rows: int, memory_mib: int = 0, model_info: dict | None = None
@@ -63,7 +79,7 @@ class BrowserHost:
         self.kernel = Kernel(self, build(), config, manual=build_corpus())
         self.terminal = self.kernel.attach_terminal(interactive=True, cols=cols, rows=rows)
         if model_info is not None:
-            self.kernel.attach_model(model_info)
+            self.kernel.attach_model(model_info, PageModel(bridge))
         self.feed = MonitorFeed(self.kernel, bridge.monitor)  # the page's monitoring views
 
     # --- Host protocol -----------------------------------------------------------------
@@ -88,12 +104,6 @@ class BrowserHost:
 
     def terminal_write(self, name: str, data: bytes) -> None:
         self.bridge.output(to_js(data))
-
-    def model_start(self, stream: int, request: dict) -> None:
-        self.bridge.modelStart(stream, json.dumps(request))
-
-    def model_cancel(self, stream: int) -> None:
-        self.bridge.modelCancel(stream)
 
     def _model_events(self, data: bytes) -> None:
         """Lines of {"stream", "event"} the page relayed from the server's model."""

@@ -53,8 +53,8 @@ class InProcessHost:
             self.screens[name] = bytearray()
         self._model: ModelRunner | None = None
         if model is not None:
-            self.kernel.attach_model(model.info())
             self._model = ModelRunner(model, self._model_posted)
+            self.kernel.attach_model(model.info(), self._model)
         self._timer_thread = threading.Thread(target=self._run_timers, name="timers", daemon=True)
 
     # --- Host protocol ---------------------------------------------------------------
@@ -85,14 +85,6 @@ class InProcessHost:
 
     def terminal_write(self, name: str, data: bytes) -> None:
         self.screens[name] += data
-
-    def model_start(self, stream: int, request: dict) -> None:
-        if self._model is not None:
-            self._model.start(stream, request)
-
-    def model_cancel(self, stream: int) -> None:
-        if self._model is not None:
-            self._model.cancel(stream)
 
     def agent_reply(self, response: dict) -> None:
         self.agent_answers[response["id"]] = response

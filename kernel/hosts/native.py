@@ -26,9 +26,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kernel.abi import Header
+from kernel.host import ModelBackend
 from kernel.hosts import zygote
 from kernel.hosts.control import ControlChannel
-from kernel.hosts.models.runner import ModelBackend, ModelRunner, Provider
+from kernel.hosts.models.runner import ModelRunner, Provider
 from kernel.hosts.models.settings import ModelSettings, open_provider
 from kernel.hosts.tty import LocalTerminal
 from kernel.kernel import BootError, Kernel, KernelConfig
@@ -104,7 +105,7 @@ class NativeHost:
     def use_model(self, info: dict, backend: ModelBackend) -> None:
         """Attach a model (a ModelInfo dict) that `backend` runs: a provider on a thread of
         ours, or the server's model across a guest's control channel. Before boot."""
-        self.kernel.attach_model(info)
+        self.kernel.attach_model(info, backend)
         self._model = backend
 
     def watch(self, fd: int, readable: Callable[[], None]) -> None:
@@ -216,14 +217,6 @@ class NativeHost:
     def agent_reply(self, response: dict) -> None:
         if self.agent_replies is not None:
             self.agent_replies(response)
-
-    def model_start(self, stream: int, request: dict) -> None:
-        if self._model is not None:
-            self._model.start(stream, request)
-
-    def model_cancel(self, stream: int) -> None:
-        if self._model is not None:
-            self._model.cancel(stream)
 
     def _model_posted(self, stream: int, event: dict) -> None:
         """On the runner's thread: hand the event to the loop (deque appends are atomic)."""

@@ -1,9 +1,11 @@
 """LanguageModel as a host-provided kernel cap: the model runs in the host.
 
-A native host runs the model (llama.cpp, or an HTTP endpoint) on threads of
-its own; this object only keeps the streams, so the kernel core still does
-no I/O. `generate` asks the host to start a generation; the host feeds the
-events back with `feed`, in order, and `next` hands them out. Streams belong
+The host attaches it with a backend that runs the generations (llama.cpp or
+an HTTP endpoint on a thread, the server's model across a guest's control
+channel or a tab's page); this object only keeps the streams, so the kernel
+core still does no I/O. `generate` asks the backend to start a generation;
+the host feeds the events back with `feed`, in order, and `next` hands them
+out. Streams belong
 to the process that started them (in the default system, only the model
 service holds this cap) and end with it. Everything is bounded: streams at
 once, events kept per stream, events per answer.
@@ -20,6 +22,7 @@ from kernel.capobject import PENDING, CallContext, Deferred, KernelService, Pend
 from kernel.errors import CapError
 
 if TYPE_CHECKING:
+    from kernel.host import ModelBackend
     from kernel.kernel import Kernel
     from kernel.process import Process
 
@@ -43,10 +46,11 @@ class _Stream:
 class HostModel(KernelService):
     interface_name = "LanguageModel"
 
-    def __init__(self, kernel: Kernel, info: dict) -> None:
+    def __init__(self, kernel: Kernel, info: dict, backend: ModelBackend) -> None:
         super().__init__()
         self.kernel = kernel
         self.model_info = info
+        self.backend = backend
         self._streams: dict[int, _Stream] = {}
         self._ids = itertools.count(1)
         self._watched: set[int] = set()  # pids whose end cancels their streams
@@ -78,7 +82,7 @@ class HostModel(KernelService):
         if owner.pid not in self._watched:
             self._watched.add(owner.pid)
             owner.on_end.append(self._owner_ended)
-        self.kernel.host.model_start(stream_id, params)
+        self.backend.start(stream_id, params)
         return {"stream": stream_id}
 
     def next(self, ctx: CallContext, params: dict) -> dict | Pending:
@@ -94,7 +98,7 @@ class HostModel(KernelService):
         stream_id = params["stream"]
         stream = self._owned(ctx, stream_id)
         if not stream.ended:
-            self.kernel.host.model_cancel(stream_id)
+            self.backend.cancel(stream_id)
             self.feed(stream_id, {"done": "cancelled"})
         return {}
 
@@ -109,14 +113,14 @@ class HostModel(KernelService):
         if stream is None or stream.ended:
             return
         if not is_completion_event(event):
-            self.kernel.host.model_cancel(stream_id)
+            self.backend.cancel(stream_id)
             event = {"error": "the host's model sent an event that is not a CompletionEvent"}
         event = _valid_text(event)
         if len(stream.events) >= MAX_KEPT_EVENTS:
-            self.kernel.host.model_cancel(stream_id)
+            self.backend.cancel(stream_id)
             event = {"error": "the reader fell behind the model; the generation was stopped"}
         elif _size(event) > MAX_ANSWER_BYTES:
-            self.kernel.host.model_cancel(stream_id)
+            self.backend.cancel(stream_id)
             event = {"error": f"the model sent an event over {MAX_ANSWER_BYTES} bytes; stopped"}
         stream.ended = "done" in event or "error" in event
         last = stream.events[-1] if stream.events else None
@@ -161,7 +165,7 @@ class HostModel(KernelService):
         for stream_id, stream in list(self._streams.items()):
             if stream.owner is proc:
                 if not stream.ended:
-                    self.kernel.host.model_cancel(stream_id)
+                    self.backend.cancel(stream_id)
                 del self._streams[stream_id]
 
 

@@ -24,18 +24,6 @@ class Provider(Protocol):
         """CompletionEvent dicts for one LanguageModel.generate request."""
 
 
-class ModelBackend(Protocol):
-    """What a host hands generations to: a ModelRunner, or a channel to another machine's
-    model. Every started stream gets its events back through the host, ending with exactly
-    one done or error."""
-
-    def start(self, stream: int, request: dict) -> None: ...
-
-    def cancel(self, stream: int) -> None: ...
-
-    def close(self) -> None: ...
-
-
 class ModelRunner:
     def __init__(self, provider: Provider, post: Callable[[int, dict], None]) -> None:
         """`post(stream, event)` is called on the worker thread; the host makes it safe."""
