@@ -9,7 +9,7 @@ where waiting helps.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -154,7 +154,15 @@ async def invalid_request(request: Request, exc: RequestValidationError) -> JSON
     return _error(400, "input", f"the request does not fit: {problems}")
 
 
-def router(agents: Agents) -> APIRouter:
+def agents_of(request: Request) -> Agents:
+    """The running server's agent operations (the lifespan's state); 503 before and after."""
+    agents = getattr(request.state, "agents", None)
+    if agents is None:
+        raise AgentError("unavailable", "the server is starting or stopping; try again shortly")
+    return agents
+
+
+def router() -> APIRouter:
     api = APIRouter(
         prefix="/api/sessions/{session_id}",
         tags=["agents"],
@@ -166,16 +174,16 @@ def router(agents: Agents) -> APIRouter:
         address = request.client.host if request.client else "unknown"
         return Caller(f"rest:{address}", owns_sessions=False)
 
-    async def answer(operation) -> Response:
+    async def answer(request: Request, operation: Callable[[Agents], Awaitable[dict]]) -> Response:
         try:
-            return JSONResponse(await operation, headers=NO_STORE)
+            return JSONResponse(await operation(agents_of(request)), headers=NO_STORE)
         except AgentError as exc:
             extra = {k: v for k, v in exc.as_dict().items() if k not in ("kind", "message")}
             return _error(exc.status, exc.kind, exc.message, **extra)
 
     @api.get("/caps", summary="The caps the session's shell holds", response_model=CapsAnswer)
     async def list_caps(session_id: str, request: Request) -> Response:
-        return await answer(agents.list_caps(caller(request), session_id))
+        return await answer(request, lambda agents: agents.list_caps(caller(request), session_id))
 
     @api.get(
         "/caps/{name}",
@@ -183,14 +191,17 @@ def router(agents: Agents) -> APIRouter:
         response_model=CapDescription,
     )
     async def describe_cap(session_id: str, name: str, request: Request) -> Response:
-        return await answer(agents.describe_cap(caller(request), session_id, name))
+        return await answer(
+            request, lambda agents: agents.describe_cap(caller(request), session_id, name)
+        )
 
     @api.post("/calls", summary="Call a method on a held cap", response_model=CallAnswer)
     async def call_method(session_id: str, call: CallRequest, request: Request) -> Response:
         return await answer(
-            agents.call_method(
+            request,
+            lambda agents: agents.call_method(
                 caller(request), session_id, call.cap, call.method, call.arguments, call.bind
-            )
+            ),
         )
 
     @api.post(
@@ -199,13 +210,18 @@ def router(agents: Agents) -> APIRouter:
         response_model=SpawnAnswer,
     )
     async def spawn(session_id: str, spawn: SpawnRequest, request: Request) -> Response:
-        return await answer(agents.spawn(caller(request), session_id, spawn.binary, spawn.grants))
+        return await answer(
+            request,
+            lambda agents: agents.spawn(caller(request), session_id, spawn.binary, spawn.grants),
+        )
 
     @api.post(
         "/terminal/input", summary="Type into the session's terminal", response_model=InputAnswer
     )
     async def terminal_write(session_id: str, body: InputRequest, request: Request) -> Response:
-        return await answer(agents.terminal_write(caller(request), session_id, body.data))
+        return await answer(
+            request, lambda agents: agents.terminal_write(caller(request), session_id, body.data)
+        )
 
     @api.get(
         "/terminal/output", summary="Terminal output from an offset", response_model=OutputAnswer
@@ -221,7 +237,10 @@ def router(agents: Agents) -> APIRouter:
         Waits up to `wait_ms` (at most 10,000) for output, and returns at most `max_bytes`
         (at most 65,536)."""
         return await answer(
-            agents.terminal_read(caller(request), session_id, offset, max_bytes, wait_ms)
+            request,
+            lambda agents: agents.terminal_read(
+                caller(request), session_id, offset, max_bytes, wait_ms
+            ),
         )
 
     return api

@@ -16,14 +16,18 @@ import contextlib
 import json
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
-from server.control import ControlError
+from server.control import ControlClient, ControlError
+from server.hosting import QemuHosting
+from server.metrics import Metrics
 from server.pool import PoolFull
 from server.ratelimit import RateLimiter
-from server.sessions import Session, SessionError, SessionRegistry
+from server.sessions.directory import SessionDirectory
+from server.sessions.live import SessionError
+from server.sessions.qemu import QemuSession
 from server.settings import AgentLimits
 from server.stream import Chunk, Ended, Reset
 
@@ -83,10 +87,13 @@ class Caller:
 class Agents:
     def __init__(
         self,
-        registry_of: Callable[[], SessionRegistry | None],
+        hosting: QemuHosting | None,
+        directory: SessionDirectory,
+        metrics: Metrics,
         limits: AgentLimits | None = None,
     ) -> None:
-        self.registry_of = registry_of
+        """`hosting`: None when this server runs no QEMU sessions."""
+        self.hosting, self.directory, self.metrics = hosting, directory, metrics
         self.limits = limits or AgentLimits()
         self._owners: dict[str, str] = {}  # session id -> the key of the client that made it
         self._rate = RateLimiter(self.limits.calls_per_s, self.limits.burst)
@@ -95,13 +102,13 @@ class Agents:
 
     async def create_session(self, caller: Caller, backend: str = "qemu") -> dict:
         self._admit(caller)
-        registry = self._registry()
+        hosting = self._hosting()
         if caller.owns_sessions:
-            self._forget_forgotten(registry)
+            self._forget_forgotten()
             mine = [
                 session_id
                 for session_id, owner in self._owners.items()
-                if owner == caller.key and registry.get(session_id).reason is None
+                if owner == caller.key and self._live(session_id)
             ]
             if len(mine) >= self.limits.sessions_per_client:
                 raise AgentError(
@@ -110,7 +117,7 @@ class Agents:
                     "end one (end_session) first",
                 )
         try:
-            session = await self._create(registry, backend)
+            session = await self._create(hosting, backend)
         except PoolFull as exc:
             raise AgentError("busy", str(exc), retry_after=exc.retry_after) from None
         except SessionError as exc:
@@ -120,17 +127,25 @@ class Agents:
             self._owners[session.id] = caller.key
         return {**session.info(), "watch": f"/play?session={session.id}"}
 
-    async def _create(self, registry: SessionRegistry, backend: str) -> Session:
+    async def _create(self, hosting: QemuHosting, backend: str) -> QemuSession:
         """A session on a warm VM, waiting for one while the pool is booting it (an agent
         would only ask again); PoolFull at once when every VM is taken."""
         deadline = time.monotonic() + self.limits.boot_wait_s
-        while True:
-            try:
-                return registry.create(backend)
-            except PoolFull:
-                if not registry.pool.filling() or time.monotonic() > deadline:
-                    raise
-            await asyncio.sleep(0.1)
+        waiting = False
+        try:
+            while True:
+                try:
+                    return hosting.create(backend)
+                except PoolFull:
+                    if not hosting.pool.filling() or time.monotonic() > deadline:
+                        raise
+                if not waiting:
+                    waiting = True
+                    self.metrics.pool_waiting.inc()
+                await asyncio.sleep(0.1)
+        finally:
+            if waiting:
+                self.metrics.pool_waiting.dec()
 
     async def end_session(self, caller: Caller, session_id: str) -> dict:
         session = self._session(caller, session_id)
@@ -180,10 +195,10 @@ class Agents:
             raise AgentError("input", f"at most {MAX_INPUT} bytes a write, not {size}")
         async with self._running(caller, session_id) as session:
             try:
-                session.input(data.encode(errors="replace"))
+                session.live.input(data.encode(errors="replace"))
             except SessionError as exc:
                 raise AgentError("busy", str(exc), retry_after=1) from None
-            return {"written": size, "output_offset": session.stream.end}
+            return {"written": size, "output_offset": session.live.stream.end}
 
     async def terminal_read(
         self,
@@ -223,21 +238,24 @@ class Agents:
     async def monitor_snapshot(self, caller: Caller, session_id: str) -> dict:
         async with self._running(caller, session_id) as session:
             try:
-                return await session.vm.control.monitor()
+                return await session.control.monitor()
             except (ControlError, TimeoutError) as exc:
                 raise AgentError("transport", f"the monitor did not answer: {exc}") from None
 
     # --- inside ---------------------------------------------------------------------------------
 
-    def _registry(self) -> SessionRegistry:
-        registry = self.registry_of()
-        if registry is None:
+    def _hosting(self) -> QemuHosting:
+        if self.hosting is None:
             raise AgentError(
                 "unavailable",
                 "this server runs no sessions (start it with `capos-playground serve` "
                 "and --max-vms above 0)",
             )
-        return registry
+        return self.hosting
+
+    def _live(self, session_id: str) -> bool:
+        session = self.directory.get(session_id, QemuSession)
+        return session is not None and session.reason is None
 
     def _admit(self, caller: Caller) -> None:
         wait = self._rate.wait_s(caller.key)
@@ -249,9 +267,10 @@ class Agents:
                 retry_after=wait,
             )
 
-    def _session(self, caller: Caller, session_id: str) -> Session:
+    def _session(self, caller: Caller, session_id: str) -> QemuSession:
         self._admit(caller)
-        session = self._registry().get(session_id)
+        self._hosting()
+        session = self.directory.get(session_id, QemuSession)
         owner = self._owners.get(session_id)
         if caller.owns_sessions and session is not None and owner != caller.key:
             raise AgentError(
@@ -266,24 +285,24 @@ class Agents:
         return session
 
     @contextlib.asynccontextmanager
-    async def _running(self, caller: Caller, session_id: str) -> AsyncIterator[Session]:
+    async def _running(self, caller: Caller, session_id: str) -> AsyncIterator[Running]:
         """The session with its VM running, kept awake (restored if it was suspended)."""
         session = self._session(caller, session_id)
         async with session.attached():
-            deadline = time.monotonic() + self.limits.wake_timeout_s
-            while not (session.state == "running" and session.vm is not None):
-                if session.state == "ended":
-                    raise AgentError("gone", f"the session ended: {session.reason}")
-                if time.monotonic() > deadline:
-                    raise AgentError("busy", "the session could not be woken", retry_after=5)
-                await asyncio.sleep(0.05)
-            yield session
+            try:
+                vm = await session.running_vm(self.limits.wake_timeout_s)
+            except SessionError as exc:
+                kind = "gone" if exc.status == 410 else "busy"
+                raise AgentError(
+                    kind, str(exc), retry_after=None if kind == "gone" else 5
+                ) from None
+            yield Running(session, vm.control)
 
     async def _ask(self, caller: Caller, session_id: str, **request: Any) -> dict:
         timeout = self.limits.call_timeout_s
         async with self._running(caller, session_id) as session:
             try:
-                answer = await session.vm.control.agent(timeout, **request)
+                answer = await session.control.agent(timeout, **request)
             except TimeoutError:
                 message = f"the session did not answer within {timeout:g} s"
                 raise AgentError("timeout", message) from None
@@ -304,10 +323,18 @@ class Agents:
             )
         return text
 
-    def _forget_forgotten(self, registry: SessionRegistry) -> None:
-        """Owners of sessions the registry no longer knows (it keeps a few ended ones)."""
-        for session_id in [s for s in self._owners if registry.get(s) is None]:
+    def _forget_forgotten(self) -> None:
+        """Owners of sessions the directory no longer knows (it keeps ended ones a while)."""
+        for session_id in [s for s in self._owners if self.directory.get(s, QemuSession) is None]:
             del self._owners[session_id]
+
+
+@dataclass(frozen=True)
+class Running:
+    """A session whose VM runs, and that VM's control channel, for one operation."""
+
+    live: QemuSession
+    control: ControlClient
 
 
 def _check_name(what: str, name: str) -> None:

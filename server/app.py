@@ -1,7 +1,18 @@
-"""The application factory: every part of the site, assembled in one place."""
+"""The application factory: every part of the site, assembled in one place.
+
+The routes are fixed lists; the running parts (the session directory, the QEMU hosting,
+the share hub, the model, the agent operations, health) exist only while the app runs,
+so the lifespan makes them and hands them to every request as Starlette's lifespan
+state (`request.state.directory`, ...). A route whose part is not running answers 503.
+
+Shutting down goes from the leaves inwards: the sessions end first (each shuts its VM
+down and lets its recorders finish), then the pool (which kills any QEMU left), then the
+share hub and its store.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -26,12 +37,13 @@ from server import (
 )
 from server.agents import Agents
 from server.headers import SecurityHeaders
-from server.hosting import qemu_sessions
-from server.modelhub import ModelHub, model_hub
+from server.health import Health
+from server.hosting import QemuHosting, qemu_hosting
+from server.modelhub import model_hub, no_model_reason
 from server.package import build_archive
-from server.sessions import SessionRegistry
+from server.sessions.directory import SessionDirectory
 from server.settings import Settings
-from server.sharing import Sharing, sharing
+from server.sharing import sharing
 from server.snapshot import load_snapshot
 from server.tours import load_tours
 
@@ -41,49 +53,37 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     archive = build_archive()
     snapshot = load_snapshot(settings, archive, assets.vendor_versions(settings)["pyodide"])
     registry = metrics.Metrics()
-    sessions: list[SessionRegistry] = []  # filled while the QEMU pool runs
-
-    hub: list[Sharing] = []  # links, recordings, tab sessions: filled while the app runs
-    models: list[ModelHub] = []  # the operator's model, while the app runs (if it has one)
-
-    def sessions_of() -> SessionRegistry | None:
-        return sessions[0] if sessions else None
-
-    def hub_of() -> Sharing | None:
-        return hub[0] if hub else None
-
-    def model_of() -> ModelHub | None:
-        return models[0] if models else None
-
-    # What MCP clients and the REST API may do with sessions.
-    agents = Agents(sessions_of, settings.agent_limits)
-    mcp = mcpserver.build(agents)
-    mcp_route = mcpserver.route(mcp)
+    mcp = mcpserver.build()
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with (
-            mcp.session_manager.run(),
-            sharing(settings, sessions_of) as shared,
-            model_hub(settings.model) as model,
-        ):
-            hub.append(shared)
-            models.extend([model] if model else [])
-            try:
-                if settings.qemu is None:
-                    yield
-                    return
-                async with qemu_sessions(
-                    settings.qemu, settings.cache_dir, registry, model
-                ) as running:
-                    sessions.append(running)
-                    try:
-                        yield
-                    finally:
-                        sessions.clear()
-            finally:
-                hub.clear()
-                models.clear()
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
+        health = Health()
+        directory = SessionDirectory(registry)
+        async with mcp.session_manager.run(), model_hub(settings.model) as model:
+            health.ok("mcp")
+            if model is None:
+                health.off("model", no_model_reason(settings.model))
+            else:
+                health.ok("model", model.info.get("name", ""))
+            async with (
+                asyncio.TaskGroup() as tasks,
+                sharing(settings, directory, health) as hub,
+                _hosting(settings, directory, registry, health, model) as hosting,
+            ):
+                sessions = tasks.create_task(directory.run())
+                try:
+                    yield {
+                        "health": health,
+                        "directory": directory,
+                        "hosting": hosting,
+                        "hub": hub,
+                        "model": model,
+                        "agents": Agents(hosting, directory, registry, settings.agent_limits),
+                    }
+                finally:
+                    sessions.cancel()  # every session ends before the pool and the hub
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await sessions
 
     app = FastAPI(
         title="capOS Playground",
@@ -97,20 +97,39 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *assets.routes(settings, archive, snapshot),
             *tourapi.routes(load_tours()),
             *metrics.routes(registry),
-            *sessionapi.routes(sessions_of),
-            *terminal.routes(sessions_of, registry),
-            *monitorapi.routes(sessions_of),
-            *shareapi.routes(settings, hub_of, registry),
-            *recordapi.routes(settings, hub_of),
-            *relay.routes(lambda: hub[0].tabs if hub else None),
-            *modelapi.routes(settings.model, model_of),
-            mcp_route,
+            *sessionapi.routes(),
+            *terminal.routes(registry),
+            *monitorapi.routes(),
+            *shareapi.routes(settings, registry),
+            *recordapi.routes(settings),
+            *relay.routes(settings),
+            *modelapi.routes(settings.model),
+            mcpserver.route(mcp),
         ],
         exception_handlers={RequestValidationError: agentapi.invalid_request},
         middleware=[Middleware(SecurityHeaders)],
         lifespan=lifespan,
     )
-    app.include_router(agentapi.router(agents))
+    app.include_router(agentapi.router())
     app.state.settings = settings
     app.state.metrics = registry  # the server's parts count sessions, clients, bytes here
     return app
+
+
+@contextlib.asynccontextmanager
+async def _hosting(
+    settings: Settings,
+    directory: SessionDirectory,
+    registry: metrics.Metrics,
+    health: Health,
+    model,
+) -> AsyncIterator[QemuHosting | None]:
+    """The QEMU pool and its sessions, when this server runs them."""
+    if settings.qemu is None:
+        health.off("pool", "this server runs no QEMU sessions (--max-vms 0)")
+        yield None
+        return
+    async with qemu_hosting(
+        settings.qemu, settings.cache_dir, directory, registry, health, model
+    ) as hosting:
+        yield hosting

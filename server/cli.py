@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from kernel.hosts.models.settings import add_model_options
-from server.settings import AgentLimits, QemuSettings, ShareLimits
+from server.settings import AgentLimits, QemuSettings, RecordingLimits, ShareLimits
 
 
 def _schema_build(args: argparse.Namespace) -> int:
@@ -78,7 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
     from kernel.hosts.models.settings import ModelSettings
     from server.app import create_app
     from server.assets import MissingVendor
-    from server.settings import WS_MAX_MESSAGE, AgentLimits, Settings, ShareLimits
+    from server.settings import WS_MAX_MESSAGE, Settings
     from server.snapshot import SnapshotFailed
     from server.tours import TourError
 
@@ -96,6 +96,7 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir) if args.data_dir else None,
         redis_url=args.redis or os.environ.get("CAPOS_REDIS_URL") or None,
         share_limits=ShareLimits(viewers_per_ip=args.viewers_per_ip),
+        recording_limits=RecordingLimits(min_free_mib=args.min_free_mib),
         agent_limits=AgentLimits(
             sessions_per_client=args.agent_sessions, calls_per_s=args.agent_calls_per_s
         ),
@@ -266,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         default=ShareLimits().viewers_per_ip,
         help="share-link viewers one address may have open (raise it behind a shared NAT)",
+    )
+    serve.add_argument(
+        "--min-free-mib",
+        type=int,
+        default=RecordingLimits().min_free_mib,
+        help="free disk (MiB) under the data directory below which recordings stop and "
+        "new ones are refused",
     )
     agents = AgentLimits()
     serve.add_argument(

@@ -42,6 +42,7 @@ class ControlClient:
         # client before this one sent, and that answer must not match one of ours.
         self._ids = itertools.count(secrets.randbits(32))
         self.closed = False
+        self.broken: str | None = None  # why the guest's frames could not be read, if so
 
     async def run(self) -> None:
         """Read responses until the channel closes; owned by the VM's task group."""
@@ -54,8 +55,12 @@ class ControlClient:
                     frame = bytes(buffer[:size])
                     del buffer[:size]
                     self._deliver(frame)
-        except DecodeError as exc:
-            self._fail(f"the guest sent a bad control frame: {exc}")
+        except (DecodeError, capnp.KjException, KeyError, ValueError) as exc:
+            # Once one frame is bad the stream's framing cannot be trusted: give up on it.
+            self.broken = f"the guest sent a malformed control frame ({exc})"
+            self._fail(self.broken)
+        except ConnectionResetError:
+            pass  # QEMU exited with our requests unread: the channel closed
         finally:
             self._fail("the control channel closed (the VM has exited)")
             self._writer.close()
@@ -63,6 +68,8 @@ class ControlClient:
     def _deliver(self, frame: bytes) -> None:
         with _schema.ControlResponse.from_bytes(frame) as response:
             answer = response.to_dict(verbose=True)  # every field, defaults too
+        if not isinstance(answer, dict) or not isinstance(answer.get("id"), int):
+            raise ValueError("a response without an id")
         future = self._pending.pop(answer.pop("id"), None)
         if future is not None and not future.done():
             future.set_result(answer)

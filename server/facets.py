@@ -10,30 +10,14 @@ Neither may resize: the owner's terminal sets the size everyone sees.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
-from typing import Protocol
 
-from server.sessions import SessionError
-from server.stream import OutputStream
-
-
-class Live(Protocol):
-    """A live session of any kind (a QEMU one, a relayed tab)."""
-
-    id: str
-    stream: OutputStream
-    state: str  # "ended" once it has
-    observers: list[Callable[[str, str], None]]  # told of input and resizes (recorders)
-
-    def attached(self) -> contextlib.AbstractAsyncContextManager[None]: ...
-    def input(self, data: bytes) -> None: ...
-    async def resize(self, cols: int, rows: int) -> None: ...
+from server.sessions.live import LiveSession, SessionError
 
 
 class ViewTerminal:
     """Read-only: the session's output and nothing else."""
 
-    def __init__(self, session: Live) -> None:
+    def __init__(self, session: LiveSession) -> None:
         self._session = session
         self.stream = session.stream
 
@@ -54,5 +38,5 @@ class DriveTerminal(ViewTerminal):
         self._session.input(data)
 
 
-def facet_for(mode: str, session: Live) -> ViewTerminal:
+def facet_for(mode: str, session: LiveSession) -> ViewTerminal:
     return {"view": ViewTerminal, "drive": DriveTerminal}[mode](session)

@@ -1,9 +1,11 @@
-"""Server-hosted sessions, assembled: the guest image, the accelerator, the pool, the registry.
+"""Server-hosted sessions, assembled: the guest image, the accelerator, the pool, and
+`QemuHosting.create`, which makes a QEMU session and hands it to the directory.
 
-One async context for the app's lifespan. The pool and the registry each
-run as a task in one task group; leaving the context ends the sessions
-first (each shuts its VM down), then the pool (which kills any QEMU left),
-so stopping the server leaves no QEMU behind.
+One async context for the app's lifespan. The pool's refill loop runs supervised (one
+that fails starts again, and `/healthz` says so meanwhile, while every VM runs on).
+Leaving the context stops the pool, which kills any QEMU left; the app's lifespan ends
+the sessions before that, so stopping the server shuts every VM down and leaves no
+QEMU behind.
 """
 
 from __future__ import annotations
@@ -17,19 +19,53 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from server.accel import probe_accel
+from server.health import Health
 from server.image import ensure_image
 from server.metrics import Metrics
 from server.modelhub import ModelHub
 from server.pool import PoolConfig, VmPool
-from server.sessions import SessionLimits, SessionRegistry
+from server.sessions.directory import SessionDirectory
+from server.sessions.live import SessionError
+from server.sessions.qemu import QemuSession, SessionLimits
 from server.settings import QemuSettings
 from server.vm import VmConfig
 
+BACKENDS = ("qemu",)
+
+
+class QemuHosting:
+    """Makes QEMU sessions on warm VMs from the pool."""
+
+    def __init__(
+        self, pool: VmPool, limits: SessionLimits, state_dir: Path, directory: SessionDirectory
+    ) -> None:
+        self.pool, self.limits, self.state_dir = pool, limits, state_dir
+        self.directory = directory
+
+    def create(self, backend: str) -> QemuSession:
+        """A new session on a warm VM; PoolFull (from the pool) when there is none."""
+        if backend not in BACKENDS:
+            raise SessionError(
+                f"unknown backend {backend!r}; this server offers {list(BACKENDS)}", status=400
+            )
+        if not self.directory.accepting:
+            raise SessionError("the server is not accepting sessions (starting or stopping)")
+        if len(self.directory.live(QemuSession)) >= self.limits.max_sessions:
+            limit = self.limits.max_sessions
+            raise SessionError(f"this server holds its maximum of {limit} sessions")
+        session = QemuSession(self.pool, self.pool.take(), self.limits, self.state_dir)
+        return self.directory.add(session)
+
 
 @contextlib.asynccontextmanager
-async def qemu_sessions(
-    settings: QemuSettings, cache_dir: Path, metrics: Metrics, model: ModelHub | None = None
-) -> AsyncIterator[SessionRegistry]:
+async def qemu_hosting(
+    settings: QemuSettings,
+    cache_dir: Path,
+    directory: SessionDirectory,
+    metrics: Metrics,
+    health: Health,
+    model: ModelHub | None = None,
+) -> AsyncIterator[QemuHosting]:
     """`model`: the server's model, for agent mode in the sessions."""
     if shutil.which(VmConfig.qemu) is None:
         raise RuntimeError(
@@ -54,15 +90,10 @@ async def qemu_sessions(
     )
     with tempfile.TemporaryDirectory(prefix="capos-sessions-") as state_dir:
         vm_config = VmConfig(memory_mib=settings.memory_mib, accel=accel)
-        pool = VmPool(image, vm_config, pool_config, Path(state_dir), metrics, model)
-        registry = SessionRegistry(pool, limits, Path(state_dir), metrics)
+        pool = VmPool(image, vm_config, pool_config, Path(state_dir), metrics, health, model)
         async with asyncio.TaskGroup() as tasks:
-            pool_task = tasks.create_task(pool.run())
-            registry_task = tasks.create_task(registry.run())
+            running = tasks.create_task(pool.run())
             try:
-                yield registry
+                yield QemuHosting(pool, limits, Path(state_dir), directory)
             finally:
-                for task in (registry_task, pool_task):  # sessions first, then the VMs
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await task
+                running.cancel()

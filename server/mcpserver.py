@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import anyio
@@ -46,10 +46,19 @@ Read the manual pages (capos://manual/...) for the concepts."""
 Session = Annotated[str, Field(description="the session id create_session returned")]
 
 
-async def _result(operation: Awaitable[dict]) -> CallToolResult:
+def _agents(ctx: Context) -> Agents:
+    """The running server's agent operations, from the HTTP request's lifespan state."""
+    request = ctx.request_context.request
+    agents = getattr(request.state, "agents", None) if request is not None else None
+    if agents is None:
+        raise AgentError("unavailable", "the server is starting or stopping; try again shortly")
+    return agents
+
+
+async def _result(ctx: Context, operation: Callable[[Agents], Awaitable[dict]]) -> CallToolResult:
     """An operation's answer as structured content, or its AgentError as a tool error."""
     try:
-        value = await operation
+        value = await operation(_agents(ctx))
     except AgentError as exc:
         error = {"error": exc.as_dict()}
         return CallToolResult(
@@ -84,7 +93,7 @@ def _caller(ctx: Context) -> Caller:
     return Caller(f"mcp:{client or id(ctx.session)}", owns_sessions=True)
 
 
-def build(agents: Agents) -> FastMCP:
+def build() -> FastMCP:
     mcp = FastMCP(
         "capos-playground",
         instructions=INSTRUCTIONS,
@@ -105,12 +114,12 @@ def build(agents: Agents) -> FastMCP:
         """Boot a capOS session (a warm VM: about 20 ms) owned by this client.
         Returns {"id", "watch", ...}: pass id as `session` to every other tool; a
         person can watch it live at the `watch` path of this server."""
-        return await _result(agents.create_session(_caller(ctx), backend))
+        return await _result(ctx, lambda agents: agents.create_session(_caller(ctx), backend))
 
     @mcp.tool()
     async def list_caps(ctx: Context, session: Session) -> CallToolResult:
         """The caps the session's shell holds: name, interface, and where each came from."""
-        return await _result(agents.list_caps(_caller(ctx), session))
+        return await _result(ctx, lambda agents: agents.list_caps(_caller(ctx), session))
 
     @mcp.tool()
     async def describe_cap(
@@ -118,7 +127,7 @@ def build(agents: Agents) -> FastMCP:
     ) -> CallToolResult:
         """A held cap's interface: each method with its params and results as JSON Schema
         (derived from the capnp schema). A cap-typed value is written {"$cap": "name"}."""
-        return await _result(agents.describe_cap(_caller(ctx), session, cap))
+        return await _result(ctx, lambda agents: agents.describe_cap(_caller(ctx), session, cap))
 
     @mcp.tool()
     async def call_method(
@@ -138,7 +147,8 @@ def build(agents: Agents) -> FastMCP:
         {"$cap": name} when kept with `bind`. A CapException or transport error is a tool
         error naming its kind."""
         return await _result(
-            agents.call_method(_caller(ctx), session, cap, method, arguments, bind)
+            ctx,
+            lambda agents: agents.call_method(_caller(ctx), session, cap, method, arguments, bind),
         )
 
     @mcp.tool()
@@ -157,7 +167,9 @@ def build(agents: Agents) -> FastMCP:
         ] = None,
     ) -> CallToolResult:
         """Start a process holding exactly the grants named (nothing else)."""
-        return await _result(agents.spawn(_caller(ctx), session, binary, grants))
+        return await _result(
+            ctx, lambda agents: agents.spawn(_caller(ctx), session, binary, grants)
+        )
 
     @mcp.tool()
     async def terminal_write(
@@ -166,7 +178,7 @@ def build(agents: Agents) -> FastMCP:
         data: Annotated[str, Field(description='keystrokes; end a line with "\\r"')],
     ) -> CallToolResult:
         """Type into the session's terminal, as a person at it would."""
-        return await _result(agents.terminal_write(_caller(ctx), session, data))
+        return await _result(ctx, lambda agents: agents.terminal_write(_caller(ctx), session, data))
 
     @mcp.tool()
     async def terminal_read(
@@ -184,19 +196,20 @@ def build(agents: Agents) -> FastMCP:
         "ended"}; read on from next_offset. `reset`: the bytes asked for fell out of the
         scrollback, and data starts at the oldest byte kept."""
         return await _result(
-            agents.terminal_read(_caller(ctx), session, offset, max_bytes, wait_ms)
+            ctx,
+            lambda agents: agents.terminal_read(_caller(ctx), session, offset, max_bytes, wait_ms),
         )
 
     @mcp.tool()
     async def monitor_snapshot(ctx: Context, session: Session) -> CallToolResult:
         """The whole system as its SystemMonitor sees it: processes, caps, endpoints,
         recent calls, logs and exits."""
-        return await _result(agents.monitor_snapshot(_caller(ctx), session))
+        return await _result(ctx, lambda agents: agents.monitor_snapshot(_caller(ctx), session))
 
     @mcp.tool()
     async def end_session(ctx: Context, session: Session) -> CallToolResult:
         """End the session: its VM shuts down."""
-        return await _result(agents.end_session(_caller(ctx), session))
+        return await _result(ctx, lambda agents: agents.end_session(_caller(ctx), session))
 
     _add_resources(mcp)
     return mcp

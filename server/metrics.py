@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-BACKENDS = ("tab", "native")
+BACKENDS = ("qemu", "tab", "mirror")
 
 
 class Metrics:
@@ -37,10 +37,21 @@ class Metrics:
         gc_collector.GCCollector(registry=self.registry)
         r = self.registry
         self.sessions = Gauge(
-            "capos_sessions", "Live sessions, by backend (tab or native)", ["backend"], registry=r
+            "capos_sessions",
+            "Live sessions, by backend (qemu, tab, or mirror of another replica's)",
+            ["backend"],
+            registry=r,
         )
         for backend in BACKENDS:  # present at 0 from the start, so a scrape sees both
             self.sessions.labels(backend=backend)
+        self.session_faults = Counter(
+            "capos_session_faults",
+            "Sessions ended because a task serving them failed, by backend",
+            ["backend"],
+            registry=r,
+        )
+        for backend in BACKENDS:
+            self.session_faults.labels(backend=backend)
         self.pool_vms = Gauge(
             "capos_pool_vms", "VMs in the warm QEMU pool, by state", ["state"], registry=r
         )

@@ -22,9 +22,7 @@ tab sends costs more than the limits in server/modelhub.py.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -36,6 +34,7 @@ from server.jsonbody import is_int
 from server.modelhub import MAX_LINES, Line, ModelHub, Overrun, no_model_reason
 from server.modelrequest import BadRequest, check_request
 from server.origin import same_origin
+from server.supervise import race
 from server.terminal import BadFrame, parse_frame, send_frame
 
 MAX_STREAM_ID = 2**53 - 1  # what a JavaScript number holds exactly
@@ -43,18 +42,16 @@ GENERATE_FIELDS = {"type", "stream", "request"}
 CANCEL_FIELDS = {"type", "stream"}
 
 
-def routes(
-    settings: ModelSettings, hub_of: Callable[[], ModelHub | None]
-) -> list[Route | WebSocketRoute]:
+def routes(settings: ModelSettings) -> list[Route | WebSocketRoute]:
     async def info(request: Request) -> Response:
-        hub = hub_of()
+        hub: ModelHub | None = getattr(request.state, "model", None)
         body = {"info": hub.info} if hub else {"info": None, "reason": no_model_reason(settings)}
         return JSONResponse(body, headers={"cache-control": "no-store"})
 
     async def stream(websocket: WebSocket) -> None:
         if not await same_origin(websocket):
             return
-        hub = hub_of()
+        hub: ModelHub | None = getattr(websocket.state, "model", None)
         await websocket.accept()
         if hub is None:
             await send_frame(websocket, {"type": "error", "message": no_model_reason(settings)})
@@ -64,11 +61,7 @@ def routes(
             await websocket.close(code=4429, reason="too many tabs use the model; try later")
             return
         with hub.line() as line:  # leaving it cancels what this tab started
-            async with asyncio.TaskGroup() as tasks:
-                reader = tasks.create_task(_read(websocket, line))
-                writer = tasks.create_task(_write(websocket, line))
-                reader.add_done_callback(lambda _: writer.cancel())
-                writer.add_done_callback(lambda _: reader.cancel())
+            await race(_read(websocket, line), _write(websocket, line))
 
     return [
         Route("/api/model", info, methods=["GET"]),

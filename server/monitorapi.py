@@ -12,27 +12,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from server.apierror import NO_STORE, error
+from server.apierror import NO_STORE, error, part
 from server.control import ControlError
 from server.origin import same_origin
-from server.sessions import Session, SessionRegistry
+from server.sessions.qemu import QemuSession
+from server.supervise import race
 
 POLL_S = 0.5
 
 
-def _session(registry_of: Callable[[], SessionRegistry | None], session_id: str):
-    registry = registry_of()
-    return registry.get(session_id) if registry is not None else None
+def _session(connection: HTTPConnection) -> QemuSession | None:
+    directory = part(connection, "directory")
+    session_id = connection.path_params["session_id"]
+    return directory.get(session_id, QemuSession) if directory is not None else None
 
 
-async def _snapshot(session: Session) -> dict:
+async def _snapshot(session: QemuSession) -> dict:
     vm = session.vm
     if session.state != "running" or vm is None:
         raise ControlError(
@@ -41,13 +42,13 @@ async def _snapshot(session: Session) -> dict:
     return await vm.control.monitor()
 
 
-async def _push(websocket: WebSocket, session: Session) -> None:
+async def _push(websocket: WebSocket, session: QemuSession) -> None:
     """A snapshot whenever the guest's change counter moved; then `exit` when it ends."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client went away
         await _push_until_ended(websocket, session)
 
 
-async def _push_until_ended(websocket: WebSocket, session: Session) -> None:
+async def _push_until_ended(websocket: WebSocket, session: QemuSession) -> None:
     seen = None
     while session.state != "ended":
         try:
@@ -63,16 +64,15 @@ async def _push_until_ended(websocket: WebSocket, session: Session) -> None:
     await websocket.close(code=1000)
 
 
-async def _until_closed(websocket: WebSocket, pushing: asyncio.Task) -> None:
+async def _until_closed(websocket: WebSocket) -> None:
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while (await websocket.receive())["type"] != "websocket.disconnect":
             pass  # whatever a client sends here is ignored
-    pushing.cancel()
 
 
-def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[Route | WebSocketRoute]:
+def routes() -> list[Route | WebSocketRoute]:
     async def snapshot(request: Request) -> Response:
-        session = _session(registry_of, request.path_params["session_id"])
+        session = _session(request)
         if session is None:
             return error(404, "no such session")
         try:
@@ -83,17 +83,16 @@ def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[Route | We
     async def stream(websocket: WebSocket) -> None:
         if not await same_origin(websocket):
             return
-        session = _session(registry_of, websocket.path_params["session_id"])
+        session = _session(websocket)
         await websocket.accept()
         if session is None:
             await websocket.send_text(json.dumps({"type": "error", "message": "no such session"}))
             await websocket.close(code=4404)
             return
-        async with session.attached(), asyncio.TaskGroup() as tasks:
+        async with session.attached():
             # the client sends nothing; reading is how its going away is noticed
             # (or the server's shutdown closing it), which ends the pushing too
-            pushing = tasks.create_task(_push(websocket, session))
-            tasks.create_task(_until_closed(websocket, pushing))
+            await race(_push(websocket, session), _until_closed(websocket))
 
     return [
         Route("/api/sessions/{session_id}/monitor", snapshot, methods=["GET"]),

@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
+from server.health import Health
 from server.settings import Settings
 
 
@@ -21,7 +22,13 @@ def routes(settings: Settings) -> list[Route]:
         return endpoint
 
     async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"}, headers={"cache-control": "no-store"})
+        """200 with each part's state while every part runs; 503 naming what is down."""
+        health: Health | None = getattr(request.state, "health", None)
+        if health is None:
+            status, body = 503, {"status": "starting", "down": ["server"]}
+        else:
+            status, body = health.report()
+        return JSONResponse(body, status, headers={"cache-control": "no-store"})
 
     in_tab, on_server = page("play.html"), page("session.html")
 

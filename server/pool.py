@@ -19,21 +19,28 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import os
 import sys
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from server.control import ControlError
+from server.health import Health
 from server.image import Image
 from server.metrics import Metrics
 from server.modelhub import ModelHub
 from server.qmp import QmpError
 from server.stream import OutputStream
+from server.supervise import any_set, supervised
 from server.vm import Vm, VmConfig
 
+log = logging.getLogger("capos.pool")
 MAX_BACKOFF_S = 60
+FAILURES_DOWN = 3  # VMs in a row that did not come up before the pool says it is down
 REFILL_DELAY_S = 0.25  # after a handout, so the new session's first round trips go first
 
 
@@ -62,11 +69,13 @@ class VmPool:
         config: PoolConfig,
         state_dir: Path,
         metrics: Metrics,
+        health: Health,
         model: ModelHub | None = None,
     ) -> None:
         """`model`: the server's model, which each VM's agent mode uses."""
         self.image, self.vm_config, self.config = image, vm_config, config
         self.metrics = metrics
+        self.health = health
         self.model = model
         self._template = state_dir / "template.vmstate"
         self._template_screen: bytes | None = None  # set once the template is saved
@@ -82,30 +91,38 @@ class VmPool:
         self._making_template = False  # the first VM boots to be saved, then warm ones follow
 
     async def run(self) -> None:
-        """Keep the pool filled until cancelled; every VM lives in this task group."""
+        """Keep the pool filled until cancelled; every VM lives in this task group.
+
+        The refill loop runs supervised inside it: if it fails, it starts again (and
+        `/healthz` says the pool is down meanwhile), while every VM runs on."""
         async with asyncio.TaskGroup() as tasks:
             self._tasks = tasks
             try:
-                if self.config.snapshot:
-                    self._making_template = True
-                    try:
-                        await self._make_template()
-                    finally:
-                        self._making_template = False
-                while True:
-                    if self._failures:  # a VM that fails to start would fail again at once
-                        await asyncio.sleep(min(MAX_BACKOFF_S, 2**self._failures))
-                    # A refill competes for the CPU with the visitor just handed a VM.
-                    await asyncio.sleep(max(0.0, self._refill_at - time.monotonic()))
-                    while (
-                        len(self._warm) + len(self._booting) < self.config.warm
-                        and len(self.vms) < self.config.max_vms
-                    ):
-                        self._boot()
-                    self._changed.clear()
-                    await self._changed.wait()
+                await supervised("pool", self.health, self._keep_filled)
             finally:
                 self._tasks = None
+
+    async def _keep_filled(self) -> None:
+        if self.config.snapshot and self._template_screen is None:
+            self.health.starting("pool", "booting the template VM")
+            self._making_template = True
+            try:
+                await self._make_template()
+            finally:
+                self._making_template = False
+        self.health.ok("pool", self.describe())
+        while True:
+            if self._failures:  # a VM that fails to start would fail again at once
+                await asyncio.sleep(min(MAX_BACKOFF_S, 2**self._failures))
+            # A refill competes for the CPU with the visitor just handed a VM.
+            await asyncio.sleep(max(0.0, self._refill_at - time.monotonic()))
+            while (
+                len(self._warm) + len(self._booting) < self.config.warm
+                and len(self.vms) < self.config.max_vms
+            ):
+                self._boot()
+            self._changed.clear()
+            await self._changed.wait()
 
     async def _make_template(self) -> None:
         """Boot one VM to the prompt and save it; on failure, refills boot instead."""
@@ -128,26 +145,21 @@ class VmPool:
 
     async def _ready(self, vm: Vm) -> bool:
         """Wait for `vm` to reach the prompt (or be restored); False if it exits or times out."""
-        ready = asyncio.ensure_future(vm.ready.wait())
-        exited = asyncio.ensure_future(vm.exited.wait())
-        try:
-            await asyncio.wait(
-                [ready, exited],
-                timeout=self.config.boot_timeout_s,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            ready.cancel()
-            exited.cancel()
+        await any_set(vm.ready, vm.exited, timeout=self.config.boot_timeout_s)
         if vm.ready.is_set() and not vm.exited.is_set():
             self.boot_seconds.append(vm.ready_at - vm.started_at)
             self.metrics.vm_boots.inc()
+            if self._failures >= FAILURES_DOWN:
+                self.health.ok("pool", self.describe())
             self._failures = 0
             return True
         vm.kill(f"it did not reach the prompt within {self.config.boot_timeout_s:.0f} s")
         self.metrics.vm_boot_failures.inc()
         self._failures += 1
-        print(f"capOS pool: a VM did not come up: {vm.exit_reason or 'timeout'}", file=sys.stderr)
+        why = vm.exit_reason or "timeout"
+        print(f"capOS pool: a VM did not come up: {why}", file=sys.stderr)
+        if self._failures >= FAILURES_DOWN:
+            self.health.down("pool", f"{self._failures} VMs in a row did not come up ({why})")
         return False
 
     def _boot(self) -> None:
@@ -158,7 +170,22 @@ class VmPool:
             stream.append(self._template_screen)
             vm = self.start(stream, incoming=self._template)
         self._booting.add(vm)
-        self._tasks.create_task(self._await_boot(vm))
+        self._own_task(self._await_boot(vm), vm)
+
+    def _own_task(self, work: Coroutine[Any, Any, None], vm: Vm) -> None:
+        """A task for `vm` in the pool's group; a failure in it ends that VM, never the pool."""
+
+        async def guarded() -> None:
+            try:
+                await work
+            except Exception as exc:
+                log.exception("capOS pool: serving VM %s failed", vm.name)
+                vm.kill(f"the server failed serving this VM ({exc or type(exc).__name__})")
+
+        if self._tasks is None:
+            work.close()
+            raise RuntimeError("the pool is not running")
+        self._tasks.create_task(guarded())
 
     async def _await_boot(self, vm: Vm) -> None:
         try:
@@ -176,8 +203,6 @@ class VmPool:
         self, stream: OutputStream, incoming: Path | None = None, *, serve_model: bool = True
     ) -> Vm:
         """A new QEMU writing into `stream` (restored from `incoming` if given), owned here."""
-        if self._tasks is None:
-            raise RuntimeError("the pool is not running")
         vm = Vm(
             self.image,
             self.vm_config,
@@ -187,8 +212,8 @@ class VmPool:
             model=self.model,
             serve_model=serve_model,
         )
+        self._own_task(self._own(vm), vm)
         self.vms.add(vm)
-        self._tasks.create_task(self._own(vm))
         return vm
 
     async def _own(self, vm: Vm) -> None:

@@ -13,16 +13,15 @@ GET    /api/recordings/{rec}                  what the replay page shows about i
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from server.apierror import NO_STORE, error, needing
+from server.apierror import NO_STORE, error, needing, part
 from server.jsonbody import BadBody, is_int, read_object
 from server.notice import notice
 from server.recordings import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, Recording
+from server.sessions.live import SessionError
 from server.settings import Settings
 from server.shares import ShareError
 from server.sharing import Sharing
@@ -46,8 +45,8 @@ def _start_options(params: dict) -> dict:
     return {"record_input": record_input, "cols": cols, "rows": rows, "expires_in": expires_in}
 
 
-def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list[Route]:
-    needs_hub = needing(hub_of, "the server is starting or stopping")
+def routes(settings: Settings) -> list[Route]:
+    needs_hub = needing("hub", "the server is starting or stopping")
 
     def owned(hub: Sharing, request: Request) -> Recording | None:
         recording = hub.recordings.find(request.path_params["recording_id"])
@@ -57,13 +56,13 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list[Rou
 
     @needs_hub
     async def start(request: Request, hub: Sharing) -> Response:
-        session = await hub.live(request.path_params["session_id"])
-        if session is None:
-            return error(404, "no such live session (it never existed, or it has ended)")
         try:
+            session = await hub.live(request.path_params["session_id"])
+            if session is None:
+                return error(404, "no such live session (it never existed, or it has ended)")
             params = await read_object(request, {"input", "cols", "rows", "expires_in"})
             recording = await hub.recordings.start(session, **_start_options(params))
-        except (BadBody, ShareError) as exc:
+        except (BadBody, ShareError, SessionError) as exc:
             return error(exc.status, str(exc))
         return JSONResponse(recording.info(), 201, headers=NO_STORE)
 
@@ -88,19 +87,22 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list[Rou
         recording = owned(hub, request)
         if recording is None:
             return error(404, "no such recording on this session")
-        await hub.recordings.delete(recording)
+        try:
+            await hub.recordings.delete(recording)
+        except ShareError as exc:
+            return error(exc.status, str(exc))
         return Response(status_code=204, headers=NO_STORE)
 
     @needs_hub
     async def mark(request: Request, hub: Sharing) -> Response:
         session_id = request.path_params["session_id"]
-        if await hub.live(session_id) is None:
-            return error(404, "no such live session (it never existed, or it has ended)")
         try:
+            if await hub.live(session_id) is None:
+                return error(404, "no such live session (it never existed, or it has ended)")
             label = (await read_object(request, {"label"})).get("label", "")
             if not isinstance(label, str) or not label.strip():
                 raise BadBody('"label" must be a non-empty string: the chapter\'s title')
-        except BadBody as exc:
+        except (BadBody, SessionError) as exc:
             return error(exc.status, str(exc))
         marked = hub.recordings.mark(session_id, label.strip())
         if not marked:
@@ -108,7 +110,7 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None]) -> list[Rou
         return JSONResponse({"marked": marked}, headers=NO_STORE)
 
     def public(request: Request) -> tuple[Sharing | None, Recording | None, Response | None]:
-        hub = hub_of()
+        hub: Sharing | None = part(request, "hub")
         if hub is None:
             return None, None, notice("Starting", "The server is starting; try again.", 503)
         recording = hub.recordings.find(request.path_params["recording_id"])

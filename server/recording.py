@@ -12,7 +12,10 @@ recording never slows the session.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import logging
+import os
 import time
 from pathlib import Path
 
@@ -21,6 +24,14 @@ from server.stream import Chunk, Ended, OutputStream, Reset
 
 READ_CHUNK = 16 * 1024
 KEPT = "what came before is kept"
+FREE_CHECK_BYTES = 64 * 1024  # how often (in bytes written) a recorder looks at the disk
+log = logging.getLogger("capos.recordings")
+
+
+def free_mib(path: Path) -> float:
+    """Free space, for this server's user, on the file system that holds `path`."""
+    stats = os.statvfs(path)
+    return stats.f_bavail * stats.f_frsize / (1024 * 1024)
 
 
 class CastWriter:
@@ -74,11 +85,15 @@ class Recorder:
         writer: CastWriter,
         limits: RecordingLimits,
         record_input: bool,
+        directory: Path,
     ) -> None:
+        """`directory`: where the cast is, whose disk must keep `limits.min_free_mib` free."""
         self.stream, self.writer, self.limits = stream, writer, limits
         self.record_input = record_input
+        self.directory = directory
         self.reason: str | None = None  # why it stopped, once it has
         self._stop = asyncio.Event()
+        self._next_free_check = 0
 
     def observe(self, kind: str, data: str) -> None:
         """A resize ("r") or keystrokes ("i") on the session."""
@@ -97,11 +112,27 @@ class Recorder:
     def _write(self, kind: str, data: str) -> None:
         if self.writer.size + len(data.encode()) + 40 > self.limits.max_bytes:
             mib = self.limits.max_bytes / (1024 * 1024)
-            self.stop(
-                f"the recording reached its size limit of {mib:g} MiB; what came before is kept"
-            )
+            self._stop_with_marker(f"the recording reached its size limit of {mib:g} MiB; {KEPT}")
             return
-        self.writer.event(kind, data)
+        try:
+            if self.writer.size >= self._next_free_check:
+                self._next_free_check = self.writer.size + FREE_CHECK_BYTES
+                free = free_mib(self.directory)
+                if free < self.limits.min_free_mib:
+                    self._stop_with_marker(
+                        f"the server's disk is nearly full ({free:.0f} MiB free); {KEPT}"
+                    )
+                    return
+            self.writer.event(kind, data)
+        except OSError as exc:
+            log.warning("capOS: a recording could not be written: %s", exc)
+            self._stop_with_marker(f"the server could not write the recording ({exc}); {KEPT}")
+
+    def _stop_with_marker(self, reason: str) -> None:
+        """Stop, leaving a marker (a chapter in the player) that says why, if it still fits."""
+        self.stop(reason)
+        with contextlib.suppress(OSError):  # if the disk refuses even that, the reason
+            self.writer.event("m", f"recording stopped: {reason}"[: self.limits.max_marker])
 
     async def run(self) -> None:
         """Record from the stream's current end until stopped, a limit, or the session's end."""
@@ -125,7 +156,11 @@ class Recorder:
             )
         finally:
             self.stop("the server is shutting down")
-            self.writer.close()
+            try:
+                self.writer.close()
+                repair(self.writer.path)  # a line the disk took only half of
+            except OSError as exc:
+                log.warning("capOS: a recording could not be closed: %s", exc)
 
     async def _next(self, offset: int) -> Chunk | Reset | Ended | None:
         """The stream's next item, or None when stopped first."""

@@ -3,8 +3,9 @@
 A recording's id is unguessable (256 bits) and is its replay link
 (`/r/{id}`); it expires like a share link and its owner (whoever holds the
 session id) may stop or delete it. Each running recorder is a task in this
-registry's task group, so stopping the server stops them all, and each
-cast is valid however it stopped.
+session's task group (server/sessions/live.py), so it ends with the session,
+and each cast is valid however it stopped. A disk that fails or fills stops
+the recording with a marker saying why; the session goes on.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.facets import Live
-from server.recording import CastWriter, Recorder, RecordingLimits, repair
+from server.recording import CastWriter, Recorder, RecordingLimits, free_mib, repair
+from server.sessions.live import LiveSession
 from server.shares import ShareError
-from server.store import Store
+from server.store import Store, StoreError
 
 ID_LEN = 43  # token_urlsafe(32)
 DEFAULT_EXPIRES_IN = 30 * 24 * 3600.0
@@ -80,7 +81,6 @@ class RecordingRegistry:
     def __init__(self, directory: Path, store: Store, limits: RecordingLimits) -> None:
         self.directory, self.store, self.limits = directory, store, limits
         self.recordings: dict[str, Recording] = {}
-        self._tasks: asyncio.TaskGroup | None = None
 
     async def load(self) -> None:
         """Reload what the store kept; a recording cut short by a restart is closed and kept."""
@@ -98,32 +98,19 @@ class RecordingRegistry:
                 await self.store.put_recording(recording.row())
             self.recordings[recording.id] = recording
 
-    async def run(self) -> None:
-        """Own every recorder until cancelled (which stops them; their casts stay valid)."""
-        async with asyncio.TaskGroup() as tasks:
-            self._tasks = tasks
-            try:
-                await asyncio.Future()
-            finally:
-                self._tasks = None
-                for recording in self.recordings.values():
-                    if recording.recorder is not None:
-                        recording.recorder.stop("the server is shutting down")
-
     def path(self, recording: Recording) -> Path:
         return self.directory / recording.file
 
     async def start(
         self,
-        session: Live,
+        session: LiveSession,
         *,
         record_input: bool,
         cols: int,
         rows: int,
         expires_in: float,
     ) -> Recording:
-        if self._tasks is None:
-            raise ShareError("the server is not accepting recordings (starting or stopping)", 503)
+        self._check_free_space()
         active = [r for r in self.of_session(session.id) if r.recorder is not None]
         if len(active) >= MAX_ACTIVE_PER_SESSION:
             raise ShareError(
@@ -140,14 +127,34 @@ class RecordingRegistry:
             expires_at=time.time() + expires_in,
             record_input=record_input,
         )
-        writer = CastWriter(self.path(recording), cols, rows, title="capOS Playground session")
-        recording.recorder = Recorder(session.stream, writer, self.limits, record_input)
+        try:
+            writer = CastWriter(self.path(recording), cols, rows, title="capOS Playground session")
+        except OSError as exc:
+            raise ShareError(f"the server cannot write recordings now ({exc})", 507) from None
+        recording.recorder = Recorder(
+            session.stream, writer, self.limits, record_input, self.directory
+        )
+        try:
+            await self.store.put_recording(recording.row())
+        except StoreError as exc:
+            writer.close()
+            self.path(recording).unlink(missing_ok=True)
+            raise ShareError(str(exc), 503) from None
         self.recordings[recording.id] = recording
-        await self.store.put_recording(recording.row())
-        self._tasks.create_task(self._record(session, recording))
+        session.start(self._record(session, recording), "a recorder")
         return recording
 
-    async def _record(self, session: Live, recording: Recording) -> None:
+    def _check_free_space(self) -> None:
+        """Refuse a new recording before the disk under the data directory fills."""
+        free = free_mib(self.directory)
+        if free < self.limits.min_free_mib:
+            raise ShareError(
+                f"the server's disk is nearly full ({free:.0f} MiB free, it keeps "
+                f"{self.limits.min_free_mib} MiB free): recordings are refused; try again later",
+                507,
+            )
+
+    async def _record(self, session: LiveSession, recording: Recording) -> None:
         recorder = recording.recorder
         session.observers.append(recorder.observe)
         try:
@@ -160,7 +167,8 @@ class RecordingRegistry:
             recording.reason = recorder.reason
             recording.size = recorder.writer.size
             if recording.id in self.recordings:  # not deleted meanwhile
-                await asyncio.shield(self.store.put_recording(recording.row()))
+                with contextlib.suppress(StoreError):  # the store says so on /healthz
+                    await asyncio.shield(self.store.put_recording(recording.row()))
 
     def of_session(self, session_id: str) -> list[Recording]:
         return [r for r in self.recordings.values() if r.session_id == session_id]
@@ -191,6 +199,9 @@ class RecordingRegistry:
 
     async def delete(self, recording: Recording) -> None:
         self.stop(recording)
+        try:
+            await self.store.delete_recording(recording.id)
+        except StoreError as exc:
+            raise ShareError(str(exc), 503) from None
         self.recordings.pop(recording.id, None)
         self.path(recording).unlink(missing_ok=True)
-        await self.store.delete_recording(recording.id)

@@ -10,11 +10,19 @@ With `--redis URL` each replica:
   any link, and announces revocations and ended viewers on the `capos:events` channel,
   so a viewer is cut off on whichever replica it is connected to.
 
-A viewer on a replica that does not host the session watches a `Mirror`: a local
-session object whose output stream is fed from the Redis stream at the same offsets
-as the host's, and whose input goes back through Redis. Everything here is a task
-in this object's task group. Redis streams and pub/sub only: no protocol of our own
-between replicas.
+A viewer on a replica that does not host the session watches a `Mirror`
+(server/sessions/mirror.py). A hosted session's publisher runs in that session's own
+task group; the event follower and the announcer run in this object's.
+
+Redis may go away. Every loop here retries with backoff and jitter, marks Redis down
+in `/healthz` meanwhile, and carries on where it was when Redis is back: a publisher
+re-sends the entry it was sending (mirrors skip what they have by offset), a mirror
+reads on from the last entry it took. A replica that sees Redis come back (perhaps
+empty, after a restart) announces its sessions again, re-saves its share links
+(a revocation always wins over an older copy), and checks every viewer it serves
+against the links as Redis has them, so a revocation made meanwhile cuts them off.
+Requests that need Redis while it is down (making or revoking a link) get
+`RedisDown`, a clear 503.
 """
 
 from __future__ import annotations
@@ -22,22 +30,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import secrets
-import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 
-from server.facets import Live
-from server.sessions import SessionError
+from server.health import Health
+from server.sessions.directory import SessionDirectory
+from server.sessions.live import LiveSession, SessionError
+from server.sessions.mirror import Mirror
 from server.shares import Share, ShareRegistry, Viewer, digest
-from server.stream import Chunk, Ended, OutputStream, Reset
+from server.stream import Chunk, Ended, Reset
+from server.supervise import Backoff, any_set, race
+
+log = logging.getLogger("capos.replicas")
 
 ANNOUNCE_TTL_S = 30
 SYNC_S = 0.25  # how often local sessions are looked for and announced
+PING_S = 1.0  # how often Redis is asked whether it is there
 STREAM_ENTRIES = 4096  # output entries kept per session (about the scrollback)
-MIRROR_IDLE_S = 30.0  # a mirror with no viewers this long is dropped
 EVENTS = "capos:events"
+REDIS_ERRORS = (aioredis.RedisError, OSError)
+T = TypeVar("T")
+
+
+class RedisDown(SessionError):
+    """Redis does not answer; the request needs it. The message says what to do."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(
+            f"{what} needs Redis, which this server cannot reach now; try again in a few seconds",
+            503,
+        )
 
 
 def _key(kind: str, name: str) -> str:
@@ -45,17 +73,23 @@ def _key(kind: str, name: str) -> str:
 
 
 class RedisClients:
-    """Two pools: one for short commands (callers queue for a connection rather than
-    fail), one for the blocking stream reads each hosted session and mirror holds."""
+    """Two pools: one for short commands (callers queue briefly for a connection), one for
+    the blocking stream reads each hosted session and mirror holds. Neither retries on
+    its own: the loops here do, with backoff, and a request fails fast with RedisDown."""
 
     def __init__(self, url: str) -> None:
+        options = {
+            "socket_connect_timeout": 2,
+            "socket_timeout": 5,  # longer than any blocking read here (1 s)
+            "retry": Retry(NoBackoff(), 0),
+        }
         self.commands = aioredis.Redis(
             connection_pool=aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=32, timeout=20
+                url, max_connections=32, timeout=2, **options
             )
         )
         self.readers = aioredis.Redis(
-            connection_pool=aioredis.ConnectionPool.from_url(url, max_connections=4096)
+            connection_pool=aioredis.ConnectionPool.from_url(url, max_connections=4096, **options)
         )
 
     async def aclose(self) -> None:
@@ -63,149 +97,171 @@ class RedisClients:
         await self.readers.aclose()
 
 
-class Mirror:
-    """A session hosted by another replica, as seen here: its output, and a way to type."""
-
-    def __init__(self, session_id: str, scrollback: int) -> None:
-        self.id = session_id
-        self.stream = OutputStream(scrollback)
-        self.reason: str | None = None
-        self.clients = 0
-        self.idle_since = time.monotonic()
-        self.observers: list[Callable[[str, str], None]] = []
-        self.outbox: asyncio.Queue[bytes] = asyncio.Queue(256)
-        self._positioned = False
-
-    @property
-    def state(self) -> str:
-        return "ended" if self.reason is not None else "running"
-
-    @contextlib.asynccontextmanager
-    async def attached(self) -> AsyncIterator[None]:
-        self.clients += 1
-        try:
-            yield
-        finally:
-            self.clients -= 1
-            self.idle_since = time.monotonic()
-
-    def input(self, data: bytes) -> None:
-        for observe in self.observers:
-            observe("i", data.decode(errors="replace"))
-        try:
-            self.outbox.put_nowait(data)
-        except asyncio.QueueFull:
-            raise SessionError("the session's replica is not keeping up; input dropped") from None
-
-    async def resize(self, cols: int, rows: int) -> None:
-        raise SessionError("only the session's owner sets its size", 403)
-
-    def take(self, offset: int, data: str) -> None:
-        """Output from the host at `offset`: the mirror's offsets are the host's."""
-        if not self._positioned:
-            # The stream starts where the host's Redis stream does (older entries were
-            # trimmed), so a viewer's offsets mean the same on every replica.
-            self.stream.start = offset
-            self._positioned = True
-        if offset + len(data.encode()) > self.stream.end:
-            skip = max(0, self.stream.end - offset)
-            self.stream.append(data.encode()[skip:])
-
-    def end(self, reason: str) -> None:
-        if self.reason is None:
-            self.reason = reason
-            self.stream.close(reason)
-
-
 class Replicas:
     def __init__(
         self,
         clients: RedisClients,
         shares: ShareRegistry,
-        local_sessions: Callable[[], Iterable[Live]],
+        directory: SessionDirectory,
         scrollback: int,
+        health: Health,
     ) -> None:
         self.redis = clients.commands
         self.readers = clients.readers  # blocking reads only
         self.id = secrets.token_hex(6)
         self.shares = shares
-        self.local_sessions = local_sessions
+        self.directory = directory
         self.scrollback = scrollback
-        self.mirrors: dict[str, Mirror] = {}
+        self.health = health
+        self.up = True  # Redis answered the last thing asked of it
+        self._came_back = asyncio.Event()
         self._hosted: set[str] = set()
-        self._tasks: asyncio.TaskGroup | None = None
 
     async def run(self) -> None:
-        """Announce and publish local sessions, serve mirrors, follow events; until cancelled."""
-        async with asyncio.TaskGroup() as tasks:
-            self._tasks = tasks
-            tasks.create_task(self._events())
+        """Follow events, announce local sessions, watch Redis; until cancelled."""
+        self.health.ok("redis")
+        await race(self._follow_events(), self._sync(), self._watch())
+
+    # --- Redis's state ------------------------------------------------------------------
+
+    def _worked(self) -> None:
+        if not self.up:
+            self.up = True
+            log.warning("capOS replicas: Redis is back")
+            self.health.ok("redis")
+            self._came_back.set()
+
+    def _failed(self, exc: BaseException) -> None:
+        if self.up:
+            self.up = False
+            log.warning("capOS replicas: Redis does not answer: %s", exc)
+        self.health.down("redis", f"Redis does not answer ({exc or type(exc).__name__})")
+
+    async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
+        """`call(*args, **kwargs)` once it works, trying again with backoff while Redis is
+        away."""
+        backoff = Backoff()
+        while True:
             try:
-                while True:
-                    self._sync()
-                    await asyncio.sleep(SYNC_S)
-            finally:
-                self._tasks = None
+                result = await call(*args, **kwargs)
+            except REDIS_ERRORS as exc:
+                self._failed(exc)
+                await backoff.wait()
+                continue
+            self._worked()
+            return result
 
-    async def host(self, session: Live) -> None:
-        """Announce a local session now (a link to it was just made), not on the next sync."""
-        if session.id not in self._hosted and self._tasks is not None:
-            await self.redis.set(_key("session", session.id), self.id, ex=ANNOUNCE_TTL_S)
-            self._start_hosting(session)
+    async def _once(
+        self, what: str, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any
+    ) -> T:
+        """`call(*args, **kwargs)`, or RedisDown at once: for a request a client waits on."""
+        try:
+            result = await call(*args, **kwargs)
+        except REDIS_ERRORS as exc:
+            self._failed(exc)
+            raise RedisDown(what) from None
+        self._worked()
+        return result
 
-    def _start_hosting(self, session: Live) -> None:
-        self._hosted.add(session.id)
-        self._tasks.create_task(self._host(session))
+    async def _watch(self) -> None:
+        """Ask Redis every second whether it is there; when it comes back, catch up."""
+        while True:
+            try:
+                await self.redis.ping()
+            except REDIS_ERRORS as exc:
+                self._failed(exc)
+            else:
+                self._worked()
+            if self._came_back.is_set():
+                self._came_back.clear()
+                await self._catch_up()
+            await any_set(self._came_back, timeout=PING_S)
 
-    def _sync(self) -> None:
-        for session in self.local_sessions():
-            if session.id not in self._hosted and session.state != "ended":
-                self._start_hosting(session)
-        now = time.monotonic()
-        for mirror in list(self.mirrors.values()):
-            if mirror.clients == 0 and now - mirror.idle_since > MIRROR_IDLE_S:
-                mirror.end("no viewer left on this replica")
+    async def _catch_up(self) -> None:
+        """Redis is back, perhaps empty: say again what this replica knows."""
+        for session in self.directory.live(LiveSession):
+            if session.id in self._hosted:
+                await self._retrying(self._announce, session.id)
+        for share in self.shares.all():
+            if share.revoked_at is None and share.gone() is not None:
+                continue  # expired: nobody can open it anyway
+            await self._retrying(self._merge_share, share)
+            for viewer in list(share.viewers.values()):
+                await self._retrying(self._add_viewer, viewer)
+        await self._check_viewers()
+
+    async def _check_viewers(self) -> None:
+        """Cut off viewers here whose link was revoked while this replica could not hear."""
+        for share in self.shares.all():
+            if share.viewers and share.revoked_at is None:
+                current = await self._retrying(self.load_share, share.token)
+                if current is not None:
+                    self.shares.adopt(current)
 
     # --- hosting: publish a local session's output, apply remote input ------------------
 
-    async def _host(self, session: Live) -> None:
-        key = _key("session", session.id)
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                publisher = tasks.create_task(self._publish(session))
-                keeper = tasks.create_task(self._keep_announced(key))
-                applier = tasks.create_task(self._apply_input(session))
-                publisher.add_done_callback(lambda _: (keeper.cancel(), applier.cancel()))
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(self.redis.delete(key))
-
-    async def _keep_announced(self, key: str) -> None:
+    async def _sync(self) -> None:
         while True:
-            await self.redis.set(key, self.id, ex=ANNOUNCE_TTL_S)
+            for session in self.directory.live(LiveSession):
+                if not isinstance(session, Mirror) and session.id not in self._hosted:
+                    self._start_hosting(session)
+            await asyncio.sleep(SYNC_S)
+
+    async def host(self, session: LiveSession) -> None:
+        """Announce a local session now (a link to it was just made), not on the next sync."""
+        if session.id not in self._hosted:
+            await self._once("sharing a session", self._announce, session.id)
+            self._start_hosting(session)
+
+    async def _announce(self, session_id: str) -> None:
+        await self.redis.set(_key("session", session_id), self.id, ex=ANNOUNCE_TTL_S)
+
+    def _start_hosting(self, session: LiveSession) -> None:
+        with contextlib.suppress(SessionError):  # it ended meanwhile
+            session.start(self._host(session), "its replica publisher")
+            self._hosted.add(session.id)
+
+    async def _host(self, session: LiveSession) -> None:
+        try:
+            await race(
+                self._publish(session),
+                self._keep_announced(session.id),
+                self._apply_input(session),
+            )
+        finally:
+            self._hosted.discard(session.id)
+            with contextlib.suppress(*REDIS_ERRORS):
+                await asyncio.shield(self.redis.delete(_key("session", session.id)))
+
+    async def _keep_announced(self, session_id: str) -> None:
+        while True:
+            await self._retrying(self._announce, session_id)
             await asyncio.sleep(ANNOUNCE_TTL_S / 3)
 
-    async def _publish(self, session: Live) -> None:
+    async def _publish(self, session: LiveSession) -> None:
+        """Until the stream ends; ends with the `end` entry, so mirrors learn why."""
         stream, out = session.stream, _key("out", session.id)
-        await self.redis.delete(out)
+        await self._retrying(self.redis.delete, out)
         offset = stream.start
         while True:
             item = await stream.next(offset, 16 * 1024)
             if isinstance(item, Chunk):
                 fields = {"o": item.offset, "d": item.data}
-                await self.redis.xadd(out, fields, maxlen=STREAM_ENTRIES, approximate=True)
+                await self._retrying(
+                    self.redis.xadd, out, fields, maxlen=STREAM_ENTRIES, approximate=True
+                )
                 offset = item.offset + len(item.data.encode())
             elif isinstance(item, Reset):
                 offset = item.offset
             elif isinstance(item, Ended):
-                await self.redis.xadd(out, {"end": item.reason})
-                await self.redis.expire(out, 600)
+                await self._retrying(self.redis.xadd, out, {"end": item.reason})
+                await self._retrying(self.redis.expire, out, 600)
                 return
 
-    async def _apply_input(self, session: Live) -> None:
+    async def _apply_input(self, session: LiveSession) -> None:
         inbox, last = _key("in", session.id), "$"
         while True:
-            answer = await self.readers.xread({inbox: last}, block=1000)
+            answer = await self._retrying(self.readers.xread, {inbox: last}, block=1000)
             for _, entries in answer or []:
                 for entry_id, fields in entries:
                     last = entry_id
@@ -216,93 +272,111 @@ class Replicas:
 
     async def mirror(self, session_id: str) -> Mirror | None:
         """A local mirror of a session another replica hosts, or None if none does."""
-        mirror = self.mirrors.get(session_id)
+        mirror = self.directory.get(session_id, Mirror)
         if mirror is not None and mirror.reason is None:
             return mirror
-        host = await self.redis.get(_key("session", session_id))
-        if host is None or host.decode() == self.id or self._tasks is None:
+        host = await self._once("watching a session", self.redis.get, _key("session", session_id))
+        if host is None or host.decode() == self.id or not self.directory.accepting:
             return None
-        mirror = Mirror(session_id, self.scrollback)
-        self.mirrors[session_id] = mirror
-        self._tasks.create_task(self._follow(mirror))
-        return mirror
+        return self.directory.add(Mirror(session_id, self.scrollback, self))
 
-    async def _follow(self, mirror: Mirror) -> None:
-        try:
-            async with asyncio.TaskGroup() as tasks:
-                reader = tasks.create_task(self._read_output(mirror))
-                sender = tasks.create_task(self._send_input(mirror))
-                reader.add_done_callback(lambda _: sender.cancel())
-        finally:
-            mirror.end("this replica stopped following the session")
-            if self.mirrors.get(mirror.id) is mirror:
-                del self.mirrors[mirror.id]
-
-    async def _read_output(self, mirror: Mirror) -> None:
-        out, last = _key("out", mirror.id), "0-0"
+    async def follow_output(self, mirror: Mirror) -> None:
+        """Feed the mirror from the host's stream until its `end` entry."""
+        out = _key("out", mirror.id)
         while mirror.reason is None:
-            answer = await self.readers.xread({out: last}, block=1000)
+            answer = await self._retrying(self.readers.xread, {out: mirror.last_entry}, block=1000)
             for _, entries in answer or []:
                 for entry_id, fields in entries:
-                    last = entry_id
+                    mirror.last_entry = entry_id
                     if b"end" in fields:
                         mirror.end(fields[b"end"].decode())
                         return
                     mirror.take(int(fields[b"o"]), fields[b"d"].decode())
 
-    async def _send_input(self, mirror: Mirror) -> None:
+    async def send_input(self, mirror: Mirror) -> None:
         inbox = _key("in", mirror.id)
         while True:
             data = await mirror.outbox.get()
-            await self.redis.xadd(inbox, {"d": data}, maxlen=1024, approximate=True)
+            await self._retrying(self.redis.xadd, inbox, {"d": data}, maxlen=1024, approximate=True)
 
     # --- share links ------------------------------------------------------------------
 
     async def save_share(self, share: Share) -> None:
-        await self.redis.set(_key("share", digest(share.token).hex()), json.dumps(share.row()))
+        """Keep the link in Redis; RedisDown when it cannot (the caller answers 503)."""
+        await self._once("changing a share link", self._merge_share, share)
         if share.revoked_at is not None:
             event = {"kind": "revoke", "share": share.id, "session": share.session_id}
-            await self.redis.publish(EVENTS, json.dumps(event))
+            await self._once("revoking a share link", self.redis.publish, EVENTS, json.dumps(event))
+
+    async def _merge_share(self, share: Share) -> None:
+        """Write the link; an unrevoked copy never overwrites a revocation already there."""
+        key, row = _key("share", digest(share.token).hex()), json.dumps(share.row())
+        if share.revoked_at is not None:
+            await self.redis.set(key, row)
+        else:
+            await self.redis.set(key, row, nx=True)
 
     async def load_share(self, token: str) -> Share | None:
         """The link as Redis has it now (another replica may have made or revoked it)."""
         row = await self.redis.get(_key("share", digest(token).hex()))
         return Share(**json.loads(row)) if row is not None else None
 
+    async def find_share(self, token: str) -> Share | None:
+        """Like load_share, but None when Redis is away (the caller uses what it knows)."""
+        try:
+            share = await self.load_share(token)
+        except REDIS_ERRORS as exc:
+            self._failed(exc)
+            return None
+        self._worked()
+        return share
+
     async def joined(self, viewer: Viewer) -> None:
         """A viewer connected here: the owner sees it whichever replica they ask."""
+        with contextlib.suppress(RedisDown):  # caught up when Redis is back
+            await self._once("listing a viewer", self._add_viewer, viewer)
+
+    async def _add_viewer(self, viewer: Viewer) -> None:
         key = _key("viewers", viewer.share.session_id)
         await self.redis.hset(key, viewer.id, json.dumps({**viewer.info(), "replica": self.id}))
         await self.redis.expire(key, 24 * 3600)
 
     async def left(self, viewer: Viewer) -> None:
-        await self.redis.hdel(_key("viewers", viewer.share.session_id), viewer.id)
+        with contextlib.suppress(RedisDown):
+            key = _key("viewers", viewer.share.session_id)
+            await self._once("listing a viewer", self.redis.hdel, key, viewer.id)
 
     async def viewers(self, session_id: str) -> list[dict]:
         """Every viewer of the session, on every replica."""
-        found = await self.redis.hgetall(_key("viewers", session_id))
+        found = await self._once("listing viewers", self.redis.hgetall, _key("viewers", session_id))
         return [json.loads(value) for value in found.values()]
 
     async def end_viewer(self, session_id: str, viewer_id: str) -> None:
-        event = {"kind": "end-viewer", "session": session_id, "viewer": viewer_id}
-        await self.redis.publish(EVENTS, json.dumps(event))
+        event = json.dumps({"kind": "end-viewer", "session": session_id, "viewer": viewer_id})
+        await self._once("ending a viewer", self.redis.publish, EVENTS, event)
 
-    async def _events(self) -> None:
-        pubsub = self.readers.pubsub()
-        await pubsub.subscribe(EVENTS)
-        try:
-            async for message in pubsub.listen():
-                if message["type"] == "message":
-                    self._apply_event(json.loads(message["data"]))
-        finally:
-            with contextlib.suppress(Exception):
-                await asyncio.shield(pubsub.aclose())
+    async def _follow_events(self) -> None:
+        """Revocations and ended viewers from every replica; resubscribes after an outage."""
+        backoff = Backoff()
+        while True:
+            pubsub = self.readers.pubsub()
+            try:
+                await pubsub.subscribe(EVENTS)
+                backoff.reset()
+                async for message in pubsub.listen():
+                    if message["type"] == "message":
+                        self._apply_event(json.loads(message["data"]))
+            except REDIS_ERRORS as exc:
+                self._failed(exc)
+                await backoff.wait()
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(pubsub.aclose())
 
     def _apply_event(self, event: dict) -> None:
         share = self.shares.get(event.get("session", ""), event.get("share", ""))
         if event.get("kind") == "revoke" and share is not None:
-            share.revoked_at = share.revoked_at or time.time()
-            self.shares.cut_off(share)
+            self.shares.revoke_here(share)
         elif event.get("kind") == "end-viewer":
             for viewer in self.shares.viewers(event.get("session", "")):
                 if viewer.id == event.get("viewer"):

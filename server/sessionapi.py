@@ -10,28 +10,30 @@ GET    /api/pool             the warm pool's counts
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
 
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from server.apierror import NO_STORE, error, needing
+from server.apierror import NO_STORE, error, needing, part
+from server.hosting import QemuHosting
 from server.pool import PoolFull
-from server.sessions import SessionError, SessionRegistry
+from server.sessions.directory import SessionDirectory
+from server.sessions.live import SessionError
+from server.sessions.qemu import QemuSession
 
 MAX_BODY = 4096
 
 
-def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[APIRoute]:
+def routes() -> list[APIRoute]:
     needs_sessions = needing(
-        registry_of,
+        "hosting",
         "server-hosted sessions are off on this server "
         "(start it with `capos-playground serve`, which runs the QEMU pool)",
     )
 
     @needs_sessions
-    async def create(request: Request, registry: SessionRegistry) -> Response:
+    async def create(request: Request, hosting: QemuHosting) -> Response:
         body = await request.body()
         if len(body) > MAX_BODY:
             return error(413, f"the body may be at most {MAX_BODY} bytes")
@@ -45,7 +47,7 @@ def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[APIRoute]:
         if unknown:
             return error(400, f"unknown fields {sorted(unknown)}; accepted: ['backend']")
         try:
-            session = registry.create(params.get("backend", "qemu"))
+            session = hosting.create(params.get("backend", "qemu"))
         except PoolFull as exc:
             return error(503, str(exc), {"retry-after": str(exc.retry_after)})
         except SessionError as exc:
@@ -53,24 +55,28 @@ def routes(registry_of: Callable[[], SessionRegistry | None]) -> list[APIRoute]:
             return error(exc.status, str(exc), retry)
         return JSONResponse(session.info(), 201, headers=NO_STORE)
 
+    def find(request: Request, hosting: QemuHosting) -> QemuSession | None:
+        directory: SessionDirectory = part(request, "directory")
+        return directory.get(request.path_params["session_id"], QemuSession)
+
     @needs_sessions
-    async def show(request: Request, registry: SessionRegistry) -> Response:
-        session = registry.get(request.path_params["session_id"])
+    async def show(request: Request, hosting: QemuHosting) -> Response:
+        session = find(request, hosting)
         if session is None:
             return error(404, "no such session (it never existed or was forgotten)")
         return JSONResponse(session.info(), headers=NO_STORE)
 
     @needs_sessions
-    async def delete(request: Request, registry: SessionRegistry) -> Response:
-        session = registry.get(request.path_params["session_id"])
+    async def delete(request: Request, hosting: QemuHosting) -> Response:
+        session = find(request, hosting)
         if session is None:
             return error(404, "no such session (it never existed or was forgotten)")
         session.end("ended by its owner")
         return Response(status_code=204, headers=NO_STORE)
 
     @needs_sessions
-    async def pool(request: Request, registry: SessionRegistry) -> Response:
-        return JSONResponse(registry.pool.stats(), headers=NO_STORE)
+    async def pool(request: Request, hosting: QemuHosting) -> Response:
+        return JSONResponse(hosting.pool.stats(), headers=NO_STORE)
 
     # FastAPI routes (the handlers read the request themselves) so /docs lists them.
     def route(path: str, endpoint, method: str, summary: str, **extra) -> APIRoute:

@@ -49,6 +49,7 @@ class RecordingLimits:
     max_bytes: int = 16 * 1024 * 1024  # the .cast file
     max_duration_s: float = 3600.0
     max_marker: int = 200  # characters of a marker's label
+    min_free_mib: int = 256  # free disk under the data directory below which recording stops
 
 
 @dataclass(frozen=True)

@@ -18,49 +18,55 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
 
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
-from server.apierror import NO_STORE, error, needing
+from server.apierror import NO_STORE, error, needing, part
 from server.facets import facet_for
 from server.jsonbody import BadBody, read_object
 from server.metrics import Metrics
 from server.notice import notice
 from server.origin import same_origin
+from server.sessions.live import SessionError
 from server.settings import Settings
 from server.shares import Share, ShareError, Viewer
 from server.sharing import Sharing
+from server.supervise import race
 from server.terminal import send_frame, serve
 
 GONE_CLOSE = 4410  # the websocket close code for a link that stopped working
+CLOSE_CODES = {410: GONE_CLOSE, 503: 4503}  # else 4429: a limit
+
+
+def _retry(status: int) -> dict | None:
+    return {"retry-after": "5"} if status == 503 else None
 
 
 def client_ip(connection: Request | WebSocket) -> str:
     return connection.client.host if connection.client else "unknown"
 
 
-def routes(settings: Settings, hub_of: Callable[[], Sharing | None], metrics: Metrics) -> list:
-    needs_hub = needing(hub_of, "the server is starting or stopping")
+def routes(settings: Settings, metrics: Metrics) -> list:
+    needs_hub = needing("hub", "the server is starting or stopping")
 
     @needs_hub
     async def create(request: Request, hub: Sharing) -> Response:
         session_id = request.path_params["session_id"]
-        session = await hub.live(session_id)
-        if session is None:
-            return error(404, "no such live session (it never existed, or it has ended)")
-        if hub.replicas is not None and session in hub.local():
-            await hub.replicas.host(session)  # other replicas can open the link at once
         try:
+            session = await hub.live(session_id)
+            if session is None:
+                return error(404, "no such live session (it never existed, or it has ended)")
+            if hub.replicas is not None and hub.hosts(session):
+                await hub.replicas.host(session)  # other replicas can open the link at once
             params = await read_object(request, {"mode", "expires_in"})
             share = await hub.shares.create(
                 session_id, params.get("mode"), params.get("expires_in"), client_ip(request)
             )
-        except (BadBody, ShareError) as exc:
-            return error(exc.status, str(exc))
+        except (BadBody, ShareError, SessionError) as exc:
+            return error(exc.status, str(exc), _retry(exc.status))
         body = {
             "id": share.id,
             "url": str(request.base_url).rstrip("/") + share.url,
@@ -83,31 +89,42 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None], metrics: Me
         share = hub.shares.get(request.path_params["session_id"], request.path_params["share_id"])
         if share is None:
             return error(404, "no such share link on this session")
-        await hub.shares.revoke(share)
+        try:
+            await hub.shares.revoke(share)
+        except ShareError as exc:  # its viewers here are cut off already; say what is left
+            return error(exc.status, f"revoked on this server, but: {exc}", _retry(exc.status))
         return Response(status_code=204, headers=NO_STORE)
 
     @needs_hub
     async def end_viewer(request: Request, hub: Sharing) -> Response:
-        if await hub.end_viewer(
-            request.path_params["session_id"], request.path_params["viewer_id"]
-        ):
+        try:
+            ended = await hub.end_viewer(
+                request.path_params["session_id"], request.path_params["viewer_id"]
+            )
+        except SessionError as exc:
+            return error(exc.status, str(exc), _retry(exc.status))
+        if ended:
             return Response(status_code=204, headers=NO_STORE)
         return error(404, "no such viewer on this session (it may have left)")
 
     async def why_gone(hub: Sharing, share: Share) -> str | None:
+        """Why the link shows nothing now; SessionError (503) when that cannot be told."""
         why = share.gone()
         if why is None and await hub.live(share.session_id) is None:
             why = "the session this link showed has ended"
         return why
 
     async def page(request: Request) -> Response:
-        hub = hub_of()
+        hub: Sharing | None = part(request, "hub")
         if hub is None:
             return notice("Starting", "The server is starting or stopping; try again.", 503)
         share = await hub.find_share(request.path_params["token"])
         if share is None:
             return notice("No such link", "This share link does not exist; check the address.", 404)
-        why = await why_gone(hub, share)
+        try:
+            why = await why_gone(hub, share)
+        except SessionError as exc:
+            return notice("Try again shortly", str(exc)[0].upper() + str(exc)[1:] + ".", 503)
         if why is not None:
             return notice("This link no longer works", why[0].upper() + why[1:] + ".", 410)
         return FileResponse(
@@ -122,7 +139,10 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None], metrics: Me
         share = await hub.find_share(request.path_params["token"])
         if share is None:
             return error(404, "no such share link")
-        why = await why_gone(hub, share)
+        try:
+            why = await why_gone(hub, share)
+        except SessionError as exc:
+            return error(exc.status, str(exc), _retry(exc.status))
         if why is not None:
             return error(410, why)
         return JSONResponse({"mode": share.mode, "expires_at": share.expires_at}, headers=NO_STORE)
@@ -130,23 +150,23 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None], metrics: Me
     async def terminal(websocket: WebSocket) -> None:
         if not await same_origin(websocket):
             return
-        hub = hub_of()
+        hub: Sharing | None = part(websocket, "hub")
         await websocket.accept()
         share = await hub.find_share(websocket.path_params["token"]) if hub else None
         if share is None:
             await send_frame(websocket, {"type": "error", "message": "no such share link"})
             await websocket.close(code=4404)
             return
-        why = await why_gone(hub, share)
-        session = await hub.live(share.session_id)
         try:
-            if why is not None:
-                raise ShareError(why, 410)
+            why = await why_gone(hub, share)
+            session = await hub.live(share.session_id)
+            if why is not None or session is None:
+                raise ShareError(why or "the session this link showed has ended", 410)
             agent = websocket.headers.get("user-agent", "")
             viewer = hub.shares.join(share, client_ip(websocket), agent)
-        except ShareError as exc:
+        except (ShareError, SessionError) as exc:
             await send_frame(websocket, {"type": "error", "message": str(exc)})
-            await websocket.close(code=GONE_CLOSE if exc.status == 410 else 4429)
+            await websocket.close(code=CLOSE_CODES.get(exc.status, 4429))
             return
         clients = metrics.websocket_clients.labels(role=f"{share.mode}-link")
         clients.inc()
@@ -173,11 +193,7 @@ def routes(settings: Settings, hub_of: Callable[[], Sharing | None], metrics: Me
 
 async def _watch(websocket: WebSocket, viewer: Viewer, facet, metrics: Metrics) -> None:
     """Serve the viewer until it leaves, or is cut off (revoked, expired, ended by the owner)."""
-    async with asyncio.TaskGroup() as tasks:
-        served = tasks.create_task(serve(websocket, facet, metrics))
-        cut = tasks.create_task(_until_cut_off(viewer))
-        served.add_done_callback(lambda _: cut.cancel())
-        cut.add_done_callback(lambda _: served.cancel())
+    await race(serve(websocket, facet, metrics), _until_cut_off(viewer))
     if viewer.reason is not None:
         with contextlib.suppress(Exception):  # the socket may be gone already
             await send_frame(websocket, {"type": "exit", "reason": viewer.reason})

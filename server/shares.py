@@ -212,15 +212,21 @@ class ShareRegistry:
         if known is None:
             self._add(share)
             return share
-        known.revoked_at, known.expires_at = share.revoked_at, share.expires_at
-        if known.revoked_at is not None:
-            self.cut_off(known)
+        known.expires_at = share.expires_at
+        if share.revoked_at is not None:  # a revocation wins over any older copy
+            self.revoke_here(known)
         return known
 
+    def all(self) -> list[Share]:
+        return list(self._by_digest.values())
+
     async def revoke(self, share: Share) -> None:
-        if share.revoked_at is None:
-            share.revoked_at = time.time()
-            await self._save(share)
+        """Revoke here first (its viewers here are cut off even if saving fails), then save."""
+        self.revoke_here(share)
+        await self._save(share)
+
+    def revoke_here(self, share: Share) -> None:
+        share.revoked_at = share.revoked_at or time.time()
         self.cut_off(share)
 
     def cut_off(self, share: Share) -> None:

@@ -1,28 +1,32 @@
-"""Sharing, assembled: the store, share links, recordings and relayed tab sessions.
+"""Sharing, assembled: the store, share links, recordings and the replicas behind them.
 
-One async context for the app's lifespan. `live(id)` finds a session of
-either kind (a native one from the QEMU registry, a relayed tab), which is
-all the share and recording APIs need to know about sessions.
+One async context for the app's lifespan. Sessions of every kind live in the
+directory (server/sessions/); `live(id)` finds one here or, with Redis, a mirror of
+one another replica hosts, which is all the share and recording APIs need to know
+about sessions. The replica loops run supervised: when they fail they start again,
+and `/healthz` says Redis is down meanwhile.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
 
-from server.facets import Live
+from server.health import Health
 from server.recordings import RecordingRegistry
-from server.relay import TabRegistry
-from server.replicas import RedisClients, Replicas
-from server.sessions import SessionRegistry
+from server.replicas import RedisClients, RedisDown, Replicas
+from server.sessions.directory import SessionDirectory
+from server.sessions.live import LiveSession
+from server.sessions.mirror import Mirror
 from server.settings import Settings
-from server.shares import TOKEN_RE, Share, ShareRegistry
-from server.store import Store, default_data_dir, open_store
+from server.shares import TOKEN_RE, Share, ShareError, ShareRegistry
+from server.store import Store, StoreError, default_data_dir, open_store
 from server.stream import DEFAULT_SCROLLBACK
+from server.supervise import supervised
 
 
 @dataclass
@@ -30,22 +34,18 @@ class Sharing:
     store: Store
     shares: ShareRegistry
     recordings: RecordingRegistry
-    tabs: TabRegistry
-    native: Callable[[], SessionRegistry | None]  # the QEMU registry, while it runs
+    directory: SessionDirectory
     replicas: Replicas | None = None  # with --redis: the other server processes
 
-    def local(self) -> list[Live]:
-        """Every session this process hosts."""
-        registry = self.native()
-        native = list(registry.sessions.values()) if registry is not None else []
-        return [*native, *self.tabs.tabs.values()]
+    def hosts(self, session: LiveSession) -> bool:
+        """Whether this process runs the session (not a mirror of another's)."""
+        return not isinstance(session, Mirror)
 
-    async def live(self, session_id: str) -> Live | None:
-        """The session with this id, of any kind, on any replica, while it has not ended."""
-        registry = self.native()
-        session = registry.get(session_id) if registry is not None else None
-        if session is None:
-            session = self.tabs.get(session_id)
+    async def live(self, session_id: str) -> LiveSession | None:
+        """The session with this id, of any kind, on any replica, while it has not ended.
+
+        RedisDown when it is not here and Redis cannot say where it is."""
+        session = self.directory.get(session_id, LiveSession)
         if session is None and self.replicas is not None:
             session = await self.replicas.mirror(session_id)
         if session is None or session.state == "ended":
@@ -54,41 +54,44 @@ class Sharing:
 
     async def known(self, session_id: str) -> bool:
         """Whether the id names a session this service knows (live or ended)."""
-        registry = self.native()
-        return (
-            (registry is not None and registry.get(session_id) is not None)
-            or self.tabs.get(session_id) is not None
-            or bool(self.shares.of_session(session_id))
-            or bool(self.recordings.of_session(session_id))
-            or await self.live(session_id) is not None
-        )
+        if self.directory.get(session_id, LiveSession) is not None:
+            return True
+        if self.shares.of_session(session_id) or self.recordings.of_session(session_id):
+            return True
+        with contextlib.suppress(RedisDown):
+            return await self.live(session_id) is not None
+        return False
 
     async def find_share(self, token: str) -> Share | None:
-        """The link a token opens, as the whole service knows it now."""
+        """The link a token opens, as the whole service knows it now (as this replica
+        knows it while Redis is away)."""
         if self.replicas is not None and TOKEN_RE.fullmatch(token):
-            shared = await self.replicas.load_share(token)
+            shared = await self.replicas.find_share(token)
             if shared is not None:
                 self.shares.adopt(shared)
         return self.shares.find(token)
 
     async def share_infos(self, session_id: str) -> list[dict]:
-        """The session's links, each with its viewers on every replica."""
+        """The session's links, each with its viewers on every replica (on this one only
+        while Redis is away)."""
         infos = [share.info() for share in self.shares.of_session(session_id)]
         if self.replicas is not None:
-            everywhere = await self.replicas.viewers(session_id)
-            for info in infos:
-                info["viewers"] = [v for v in everywhere if v["share_id"] == info["id"]]
+            with contextlib.suppress(RedisDown):
+                everywhere = await self.replicas.viewers(session_id)
+                for info in infos:
+                    info["viewers"] = [v for v in everywhere if v["share_id"] == info["id"]]
         return infos
 
     async def end_viewer(self, session_id: str, viewer_id: str) -> bool:
         """End a viewer wherever it is connected; False when none is known here."""
-        if self.replicas is not None:
-            await self.replicas.end_viewer(session_id, viewer_id)
         for viewer in self.shares.viewers(session_id):
             if viewer.id == viewer_id:
                 viewer.end("the session's owner ended your connection")
                 return True
-        return self.replicas is not None
+        if self.replicas is not None:
+            await self.replicas.end_viewer(session_id, viewer_id)
+            return True
+        return False
 
 
 class RedisUnavailable(Exception):
@@ -115,32 +118,40 @@ async def _redis(url: str | None) -> AsyncIterator[RedisClients | None]:
 
 @contextlib.asynccontextmanager
 async def sharing(
-    settings: Settings, native: Callable[[], SessionRegistry | None]
+    settings: Settings, directory: SessionDirectory, health: Health
 ) -> AsyncIterator[Sharing]:
     data_dir = settings.data_dir or default_data_dir()
-    async with open_store(data_dir) as store, _redis(settings.redis_url) as client:
+    async with open_store(data_dir, health) as store, _redis(settings.redis_url) as client:
         replicas: list[Replicas] = []
 
         async def save(share: Share) -> None:
-            await store.put_share(share.row())
+            try:
+                await store.put_share(share.row())
+            except StoreError as exc:
+                raise ShareError(str(exc), 503) from None
             for replica in replicas:
-                await replica.save_share(share)
+                try:
+                    await replica.save_share(share)
+                except RedisDown as exc:
+                    raise ShareError(str(exc), 503) from None
 
         shares = ShareRegistry(settings.share_limits, save=save)
         shares.load([Share(**row) for row in await store.shares()])
         recordings = RecordingRegistry(data_dir / "recordings", store, settings.recording_limits)
         await recordings.load()
-        tabs = TabRegistry(settings.tab_limits)
-        hub = Sharing(store, shares, recordings, tabs, native)
+        hub = Sharing(store, shares, recordings, directory)
+        if client is None:
+            health.off("redis", "this server runs alone (no --redis)")
+            health.ok("share_hub")
+            yield hub
+            return
+        scrollback = settings.qemu.scrollback if settings.qemu else DEFAULT_SCROLLBACK
+        hub.replicas = Replicas(client, shares, directory, scrollback, health)
+        replicas.append(hub.replicas)
         async with asyncio.TaskGroup() as tasks:
-            owned = [tasks.create_task(recordings.run()), tasks.create_task(tabs.run())]
-            if client is not None:
-                scrollback = settings.qemu.scrollback if settings.qemu else DEFAULT_SCROLLBACK
-                hub.replicas = Replicas(client, shares, hub.local, scrollback)
-                replicas.append(hub.replicas)
-                owned.append(tasks.create_task(hub.replicas.run()))
+            loops = tasks.create_task(supervised("redis", health, hub.replicas.run))
+            health.ok("share_hub")
             try:
                 yield hub
             finally:
-                for task in owned:
-                    task.cancel()
+                loops.cancel()

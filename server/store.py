@@ -10,10 +10,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import TypeVar
 
 import aiosqlite
+
+from server.health import Health
+
+T = TypeVar("T")
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
@@ -46,17 +52,36 @@ def default_data_dir() -> Path:
     return Path(base) / "capos-playground"
 
 
+class StoreError(Exception):
+    """The store could not keep a change (a full disk, a broken database file)."""
+
+
 class Store:
-    def __init__(self, db: aiosqlite.Connection) -> None:
+    """Every write says whether it worked to `/healthz` (the `store` part), and a failed
+    one raises StoreError, which the callers turn into a clear refusal or a stopped
+    recording, never a lost session."""
+
+    def __init__(self, db: aiosqlite.Connection, health: Health) -> None:
         self._db = db
+        self.health = health
+
+    async def _write(self, operation: Callable[[], Awaitable[T]]) -> T:
+        try:
+            result = await operation()
+            await self._db.commit()
+        except (sqlite3.Error, OSError) as exc:
+            with contextlib.suppress(sqlite3.Error, OSError):
+                await self._db.rollback()
+            self.health.down("store", f"SQLite could not keep a change ({exc})")
+            raise StoreError(f"the server could not save this ({exc}); try again later") from None
+        self.health.ok("store")
+        return result
 
     async def _put(self, table: str, row: dict) -> None:
         names = ", ".join(row)
         marks = ", ".join("?" for _ in row)
-        await self._db.execute(
-            f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", list(row.values())
-        )
-        await self._db.commit()
+        sql = f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})"
+        await self._write(lambda: self._db.execute(sql, list(row.values())))
 
     async def _all(self, table: str) -> list[dict]:
         async with self._db.execute(f"SELECT * FROM {table}") as cursor:
@@ -76,15 +101,16 @@ class Store:
         return await self._all("recordings")
 
     async def delete_recording(self, recording_id: str) -> None:
-        await self._db.execute("DELETE FROM recordings WHERE id = ?", (recording_id,))
-        await self._db.commit()
+        sql = "DELETE FROM recordings WHERE id = ?"
+        await self._write(lambda: self._db.execute(sql, (recording_id,)))
 
 
 @contextlib.asynccontextmanager
-async def open_store(data_dir: Path) -> AsyncIterator[Store]:
+async def open_store(data_dir: Path, health: Health) -> AsyncIterator[Store]:
     data_dir.mkdir(parents=True, exist_ok=True)
     async with aiosqlite.connect(data_dir / "capos.sqlite3") as db:
         await db.execute("PRAGMA journal_mode=WAL")
         await db.executescript(SCHEMA)
         await db.commit()
-        yield Store(db)
+        health.ok("store")
+        yield Store(db, health)

@@ -23,16 +23,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from typing import Protocol
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server.apierror import part
 from server.jsonbody import is_int
 from server.metrics import Metrics
 from server.origin import same_origin
-from server.sessions import Session, SessionError, SessionRegistry
-from server.stream import Chunk, Ended, Reset
+from server.sessions.live import SessionError
+from server.sessions.qemu import QemuSession
+from server.stream import Chunk, Ended, OutputStream, Reset
+from server.supervise import race
 
 MAX_FRAME = 64 * 1024  # a client frame, in characters
 MAX_INPUT = 16 * 1024  # the data of one input frame, in UTF-8 bytes
@@ -45,15 +48,23 @@ class BadFrame(Exception):
     """A client frame this protocol does not accept; the message says why."""
 
 
-def routes(
-    registry_of: Callable[[], SessionRegistry | None], metrics: Metrics
-) -> list[WebSocketRoute]:
+class Terminal(Protocol):
+    """What the protocol serves: a session, or a share link's narrower facet of one."""
+
+    stream: OutputStream
+
+    def attached(self) -> contextlib.AbstractAsyncContextManager[None]: ...
+    def input(self, data: bytes) -> None: ...
+    async def resize(self, cols: int, rows: int) -> None: ...
+
+
+def routes(metrics: Metrics) -> list[WebSocketRoute]:
     async def terminal(websocket: WebSocket) -> None:
         if not await same_origin(websocket):
             return
-        registry: SessionRegistry | None = registry_of()
+        directory = part(websocket, "directory")
         session_id = websocket.path_params["session_id"]
-        session = registry.get(session_id) if registry is not None else None
+        session = directory.get(session_id, QemuSession) if directory is not None else None
         await websocket.accept()
         if session is None:
             await send_frame(websocket, {"type": "error", "message": f"no session {session_id!r}"})
@@ -69,17 +80,14 @@ def routes(
     return [WebSocketRoute("/api/sessions/{session_id}/terminal", terminal)]
 
 
-async def serve(websocket: WebSocket, session: Session, metrics: Metrics) -> None:
+async def serve(websocket: WebSocket, session: Terminal, metrics: Metrics) -> None:
     """Serve a terminal: a session, or a share link's narrower facet of one (server/facets.py)."""
     start: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
-    async with session.attached(), asyncio.TaskGroup() as tasks:
-        reader = tasks.create_task(_read(websocket, session, start))
-        writer = tasks.create_task(_write(websocket, session, start, metrics))
-        reader.add_done_callback(lambda _: writer.cancel())
-        writer.add_done_callback(lambda _: reader.cancel())
+    async with session.attached():
+        await race(_read(websocket, session, start), _write(websocket, session, start, metrics))
 
 
-async def _read(websocket: WebSocket, session: Session, start: asyncio.Future) -> None:
+async def _read(websocket: WebSocket, session: Terminal, start: asyncio.Future) -> None:
     first = True
     with contextlib.suppress(WebSocketDisconnect):
         while True:
@@ -123,7 +131,7 @@ def parse_frame(message: dict) -> dict:
     return frame
 
 
-async def _handle(session: Session, frame: dict, start: asyncio.Future, first: bool) -> None:
+async def _handle(session: Terminal, frame: dict, start: asyncio.Future, first: bool) -> None:
     kind = frame["type"]
     if kind == "input":
         data = frame.get("data")
@@ -150,7 +158,7 @@ async def _handle(session: Session, frame: dict, start: asyncio.Future, first: b
 
 
 async def _write(
-    websocket: WebSocket, session: Session, start: asyncio.Future, metrics: Metrics
+    websocket: WebSocket, session: Terminal, start: asyncio.Future, metrics: Metrics
 ) -> None:
     stream = session.stream
     offset = await start

@@ -9,6 +9,11 @@ QEMU restores it (`-incoming`), writing on into the same stream.
 
 QEMU runs with no network device, a memory cap, one vCPU, and
 PR_SET_PDEATHSIG, so it dies with the server even if the server is killed.
+
+A VM fails alone: whatever goes wrong in one of the tasks that serve it (a
+malformed control frame, a connection reset by a QEMU that died with unread
+input) kills that QEMU with a reason, which ends the session it served;
+`run` itself never raises.
 """
 
 from __future__ import annotations
@@ -17,13 +22,16 @@ import asyncio
 import base64
 import contextlib
 import json
+import logging
 import os
 import shlex
 import signal
 import socket
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from kernel.hosts.zygote import die_with_parent
 from server.control import ControlClient
@@ -33,6 +41,7 @@ from server.qmp import Qmp, QmpError
 from server.stream import OutputStream
 from server.vmmodel import serve_model
 
+log = logging.getLogger("capos.vm")
 PROMPT = b"@capos> "  # the shell is up and waiting: the VM is ready
 MAX_INPUT_BACKLOG = 256 * 1024  # terminal input not yet taken by QEMU
 _STDERR_KEPT = 2000
@@ -141,12 +150,12 @@ class Vm:
         self.pid = process.pid
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(self._pump_terminal())
-                tasks.create_task(self.control.run())
-                tasks.create_task(self._read_stderr(process.stderr))
-                tasks.create_task(self._monitor())
+                tasks.create_task(self._part(self._pump_terminal(), "terminal"))
+                tasks.create_task(self._part(self._control(), "control channel"))
+                tasks.create_task(self._part(self._read_stderr(process.stderr), "error output"))
+                tasks.create_task(self._part(self._monitor(), "monitor"))
                 if self._serves_model:
-                    tasks.create_task(self._serve_model())
+                    tasks.create_task(self._part(self._serve_model(), "model"))
                 await process.wait()
         finally:
             if process.returncode is None:
@@ -154,6 +163,20 @@ class Vm:
                 await asyncio.shield(process.wait())
             self.exit_reason = self._planned_exit or _describe(process.returncode, self._stderr)
             self.exited.set()
+
+    async def _part(self, work: Coroutine[Any, Any, None], what: str) -> None:
+        """One of the tasks serving this VM; when it fails, the VM ends (and only it)."""
+        try:
+            await work
+        except Exception as exc:
+            log.warning("capOS: VM %s: its %s failed: %r", self.name, what, exc)
+            self.kill(f"the VM's {what} failed ({exc or type(exc).__name__})")
+
+    async def _control(self) -> None:
+        """The control channel; a guest that breaks its framing is ended with the reason."""
+        await self.control.run()
+        if self.control.broken is not None:
+            self.kill(self.control.broken)
 
     async def _monitor(self) -> None:
         with contextlib.suppress(QmpError, OSError):
@@ -174,7 +197,7 @@ class Vm:
     async def _pump_terminal(self) -> None:
         reader, self._term_writer = await asyncio.open_connection(sock=self._term)
         tail = b""
-        while data := await reader.read(65536):
+        while data := await _read(reader):
             self.stream.append(data)
             if not self.ready.is_set():
                 tail = (tail + data)[-64:]
@@ -187,7 +210,7 @@ class Vm:
         self.ready.set()
 
     async def _read_stderr(self, stderr: asyncio.StreamReader) -> None:
-        while data := await stderr.read(4096):
+        while data := await _read(stderr, 4096):
             self._stderr = (self._stderr + data)[-_STDERR_KEPT:]
 
     def write(self, data: bytes) -> None:
@@ -249,6 +272,15 @@ class Vm:
         except OSError:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _read(reader: asyncio.StreamReader, size: int = 65536) -> bytes:
+    """What `reader` has next; b"" at its end, a reset connection included (a QEMU that
+    exits with input we had not read yet resets the socket rather than closing it)."""
+    try:
+        return await reader.read(size)
+    except ConnectionResetError:
+        return b""
 
 
 def _describe(returncode: int | None, stderr: bytes) -> str:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import time
+
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 from test_server import isolated
 
+from kernel.hosts.models.settings import ModelSettings
 from server.app import create_app
+from server.settings import Settings
 
 
 def scrape(client: TestClient) -> dict[str, dict[tuple, float]]:
@@ -27,21 +31,22 @@ def test_metrics_are_prometheus_text_uncached_with_the_site_headers():
     assert response.headers["cache-control"] == "no-store" and isolated(response)
 
 
-def test_sessions_by_backend_start_at_zero_and_follow_the_registry():
-    app = create_app()
-    client = TestClient(app)
-    assert scrape(client)["capos_sessions"] == {
-        (("backend", "native"),): 0.0,
-        (("backend", "tab"),): 0.0,
-    }
-    app.state.metrics.sessions.labels(backend="tab").inc()
-    app.state.metrics.bytes_streamed.inc(1234)
-    app.state.metrics.vm_boot_failures.inc()
-    samples = scrape(client)
-    assert samples["capos_sessions"][(("backend", "tab"),)] == 1.0
-    assert samples["capos_bytes_streamed_total"][()] == 1234.0
-    assert samples["capos_vm_boot_failures_total"][()] == 1.0
-    assert samples["capos_vm_boots_total"][()] == 0.0
+def test_sessions_by_backend_start_at_zero_and_follow_the_directory(tmp_path):
+    settings = Settings(data_dir=tmp_path, model=ModelSettings(disabled=True))
+    with TestClient(create_app(settings)) as client:
+        zero = {(("backend", backend),): 0.0 for backend in ("qemu", "tab", "mirror")}
+        assert scrape(client)["capos_sessions"] == zero
+        assert scrape(client)["capos_session_faults_total"] == zero
+        tabs = [client.post("/api/tabs").json()["id"] for _ in range(2)]
+        assert scrape(client)["capos_sessions"][(("backend", "tab"),)] == 2.0
+        assert client.delete(f"/api/tabs/{tabs[0]}").status_code == 204
+        deadline = time.monotonic() + 5
+        while scrape(client)["capos_sessions"][(("backend", "tab"),)] != 1.0:
+            assert time.monotonic() < deadline, "an ended tab session is still counted"
+            time.sleep(0.02)
+        samples = scrape(client)
+        assert samples["capos_vm_boot_failures_total"][()] == 0.0
+        assert samples["capos_pool_waiting_requests"][()] == 0.0
 
 
 def test_each_app_counts_for_itself():

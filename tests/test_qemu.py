@@ -102,7 +102,7 @@ def test_post_hands_out_a_warm_vm_and_a_command_runs_over_the_websocket(server):
     assert "ns = " in client.command("timer.now()")
     assert "value = 5" in client.command("counter.increment(by=5)")
     scraped = server.http.get("/metrics").text
-    assert 'capos_sessions{backend="native"} 1.0' in scraped
+    assert 'capos_sessions{backend="qemu"} 1.0' in scraped
     assert 'capos_websocket_clients{role="owner"} 1.0' in scraped
     assert _metric(scraped, "capos_vm_boots_total") >= 2  # the template and a restore
     assert _metric(scraped, "capos_bytes_streamed_total") >= len(client.text.encode())

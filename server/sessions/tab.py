@@ -1,0 +1,170 @@
+"""A tab session: a system booted in the owner's tab, shared by relaying through the server.
+
+`POST /api/tabs` makes one and answers its id, the owner's secret like a QEMU
+session's id. The owner's tab then holds `WS /api/tabs/{id}/relay` (server/relay.py):
+
+Tab to server (JSON text frames):
+  {"type": "output", "offset": N, "data": "..."}  the tab terminal's output; N counts
+                                                  UTF-8 bytes since the tab's system began
+  {"type": "size", "cols": C, "rows": R}          the owner's terminal size
+Server to tab:
+  {"type": "resume", "offset": N}   first: the server has everything before N; send from N
+  {"type": "input", "data": "..."}  keystrokes from drive links
+  {"type": "exit", "reason": "..."} the owner ended the session through the API
+  {"type": "error", "message": "..."}
+
+The server keeps the tab's output in an `OutputStream`, so viewers get the
+same protocol as for a QEMU session (offsets, resume, reset). Output the
+server already has is skipped; a gap (the tab lost what the server missed)
+is bridged with a terminal reset so viewers redraw rather than show a torn
+screen. A tab that closes (close code 1001, "going away") ends the session
+with that reason at once; a connection that just drops has a grace period
+to come back, which the session's own task (`serve`) keeps.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from server.jsonbody import is_int
+from server.sessions.live import LiveSession, SessionError
+from server.settings import TabLimits
+from server.stream import DEFAULT_SCROLLBACK, OutputStream
+from server.supervise import any_set, race
+from server.terminal import MAX_COLS_ROWS, MAX_INPUT, BadFrame, parse_frame, send_frame
+
+TERMINAL_RESET = "\x1bc"
+CLOSED_TAB = "the owner closed the tab"
+WENT_AWAY = "the owner's tab went away and did not come back"
+_TICK_S = 1.0
+
+
+class TabSession(LiveSession):
+    backend = "tab"
+
+    def __init__(self, limits: TabLimits, scrollback: int = DEFAULT_SCROLLBACK) -> None:
+        super().__init__(OutputStream(scrollback))
+        self.limits = limits
+        self.owner_since: float | None = None  # the owner's relay is connected since
+        self.owner_left = time.monotonic()  # when the owner's relay last went away
+        self._to_owner: asyncio.Queue[dict] | None = None
+
+    def info(self) -> dict:
+        return {
+            **super().info(),
+            "relay": f"/api/tabs/{self.id}/relay",
+            "owner_connected": self.owner_since is not None,
+        }
+
+    def input(self, data: bytes) -> None:
+        self.observe("i", data.decode(errors="replace"))
+        queue = self._to_owner
+        if queue is None:
+            raise SessionError("the owner's tab is not connected, so input cannot reach it", 503)
+        try:
+            queue.put_nowait({"type": "input", "data": data.decode(errors="replace")})
+        except asyncio.QueueFull:
+            raise SessionError(
+                "the owner's tab is not keeping up; this input was dropped"
+            ) from None
+
+    def end(self, reason: str) -> None:
+        first = self.reason is None
+        super().end(reason)
+        if first and self._to_owner is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                self._to_owner.put_nowait({"type": "exit", "reason": self.reason})
+
+    async def serve(self) -> None:
+        """Keep the owner's grace period: a relay that dropped may come back this soon."""
+        while self.reason is None:
+            gone_for = time.monotonic() - self.owner_left
+            if self.owner_since is None and gone_for >= self.limits.reconnect_grace_s:
+                self.end(WENT_AWAY)
+            else:
+                await any_set(self.ending, timeout=_TICK_S)
+
+    def take_output(self, offset: int, data: str) -> None:
+        """Output from the tab at `offset`: skip what the stream has, bridge a gap with a reset."""
+        end = self.stream.end
+        encoded = data.encode()
+        if offset + len(encoded) <= end:
+            return
+        if offset < end:
+            encoded = encoded[end - offset :]
+        elif offset > end:
+            self.stream.append(TERMINAL_RESET.encode())
+        self.stream.append(encoded)
+
+    # --- the owner's relay ----------------------------------------------------------------
+
+    async def relay(self, websocket: WebSocket) -> None:
+        """Serve the owner's tab until it closes; one relay at a time (a new one replaces it)."""
+        queue: asyncio.Queue[dict] = asyncio.Queue(self.limits.input_queue)
+        if self._to_owner is not None:  # the tab reconnected: the old relay's sender ends
+            with contextlib.suppress(asyncio.QueueFull):
+                self._to_owner.put_nowait({"type": "replaced"})
+        self._to_owner = queue
+        self.owner_since = time.time()
+        await send_frame(websocket, {"type": "resume", "offset": self.stream.end})
+        closed_by_tab: list[bool] = []
+        try:
+            await race(self._receive(websocket, closed_by_tab), _send_to_owner(websocket, queue))
+        finally:
+            if self._to_owner is queue:
+                self._to_owner = None
+                self.owner_since = None
+                self.owner_left = time.monotonic()
+                if closed_by_tab:
+                    self.end(CLOSED_TAB)
+
+    async def _receive(self, websocket: WebSocket, closed_by_tab: list[bool]) -> None:
+        """Take the tab's frames; notes in `closed_by_tab` when the tab closed itself."""
+        while True:
+            message = await websocket.receive()
+            if message["type"] == "websocket.disconnect":
+                if message.get("code") in (1000, 1001):
+                    closed_by_tab.append(True)
+                return
+            try:
+                self._take(parse_frame(message))
+            except BadFrame as exc:
+                await send_frame(websocket, {"type": "error", "message": str(exc)})
+            if self.reason is not None:
+                return
+
+    def _take(self, frame: dict) -> None:
+        kind = frame["type"]
+        if kind == "output":
+            offset, data = frame.get("offset"), frame.get("data")
+            if not is_int(offset) or offset < 0 or not isinstance(data, str):
+                raise BadFrame(
+                    'output needs "offset", a non-negative integer, and "data", a string'
+                )
+            if len(data.encode(errors="replace")) > MAX_INPUT * 4:
+                raise BadFrame(f"output may be at most {MAX_INPUT * 4} bytes a frame")
+            self.take_output(offset, data)
+        elif kind == "size":
+            cols, rows = frame.get("cols"), frame.get("rows")
+            if not all(is_int(v) and 1 <= v <= MAX_COLS_ROWS for v in (cols, rows)):
+                raise BadFrame(f'size needs "cols" and "rows", integers 1..{MAX_COLS_ROWS}')
+            self.observe("r", f"{cols}x{rows}")
+        else:
+            raise BadFrame(f"unknown frame type {kind!r}; expected output or size")
+
+
+async def _send_to_owner(websocket: WebSocket, queue: asyncio.Queue[dict]) -> None:
+    with contextlib.suppress(WebSocketDisconnect, RuntimeError):
+        while True:
+            frame = await queue.get()
+            if frame["type"] == "replaced":
+                await websocket.close(code=4409, reason="another relay for this tab took over")
+                return
+            await send_frame(websocket, frame)
+            if frame["type"] == "exit":
+                await websocket.close(code=1000)
+                return
