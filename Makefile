@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 WEB_STAMP := web/node_modules/.installed
 LLM_STAMP := $(VENV)/.llm-installed
 
-.PHONY: run shell test test-fast lint bench schema image clean llm
+.PHONY: run shell test test-fast lint typecheck bench schema image clean llm
 
 $(STAMP): pyproject.toml
 	@command -v $(PY) >/dev/null || { echo "error: $(PY) not found; install Python 3.11 or newer" >&2; exit 1; }
@@ -81,8 +81,13 @@ shell: $(STAMP) $(LLM_STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@$(MAKE) --no-print-directory typecheck
 
-# Unit tests only: the fast loop for development (under 2 minutes).
+# mypy over kernel/, server/ and demos/; the files and settings are in pyproject.toml.
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# Unit tests only: the fast loop for development (under 2 minutes; no lint, no mypy).
 test-fast: $(STAMP) $(LLM_STAMP)
 	$(BIN)/pytest -q -m "not native and not browser and not qemu and not redis" tests
 
@@ -98,4 +103,4 @@ schema: $(STAMP)
 	$(BIN)/capos-playground schema build
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis web/node_modules
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache .hypothesis web/node_modules

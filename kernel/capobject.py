@@ -10,8 +10,9 @@ calls the method of the same name, and encodes what it returns.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from kernel.abi import Err
 from kernel.codec import Bundle, DecodeError, EncodeError, decode, encode
@@ -86,6 +87,17 @@ class Pending:
 PENDING = Pending()
 
 
+class Waiter(Protocol):
+    """What a kernel timer wakes: a Deferred, or an object that answers one its own way."""
+
+    @property
+    def live(self) -> bool: ...
+
+    def resolve(self, results: dict[str, Any]) -> None: ...
+
+    def cancel(self) -> None: ...
+
+
 class Deferred:
     """A KernelService answer that arrives later (a timer, a child's exit, input)."""
 
@@ -99,7 +111,7 @@ class Deferred:
     def live(self) -> bool:
         return self.reply.live
 
-    def resolve(self, results: dict[str, Any], caps: list[CapEntry] = ()) -> None:
+    def resolve(self, results: dict[str, Any], caps: Iterable[CapEntry] = ()) -> None:
         self.reply.answer_with_caps(encode(self.method.results, results), list(caps))
 
     def fail(self, error: CapError) -> None:

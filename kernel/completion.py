@@ -8,6 +8,7 @@ whichever comes first; every path gives the unit back exactly once.
 from __future__ import annotations
 
 import functools
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from kernel import abi
@@ -60,7 +61,7 @@ class Reply:
     def fits(self, message_len: int, cap_count: int) -> bool:
         return abi.align8(message_len) + cap_count * abi.CAP_RECORD_SIZE <= self.result_len
 
-    def write(self, offset: int, data: bytes | memoryview) -> None:
+    def write(self, offset: int, data: bytes) -> None:
         """Copy into the result buffer; callers checked `fits` first."""
         self.proc.ring.write_buffer(self.result_addr + offset, data)
 
@@ -69,7 +70,7 @@ class Reply:
         result: int,
         *,
         call_id: int = 0,
-        records: list[tuple[int, int]] = (),
+        records: Sequence[tuple[int, int]] = (),
         exception_len: int = 0,
     ) -> None:
         """Post the CQE, with transfer records written after `result` bytes."""
@@ -88,7 +89,7 @@ class Reply:
             Cqe(self.user_data, result, flags, len(records), call_id, caps_addr, exception_len)
         )
 
-    def answer(self, message: bytes, records: list[tuple[int, int]] = ()) -> None:
+    def answer(self, message: bytes, records: Sequence[tuple[int, int]] = ()) -> None:
         """Deliver results whose caps are already in the caller's table."""
         self.write(0, message)
         self.post(len(message), records=records)

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from kernel import abi
 from kernel.abi import Err, Header, Op, SqeFlags
 from kernel.binaries import BinarySpec, read_binaries
-from kernel.capobject import CallContext, CapObject, Deferred
+from kernel.capobject import CallContext, CapObject, Waiter
 from kernel.captable import CapEntry, CapTable, Origin, TransferPolicy
 from kernel.codec import Bundle, DecodeError, decode
 from kernel.completion import Reply
@@ -26,7 +27,7 @@ from kernel.errors import CapError, TransportError
 from kernel.ledger import Resource, ResourceLedger
 from kernel.monitor import CallTrace, Monitor
 from kernel.process import Process, SessionContext, State
-from kernel.ring import Cqe, KernelRing, Sqe
+from kernel.ring import Cqe, KernelRing, RawCqe, Sqe
 from kernel.services.agentport import AgentPort
 from kernel.services.bootpackage import BootPackage
 from kernel.services.broker import AuthorityBroker, BrokerAdmin
@@ -68,7 +69,7 @@ class Kernel:
         manifest: bytes,
         config: KernelConfig | None = None,
         *,
-        manual: list[dict] = (),
+        manual: Iterable[dict] = (),
     ) -> None:
         self.host = host
         self.config = config or KernelConfig()
@@ -89,7 +90,7 @@ class Kernel:
         self._pids = itertools.count(1)
         self._endpoint_ids = itertools.count(1)
         self._woken: set[Process] = set()
-        self._timers: list[tuple[int, int, Deferred]] = []
+        self._timers: list[tuple[int, int, Waiter]] = []
         self._timer_seq = itertools.count()
         self._iface = {name: bundle.interface(name).id for name in ("Endpoint", "ClientEndpoint")}
         params = self.manifest["kernelParams"]
@@ -113,7 +114,7 @@ class Kernel:
         self.kernel_caps["agentPort"] = self.agents
         self.terminals: dict[str, Terminal] = {}
         self.model: HostModel | None = None
-        self._ops = {
+        self._ops: dict[int, Callable[[Process, Sqe], None]] = {  # by raw opcode
             Op.CALL: self._op_call,
             Op.RECV: self._op_recv,
             Op.RETURN: self._op_return,
@@ -186,6 +187,9 @@ class Kernel:
         Returns the child and its new endpoints, whose client facets the
         spawner hands back.
         """
+        if session is None:
+            assert parent is not None, "a process without a parent is given its session"
+            session = parent.session
         pid = next(self._pids)
         ledger = ResourceLedger()
         for resource, limit in self.config.limits:
@@ -198,7 +202,7 @@ class Kernel:
             ring=KernelRing.create(region, pid),
             ledger=ledger,
             table=CapTable(ledger),
-            session=session or parent.session,
+            session=session,
             parent=parent,
             woken=self._woken,
             start_ns=self.uptime_ns(),
@@ -298,7 +302,7 @@ class Kernel:
         entries, corrupt = proc.ring.take_submissions(abi.SQ_ENTRIES)
         if corrupt:
             proc.post(Cqe(0, Err.CORRUPT_SQ, 0, 0, 0, 0, 0))
-        nops: list[tuple] = []  # consecutive NOPs complete as one batch
+        nops: list[RawCqe] = []  # consecutive NOPs complete as one batch
         for raw in entries:
             # NOP fast path: opcode NOP and flags, reserved and pipeline fields all zero
             if raw[0] == _NOP and not (raw[1] or raw[6] or raw[14] or raw[15] or raw[16]):
@@ -411,7 +415,7 @@ class Kernel:
     def uptime_ns(self) -> int:
         return self.host.now_ns() - self.boot_ns
 
-    def add_timer(self, deadline_ns: int, waiter: Deferred) -> None:
+    def add_timer(self, deadline_ns: int, waiter: Waiter) -> None:
         heapq.heappush(self._timers, (deadline_ns, next(self._timer_seq), waiter))
 
     def next_deadline(self) -> int | None:

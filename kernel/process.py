@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from kernel import abi
 from kernel.captable import CapTable
 from kernel.ledger import ResourceLedger
-from kernel.ring import Cqe, KernelRing
+from kernel.ring import Cqe, KernelRing, RawCqe
 
 if TYPE_CHECKING:
     from kernel.completion import Reply
@@ -56,7 +56,7 @@ class Process:
     enters: int = 0
     errors: dict[int, int] = field(default_factory=dict)
     # Completions that found the CQ full; posted, oldest first, as it drains.
-    backlog: deque[Cqe] = field(default_factory=deque)
+    backlog: deque[RawCqe] = field(default_factory=deque)
     # Calls this process is waiting on (CALL and RECV); cancelled at exit.
     replies: set[Reply] = field(default_factory=set)
     # Raw endpoints it owns: revoked (epoch-bumped) when it ends.
@@ -85,7 +85,7 @@ class Process:
         else:
             self.ring.post(cqe)
 
-    def post_many(self, cqes: list[tuple]) -> None:
+    def post_many(self, cqes: list[RawCqe]) -> None:
         """Post a batch (NOPs): one space check, one tail update."""
         self.woken.add(self)
         posted = 0 if self.backlog else self.ring.post_many(cqes)

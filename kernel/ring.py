@@ -51,6 +51,10 @@ class Cqe(NamedTuple):
     exception_len: int
 
 
+# A CQE's fields as a plain tuple: batched NOP completions skip building Cqes.
+RawCqe = tuple[int, int, int, int, int, int, int]
+
+
 def sqe(
     opcode: int,
     *,
@@ -191,13 +195,13 @@ class KernelRing(_RingView):
             return 0
         return abi.CQ_ENTRIES - used
 
-    def post(self, cqe: Cqe) -> None:
+    def post(self, cqe: RawCqe) -> None:
         """Write one CQE; the caller has checked `cq_space()`."""
         tail = self.get(Header.CQ_TAIL)
         self.region.write(abi.CQ_OFFSET + (tail & _CQ_MASK) * abi.CQE_SIZE, _CQE.pack(*cqe))
         self.set(Header.CQ_TAIL, (tail + 1) & _U32_MASK)
 
-    def post_many(self, cqes: list[tuple]) -> int:
+    def post_many(self, cqes: list[RawCqe]) -> int:
         """Write as many CQEs as fit, publishing them at once; returns how many."""
         count = min(len(cqes), self.cq_space())
         tail = self.get(Header.CQ_TAIL)

@@ -113,13 +113,14 @@ class ProcessSpawner(KernelService):
         return owned
 
     @staticmethod
-    def _seen_as(kind: str, value: object) -> int:
+    def _seen_as(kind: str, value: CapEntry | int) -> int:
         """The interface id the child's CapSet entry will carry for a grant."""
-        if kind == "cap":
-            return value.interface_id
+        if isinstance(value, int):
+            return value  # newEndpoint / callerEndpoint: the interface it serves
         if kind == "clientOf":
+            assert isinstance(value.obj, Endpoint)  # _resolve_grants checked it
             return value.obj.serves
-        return value  # newEndpoint / callerEndpoint: the interface it serves
+        return value.interface_id  # cap
 
     def _resolve_grants(self, ctx: CallContext, grants: list[dict]) -> list[tuple]:
         """Check every grant before anything is created: (name, kind, entry or iface)."""

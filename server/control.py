@@ -81,8 +81,9 @@ class ControlClient:
                 future.set_exception(ControlError(reason))
         self._pending.clear()
 
-    async def call(self, timeout: float = 5.0, **request: Any) -> dict:
-        """Send one request (`ping=None`, `resize={...}`, ...) and wait for its answer."""
+    async def call(self, timeout: float | None = 5.0, **request: Any) -> dict:
+        """Send one request (`ping=None`, `resize={...}`, ...) and wait for its answer
+        (at most `timeout` seconds; None waits for as long as the guest takes)."""
         if self.closed or self._writer is None:
             raise ControlError("the control channel is not open")
         call_id = next(self._ids) & 0xFFFFFFFF

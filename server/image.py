@@ -234,7 +234,10 @@ def _extract_kernel(deb: Path, target: Path) -> None:
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for member in tar:
             if member.name.startswith("./boot/vmlinuz-"):
-                target.write_bytes(tar.extractfile(member).read())
+                kernel = tar.extractfile(member)
+                if kernel is None:
+                    raise ImageError(f"{deb.name}: {member.name} is not a regular file")
+                target.write_bytes(kernel.read())
                 return
     raise ImageError(f"{deb.name} holds no /boot/vmlinuz-*")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TypeGuard
 
 from starlette.requests import Request
 
@@ -17,7 +18,7 @@ class BadBody(Exception):
         self.status = status
 
 
-def is_int(value: object) -> bool:
+def is_int(value: object) -> TypeGuard[int]:
     """A JSON integer (Python's bool is an int, JSON's true is not)."""
     return isinstance(value, int) and not isinstance(value, bool)
 

@@ -76,7 +76,7 @@ def _fields(value: object, where: str, shape: dict[str, type]) -> dict:
             field = float(field)  # JSON writes 0.0 as 0
         if not isinstance(field, kind) or isinstance(field, bool):
             raise BadRequest(f"{where}.{name} must be a {_TYPE_NAMES[kind]}")
-        if kind is str and len(field) > MAX_TEXT:
+        if isinstance(field, str) and len(field) > MAX_TEXT:
             raise BadRequest(f"{where}.{name} may be at most {MAX_TEXT} characters")
         out[name] = field
     return out

@@ -25,6 +25,7 @@ class Qmp:
         await self.command("qmp_capabilities")
 
     async def _message(self) -> dict:
+        assert self._reader is not None, "connect() first"
         while True:
             line = await self._reader.readline()
             if not line:
@@ -34,6 +35,7 @@ class Qmp:
                 return message
 
     async def command(self, name: str, **arguments: Any) -> Any:
+        assert self._writer is not None, "connect() first"
         async with self._lock:
             request: dict[str, Any] = {"execute": name}
             if arguments:

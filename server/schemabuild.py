@@ -373,11 +373,11 @@ def compile_bundle(paths: Iterable[str | Path]) -> dict:
     """Compile the given .capnp files into the bundle dict (deterministic)."""
     import capnp
 
-    paths = sorted(Path(p).resolve() for p in paths)
+    resolved = sorted(Path(p).resolve() for p in paths)
     compiler = _Compiler()
     parser = capnp.SchemaParser()
     docs: dict[str, str] = {}
-    for path in paths:
+    for path in resolved:
         module = parser.load(str(path), imports=[str(path.parent)])
         compiler.visit_parsed(module.schema)
         docs.update(doc_comments(path))
@@ -391,7 +391,7 @@ def compile_bundle(paths: Iterable[str | Path]) -> dict:
                 method["doc"] = doc
     return {
         "version": BUNDLE_VERSION,
-        "files": [p.name for p in paths],
+        "files": [p.name for p in resolved],
         "nodes": {k: compiler.nodes[k] for k in sorted(compiler.nodes)},
     }
 

@@ -31,7 +31,13 @@ CHECKS: dict[str, dict[str, type]] = {
     "exit": {"binary": str, "kind": str},  # such a process ended, after the step began
 }
 # `input`: lines typed after the command (a password a step chooses for the visitor)
-STEP_FIELDS = {"title": str, "text": str, "command": str, "input": list, "check": dict}
+STEP_FIELDS: dict[str, type] = {
+    "title": str,
+    "text": str,
+    "command": str,
+    "input": list,
+    "check": dict,
+}
 TOUR_FIELDS = {"title": str, "summary": str, "order": int, "steps": list}
 REQUIRED_STEP = ("title", "text")
 REQUIRED_TOUR = ("title", "summary", "steps")

@@ -18,8 +18,13 @@ TAG = "[adventure]"
 PROMPT = "[adventure]> "
 SHORT = {"n": "north", "s": "south", "e": "east", "w": "west"}
 SHORT.update({d: d for d in SHORT.values()})
-SECTIONS = (("items", "Items"), ("writs", "Writs"), ("relics", "Relics"), ("marks", "Marks"))
-SECTIONS += (("evidence", "Evidence"),)
+SECTIONS = (
+    ("items", "Items"),
+    ("writs", "Writs"),
+    ("relics", "Relics"),
+    ("marks", "Marks"),
+    ("evidence", "Evidence"),
+)
 HELP = (
     f"{TAG} look; go <north|south|east|west> (or n, s, e, w); take <thing>; inspect <thing>;",
     f"{TAG} use <thing> [on <thing>]; inventory; status; resume; restart; exit.",
@@ -75,7 +80,7 @@ class RoomChat:
         return []
 
     def poll(self) -> Pending | None:
-        return self.rt.begin(self.chat, "next") if self.channel else None
+        return self.rt.begin(self.chat, "next") if self.chat is not None and self.channel else None
 
     def render(self, message: dict) -> str:
         line = f"[room] <{message['sender']}> {printable(message['text'])}"
@@ -85,7 +90,7 @@ class RoomChat:
         return [self.render(m) for m in results["messages"] if m["channel"] == self.channel]
 
     def close(self) -> None:
-        if self.channel is not None:
+        if self.chat is not None and self.channel is not None:
             with contextlib.suppress(RemoteError, TransportFailure):
                 self.chat.leave(channel=self.channel)
 

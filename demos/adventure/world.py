@@ -14,6 +14,7 @@ over MAX_NAME bytes raise WorldError, unknown ones get a plain answer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 MAX_NAME = 64
@@ -372,7 +373,7 @@ ACTIONS = {
     frozenset(("beacon",)): _light_beacon,
 }
 
-DESCRIPTIONS = {
+DESCRIPTIONS: dict[str, str | Callable[[Expedition], str]] = {
     "signpost": "North: the Gatehouse. East: the Tin Market. West: the Dust Archive. Scratched "
     "beneath: 'the beacon waits for the compass'.",
     "stall": "An empty stall. You found its secret already.",

@@ -44,7 +44,7 @@ def main(rt: Runtime) -> int:
                 left = last_heard + IDLE_LIMIT_NS - timer.now()["ns"]
                 sleep = rt.begin(timer, "sleep", {"ns": max(1, left)})
             done = rt.first([p for p in (poll, sleep) if p is not None])
-            if done is sleep:
+            if timer is not None and done is sleep:
                 rt.result(sleep)
                 sleep = None
                 if timer.now()["ns"] - last_heard >= IDLE_LIMIT_NS:

@@ -119,8 +119,10 @@ class ChatRooms:
             if member is None or channel not in member.channels:
                 raise ChatError(f"you are not in {channel}")
             names = [channel]
+        elif member is None:
+            return []  # never joined: nothing to leave
         else:
-            names = list(member.channels) if member else []
+            names = list(member.channels)
         for name in names:
             member.channels.remove(name)
             keys = self.channels[name]

@@ -21,7 +21,7 @@ class ChatService:
     def __init__(self) -> None:
         self.rooms = ChatRooms()
         self.loop: ServiceLoop | None = None
-        self.waiting: dict[int, Call] = {}  # session -> its parked `next`
+        self.waiting: dict[object, Call] = {}  # session -> its parked `next`
 
     def join(self, call: Call, channel: str) -> dict:
         try:
@@ -68,7 +68,7 @@ class ChatService:
         messages, dropped = self.rooms.take(key)
         return {"messages": [m.as_dict() for m in messages], "dropped": dropped}
 
-    def _wake(self, key: int) -> None:
+    def _wake(self, key: object) -> None:
         """Answer the session's parked `next` with whatever waits for it."""
         parked = self.waiting.pop(key, None)
         if parked is None or self.loop is None:

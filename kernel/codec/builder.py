@@ -428,7 +428,7 @@ def _data_field_writer(f: Field) -> FieldWriter:
     if isinstance(t, EnumType):
         ordinals = t.ordinals
         off = f.offset * 2
-        dflt = int(f.default or 0)
+        dflt_ordinal = int(f.default or 0)
 
         def write_enum(b, ba, si, d, v):
             o = ordinals.get(v) if type(v) is str else None
@@ -439,7 +439,7 @@ def _data_field_writer(f: Field) -> FieldWriter:
                     raise EncodeError(
                         f"expected an enumerant of {t.name} {list(ordinals)}, got {v!r:.60}"
                     )
-            _pack_h(ba, d + off, o ^ dflt)
+            _pack_h(ba, d + off, o ^ dflt_ordinal)
 
         return write_enum
     if t in _FLOATS:
@@ -476,6 +476,7 @@ def _data_field_writer(f: Field) -> FieldWriter:
             pack_u(ba, d + off, raw ^ dbits)
 
         return write_float_xor
+    assert isinstance(t, str), f"not a data field type: {t!r}"
     bits, _fmt, lo, hi = _INTS[t]
     off = f.offset * (bits // 8)
     mask = (1 << bits) - 1

@@ -71,6 +71,7 @@ class EnumType:
         self.display_name = display_name
         self.enumerants = enumerants
         self.ordinals = {n: i for i, n in enumerate(enumerants)}
+        self.doc = ""  # the .capnp doc comment, for the manual
 
     def __repr__(self) -> str:
         return f"<EnumType {self.display_name}>"
@@ -119,6 +120,7 @@ class StructType:
         self.discriminant_offset = 0
         self.fields: list[Field] = []
         self.fields_by_name: dict[str, Field] = {}
+        self.doc = ""  # the .capnp doc comment, for the manual
         # Plans, compiled on first use by reader.py / builder.py.
         self._decoder: Any = None
         self._encoder: Any = None
@@ -138,6 +140,7 @@ class Method:
         self.name = name
         self.params = params
         self.results = results
+        self.doc = ""  # the .capnp doc comment, for the manual
 
     def __repr__(self) -> str:
         return f"<Method {self.name} @{self.ordinal}>"
@@ -153,6 +156,7 @@ class InterfaceType:
         self.methods: list[Method] = []
         self.superclasses: list[InterfaceType] = []
         self._by_name: dict[str, Method] = {}
+        self.doc = ""  # the .capnp doc comment, for the manual
 
     def method(self, name: str) -> Method:
         try:
@@ -274,7 +278,9 @@ class Bundle:
         for node_id, n in raw.items():
             kind = n["kind"]
             if kind == "struct":
-                node: Any = StructType(node_id, n["name"], n["displayName"])
+                node: StructType | EnumType | InterfaceType = StructType(
+                    node_id, n["name"], n["displayName"]
+                )
             elif kind == "enum":
                 node = EnumType(node_id, n["name"], n["displayName"], list(n["enumerants"]))
             elif kind == "interface":
@@ -326,7 +332,7 @@ class Bundle:
         for fj in sorted(n["fields"], key=lambda f: f["codeOrder"]):
             f = Field(fj["name"], fj["codeOrder"], fj.get("discriminantValue"))
             if "group" in fj:
-                f.group = self.nodes[int(fj["group"], 16)]  # type: ignore[assignment]
+                f.group = self.struct_by_id(int(fj["group"], 16))
             else:
                 f.offset = fj["offset"]
                 f.type = self._type(fj["type"])
@@ -335,13 +341,13 @@ class Bundle:
             st.fields_by_name[f.name] = f
 
     def _fill_interface(self, it: InterfaceType, n: dict) -> None:
-        it.superclasses = [self.nodes[int(s, 16)] for s in n.get("superclasses", [])]  # type: ignore[misc]
+        it.superclasses = [self.interface_by_id(int(s, 16)) for s in n.get("superclasses", [])]
         for mj in sorted(n["methods"], key=lambda m: m["ordinal"]):
             m = Method(
                 mj["ordinal"],
                 mj["name"],
-                self.nodes[int(mj["params"], 16)],  # type: ignore[arg-type]
-                self.nodes[int(mj["results"], 16)],  # type: ignore[arg-type]
+                self.struct_by_id(int(mj["params"], 16)),
+                self.struct_by_id(int(mj["results"], 16)),
             )
             m.doc = mj.get("doc", "")
             it.methods.append(m)

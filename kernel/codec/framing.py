@@ -8,6 +8,7 @@ buffer and address segments by byte offset, so nothing is copied.
 from __future__ import annotations
 
 import struct
+from collections.abc import Sequence
 
 from kernel.codec.errors import DecodeError
 
@@ -54,7 +55,7 @@ def parse_segment_table(buf: bytes) -> tuple[list[int], list[int]]:
     return starts, ends
 
 
-def frame_segments(segments: list[bytes | bytearray]) -> bytes:
+def frame_segments(segments: Sequence[bytes | bytearray]) -> bytes:
     """Prefix segments (each a whole number of words) with their table."""
     count = len(segments)
     table = struct.pack(f"<{count + 1}I", count - 1, *(len(s) // 8 for s in segments))

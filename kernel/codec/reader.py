@@ -420,15 +420,16 @@ def _data_field_reader(f: Field) -> FieldReader:
     if isinstance(t, EnumType):
         names = t.enumerants
         limit = len(names)
-        dflt = int(f.default or 0)
+        dflt_ordinal = int(f.default or 0)
         off = f.offset * 2
         end = off + 2
 
         def read_enum(msg, si, d, db, pc, depth):
-            v = _u16(msg.buf, d + off)[0] ^ dflt if end <= db else dflt
+            v = _u16(msg.buf, d + off)[0] ^ dflt_ordinal if end <= db else dflt_ordinal
             return names[v] if v < limit else v
 
         return read_enum
+    assert isinstance(t, str), f"not a data field type: {t!r}"
     bits, fmt, signed = _NUMERIC[t]
     size = bits // 8
     off = f.offset * size

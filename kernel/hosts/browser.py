@@ -88,7 +88,9 @@ class BrowserHost:
         return SabRegion(self.bridge.newRegion(size))
 
     def start(self, proc: Process, module: str) -> None:
-        self.bridge.spawn(proc.pid, module, proc.ring.region.sab)
+        region = proc.ring.region
+        assert isinstance(region, SabRegion)  # allocate_region made it
+        self.bridge.spawn(proc.pid, module, region.sab)
 
     def stop(self, proc: Process) -> None:
         self.bridge.stop(proc.pid)
@@ -105,6 +107,10 @@ class BrowserHost:
     def terminal_write(self, name: str, data: bytes) -> None:
         self.bridge.output(to_js(data))
 
+    def agent_reply(self, response: dict) -> None:
+        """Never asked: a tab's kernel submits no outside agent requests."""
+        raise NotImplementedError("a tab's kernel takes no outside agent requests")
+
     def _model_events(self, data: bytes) -> None:
         """Lines of {"stream", "event"} the page relayed from the server's model."""
         for line in data.splitlines():
@@ -113,8 +119,9 @@ class BrowserHost:
                 stream, event = item["stream"], item["event"]
             except (ValueError, TypeError, KeyError):
                 continue  # not from the relay; no stream to answer on
-            if isinstance(stream, int):
-                self.kernel.model.feed(stream, event)  # which checks the event
+            model = self.kernel.model
+            if isinstance(stream, int) and model is not None:
+                model.feed(stream, event)  # which checks the event
 
     # --- the loop ------------------------------------------------------------------------
 
@@ -193,6 +200,7 @@ class BrowserSyscalls:
         self.ring = ring
         self.bell = bell
         self._cap_enter_js = cap_enter_js
+        assert isinstance(ring.region, SabRegion)  # a worker's ring lives in a SharedArrayBuffer
         self._i32 = ring.region.i32
 
     def cap_enter(self, min_complete: int, timeout_ns: int | None) -> int:

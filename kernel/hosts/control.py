@@ -90,9 +90,12 @@ class ControlChannel:
             self._hand_work()
             return None
         if "modelEvents" in request:
+            model = host.kernel.model
+            if model is None:
+                return {"error": "this guest runs no model"}
             events = request["modelEvents"]
             for event in events["events"]:
-                host.kernel.model.feed(events["stream"], event)
+                model.feed(events["stream"], event)
             return {"done": None}
         if "ping" in request:
             kernel = host.kernel
@@ -126,7 +129,9 @@ class ControlChannel:
         start = {"stream": stream, **request}
         size = len(encode(self._model_start, start))  # the kernel checked it against the schema
         if size > MAX_MODEL_START:
-            self.host.kernel.model.feed(
+            model = self.host.kernel.model
+            assert model is not None  # the model this channel runs asked for the start
+            model.feed(
                 stream,
                 {
                     "error": f"the conversation is {size} bytes, over the {MAX_MODEL_START} "
@@ -148,7 +153,8 @@ class ControlChannel:
         """Answer the server's waiting modelWork with what fits in one message."""
         if self._work_request is None or not (self._starts or self._cancels):
             return
-        starts, room = [], MAX_MESSAGE - 1024
+        starts: list[dict] = []
+        room = MAX_MESSAGE - 1024
         while self._starts and (not starts or room >= MAX_MODEL_START):
             starts.append(self._starts.pop(0))
             room -= MAX_MODEL_START

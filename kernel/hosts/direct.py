@@ -22,6 +22,7 @@ class DirectHost:
     screen: bytearray = field(default_factory=bytearray)
     started: list[tuple[int, str]] = field(default_factory=list)
     stopped: list[int] = field(default_factory=list)
+    agent_replies: list[dict] = field(default_factory=list)
     clock_ns: int = 1_000_000_000
 
     def allocate_region(self, pid: int, size: int) -> MemoryRegion:
@@ -44,3 +45,6 @@ class DirectHost:
 
     def terminal_write(self, name: str, data: bytes) -> None:
         self.screen += data
+
+    def agent_reply(self, response: dict) -> None:
+        self.agent_replies.append(response)

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 import traceback
+from types import ModuleType
 from typing import NoReturn
 
 from kernel.hosts.models.runner import ModelRunner, Provider
@@ -91,8 +92,10 @@ class InProcessHost:
         self.cond.notify_all()
 
     def _model_posted(self, stream: int, event: dict) -> None:
+        model = self.kernel.model
+        assert model is not None  # the runner posting this was attached with it
         with self.cond:
-            self.kernel.model.feed(stream, event)
+            model.feed(stream, event)
             self.kernel.take_woken()
             self.cond.notify_all()
 
@@ -148,7 +151,7 @@ class InProcessHost:
         if self._model is not None:
             self._model.close()
 
-    def _run_process(self, proc: Process, program: object) -> None:
+    def _run_process(self, proc: Process, program: ModuleType) -> None:
         syscalls = _ThreadSyscalls(self, proc)
         try:
             code = program.main(Runtime(proc.ring.region, syscalls))

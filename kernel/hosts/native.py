@@ -227,6 +227,7 @@ class NativeHost:
         with contextlib.suppress(BlockingIOError):
             os.eventfd_read(self._model_fd)
         model = self.kernel.model
+        assert model is not None  # the eventfd is registered only with a model attached
         while self._model_events:
             model.feed(*self._model_events.popleft())
 
@@ -289,17 +290,19 @@ class NativeHost:
                 self._report_faults()
 
     def _terminal_input(self) -> None:
-        data = self._terminal.read()
+        terminal = self._terminal
+        assert terminal is not None  # only its stdin is terminal_fd
+        data = terminal.read()
         if data is None:
             return
         if data:
             self._attached.feed(data)
         else:  # end of input: readers see eof; stop watching the descriptor
-            self._epoll.unregister(self._terminal.stdin)
+            self._epoll.unregister(terminal.stdin)
             self._attached.close()
-        if self._terminal.resized:
-            self._terminal.resized = False
-            self.resize_terminal(*self._terminal.size())
+        if terminal.resized:
+            terminal.resized = False
+            self.resize_terminal(*terminal.size())
 
     def _poll(self, wait: float | None) -> list[tuple[int, int]]:
         """Ready descriptors: look for a bounded while (yielding the CPU), then block."""

@@ -11,8 +11,8 @@ attribute of a JavaScript object from Python costs several times the call.
 
 from __future__ import annotations
 
-from js import Atomics, Int32Array, Uint8Array  # type: ignore[import-not-found]
-from pyodide.ffi import to_js  # type: ignore[import-not-found]
+from js import Atomics, Int32Array, Uint8Array
+from pyodide.ffi import to_js
 
 
 class SabRegion:

@@ -14,7 +14,9 @@ import signal
 import sys
 import termios
 import tty
+from collections.abc import Callable
 from types import FrameType
+from typing import Any
 
 
 class LocalTerminal:
@@ -24,7 +26,7 @@ class LocalTerminal:
         self.interactive = os.isatty(self.stdin)
         self._saved: list | None = None
         self.resized = False
-        self._old_winch = None
+        self._old_winch: Callable[[int, FrameType | None], Any] | int | None = None
 
     def size(self) -> tuple[int, int]:
         if not self.interactive:

@@ -31,6 +31,7 @@ import socket
 import sys
 import time
 import traceback
+from collections.abc import Sequence
 from typing import NoReturn
 
 from kernel.abi import Header
@@ -50,7 +51,7 @@ def die_with_parent() -> None:
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
-def send(sock: socket.socket, message: dict, fds: list[int] = ()) -> None:
+def send(sock: socket.socket, message: dict, fds: Sequence[int] = ()) -> None:
     data = json.dumps(message).encode()
     if fds:
         sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
@@ -166,9 +167,10 @@ def serve(sock: socket.socket) -> None:
     signal.set_wakeup_fd(wakeup_w)
     signal.signal(signal.SIGCHLD, lambda *_: None)
     children: dict[int, int] = {}  # os pid -> kernel pid
+    watched: list[socket.socket | int] = [sock, wakeup_r]
     try:
         while True:
-            ready, _, _ = select.select([sock, wakeup_r], [], [])
+            ready, _, _ = select.select(watched, [], [])
             if wakeup_r in ready:
                 os.read(wakeup_r, 4096)
                 _reap(sock, children)
@@ -184,7 +186,7 @@ def serve(sock: socket.socket) -> None:
 
 
 def _spawn(sock: socket.socket, message: dict, fds: list[int], children: dict[int, int]) -> None:
-    pid = message.get("spawn")
+    pid: int = message["spawn"]  # the kernel's spawn request always names the pid
     if len(fds) != 3:
         for fd in fds:
             os.close(fd)

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 from kernel import abi
 from kernel.abi import Err, Op, SqeFlags, TransferMode
@@ -182,6 +182,11 @@ class Runtime:
             self.enter(1)
         return completed.pop(user_data)
 
+    # Without a timeout there is always an answer; the overloads say so to the checker.
+    @overload
+    def ready(self, user_datas: Iterable[int]) -> int: ...
+    @overload
+    def ready(self, user_datas: Iterable[int], timeout_ns: int | None) -> int | None: ...
     def ready(self, user_datas: Iterable[int], timeout_ns: int | None = None) -> int | None:
         """The first of these requests to complete, left for collecting (None: timed out)."""
         wanted = list(user_datas)
@@ -260,7 +265,7 @@ class Runtime:
         cap: Cap,
         method_id: int,
         message: bytes,
-        transfers: list[tuple[Cap, TransferMode]] = (),
+        transfers: Sequence[tuple[Cap, TransferMode]] = (),
         *,
         result_size: int = DEFAULT_RESULT_SIZE,
     ) -> Pending:
@@ -311,7 +316,7 @@ class Runtime:
         cap: Cap,
         method_id: int,
         message: bytes,
-        transfers: list[tuple[Cap, TransferMode]] = (),
+        transfers: Sequence[tuple[Cap, TransferMode]] = (),
         *,
         result_size: int = DEFAULT_RESULT_SIZE,
     ) -> tuple[Cqe, bytes]:
@@ -319,6 +324,10 @@ class Runtime:
         pending = self.begin_raw(cap, method_id, message, transfers, result_size=result_size)
         return self.raw_result(pending)
 
+    @overload
+    def first(self, pendings: Iterable[Pending]) -> Pending: ...
+    @overload
+    def first(self, pendings: Iterable[Pending], timeout_ns: int | None) -> Pending | None: ...
     def first(self, pendings: Iterable[Pending], timeout_ns: int | None = None) -> Pending | None:
         """The first of `pendings` to complete (None if `timeout_ns` passes first)."""
         by_ud = {p.user_data: p for p in pendings}
@@ -427,7 +436,7 @@ class Runtime:
         endpoint: Cap,
         call_id: int,
         message: bytes,
-        transfers: list[tuple[Cap, TransferMode]] = (),
+        transfers: Sequence[tuple[Cap, TransferMode]] = (),
         *,
         exception: bool = False,
     ) -> None:
@@ -441,7 +450,7 @@ class Runtime:
         endpoint: Cap,
         call_id: int,
         message: bytes,
-        transfers: list[tuple[Cap, TransferMode]] | tuple = (),
+        transfers: Sequence[tuple[Cap, TransferMode]] = (),
         *,
         exception: bool = False,
     ) -> PendingReturn:

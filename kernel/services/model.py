@@ -16,7 +16,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeGuard, overload
 
 from kernel.capobject import PENDING, CallContext, Deferred, KernelService, Pending
 from kernel.errors import CapError
@@ -149,7 +149,8 @@ class HostModel(KernelService):
 
     def _take(self, stream_id: int, stream: _Stream) -> dict:
         """Events up to the answer's byte budget (at least one); a finished stream is dropped."""
-        out, size = [], 0
+        out: list[dict] = []
+        size = 0
         while stream.events:
             cost = _size(stream.events[0])
             if out and size + cost > MAX_ANSWER_BYTES:
@@ -179,7 +180,7 @@ EVENT_SHAPES: dict[str, type | dict[str, type]] = {
 }
 
 
-def is_completion_event(event: object) -> bool:
+def is_completion_event(event: object) -> TypeGuard[dict]:
     """Whether `event` is a CompletionEvent dict the codec can encode."""
     if not isinstance(event, dict) or len(event) != 1:
         return False
@@ -195,6 +196,10 @@ def is_completion_event(event: object) -> bool:
     return shape is not None and type(value) is shape
 
 
+@overload
+def _valid_text(value: dict) -> dict: ...
+@overload
+def _valid_text(value: object) -> object: ...
 def _valid_text(value: object) -> object:
     """The event with text that UTF-8 can carry: a provider decoding JSON may hand over
     lone surrogates ("\\ud800"), which no Text field can encode."""

@@ -15,7 +15,7 @@ import itertools
 import weakref
 from typing import TYPE_CHECKING
 
-from kernel.capobject import PENDING, CallContext, CapObject, KernelService, Pending
+from kernel.capobject import PENDING, CallContext, CapObject, Deferred, KernelService, Pending
 from kernel.captable import CapEntry, Origin, TransferPolicy
 from kernel.codec import Bundle
 from kernel.endpoint import ClientFacet, Endpoint
@@ -234,7 +234,7 @@ class _Timeout:
 
     __slots__ = ("deferred", "since", "view")
 
-    def __init__(self, view: SystemMonitor, deferred, since: int) -> None:
+    def __init__(self, view: SystemMonitor, deferred: Deferred, since: int) -> None:
         self.view = view
         self.deferred = deferred
         self.since = since

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kernel.programs.shell.lineedit import EndOfInput, Line
@@ -337,7 +338,7 @@ class Agent:
             del self.messages[1 : starts[1]]
 
 
-def _message(role: str, content: str, calls: list[dict] = ()) -> dict:
+def _message(role: str, content: str, calls: Iterable[dict] = ()) -> dict:
     return {"role": role, "content": content, "toolCalls": list(calls), "toolCallId": ""}
 
 

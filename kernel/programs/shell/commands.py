@@ -415,12 +415,15 @@ class Commands:
         session.release()
         for name in [n for n, b in self.shell.names.items() if b.origin == "bundle"]:
             binding = self.shell.names.pop(name)
-            binding.cap.release()
+            if binding.cap is not None:  # bundle bindings always hold one
+                binding.cap.release()
         for item in bundle:
             if item["name"] in self.shell.names:  # a let-name shadows nothing of the bundle
                 self._unbind(item["name"])
             self.shell.names[item["name"]] = Binding(item["cap"], "bundle")
-        info = self.shell.names["session"].cap.info()["info"]
+        session_cap = self.shell.names["session"].cap
+        assert session_cap is not None  # bound from the bundle just above
+        info = session_cap.info()["info"]
         self.shell.profile = info["profile"]
         self.shell.username = info["username"]
 

@@ -51,6 +51,7 @@ class Gateway:
         self.shell.watch(self._next.user_data, self._on_request)
 
     def _on_request(self, _user_data: int) -> None:
+        assert self._next is not None  # the `next` this handler watches
         try:
             request = self.rt.result(self._next)["request"]
         except (RemoteError, TransportFailure) as exc:

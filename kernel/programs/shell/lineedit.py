@@ -589,7 +589,7 @@ class LineEditor:
         if self._complete is None or self._hidden or not self.interactive:
             return False
         before = "".join(self._buf[: self._pos])
-        start = _WORD_TAIL.search(before).start()  # type: ignore[union-attr]
+        start = _WORD_TAIL.search(before).start()  # type: ignore[union-attr]  # \S*$ always matches
         word = before[start:]
         try:
             found = self._complete(before)

@@ -108,6 +108,7 @@ class Shell:
 
     def _on_terminal_input(self, user_data: int) -> None:
         pending, self._terminal_read = self._terminal_read, None
+        assert pending is not None  # this handler watches the read it made
         result = self.rt.result(pending)
         if result["eof"]:
             self.input_ended = True
@@ -161,9 +162,9 @@ class Shell:
         self._next_job += 1
         self.jobs[job.number] = job
         for endpoint in stdio:
-            self.watch(self.stdio.listen(job, endpoint), lambda ud, j=job: self._on_stdio(j, ud))
+            self.watch(self.stdio.listen(job, endpoint), lambda ud: self._on_stdio(job, ud))
         job.waiting = self.rt.begin(handle, "wait")
-        self.watch(job.waiting.user_data, lambda _, j=job: self._on_exit(j))
+        self.watch(job.waiting.user_data, lambda _: self._on_exit(job))
         return job
 
     def _on_stdio(self, job: Job, user_data: int) -> None:
@@ -180,6 +181,7 @@ class Shell:
             job.reads.append(request)
 
     def _on_exit(self, job: Job) -> None:
+        assert job.waiting is not None  # add_job began the wait this handler watches
         try:
             job.exit_code = self.rt.result(job.waiting)["exitCode"]
             state = job.handle.status()["status"]["state"]
@@ -193,7 +195,7 @@ class Shell:
             endpoint.release()  # its pending RECV completes CANCELLED
         for user_data in list(job.recvs):
             self._watch.pop(user_data, None)
-            self.watch(user_data, lambda ud, j=job: self._drop_recv(j, ud))
+            self.watch(user_data, lambda ud: self._drop_recv(job, ud))
         job.stdio = []
         if job is not self.foreground:
             self.out(f"[{job.number}] done  {job.binary}  ({job.status_text})\n")

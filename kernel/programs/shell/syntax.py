@@ -124,7 +124,7 @@ def tokenize(text: str) -> list[Token]:
 
 def _string(text: str, start: int) -> tuple[str, int]:
     quote = text[start]
-    out = []
+    out: list[str] = []
     i = start + 1
     while i < len(text):
         ch = text[i]

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kernel.codec import EnumType, InterfaceType, ListType, StructType
-from kernel.codec.bundle import INT_RANGES
+from kernel.codec.bundle import INT_RANGES, Method
 from kernel.programs.shell.shell import Binding
 from kernel.programs.shell.values import InputError, required, to_params
 from kernel.runtime import Cap
@@ -31,15 +31,17 @@ class Tool:
     name: str  # "counter.increment"
     cap_name: str
     cap: Cap
-    method: Any  # kernel.codec.bundle.Method
+    method: Method
     schema: dict
 
     def descriptor(self) -> dict:
         """The LanguageModel ToolDescriptor: what the model sees."""
-        return descriptor(self.cap_name, self.cap.interface, self.method)
+        interface = self.cap.interface
+        assert interface is not None  # tools_for takes only caps of a known interface
+        return descriptor(self.cap_name, interface, self.method)
 
 
-def descriptor(cap_name: str, interface: InterfaceType, method: Any) -> dict:
+def descriptor(cap_name: str, interface: InterfaceType, method: Method) -> dict:
     """The ToolDescriptor of `cap_name.method`: a name, a description and a JSON Schema."""
     doc = method.doc or f"{method.name} on {interface.name}"
     return {
