@@ -67,7 +67,7 @@ class AgentError(Exception):
         return STATUS.get(self.kind, 500)
 
     def as_dict(self) -> dict:
-        error = {"kind": self.kind, "message": self.message}
+        error: dict[str, Any] = {"kind": self.kind, "message": self.message}
         if self.type:
             error["type"] = self.type
         if self.retry_after is not None:
@@ -223,7 +223,7 @@ class Agents:
                 async with asyncio.timeout(wait_ms / 1000):
                     item = await stream.next(at, max_bytes)
         reset = isinstance(item, Reset)
-        if reset:  # what was asked for is gone: continue from the oldest byte kept
+        if isinstance(item, Reset):  # what was asked for is gone: continue from the oldest
             at = item.offset
             item = stream.read(at, max_bytes)
         data = item.data if isinstance(item, Chunk) else ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 PARTS = ("pool", "share_hub", "redis", "store", "model", "mcp")
 
@@ -59,7 +60,7 @@ class Health:
     def report(self) -> tuple[int, dict]:
         """The probe's status code and body."""
         down = [name for name, part in self.parts.items() if part.state == "down"]
-        body = {
+        body: dict[str, Any] = {
             "status": "down" if down else "ok",
             "parts": {name: part.as_dict() for name, part in self.parts.items()},
         }

@@ -21,7 +21,7 @@ from mcp.server.fastmcp import Context, FastMCP
 from mcp.server.fastmcp.resources import TextResource
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent
-from pydantic import Field
+from pydantic import AnyUrl, Field
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -219,7 +219,7 @@ def _add_resources(mcp: FastMCP) -> None:
     for name in SCHEMA_FILES:
         mcp.add_resource(
             TextResource(
-                uri=f"capos://schema/{name}",
+                uri=AnyUrl(f"capos://schema/{name}"),
                 name=name,
                 description=f"the Cap'n Proto schema {name}",
                 mime_type="text/plain",
@@ -229,7 +229,7 @@ def _add_resources(mcp: FastMCP) -> None:
     for page in build_corpus():
         mcp.add_resource(
             TextResource(
-                uri=f"capos://manual/{page['section']}/{page['topic']}",
+                uri=AnyUrl(f"capos://manual/{page['section']}/{page['topic']}"),
                 name=f"man {page['topic']}",
                 description=page["summary"],
                 mime_type="text/markdown",
@@ -257,5 +257,7 @@ class OriginChecked:
 def route(mcp: FastMCP) -> Route:
     """`/mcp`, served by the SDK's streamable HTTP transport; run `mcp.session_manager`
     for the app's lifetime."""
-    endpoint = next(r for r in mcp.streamable_http_app().routes if getattr(r, "path", "") == PATH)
+    endpoint = next(
+        r for r in mcp.streamable_http_app().routes if isinstance(r, Route) and r.path == PATH
+    )
     return Route(PATH, endpoint=OriginChecked(endpoint.app), methods=["GET", "POST", "DELETE"])

@@ -147,7 +147,7 @@ class VmPool:
         """Wait for `vm` to reach the prompt (or be restored); False if it exits or times out."""
         await any_set(vm.ready, vm.exited, timeout=self.config.boot_timeout_s)
         if vm.ready.is_set() and not vm.exited.is_set():
-            self.boot_seconds.append(vm.ready_at - vm.started_at)
+            self.boot_seconds.append((vm.ready_at or vm.started_at) - vm.started_at)
             self.metrics.vm_boots.inc()
             if self._failures >= FAILURES_DOWN:
                 self.health.ok("pool", self.describe())

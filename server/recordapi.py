@@ -109,22 +109,23 @@ def routes(settings: Settings) -> list[Route]:
             return error(409, "no recording of this session is running; start one first")
         return JSONResponse({"marked": marked}, headers=NO_STORE)
 
-    def public(request: Request) -> tuple[Sharing | None, Recording | None, Response | None]:
+    def public(request: Request) -> tuple[Sharing, Recording] | Response:
+        """The hub and the recording a replay link opens, or the page that says why not."""
         hub: Sharing | None = part(request, "hub")
         if hub is None:
-            return None, None, notice("Starting", "The server is starting; try again.", 503)
+            return notice("Starting", "The server is starting; try again.", 503)
         recording = hub.recordings.find(request.path_params["recording_id"])
         if recording is None:
-            return hub, None, notice("No such recording", "Check the address.", 404)
+            return notice("No such recording", "Check the address.", 404)
         why = recording.gone()
         if why is not None:
-            return hub, None, notice("This recording is gone", why[0].upper() + why[1:] + ".", 410)
-        return hub, recording, None
+            return notice("This recording is gone", why[0].upper() + why[1:] + ".", 410)
+        return hub, recording
 
     async def page(request: Request) -> Response:
-        _, _, refused = public(request)
-        if refused is not None:
-            return refused
+        found = public(request)
+        if isinstance(found, Response):
+            return found
         return FileResponse(
             settings.web_dir / "replay.html",
             media_type="text/html; charset=utf-8",
@@ -132,9 +133,10 @@ def routes(settings: Settings) -> list[Route]:
         )
 
     async def cast(request: Request) -> Response:
-        hub, recording, refused = public(request)
-        if refused is not None:
-            return refused
+        found = public(request)
+        if isinstance(found, Response):
+            return found
+        hub, recording = found
         return FileResponse(
             hub.recordings.path(recording),
             media_type="application/x-asciicast",
@@ -146,10 +148,10 @@ def routes(settings: Settings) -> list[Route]:
         )
 
     async def info(request: Request) -> Response:
-        _, recording, refused = public(request)
-        if refused is not None:
-            return error(refused.status_code, "no such recording, or it has expired")
-        body = recording.info()
+        found = public(request)
+        if isinstance(found, Response):
+            return error(found.status_code, "no such recording, or it has expired")
+        body = found[1].info()
         body.pop("input")
         return JSONResponse(body, headers=NO_STORE)
 

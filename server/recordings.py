@@ -141,7 +141,7 @@ class RecordingRegistry:
             self.path(recording).unlink(missing_ok=True)
             raise ShareError(str(exc), 503) from None
         self.recordings[recording.id] = recording
-        session.start(self._record(session, recording), "a recorder")
+        session.start(self._record(session, recording, recording.recorder), "a recorder")
         return recording
 
     def _check_free_space(self) -> None:
@@ -154,8 +154,7 @@ class RecordingRegistry:
                 507,
             )
 
-    async def _record(self, session: LiveSession, recording: Recording) -> None:
-        recorder = recording.recorder
+    async def _record(self, session: LiveSession, recording: Recording, recorder: Recorder) -> None:
         session.observers.append(recorder.observe)
         try:
             await recorder.run()

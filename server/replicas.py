@@ -33,7 +33,7 @@ import json
 import logging
 import secrets
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -56,6 +56,7 @@ STREAM_ENTRIES = 4096  # output entries kept per session (about the scrollback)
 EVENTS = "capos:events"
 REDIS_ERRORS = (aioredis.RedisError, OSError)
 T = TypeVar("T")
+Entry = tuple[bytes, dict[bytes, bytes]]  # a Redis stream entry: its id and fields
 
 
 class RedisDown(SessionError):
@@ -179,7 +180,7 @@ class Replicas:
 
     async def _catch_up(self) -> None:
         """Redis is back, perhaps empty: say again what this replica knows."""
-        for session in self.directory.live(LiveSession):
+        for session in self.directory.running():
             if session.id in self._hosted:
                 await self._retrying(self._announce, session.id)
         for share in self.shares.all():
@@ -202,7 +203,7 @@ class Replicas:
 
     async def _sync(self) -> None:
         while True:
-            for session in self.directory.live(LiveSession):
+            for session in self.directory.running():
                 if not isinstance(session, Mirror) and session.id not in self._hosted:
                     self._start_hosting(session)
             await asyncio.sleep(SYNC_S)
@@ -259,14 +260,17 @@ class Replicas:
                 return
 
     async def _apply_input(self, session: LiveSession) -> None:
-        inbox, last = _key("in", session.id), "$"
+        inbox, last = _key("in", session.id), b"$"
         while True:
-            answer = await self._retrying(self.readers.xread, {inbox: last}, block=1000)
-            for _, entries in answer or []:
-                for entry_id, fields in entries:
-                    last = entry_id
-                    with contextlib.suppress(SessionError):
-                        session.input(fields[b"d"])
+            for entry_id, fields in await self._read(inbox, last):
+                last = entry_id
+                with contextlib.suppress(SessionError):
+                    session.input(fields[b"d"])
+
+    async def _read(self, stream: str, after: bytes | str) -> list[Entry]:
+        """The entries of a Redis stream after `after`, waiting up to a second for some."""
+        answer = await self._retrying(self.readers.xread, {stream: after}, block=1000)
+        return [entry for _, entries in cast(list, answer or []) for entry in entries]
 
     # --- viewing a session hosted elsewhere -------------------------------------------
 
@@ -276,7 +280,7 @@ class Replicas:
         if mirror is not None and mirror.reason is None:
             return mirror
         host = await self._once("watching a session", self.redis.get, _key("session", session_id))
-        if host is None or host.decode() == self.id or not self.directory.accepting:
+        if host is None or host == self.id.encode() or not self.directory.accepting:
             return None
         return self.directory.add(Mirror(session_id, self.scrollback, self))
 
@@ -284,14 +288,12 @@ class Replicas:
         """Feed the mirror from the host's stream until its `end` entry."""
         out = _key("out", mirror.id)
         while mirror.reason is None:
-            answer = await self._retrying(self.readers.xread, {out: mirror.last_entry}, block=1000)
-            for _, entries in answer or []:
-                for entry_id, fields in entries:
-                    mirror.last_entry = entry_id
-                    if b"end" in fields:
-                        mirror.end(fields[b"end"].decode())
-                        return
-                    mirror.take(int(fields[b"o"]), fields[b"d"].decode())
+            for entry_id, fields in await self._read(out, mirror.last_entry):
+                mirror.last_entry = entry_id
+                if b"end" in fields:
+                    mirror.end(fields[b"end"].decode())
+                    return
+                mirror.take(int(fields[b"o"]), fields[b"d"].decode())
 
     async def send_input(self, mirror: Mirror) -> None:
         inbox = _key("in", mirror.id)

@@ -153,12 +153,12 @@ def routes(settings: Settings, metrics: Metrics) -> list:
         hub: Sharing | None = part(websocket, "hub")
         await websocket.accept()
         share = await hub.find_share(websocket.path_params["token"]) if hub else None
-        if share is None:
+        if hub is None or share is None:
             await send_frame(websocket, {"type": "error", "message": "no such share link"})
             await websocket.close(code=4404)
             return
         try:
-            why = await why_gone(hub, share)
+            why = share.gone()
             session = await hub.live(share.session_id)
             if why is not None or session is None:
                 raise ShareError(why or "the session this link showed has ended", 410)

@@ -45,7 +45,7 @@ class Sharing:
         """The session with this id, of any kind, on any replica, while it has not ended.
 
         RedisDown when it is not here and Redis cannot say where it is."""
-        session = self.directory.get(session_id, LiveSession)
+        session = self.directory.find(session_id)
         if session is None and self.replicas is not None:
             session = await self.replicas.mirror(session_id)
         if session is None or session.state == "ended":
@@ -54,7 +54,7 @@ class Sharing:
 
     async def known(self, session_id: str) -> bool:
         """Whether the id names a session this service knows (live or ended)."""
-        if self.directory.get(session_id, LiveSession) is not None:
+        if self.directory.find(session_id) is not None:
             return True
         if self.shares.of_session(session_id) or self.recordings.of_session(session_id):
             return True

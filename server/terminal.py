@@ -23,7 +23,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Any, Protocol, TypeGuard
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -116,7 +117,7 @@ def _settle(start: asyncio.Future, offset: int | None) -> None:
         start.set_result(offset)
 
 
-def parse_frame(message: dict) -> dict:
+def parse_frame(message: Mapping[str, Any]) -> dict:
     text = message.get("text")
     if text is None:
         raise BadFrame("binary frames are not accepted: send JSON text frames")
@@ -143,7 +144,7 @@ async def _handle(session: Terminal, frame: dict, start: asyncio.Future, first: 
         session.input(encoded)
     elif kind == "resize":
         cols, rows = frame.get("cols"), frame.get("rows")
-        if not all(is_int(v) and 1 <= v <= MAX_COLS_ROWS for v in (cols, rows)):
+        if not (is_size(cols) and is_size(rows)):
             raise BadFrame(f'resize needs "cols" and "rows", integers 1..{MAX_COLS_ROWS}')
         await session.resize(cols, rows)
     elif kind == "resume":
@@ -181,6 +182,11 @@ async def _write(
                 await send_frame(websocket, {"type": "exit", "reason": item.reason})
                 await websocket.close(code=1000)
                 return
+
+
+def is_size(value: object) -> TypeGuard[int]:
+    """A terminal's column or row count."""
+    return is_int(value) and 1 <= value <= MAX_COLS_ROWS
 
 
 async def send_frame(websocket: WebSocket, frame: dict) -> None:

@@ -102,7 +102,7 @@ class Vm:
         self.image, self.config, self.stream, self.name = image, config, stream, name
         self.incoming = incoming
         self.model = model
-        self._serves_model = model is not None and serve_model
+        self._serves: ModelHub | None = model if serve_model else None  # this VM's agent mode
         self.ready = asyncio.Event()  # at the prompt (booted) or running again (restored)
         self.exited = asyncio.Event()
         self.exit_reason = ""
@@ -121,7 +121,9 @@ class Vm:
 
     def _command(self) -> list[str]:
         term, control, qmp = (s.fileno() for s in self._theirs)
-        command = self.config.command(self.image, self.name, self.model and self.model.info)
+        command = self.config.command(
+            self.image, self.name, self.model.info if self.model else None
+        )
         command += ["-chardev", f"socket,id=term,fd={term}", "-serial", "chardev:term"]
         command += ["-chardev", f"socket,id=ctl,fd={control}", "-device", "isa-serial,chardev=ctl"]
         command += ["-chardev", f"socket,id=qmp,fd={qmp}", "-mon", "chardev=qmp,mode=control"]
@@ -152,9 +154,11 @@ class Vm:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(self._part(self._pump_terminal(), "terminal"))
                 tasks.create_task(self._part(self._control(), "control channel"))
-                tasks.create_task(self._part(self._read_stderr(process.stderr), "error output"))
+                stderr = process.stderr
+                assert stderr is not None  # stderr=PIPE
+                tasks.create_task(self._part(self._read_stderr(stderr), "error output"))
                 tasks.create_task(self._part(self._monitor(), "monitor"))
-                if self._serves_model:
+                if self._serves is not None:
                     tasks.create_task(self._part(self._serve_model(), "model"))
                 await process.wait()
         finally:
@@ -192,7 +196,8 @@ class Vm:
     async def _serve_model(self) -> None:
         """Once the guest's control channel listens (at the prompt), for as long as it runs."""
         await self.ready.wait()
-        await serve_model(self.control, self.model)
+        if self._serves is not None:
+            await serve_model(self.control, self._serves)
 
     async def _pump_terminal(self) -> None:
         reader, self._term_writer = await asyncio.open_connection(sock=self._term)

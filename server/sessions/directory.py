@@ -68,13 +68,21 @@ class SessionDirectory:
                 self.metrics.session_faults.labels(backend=session.backend).inc()
 
     def get(self, session_id: str, kind: type[S]) -> S | None:
-        """The session with this id, if it is of `kind` (LiveSession: any kind)."""
+        """The session with this id, if it is of `kind`."""
         session = self.sessions.get(session_id)
         return session if isinstance(session, kind) else None
 
+    def find(self, session_id: str) -> LiveSession | None:
+        """The session with this id, of any kind."""
+        return self.sessions.get(session_id)
+
     def live(self, kind: type[S]) -> list[S]:
         """The sessions of `kind` that have not ended."""
-        return [s for s in self.sessions.values() if isinstance(s, kind) and s.reason is None]
+        return [s for s in self.running() if isinstance(s, kind)]
+
+    def running(self) -> list[LiveSession]:
+        """Every session, of any kind, that has not ended."""
+        return [s for s in self.sessions.values() if s.reason is None]
 
     def _forget_old(self) -> None:
         now = time.monotonic()

@@ -33,7 +33,7 @@ class Mirror(LiveSession):
         super().__init__(OutputStream(scrollback), session_id)
         self.replicas = replicas
         self.outbox: asyncio.Queue[bytes] = asyncio.Queue(256)
-        self.last_entry = "0-0"  # the last Redis stream entry taken
+        self.last_entry: bytes | str = "0-0"  # the last Redis stream entry taken
         self._positioned = False
 
     def input(self, data: bytes) -> None:

@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.control import ControlError
+from server.control import ControlClient, ControlError
 from server.pool import VmPool
 from server.qmp import QmpError
 from server.sessions.live import LiveSession, SessionError
@@ -41,7 +41,8 @@ class QemuSession(LiveSession):
 
     def __init__(self, pool: VmPool, vm: Vm, limits: SessionLimits, state_dir: Path) -> None:
         super().__init__(vm.stream)
-        self.pool, self.vm, self.limits = pool, vm, limits
+        self.pool, self.limits = pool, limits
+        self.vm: Vm | None = vm  # None while suspended
         self._deadline = time.monotonic() + limits.lifetime_s
         self._state_file = state_dir / f"{self.id}.vmstate"
         self.phase = "running"  # running | suspending | suspended | resuming | ended
@@ -100,6 +101,10 @@ class QemuSession(LiveSession):
                 raise SessionError("the session could not be woken", 503)
             await any_set(self.ending, timeout=0.05)
         return self.vm
+
+    @property
+    def control(self) -> ControlClient | None:
+        return self.vm.control if self.vm is not None else None
 
     # --- the supervisor ---------------------------------------------------------------
 

@@ -35,7 +35,14 @@ from server.sessions.live import LiveSession, SessionError
 from server.settings import TabLimits
 from server.stream import DEFAULT_SCROLLBACK, OutputStream
 from server.supervise import any_set, race
-from server.terminal import MAX_COLS_ROWS, MAX_INPUT, BadFrame, parse_frame, send_frame
+from server.terminal import (
+    MAX_COLS_ROWS,
+    MAX_INPUT,
+    BadFrame,
+    is_size,
+    parse_frame,
+    send_frame,
+)
 
 TERMINAL_RESET = "\x1bc"
 CLOSED_TAB = "the owner closed the tab"
@@ -150,7 +157,7 @@ class TabSession(LiveSession):
             self.take_output(offset, data)
         elif kind == "size":
             cols, rows = frame.get("cols"), frame.get("rows")
-            if not all(is_int(v) and 1 <= v <= MAX_COLS_ROWS for v in (cols, rows)):
+            if not (is_size(cols) and is_size(rows)):
                 raise BadFrame(f'size needs "cols" and "rows", integers 1..{MAX_COLS_ROWS}')
             self.observe("r", f"{cols}x{rows}")
         else:
