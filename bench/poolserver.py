@@ -24,7 +24,8 @@ PROMPT = "capos> "
 
 
 class PoolServer:
-    def __init__(self, process: subprocess.Popen, port: int) -> None:
+    def __init__(self, process: subprocess.Popen | None, port: int) -> None:
+        """`process`: the server's, or None for one running in this process."""
         self.process, self.port = process, port
         self.base = f"http://127.0.0.1:{port}"
         self.http = httpx.Client(base_url=self.base, timeout=30)
@@ -85,7 +86,7 @@ def pool_server(*options: str) -> Iterator[PoolServer]:
 
 
 def _answers(server: PoolServer) -> bool:
-    if server.process.poll() is not None:
+    if server.process is not None and server.process.poll() is not None:
         raise RuntimeError(f"the server exited with status {server.process.returncode}")
     try:
         return server.http.get("/healthz").status_code == 200

@@ -6,16 +6,12 @@ everything here polls from Python with page.evaluate.
 
 from __future__ import annotations
 
-import socket
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-import uvicorn
-
-from server.app import create_app
-from server.settings import WS_MAX_MESSAGE, Settings
+from bench.liveserver import live_server
+from server.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
@@ -35,30 +31,8 @@ SCREEN = """() => window.capos ? [...Array(capos.term.buffer.active.length).keys
 @contextmanager
 def serving(settings: Settings | None = None) -> Iterator[str]:
     """The real server on a free loopback port, for as long as the block runs."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(settings),
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            ws_max_size=WS_MAX_MESSAGE,
-        )
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline:
-            raise RuntimeError("the server did not start within 20 s")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with live_server(settings, start_timeout=20) as server:
+        yield server.base
 
 
 def screen(page) -> list[str]:

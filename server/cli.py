@@ -53,6 +53,12 @@ def _bench_agent(args: argparse.Namespace) -> int:
     return run_benchmark(json_path=args.json, quick=args.quick)
 
 
+def _bench_faults(args: argparse.Namespace) -> int:
+    from bench.faults import run_benchmark
+
+    return run_benchmark(json_path=args.json, quick=args.quick)
+
+
 def _boot(args: argparse.Namespace) -> int:
     from kernel.hosts.models.settings import ModelSettings
     from kernel.hosts.native import boot_command
@@ -253,6 +259,13 @@ def build_parser() -> argparse.ArgumentParser:
     share.add_argument("--quick", action="store_true", help="fewer rounds and viewers")
     share.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     share.set_defaults(func=_bench_share)
+    faults = bench_sub.add_parser(
+        "faults",
+        help="faults injected into a live service (QEMU, guests, Redis, disk): what they cost",
+    )
+    faults.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    faults.add_argument("--quick", action="store_true", help="two bystander sessions, not four")
+    faults.set_defaults(func=_bench_faults)
 
     serve = sub.add_parser("serve", help="serve the web playground")
     serve.add_argument("--host", default="127.0.0.1")

@@ -271,36 +271,61 @@ def _compile(root: Path) -> None:
             source.unlink()
 
 
-def _cpio(root: Path) -> bytes:
-    """A newc cpio archive of `root` plus the device nodes and /init; times are 0."""
-    out = bytearray()
-    inode = 0
+class _Cpio:
+    """A newc cpio archive, written entry by entry; times are 0, so builds repeat exactly."""
 
-    def entry(name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)) -> None:
-        nonlocal inode
-        inode += 1
+    def __init__(self) -> None:
+        self.out = bytearray()
+        self._inode = 0
+
+    def entry(
+        self, name: str, mode: int, data: bytes = b"", rdev: tuple[int, int] = (0, 0)
+    ) -> None:
+        self._inode += 1
         encoded = name.encode() + b"\0"
-        fields = (inode, mode, 0, 0, 1, 0, len(data), 0, 0, rdev[0], rdev[1], len(encoded), 0)
-        out.extend(b"070701" + b"".join(b"%08x" % f for f in fields) + encoded)
-        out.extend(b"\0" * (-len(out) % 4) + data)
-        out.extend(b"\0" * (-len(out) % 4))
+        fields = (self._inode, mode, 0, 0, 1, 0, len(data), 0, 0, *rdev, len(encoded), 0)
+        self.out.extend(b"070701" + b"".join(b"%08x" % f for f in fields) + encoded)
+        self.out.extend(b"\0" * (-len(self.out) % 4) + data)
+        self.out.extend(b"\0" * (-len(self.out) % 4))
 
+    def close(self) -> bytes:
+        self.entry("TRAILER!!!", 0)
+        return bytes(self.out)
+
+
+def _cpio(root: Path) -> bytes:
+    """A newc cpio archive of `root` plus the device nodes and /init."""
+    archive = _Cpio()
     for directory in ("dev", "proc", "sys", "tmp", "run"):
-        entry(directory, stat.S_IFDIR | 0o755)
+        archive.entry(directory, stat.S_IFDIR | 0o755)
     for name, rdev in _DEVICES.items():
-        entry(name, stat.S_IFCHR | 0o600, rdev=rdev)
-    entry("init", stat.S_IFREG | 0o755, _INIT.encode())
+        archive.entry(name, stat.S_IFCHR | 0o600, rdev=rdev)
+    archive.entry("init", stat.S_IFREG | 0o755, _INIT.encode())
     for path in sorted(root.rglob("*")):
         name = str(path.relative_to(root))
         info = path.lstat()
         if stat.S_ISLNK(info.st_mode):
-            entry(name, stat.S_IFLNK | 0o777, os.readlink(path).encode())
+            archive.entry(name, stat.S_IFLNK | 0o777, os.readlink(path).encode())
         elif stat.S_ISDIR(info.st_mode):
-            entry(name, stat.S_IFDIR | 0o755)
+            archive.entry(name, stat.S_IFDIR | 0o755)
         elif stat.S_ISREG(info.st_mode):
-            entry(name, stat.S_IFREG | (info.st_mode & 0o777), path.read_bytes())
-    entry("TRAILER!!!", 0)
-    return bytes(out)
+            archive.entry(name, stat.S_IFREG | (info.st_mode & 0o777), path.read_bytes())
+    return archive.close()
+
+
+def with_init(image: Image, init: str, where: Path) -> Image:
+    """`image` with another PID 1: a guest that misbehaves on purpose, for fault tests.
+
+    Linux unpacks concatenated cpio archives in order, a later file replacing an
+    earlier one, so the new `/init` is a small archive appended to the image's."""
+    where.mkdir(parents=True, exist_ok=True)
+    archive = _Cpio()
+    archive.entry("init", stat.S_IFREG | 0o755, f"#!/{PYTHON} -S\n{init}".encode())
+    initrd = where / "initrd.img"
+    initrd.write_bytes(image.initrd.read_bytes() + archive.close())
+    return Image(
+        image.kernel, initrd, f"{image.key}-{hashlib.sha256(init.encode()).hexdigest()[:8]}"
+    )
 
 
 def build_command(force: bool) -> int:

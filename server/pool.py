@@ -200,11 +200,17 @@ class VmPool:
         self._note_change()
 
     def start(
-        self, stream: OutputStream, incoming: Path | None = None, *, serve_model: bool = True
+        self,
+        stream: OutputStream,
+        incoming: Path | None = None,
+        *,
+        serve_model: bool = True,
+        image: Image | None = None,
     ) -> Vm:
-        """A new QEMU writing into `stream` (restored from `incoming` if given), owned here."""
+        """A new QEMU writing into `stream` (restored from `incoming` if given), owned here;
+        `image`: another guest than the pool's (the fault tests boot misbehaving ones)."""
         vm = Vm(
-            self.image,
+            image or self.image,
             self.vm_config,
             stream,
             name=next(self._names),

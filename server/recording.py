@@ -60,6 +60,16 @@ class CastWriter:
     def event(self, kind: str, data: str) -> None:
         self._line([round(time.monotonic() - self.started, 6), kind, data])
 
+    def end_after_failure(self, kind: str, data: str) -> None:
+        """After a write failed: close the file, drop the line it took only part of (which
+        frees that much), and add this one last event if the disk takes it."""
+        with contextlib.suppress(OSError):
+            self._file.close()
+        repair(self.path)
+        line = json.dumps([round(self.elapsed(), 6), kind, data], ensure_ascii=False) + "\n"
+        with self.path.open("a", encoding="utf-8") as file:
+            file.write(line)
+
     def elapsed(self) -> float:
         return time.monotonic() - self.started
 
@@ -126,13 +136,19 @@ class Recorder:
             self.writer.event(kind, data)
         except OSError as exc:
             log.warning("capOS: a recording could not be written: %s", exc)
-            self._stop_with_marker(f"the server could not write the recording ({exc}); {KEPT}")
+            reason = f"the server could not write the recording ({exc.strerror or exc}); {KEPT}"
+            self._stop_with_marker(reason, failed=True)
 
-    def _stop_with_marker(self, reason: str) -> None:
-        """Stop, leaving a marker (a chapter in the player) that says why, if it still fits."""
+    def _stop_with_marker(self, reason: str, failed: bool = False) -> None:
+        """Stop, leaving a marker (a chapter in the player) that says why, if it still fits;
+        `failed`: the last write failed, so the file is mended first."""
         self.stop(reason)
+        marker = f"recording stopped: {reason}"[: self.limits.max_marker]
         with contextlib.suppress(OSError):  # if the disk refuses even that, the reason
-            self.writer.event("m", f"recording stopped: {reason}"[: self.limits.max_marker])
+            if failed:  # is still in the recording's info
+                self.writer.end_after_failure("m", marker)
+            else:
+                self.writer.event("m", marker)
 
     async def run(self) -> None:
         """Record from the stream's current end until stopped, a limit, or the session's end."""
@@ -158,9 +174,10 @@ class Recorder:
             self.stop("the server is shutting down")
             try:
                 self.writer.close()
-                repair(self.writer.path)  # a line the disk took only half of
-            except OSError as exc:
+            except OSError as exc:  # the last line could not be written
                 log.warning("capOS: a recording could not be closed: %s", exc)
+            with contextlib.suppress(OSError):
+                repair(self.writer.path)  # a line the disk took only half of
 
     async def _next(self, offset: int) -> Chunk | Reset | Ended | None:
         """The stream's next item, or None when stopped first."""

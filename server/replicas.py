@@ -54,6 +54,7 @@ SYNC_S = 0.25  # how often local sessions are looked for and announced
 PING_S = 1.0  # how often Redis is asked whether it is there
 STREAM_ENTRIES = 4096  # output entries kept per session (about the scrollback)
 EVENTS = "capos:events"
+REDIS_BACKOFF_MOST_S = 2.0  # the longest wait between tries while Redis is away
 REDIS_ERRORS = (aioredis.RedisError, OSError)
 T = TypeVar("T")
 Entry = tuple[bytes, dict[bytes, bytes]]  # a Redis stream entry: its id and fields
@@ -75,14 +76,17 @@ def _key(kind: str, name: str) -> str:
 
 class RedisClients:
     """Two pools: one for short commands (callers queue briefly for a connection), one for
-    the blocking stream reads each hosted session and mirror holds. Neither retries on
-    its own: the loops here do, with backoff, and a request fails fast with RedisDown."""
+    the blocking stream reads each hosted session and mirror holds. Neither retries more
+    than once on its own: the loops here do, with backoff, and a request fails fast with
+    RedisDown."""
 
     def __init__(self, url: str) -> None:
         options = {
             "socket_connect_timeout": 2,
             "socket_timeout": 5,  # longer than any blocking read here (1 s)
-            "retry": Retry(NoBackoff(), 0),
+            # One quick retry: a pooled connection Redis closed (a restart) is replaced
+            # without a word; a Redis that is away fails again at once.
+            "retry": Retry(NoBackoff(), 1),
         }
         self.commands = aioredis.Redis(
             connection_pool=aioredis.BlockingConnectionPool.from_url(
@@ -117,6 +121,7 @@ class Replicas:
         self.up = True  # Redis answered the last thing asked of it
         self._came_back = asyncio.Event()
         self._hosted: set[str] = set()
+        self._unsent_revocations: dict[str, Share] = {}  # made while Redis was away
 
     async def run(self) -> None:
         """Follow events, announce local sessions, watch Redis; until cancelled."""
@@ -141,7 +146,7 @@ class Replicas:
     async def _retrying(self, call: Callable[..., Awaitable[T]], *args: Any, **kwargs: Any) -> T:
         """`call(*args, **kwargs)` once it works, trying again with backoff while Redis is
         away."""
-        backoff = Backoff()
+        backoff = Backoff(most=REDIS_BACKOFF_MOST_S)
         while True:
             try:
                 result = await call(*args, **kwargs)
@@ -189,6 +194,9 @@ class Replicas:
             await self._retrying(self._merge_share, share)
             for viewer in list(share.viewers.values()):
                 await self._retrying(self._add_viewer, viewer)
+        while self._unsent_revocations:
+            _, share = self._unsent_revocations.popitem()
+            await self._retrying(self._announce_revocation, share)
         await self._check_viewers()
 
     async def _check_viewers(self) -> None:
@@ -304,11 +312,22 @@ class Replicas:
     # --- share links ------------------------------------------------------------------
 
     async def save_share(self, share: Share) -> None:
-        """Keep the link in Redis; RedisDown when it cannot (the caller answers 503)."""
-        await self._once("changing a share link", self._merge_share, share)
-        if share.revoked_at is not None:
-            event = {"kind": "revoke", "share": share.id, "session": share.session_id}
-            await self._once("revoking a share link", self.redis.publish, EVENTS, json.dumps(event))
+        """Keep the link in Redis; RedisDown when it cannot (the caller answers 503).
+
+        A revocation that cannot reach Redis is kept and sent once Redis is back, so the
+        viewers other replicas serve are cut off then: a revocation never fails open."""
+        try:
+            await self._once("changing a share link", self._merge_share, share)
+            if share.revoked_at is not None:
+                await self._once("revoking a share link", self._announce_revocation, share)
+        except RedisDown:
+            if share.revoked_at is not None:
+                self._unsent_revocations[share.id] = share
+            raise
+
+    async def _announce_revocation(self, share: Share) -> None:
+        event = {"kind": "revoke", "share": share.id, "session": share.session_id}
+        await self.redis.publish(EVENTS, json.dumps(event))
 
     async def _merge_share(self, share: Share) -> None:
         """Write the link; an unrevoked copy never overwrites a revocation already there."""
@@ -359,7 +378,7 @@ class Replicas:
 
     async def _follow_events(self) -> None:
         """Revocations and ended viewers from every replica; resubscribes after an outage."""
-        backoff = Backoff()
+        backoff = Backoff(most=REDIS_BACKOFF_MOST_S)
         while True:
             pubsub = self.readers.pubsub()
             try:
