@@ -136,6 +136,8 @@ class Err(IntEnum):
     CORRUPT_SQ = -11  # posted with user_data 0 when sq_tail ran past sq_head + SQ_ENTRIES
     CANCELLED = -12  # a pending RECV whose endpoint owner is exiting
     KERNEL_FAULT = -13  # the kernel hit a bug on this SQE; it was contained and logged
+    CALLER_GONE = -14  # RETURN for a call whose caller has ended: the answer went nowhere
+    #                    (caps in it stay with the server)
     APPLICATION_EXCEPTION = -32  # a CapException is encoded in the result buffer
     APPLICATION_EXCEPTION_TRUNCATED = -33  # ... but it did not fit
 

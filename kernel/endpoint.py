@@ -107,8 +107,9 @@ class Endpoint(CapObject):
         """RETURN: hand `message` (and caps) to the caller of `call_id`.
 
         Returns None on success or the transport error for the server's own
-        CQE. The caps go back to the server whenever the caller cannot take
-        them.
+        CQE: CALLER_GONE tells a server that kept something for this answer
+        (a long-poll's messages) that nobody received it. The caps go back
+        to the server whenever the caller cannot take them.
         """
         flight = self.in_flight.pop(call_id, None)
         if flight is None:
@@ -121,7 +122,7 @@ class Endpoint(CapObject):
         if not reply.live:  # the caller ended while we worked: nobody to answer
             reply.cancel()
             finish(transfer, commit=False)
-            return None
+            return Err.CALLER_GONE
         ncaps = len(transfer.items) if transfer else 0
         if not reply.fits(len(message), ncaps):
             finish(transfer, commit=False)

@@ -18,7 +18,7 @@ from demos.chat.rooms import (
 from demos.chat.server import ChatService
 from demos.terminal_client import WRITE_CHUNK, Terminal
 from kernel.runtime import RemoteError
-from kernel.runtime.service import LATER
+from kernel.runtime.service import LATER, OnRefused
 
 
 def test_members_are_numbered_by_first_join_and_keep_their_number():
@@ -111,12 +111,21 @@ def test_one_answer_carries_at_most_a_batch_but_always_one_message():
 
 
 class FakeLoop:
+    """ServiceLoop's answering side: it keeps each answer and its `on_refused`, which
+    `refuse` runs as the loop does when the kernel says that caller had gone."""
+
     def __init__(self) -> None:
         self.answers: list[tuple[object, dict]] = []
+        self.refusals: list[OnRefused | None] = []
 
-    def answer(self, call: object, results: dict) -> bool:
+    def answer(self, call: object, results: dict, on_refused: OnRefused | None = None) -> None:
         self.answers.append((call, results))
-        return True
+        self.refusals.append(on_refused)
+
+    def refuse(self, index: int) -> None:
+        on_refused = self.refusals[index]
+        assert on_refused is not None, "that answer would be lost"
+        on_refused()
 
 
 def call(ref: int) -> SimpleNamespace:
@@ -135,6 +144,22 @@ def test_next_parks_until_a_message_arrives_for_that_session():
     assert answered is a
     assert [(m["sender"], m["text"]) for m in results["messages"]] == [("member-2", "hi")]
     assert service.next(b)["messages"][0]["text"] == "hi"  # b had mail waiting
+    assert service.next(call(1)) is LATER  # what a's parked call carried is not sent again
+
+
+def test_messages_answered_to_an_ended_client_are_kept_for_its_session_s_next_poll():
+    service = ChatService()
+    service.loop = FakeLoop()
+    gone, b = call(1), call(2)
+    service.join(gone, channel="#lobby")
+    service.join(b, channel="#lobby")
+    assert service.next(gone) is LATER
+    service.send(b, channel="#lobby", text="first")
+    service.send(b, channel="#lobby", text="second")  # queued behind the answer in flight
+    service.loop.refuse(0)  # the client ended before the kernel took the answer
+    later = service.next(call(1))  # the same session's next client
+    assert [m["text"] for m in later["messages"]] == ["first", "second"]
+    assert service.next(call(1)) is LATER
 
 
 def test_a_newer_next_or_leaving_everything_answers_the_parked_one():

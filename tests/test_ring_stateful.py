@@ -261,7 +261,7 @@ class RingMachine(RuleBasedStateMachine):
             self.known_calls.remove(call_id)
         caller, caller_ud, result_len = flight
         if not caller.alive:
-            srv.expect[ud] = ("result", 0)
+            srv.expect[ud] = ("result", Err.CALLER_GONE)
         elif abi.align8(len(message)) > result_len:
             srv.expect[ud] = ("result", Err.RESULT_TOO_SMALL)
             caller.expect[caller_ud] = ("result", Err.RESULT_TOO_SMALL)

@@ -10,6 +10,7 @@ from harness import Machine
 from kernel.ledger import Resource
 from kernel.runtime import RemoteError, Runtime, TransportFailure
 from kernel.runtime.buffers import LARGE, BufferArena, BufferExhausted
+from kernel.runtime.service import LATER, Call, ServiceLoop
 
 
 class Direct:
@@ -27,8 +28,10 @@ class Direct:
         raise SystemExit
 
 
-def runtime_for(machine: Machine, **grants: str) -> tuple[Runtime, object]:
-    proc = machine.process("rt", grants)
+def runtime_for(
+    machine: Machine, endpoints: dict[str, str] | None = None, **grants: str
+) -> tuple[Runtime, object]:
+    proc = machine.process("rt", grants, endpoints=endpoints)
     return Runtime(proc.proc.ring.region, Direct(machine, proc.pid)), proc
 
 
@@ -99,3 +102,38 @@ def test_result_caps_are_owned_and_released_when_dropped():
     gc.collect()
     rt.enter(0)  # the release queue flushes on the next ring use
     assert proc.proc.ledger.used[Resource.CAP_SLOTS] == held
+
+
+class ParkedEcho:
+    """Echo that parks every call (a long-poll), for the test to answer later."""
+
+    def __init__(self) -> None:
+        self.parked: list[Call] = []
+
+    def echo(self, call: Call, data: bytes) -> object:
+        self.parked.append(call)
+        return LATER
+
+
+def test_service_loop_runs_on_refused_for_an_answer_whose_caller_has_ended():
+    m = Machine()
+    rt, server = runtime_for(m, endpoints={"ep": "Echo"})
+    stays, leaves = (m.process(n, {"echo": m.client_of(server, "ep")}) for n in ("stays", "leaves"))
+    calls = [c.call_sqe("echo", "Echo", "echo", {"data": b"?"}) for c in (stays, leaves)]
+    stays.run(calls[0])
+    leaves.run(calls[1])
+    echo = ParkedEcho()
+    idle: list[bool] = []
+    loop = ServiceLoop(
+        rt, rt.cap("ep", "Endpoint"), "Echo", echo, on_idle=lambda: idle.append(True)
+    )
+    loop.run(until=lambda: len(echo.parked) == 2)
+    m.kernel.kill(leaves.pid, "test")
+    refused: list[str] = []
+    for call, name in zip(echo.parked, ("stays", "leaves"), strict=True):
+        loop.answer(call, {"data": b"!"}, on_refused=lambda name=name: refused.append(name))
+    loop.idle_ns = 1  # one round: the RETURNs go in with the next RECV and are collected
+    loop.run(until=lambda: bool(idle))
+    assert refused == ["leaves"] and loop.refused_answers == 1
+    [answered] = stays.enter()
+    assert stays.result(answered, calls[0], "Echo", "echo") == {"data": b"!"}

@@ -69,14 +69,16 @@ class ChatService:
         return {"messages": [m.as_dict() for m in messages], "dropped": dropped}
 
     def _wake(self, key: object) -> None:
-        """Answer the session's parked `next` with whatever waits for it."""
+        """Answer the session's parked `next` with whatever waits for it; if that
+        client has gone, the session keeps them for its next `next`."""
         parked = self.waiting.pop(key, None)
         if parked is None or self.loop is None:
             return
         messages, dropped = self.rooms.take(key)
         results = {"messages": [m.as_dict() for m in messages], "dropped": dropped}
-        if not self.loop.answer(parked, results):  # that client has gone: keep them
-            self.rooms.give_back(key, messages, dropped)
+        self.loop.answer(
+            parked, results, on_refused=lambda: self.rooms.give_back(key, messages, dropped)
+        )
 
 
 def main(rt: Runtime) -> int:

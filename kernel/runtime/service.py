@@ -10,7 +10,10 @@ is taken into one that fits (the kernel says how big) and refused if it
 is over `max_params`; a bug in a handler comes back to its caller as
 `failed` instead of ending the server; an answer to a caller that has gone
 is dropped. Each RETURN goes to the kernel in the same cap_enter as the
-next RECV, so a call costs the server one kernel entry, not two.
+next RECV, so a call costs the server one kernel entry, not two: whether
+the caller took an answer is known only then, so `answer` takes an
+`on_refused` to run in the loop if it did not (a long-poll's server keeps
+what it would have lost).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ if TYPE_CHECKING:
     from kernel.runtime.runtime import Cap, Incoming, Pending, Runtime
 
 LATER = object()  # a handler's "I will answer this call later"
+OnRefused = Callable[[], None]  # what to do if an answer's caller could not take it
 RECV_SIZE = 8 * 1024
 MAX_PARAMS = 16 * 1024  # bigger calls are refused (a service taking bulk data raises it)
 MAX_ERRORS_KEPT = 16
@@ -75,7 +79,8 @@ class ServiceLoop:
         self.errors: list[str] = []  # handler bugs, kept for diagnostics (bounded)
         self.refused_answers = 0  # RETURNs whose caller could not take them
         self._posted: tuple[int, int] | None = None  # the RECV in flight: (ud, addr)
-        self._returns: list[PendingReturn] = []  # RETURNs not yet collected
+        # RETURNs not yet collected, each with what to do if its caller could not take it
+        self._returns: list[tuple[PendingReturn, OnRefused | None]] = []
         self._watched: dict[int, tuple[Pending, Callable[[Pending], None]]] = {}
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
@@ -96,11 +101,15 @@ class ServiceLoop:
 
     # --- answering --------------------------------------------------------------------
 
-    def answer(self, call: Call, results: dict[str, Any]) -> None:
-        """Answer a call (now, or a parked one later)."""
+    def answer(
+        self, call: Call, results: dict[str, Any], on_refused: OnRefused | None = None
+    ) -> None:
+        """Answer a call (now, or a parked one later). `on_refused` runs in this loop
+        once the kernel says the caller could not take the answer (it had ended, or
+        its result buffer was too small): the answer is lost unless its maker keeps it."""
         sent: list[tuple[Cap, TransferMode]] = []
         message = encode(call.method.results, _swap_caps_out(results, sent))
-        self._return(call.incoming, message, sent, exception=False)
+        self._return(call.incoming, message, sent, exception=False, on_refused=on_refused)
 
     def fail(self, call: Call | Incoming, error: RemoteError) -> None:
         incoming = call.incoming if isinstance(call, Call) else call
@@ -108,24 +117,34 @@ class ServiceLoop:
         message = encode(self.rt.bundle.struct("CapException"), value)
         self._return(incoming, message, [], exception=True)
 
-    def _return(self, incoming: Incoming, message: bytes, sent: list, *, exception: bool) -> None:
+    def _return(
+        self,
+        incoming: Incoming,
+        message: bytes,
+        sent: list,
+        *,
+        exception: bool,
+        on_refused: OnRefused | None = None,
+    ) -> None:
         """Queue the RETURN; its completion is collected with the next RECV's."""
-        self._returns.append(
-            self.rt.submit_return(
-                self.endpoint, incoming.call_id, message, sent, exception=exception
-            )
+        pending = self.rt.submit_return(
+            self.endpoint, incoming.call_id, message, sent, exception=exception
         )
+        self._returns.append((pending, on_refused))
 
     def _collect_returns(self) -> None:
         if not self._returns:
             return
-        for pending in list(self._returns):
+        for entry in list(self._returns):
+            pending, on_refused = entry
             try:
                 if not self.rt.collect_return(pending):
                     continue
             except TransportFailure:
-                self.refused_answers += 1  # the caller could not take it: nothing to do
-            self._returns.remove(pending)
+                self.refused_answers += 1
+                if on_refused is not None:
+                    on_refused()
+            self._returns.remove(entry)
 
     # --- receiving --------------------------------------------------------------------
 
