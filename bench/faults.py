@@ -242,6 +242,7 @@ def restart_redis(up: Service, outage_s: float = 3.0) -> Fault:
         refused = relay.share()  # a link needs Redis: refused plainly meanwhile
         revoke = f"{up.a.base}/api/sessions/{relay.tab['id']}/shares/{doomed_share['id']}"
         revoked = httpx.delete(revoke, timeout=10)
+        unknown = httpx.get(f"{up.b.base}/s/{'x' * 43}", timeout=10)  # B cannot tell: 503
         for n in range(int(outage_s * 10)):
             relay.write(f"during the outage {n}\r\n")
             time.sleep(0.1)
@@ -263,6 +264,7 @@ def restart_redis(up: Service, outage_s: float = 3.0) -> Fault:
             "share_while_down": [refused.status_code, refused.json().get("error", "")],
             "revoke_while_down": [revoked.status_code, revoked.json().get("error", "")],
             "revoked_viewer_on_b": cut_off,
+            "unknown_link_on_b_while_down": unknown.status_code,
             "tab_state_after": httpx.get(f"{up.a.base}/api/tabs/{relay.tab['id']}").json()["state"],
         }
         reason = f"/healthz {status}: {down['parts']['redis'].get('detail', '')}"
@@ -391,7 +393,10 @@ def run_benchmark(json_path: str | None, quick: bool = False) -> int:
                 "a guest exits with input unread",
                 lambda: misbehaving_guest(up, "guest_exit_unread", "exit_unread.py", True),
             ),
-            ("redis-server killed and restarted", lambda: restart_redis(up)),
+            (
+                "redis-server killed and restarted",
+                lambda: restart_redis(up, outage_s=3.0 if quick else 10.0),
+            ),
             ("a recording's disk refuses writes", lambda: recording_disk_full(up.a)),
         ]
         for what, scenario in scenarios:

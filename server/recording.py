@@ -21,6 +21,7 @@ from pathlib import Path
 
 from server.settings import RecordingLimits
 from server.stream import Chunk, Ended, OutputStream, Reset
+from server.supervise import race
 
 READ_CHUNK = 16 * 1024
 KEPT = "what came before is kept"
@@ -152,19 +153,10 @@ class Recorder:
 
     async def run(self) -> None:
         """Record from the stream's current end until stopped, a limit, or the session's end."""
-        offset = self.stream.end
         left = self.limits.max_duration_s - self.writer.elapsed()
         try:
             async with asyncio.timeout(max(0.0, left)):
-                while self.reason is None:
-                    item = await self._next(offset)
-                    if isinstance(item, Chunk):
-                        self._write("o", item.data)
-                        offset = item.offset + len(item.data.encode())
-                    elif isinstance(item, Reset):
-                        offset = item.offset
-                    elif isinstance(item, Ended):
-                        self.stop(f"the session ended: {item.reason}")
+                await race(self._copy(self.stream.end), self._stop.wait())
         except TimeoutError:
             limit = self.limits.max_duration_s
             self.stop(
@@ -179,14 +171,14 @@ class Recorder:
             with contextlib.suppress(OSError):
                 repair(self.writer.path)  # a line the disk took only half of
 
-    async def _next(self, offset: int) -> Chunk | Reset | Ended | None:
-        """The stream's next item, or None when stopped first."""
-        item = asyncio.ensure_future(self.stream.next(offset, READ_CHUNK))
-        stopped = asyncio.ensure_future(self._stop.wait())
-        try:
-            await asyncio.wait([item, stopped], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            if not item.done():
-                item.cancel()
-        return item.result() if item.done() and not item.cancelled() else None
+    async def _copy(self, offset: int) -> None:
+        """The stream into the cast, from `offset` until the recorder stops or the stream ends."""
+        while self.reason is None:
+            item = await self.stream.next(offset, READ_CHUNK)
+            if isinstance(item, Chunk):
+                self._write("o", item.data)
+                offset = item.offset + len(item.data.encode())
+            elif isinstance(item, Reset):
+                offset = item.offset
+            elif isinstance(item, Ended):
+                self.stop(f"the session ended: {item.reason}")

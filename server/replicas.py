@@ -197,10 +197,13 @@ class Replicas:
         while self._unsent_revocations:
             _, share = self._unsent_revocations.popitem()
             await self._retrying(self._announce_revocation, share)
-        await self._check_viewers()
 
     async def _check_viewers(self) -> None:
-        """Cut off viewers here whose link was revoked while this replica could not hear."""
+        """Cut off viewers here whose link was revoked while this replica could not hear.
+
+        Run once subscribed again: a revocation published before that is in Redis by
+        then (its replica writes the link before announcing it), one published after
+        arrives as an event."""
         for share in self.shares.all():
             if share.viewers and share.revoked_at is None:
                 current = await self._retrying(self.load_share, share.token)
@@ -342,15 +345,9 @@ class Replicas:
         row = await self.redis.get(_key("share", digest(token).hex()))
         return Share(**json.loads(row)) if row is not None else None
 
-    async def find_share(self, token: str) -> Share | None:
-        """Like load_share, but None when Redis is away (the caller uses what it knows)."""
-        try:
-            share = await self.load_share(token)
-        except REDIS_ERRORS as exc:
-            self._failed(exc)
-            return None
-        self._worked()
-        return share
+    async def fetch_share(self, token: str) -> Share | None:
+        """load_share for a request: RedisDown at once when Redis is away."""
+        return await self._once("opening a share link", self.load_share, token)
 
     async def joined(self, viewer: Viewer) -> None:
         """A viewer connected here: the owner sees it whichever replica they ask."""
@@ -379,11 +376,15 @@ class Replicas:
     async def _follow_events(self) -> None:
         """Revocations and ended viewers from every replica; resubscribes after an outage."""
         backoff = Backoff(most=REDIS_BACKOFF_MOST_S)
+        first = True
         while True:
             pubsub = self.readers.pubsub()
             try:
                 await pubsub.subscribe(EVENTS)
                 backoff.reset()
+                if not first:  # events were missed meanwhile
+                    await self._check_viewers()
+                first = False
                 async for message in pubsub.listen():
                     if message["type"] == "message":
                         self._apply_event(json.loads(message["data"]))

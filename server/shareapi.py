@@ -118,10 +118,12 @@ def routes(settings: Settings, metrics: Metrics) -> list:
         hub: Sharing | None = part(request, "hub")
         if hub is None:
             return notice("Starting", "The server is starting or stopping; try again.", 503)
-        share = await hub.find_share(request.path_params["token"])
-        if share is None:
-            return notice("No such link", "This share link does not exist; check the address.", 404)
         try:
+            share = await hub.find_share(request.path_params["token"])
+            if share is None:
+                return notice(
+                    "No such link", "This share link does not exist; check the address.", 404
+                )
             why = await why_gone(hub, share)
         except SessionError as exc:
             return notice("Try again shortly", str(exc)[0].upper() + str(exc)[1:] + ".", 503)
@@ -136,10 +138,10 @@ def routes(settings: Settings, metrics: Metrics) -> list:
     @needs_hub
     async def about(request: Request, hub: Sharing) -> Response:
         """What the viewer's page shows about its link: its mode and expiry."""
-        share = await hub.find_share(request.path_params["token"])
-        if share is None:
-            return error(404, "no such share link")
         try:
+            share = await hub.find_share(request.path_params["token"])
+            if share is None:
+                return error(404, "no such share link")
             why = await why_gone(hub, share)
         except SessionError as exc:
             return error(exc.status, str(exc), _retry(exc.status))
@@ -152,7 +154,12 @@ def routes(settings: Settings, metrics: Metrics) -> list:
             return
         hub: Sharing | None = part(websocket, "hub")
         await websocket.accept()
-        share = await hub.find_share(websocket.path_params["token"]) if hub else None
+        try:
+            share = await hub.find_share(websocket.path_params["token"]) if hub else None
+        except SessionError as exc:
+            await send_frame(websocket, {"type": "error", "message": str(exc)})
+            await websocket.close(code=CLOSE_CODES[503])
+            return
         if hub is None or share is None:
             await send_frame(websocket, {"type": "error", "message": "no such share link"})
             await websocket.close(code=4404)

@@ -63,10 +63,15 @@ class Sharing:
         return False
 
     async def find_share(self, token: str) -> Share | None:
-        """The link a token opens, as the whole service knows it now (as this replica
-        knows it while Redis is away)."""
+        """The link a token opens, as the whole service knows it now; while Redis is away,
+        as this replica knows it (RedisDown when it knows nothing of it)."""
         if self.replicas is not None and TOKEN_RE.fullmatch(token):
-            shared = await self.replicas.find_share(token)
+            try:
+                shared = await self.replicas.fetch_share(token)
+            except RedisDown:
+                if self.shares.find(token) is None:
+                    raise
+                shared = None
             if shared is not None:
                 self.shares.adopt(shared)
         return self.shares.find(token)

@@ -55,6 +55,7 @@ def test_redis_killed_and_restarted_loses_and_repeats_nothing(up):
     status, message = fault.details["revoke_while_down"]
     assert status == 503 and message.startswith("revoked on this server, but")
     assert fault.details["revoked_viewer_on_b"] == "the session's owner revoked this share link"
+    assert fault.details["unknown_link_on_b_while_down"] == 503  # not a false 404
     assert fault.details["tab_state_after"] == "running"
     assert fault.bytes_lost == 0  # every byte written during the outage reached the viewer
     assert up.check_bystanders() == 0
