@@ -241,7 +241,7 @@ HOLDS_EVERY_INTERFACE = holding({i.name: i for i in BUNDLE.interfaces})
 
 
 @pytest.mark.parametrize(("interface", "method"), METHODS, ids=lambda x: x.name)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_any_json_arguments_convert_or_name_the_field(interface, method, data):
     args = data.draw(args_for(method.params, JSON, EVERY_CAP))
@@ -251,7 +251,7 @@ def test_any_json_arguments_convert_or_name_the_field(interface, method, data):
 
 
 @pytest.mark.parametrize(("interface", "method"), METHODS, ids=lambda x: x.name)
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(data=st.data())
 def test_any_typed_arguments_convert_or_name_the_field(interface, method, data):
     args = data.draw(args_for(method.params, LINE, EVERY_CAP))
