@@ -49,6 +49,7 @@ STATUS = {
     "busy": 503,  # no VM free, or the shell did not take the request in time
     "unavailable": 503,  # this server runs no sessions
     "timeout": 504,
+    "internal": 500,  # the shell failed serving the request (a bug); it serves on
 }
 
 

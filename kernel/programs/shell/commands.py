@@ -53,17 +53,9 @@ class Commands:
     # --- dispatch ------------------------------------------------------------------------
 
     def execute(self, line: str) -> bool:
-        """Run one line; False when the shell should exit."""
+        """Run one line; False when the shell should exit. Nothing typed ends the shell."""
         try:
             command = parse(line)
-        except ParseError as exc:
-            self.shell.say(f"syntax error: {exc.message}")
-            if self.shell.interactive:
-                self.shell.say(f"  {line}\n  {' ' * exc.column}^")
-            return True
-        try:
-            if command is None:
-                return True
             if isinstance(command, Builtin) and command.word == "exit":
                 return False
             if isinstance(command, Launch):
@@ -72,17 +64,23 @@ class Commands:
                 self.call(command, bind=None)
             elif isinstance(command, Let):
                 self.let(command)
-            else:
+            elif command is not None:
                 builtin = self.builtins.get(command.word)
                 if builtin is None:
                     raise CommandError(self._unknown_command(command.word))
                 builtin(command.args)
+        except ParseError as exc:
+            self.shell.say(f"syntax error: {exc.message}")
+            if self.shell.interactive:
+                self.shell.say(f"  {line}\n  {' ' * exc.column}^")
         except CommandError as exc:
             self.shell.say(str(exc))
         except RemoteError as exc:
             self.shell.say(f"error: {exc.type}: {exc.message}")
         except TransportFailure as exc:
             self.shell.say(f"error: {exc}")
+        except Exception as exc:  # a bug must cost this line, never the session
+            self.shell.say(f"shell: this line failed ({type(exc).__name__}: {exc}); carrying on")
         return True
 
     def _unknown_command(self, word: str) -> str:
@@ -258,7 +256,7 @@ class Commands:
         cap, method = self.method(call.target, call.method)
         where = f"{call.target}.{call.method}"
         try:
-            params = to_params(method.params, call.args, self._cap_value, where)
+            params = to_params(method.params, call.args, self.cap_value, where)
         except InputError as exc:
             raise CommandError(str(exc)) from None
         try:
@@ -290,8 +288,12 @@ class Commands:
             del self.shell.names[name]
             self.shell.say(f"moved: {name} is no longer held by this shell")
 
-    def _cap_value(self, ref: CapRef) -> Cap:
-        return self.resolve(ref.name)
+    def cap_value(self, ref: CapRef) -> Cap:
+        """The cap `@name` stands for in a typed call's arguments (`values.to_params`)."""
+        try:
+            return self.resolve(ref.name)
+        except CommandError as exc:
+            raise InputError(str(exc)) from None
 
     def bind(
         self, name: str, struct: StructType, results: dict, found: list[tuple[str, Cap]]

@@ -5,19 +5,23 @@ answers with the caps it holds and through the same checks a typed line
 gets: the same name resolution, the same schema conversion
 (`values.to_params`), the same spawn grants. Calls run in the background
 of the shell's reactor, so a slow target never freezes the terminal; the
-names an agent binds show up in `caps` for the person at it.
+names an agent binds show up in `caps` for the person at it. No request
+ends the shell: whatever goes wrong while serving one is that request's
+answer.
 """
 
 from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from kernel.abi import Err
+from kernel.codec import EncodeError, Method
 from kernel.programs.shell.commands import Commands
 from kernel.programs.shell.shell import CALL_RESULT_SIZE, CommandError
-from kernel.programs.shell.syntax import CapRef, Launch
+from kernel.programs.shell.syntax import MAX_NESTING, CapRef, Launch
 from kernel.programs.shell.tools import json_schema, plain
 from kernel.programs.shell.values import InputError, caps_in, to_params
 from kernel.runtime import Cap, Pending, RemoteError, TransportFailure
@@ -63,12 +67,20 @@ class Gateway:
             self.start()
             return
         self.start()
+        self._answer(request["id"], lambda: self._serve(request))
+
+    def _answer(self, request_id: int, serve: Callable[[], dict | None]) -> None:
+        """Reply with what `serve` returns (None: it replies later), or with why it failed."""
         try:
-            answer = self._serve(request)
+            answer = serve()
         except Refused as exc:
             answer = _error(exc.kind, exc.message, exc.type)
+        except Exception as exc:  # a bug must cost this request, never the session
+            why = f"{type(exc).__name__}: {exc}"
+            answer = _error("internal", f"the shell failed serving this request ({why})")
+            self.shell.say(f"an outside agent's request failed in the shell ({why})")
         if answer is not None:
-            self._reply(request["id"], answer)
+            self._reply(request_id, answer)
 
     def _reply(self, request_id: int, answer: dict) -> None:
         if "json" in answer and len(answer["json"].encode()) > MAX_JSON:
@@ -76,7 +88,11 @@ class Gateway:
             answer = _error("input", f"the answer is {size} bytes, over the {MAX_JSON} allowed")
         # Not waited for: the reactor's next cap_enter carries it to the kernel, which
         # hands it to the host at once, so the agent does not wait on our wake-up.
-        pending = self.rt.begin(self.port, "reply", {"response": {"id": request_id, **answer}})
+        try:
+            pending = self.rt.begin(self.port, "reply", {"response": {"id": request_id, **answer}})
+        except (EncodeError, BufferExhausted) as exc:  # the agent sees its request time out
+            self.shell.say(f"an outside agent's answer was lost: {exc}")
+            return
         self.shell.watch(pending.user_data, lambda _: self._replied(pending))
 
     def _replied(self, pending: Pending) -> None:
@@ -101,6 +117,8 @@ class Gateway:
                 return {"json": json.dumps(self._spawn(request["spawn"]))}
         except (CommandError, InputError) as exc:
             raise Refused("input", str(exc)) from None
+        except EncodeError as exc:  # a spawn's binary or grant name that is not Unicode
+            raise Refused("input", f"the request does not encode: {exc}") from None
         except RemoteError as exc:
             raise Refused("capException", exc.message, exc.type) from None
         except TransportFailure as exc:
@@ -139,38 +157,40 @@ class Gateway:
         cap, method = self.commands.method(call["cap"], call["method"])
         where = f"{call['cap']}.{call['method']}"
         args = _json_object(call["paramsJson"] or "{}", f"{where}: the params")
-        params = to_params(method.params, _cap_refs(args), self._resolve, where)
+        args = {key: _cap_refs(value, f"{where}: {key}", 1) for key, value in args.items()}
+        params = to_params(method.params, args, self.commands.cap_value, where)
         bind = call["bind"]
         if bind:
             if not _BIND_NAME.fullmatch(bind):
                 raise InputError(f"bind: {bind!r} is not a name (letters, digits, _ and -)")
             self.commands.check_bindable(bind)
         pending = self.rt.begin(cap, method.name, params, result_size=CALL_RESULT_SIZE)
+        self.shell.watch(
+            pending.user_data,
+            lambda _: self._answer(request_id, lambda: self._results(pending, method, bind)),
+        )
 
-        def done(_user_data: int) -> None:
-            try:
-                results = self.rt.result(pending)
-            except RemoteError as exc:
-                self._reply(request_id, _error("capException", exc.message, exc.type))
-                return
-            except TransportFailure as exc:
-                self._reply(request_id, _error("transport", str(exc), _code_name(exc.code)))
-                return
-            self.commands.forget_moved()
-            found = caps_in(method.results, results)
-            kept: dict[int, str] = {}
-            if bind and found:
-                self.commands.bind(bind, method.results, results, found)
-                kept = {id(c): bind if len(found) == 1 else f"{bind}.{p}" for p, c in found}
-            else:
-                for _path, held in found:
-                    held.release()
-            answer = {"results": plain(_caps_out(results, kept))}
-            if found and not bind:
-                answer["note"] = "caps in the results were released: pass bind to keep them"
-            self._reply(request_id, {"json": json.dumps(answer, ensure_ascii=False)})
-
-        self.shell.watch(pending.user_data, done)
+    def _results(self, pending: Pending, method: Method, bind: str) -> dict:
+        """A finished call's answer: its results, caps in them bound or released."""
+        try:
+            results = self.rt.result(pending)
+        except RemoteError as exc:
+            raise Refused("capException", exc.message, exc.type) from None
+        except TransportFailure as exc:
+            raise Refused("transport", str(exc), _code_name(exc.code)) from None
+        self.commands.forget_moved()
+        found = caps_in(method.results, results)
+        kept: dict[int, str] = {}
+        if bind and found:
+            self.commands.bind(bind, method.results, results, found)
+            kept = {id(c): bind if len(found) == 1 else f"{bind}.{p}" for p, c in found}
+        else:
+            for _path, held in found:
+                held.release()
+        answer = {"results": plain(_caps_out(results, kept))}
+        if found and not bind:
+            answer["note"] = "caps in the results were released: pass bind to keep them"
+        return {"json": json.dumps(answer, ensure_ascii=False)}
 
     def _spawn(self, spawn: dict) -> dict:
         grants = _json_object(spawn["grantsJson"] or "{}", "spawn: the grants")
@@ -180,9 +200,6 @@ class Gateway:
         for line in kept:
             self.shell.say(line)
         return {"job": job.number, "pid": job.pid, "binary": job.binary, "kept": kept}
-
-    def _resolve(self, ref: CapRef) -> Cap:
-        return self.commands.resolve(ref.name)
 
 
 def _json_object(text: str, what: str) -> dict:
@@ -195,16 +212,21 @@ def _json_object(text: str, what: str) -> dict:
     return value
 
 
-def _cap_refs(value: Any) -> Any:
-    """JSON arguments with each {"$cap": "name"} (optionally "move": true) as a CapRef."""
+def _cap_refs(value: Any, where: str, depth: int) -> Any:
+    """A JSON argument with each {"$cap": "name"} (optionally "move": true) as a CapRef;
+    no deeper than a typed line may nest, so a deep one is refused, not a RecursionError."""
+    if isinstance(value, dict | list) and depth > MAX_NESTING:
+        raise InputError(f"{where}: lists and objects nest at most {MAX_NESTING} deep")
     if isinstance(value, dict):
         if "$cap" in value and set(value) <= {"$cap", "move"}:
             if not isinstance(value["$cap"], str) or not isinstance(value.get("move", False), bool):
-                raise InputError('a cap is written {"$cap": "name"} (and "move": true to move it)')
+                raise InputError(
+                    f'{where}: a cap is written {{"$cap": "name"}} (and "move": true to move it)'
+                )
             return CapRef(value["$cap"], move=value.get("move", False))
-        return {key: _cap_refs(item) for key, item in value.items()}
+        return {key: _cap_refs(item, where, depth + 1) for key, item in value.items()}
     if isinstance(value, list):
-        return [_cap_refs(item) for item in value]
+        return [_cap_refs(item, where, depth + 1) for item in value]
     return value
 
 
@@ -234,7 +256,9 @@ def _caps_out(value: Any, kept: dict[int, str]) -> Any:
 
 
 def _error(kind: str, message: str, type_: str = "") -> dict:
-    return {"error": {"kind": kind, "type": type_, "message": message}}
+    # A message may quote the request, lone surrogates and all: escape them so it encodes.
+    text = message.encode("utf-8", "backslashreplace").decode("utf-8")
+    return {"error": {"kind": kind, "type": type_, "message": text}}
 
 
 def _code_name(code: int) -> str:

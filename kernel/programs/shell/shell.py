@@ -74,7 +74,8 @@ class Shell:
 
     def out(self, text: str | bytes) -> None:
         """Show output; above the line being edited, if one is."""
-        data = text.encode() if isinstance(text, str) else text
+        # Text may quote an outside agent's request: a lone surrogate shows escaped.
+        data = text.encode(errors="backslashreplace") if isinstance(text, str) else text
         if self.interactive:
             data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
         if self.editor.reading:

@@ -84,6 +84,8 @@ _NUMBER = re.compile(r"-?(?:0[xX][0-9a-fA-F_]+|\d[\d_]*(?:\.\d+)?(?:[eE][+-]?\d+
 _JOB = re.compile(r"%\d+")  # a job, as in wait %1
 _PUNCT = set("{}()[],:=@")
 _ESCAPES = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", "\\": "\\", '"': '"', "'": "'"}
+MAX_NESTING = 64  # lists and structs inside one another, as Cap'n Proto's default limit
+_MAX_NUMBER = 100  # characters in a number: far past any Cap'n Proto type, and always printable
 
 
 def tokenize(text: str) -> list[Token]:
@@ -105,10 +107,7 @@ def tokenize(text: str) -> list[Token]:
             )
             i = i_end
         elif m := _NUMBER.match(text, i):
-            raw = m.group().replace("_", "")
-            is_hex = raw.lower().lstrip("-").startswith("0x")
-            is_float = not is_hex and any(c in raw for c in ".eE")
-            tokens.append(Token("number", float(raw) if is_float else int(raw, 0), i))
+            tokens.append(Token("number", _number(m.group(), i), i))
             i = m.end()
         elif (m := _JOB.match(text, i)) or (m := _NAME.match(text, i)):
             tokens.append(Token("name", m.group(), i))
@@ -120,6 +119,14 @@ def tokenize(text: str) -> list[Token]:
             raise ParseError(f"unexpected character {ch!r}", i)
     tokens.append(Token("end", None, len(text)))
     return tokens
+
+
+def _number(text: str, column: int) -> int | float:
+    raw = text.replace("_", "")
+    if len(raw) > _MAX_NUMBER:  # Python's int() and str() refuse over 4300 digits
+        raise ParseError(f"a number of {len(raw)} characters is too long", column)
+    is_hex = raw.lower().lstrip("-").startswith("0x")
+    return float(raw) if not is_hex and any(c in raw for c in ".eE") else int(raw, 0)
 
 
 def _string(text: str, start: int) -> tuple[str, int]:
@@ -149,6 +156,7 @@ class _Parser:
     def __init__(self, text: str) -> None:
         self.tokens = tokenize(text)
         self.pos = 0
+        self.depth = 0  # of the list or struct literal being read
 
     def peek(self, offset: int = 0) -> Token:
         return self.tokens[min(self.pos + offset, len(self.tokens) - 1)]
@@ -291,33 +299,43 @@ class _Parser:
         if token.kind == "name" and token.value in ("true", "false", "null"):
             self.take()
             return {"true": True, "false": False, "null": None}[token.value]
+        moved = token.kind == "name" and token.value == "move" and self.is_punct("@", 1)
+        if moved or self.is_punct("@"):  # @name, or move @name (given away)
+            return self.cap_ref(grant=False)
         if token.kind == "name":  # a bare word: an enum name
             return Word(self.take().value)
-        if self.is_punct("@"):
-            return self.cap_ref(grant=False)
-        if self.is_punct("["):
-            self.take()
-            items = []
-            while not self.is_punct("]"):
-                items.append(self.value())
-                if not self.is_punct(","):
-                    break
-                self.take()
-            self.expect_punct("]", " to close the list")
-            return items
-        if self.is_punct("{"):
-            self.take()
-            fields: dict[str, Any] = {}
-            while not self.is_punct("}"):
-                key = self.expect("name", "a field name")
-                self.expect_punct(":", f" after field {key.value}")
-                fields[key.value] = self.value()
-                if not self.is_punct(","):
-                    break
-                self.take()
-            self.expect_punct("}", " to close the struct")
-            return fields
+        if self.is_punct("[") or self.is_punct("{"):
+            if self.depth == MAX_NESTING:
+                raise ParseError(f"lists and structs nest at most {MAX_NESTING} deep", token.column)
+            self.depth += 1
+            value = self.list_literal() if self.is_punct("[") else self.struct_literal()
+            self.depth -= 1
+            return value
         raise ParseError(f"expected a value, found {_describe(token)}", token.column)
+
+    def list_literal(self) -> list[Any]:
+        self.take()
+        items = []
+        while not self.is_punct("]"):
+            items.append(self.value())
+            if not self.is_punct(","):
+                break
+            self.take()
+        self.expect_punct("]", " to close the list")
+        return items
+
+    def struct_literal(self) -> dict[str, Any]:
+        self.take()
+        fields: dict[str, Any] = {}
+        while not self.is_punct("}"):
+            key = self.expect("name", "a field name")
+            self.expect_punct(":", f" after field {key.value}")
+            fields[key.value] = self.value()
+            if not self.is_punct(","):
+                break
+            self.take()
+        self.expect_punct("}", " to close the struct")
+        return fields
 
     def builtin(self) -> Builtin:
         word = self.take()
