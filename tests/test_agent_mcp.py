@@ -256,6 +256,12 @@ def test_the_rest_api_makes_the_same_typed_calls(server):
         f"{api}/calls", json={"cap": "counter", "method": "increment", "arguments": {"by": -1}}
     )
     assert bad.status_code == 400 and "outside UInt32" in bad.json()["error"]
+    wrong_type = http.post(  # once this ended the shell, and so the VM
+        f"{api}/calls",
+        json={"cap": "logger", "method": "write", "arguments": {"level": [], "text": "x"}},
+    )
+    assert wrong_type.status_code == 400 and "level expects one of" in wrong_type.json()["error"]
+    assert http.get(f"/api/sessions/{session}").json()["state"] == "running"
     raised = http.post(
         f"{api}/calls",
         json={
