@@ -16,7 +16,8 @@ session still echoes a keystroke; no byte the host produced was lost or repeated
   recovery_ms_<fault>      the fault to the service working again: for Redis, redis-server
                            back to the viewer on the other replica getting new output;
                            for the others, the fault to its session (or recording) ending
-                           with the reason shown
+                           with the reason shown (the guest that exits with input unread
+                           waits a second on purpose before it does: that second is in it)
 """
 
 from __future__ import annotations
