@@ -53,10 +53,6 @@ class Health:
     def off(self, name: str, detail: str) -> None:
         self._set(name, "off", detail)
 
-    def is_ok(self, name: str) -> bool:
-        part = self.parts.get(name)
-        return part is not None and part.state == "ok"
-
     def report(self) -> tuple[int, dict]:
         """The probe's status code and body."""
         down = [name for name, part in self.parts.items() if part.state == "down"]

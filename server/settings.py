@@ -56,7 +56,6 @@ class RecordingLimits:
 class TabLimits:
     max_tabs: int = 256
     reconnect_grace_s: float = 15.0  # a dropped owner connection may come back this soon
-    ended_kept_s: float = 600.0  # an ended tab session still answers with its reason
     input_queue: int = 256  # frames of drive input waiting for the owner's tab
 
 

@@ -20,10 +20,13 @@ S = TypeVar("S", bound=LiveSession)
 SHUTDOWN_GRACE_S = 5.0  # sessions may end cleanly this long when the server stops
 
 
+ENDED_KEPT = 256  # ended sessions still answering with their reason, at most
+ENDED_KEPT_S = 600.0  # and for at most this long
+
+
 class SessionDirectory:
-    def __init__(self, metrics: Metrics, ended_kept: int = 256, ended_kept_s: float = 600.0):
+    def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
-        self.ended_kept, self.ended_kept_s = ended_kept, ended_kept_s
         self.sessions: dict[str, LiveSession] = {}
         self._group: asyncio.TaskGroup | None = None
         self._runs: set[asyncio.Task] = set()
@@ -90,7 +93,7 @@ class SessionDirectory:
             (s for s in self.sessions.values() if s.ended_at is not None),
             key=lambda s: s.ended_at or 0.0,
         )
-        excess = max(0, len(ended) - self.ended_kept)
+        excess = max(0, len(ended) - ENDED_KEPT)
         for n, session in enumerate(ended):
-            if n < excess or now - (session.ended_at or now) > self.ended_kept_s:
+            if n < excess or now - (session.ended_at or now) > ENDED_KEPT_S:
                 del self.sessions[session.id]

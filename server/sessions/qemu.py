@@ -16,7 +16,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from server.control import ControlClient, ControlError
+from server.control import ControlError
 from server.pool import VmPool
 from server.qmp import QmpError
 from server.sessions.live import LiveSession, SessionError
@@ -101,10 +101,6 @@ class QemuSession(LiveSession):
                 raise SessionError("the session could not be woken", 503)
             await any_set(self.ending, timeout=0.05)
         return self.vm
-
-    @property
-    def control(self) -> ControlClient | None:
-        return self.vm.control if self.vm is not None else None
 
     # --- the supervisor ---------------------------------------------------------------
 
