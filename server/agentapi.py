@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
+from server.admission import client_of
 from server.agents import STATUS, AgentError, Agents, Caller
 from server.apierror import NO_STORE, error
 
@@ -171,8 +172,8 @@ def router() -> APIRouter:
     )
 
     def caller(request: Request) -> Caller:
-        address = request.client.host if request.client else "unknown"
-        return Caller(f"rest:{address}", owns_sessions=False)
+        client = client_of(request)
+        return Caller(f"rest:{client}", owns_sessions=False, client=client)
 
     async def answer(request: Request, operation: Callable[[Agents], Awaitable[dict]]) -> Response:
         try:

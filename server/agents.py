@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
+from server.admission import Refused
 from server.control import ControlClient, ControlError
 from server.hosting import QemuHosting
 from server.metrics import Metrics
@@ -83,6 +84,7 @@ class Caller:
 
     key: str  # "mcp:<its MCP session id>", "rest:<address>"
     owns_sessions: bool
+    client: str  # its address (server/admission.py): the per-client limits and call rate
 
 
 class Agents:
@@ -118,9 +120,11 @@ class Agents:
                     "end one (end_session) first",
                 )
         try:
-            session = await self._create(hosting, backend)
+            session = await self._create(hosting, backend, caller.client)
         except PoolFull as exc:
             raise AgentError("busy", str(exc), retry_after=exc.retry_after) from None
+        except Refused as exc:
+            raise AgentError("limit", str(exc), retry_after=exc.retry_after) from None
         except SessionError as exc:
             kind = "input" if exc.status == 400 else "busy"
             raise AgentError(kind, str(exc), retry_after=None if kind == "input" else 30) from None
@@ -128,7 +132,7 @@ class Agents:
             self._owners[session.id] = caller.key
         return {**session.info(), "watch": f"/play?session={session.id}"}
 
-    async def _create(self, hosting: QemuHosting, backend: str) -> QemuSession:
+    async def _create(self, hosting: QemuHosting, backend: str, client: str) -> QemuSession:
         """A session on a warm VM, waiting for one while the pool is booting it (an agent
         would only ask again); PoolFull at once when every VM is taken."""
         deadline = time.monotonic() + self.limits.boot_wait_s
@@ -136,7 +140,7 @@ class Agents:
         try:
             while True:
                 try:
-                    return hosting.create(backend)
+                    return hosting.create(backend, client)
                 except PoolFull:
                     if not hosting.pool.filling() or time.monotonic() > deadline:
                         raise
@@ -259,7 +263,7 @@ class Agents:
         return session is not None and session.reason is None
 
     def _admit(self, caller: Caller) -> None:
-        wait = self._rate.wait_s(caller.key)
+        wait = self._rate.wait_s(caller.client)
         if wait:
             raise AgentError(
                 "rateLimited",

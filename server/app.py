@@ -35,11 +35,12 @@ from server import (
     terminal,
     tourapi,
 )
+from server.admission import Admission
 from server.agents import Agents
 from server.headers import SecurityHeaders
 from server.health import Health
 from server.hosting import QemuHosting, qemu_hosting
-from server.modelhub import model_hub, no_model_reason
+from server.modelhub import ModelHub, model_hub, no_model_reason
 from server.package import build_archive
 from server.sessions.directory import SessionDirectory
 from server.settings import Settings
@@ -59,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
         health = Health()
         directory = SessionDirectory(registry)
+        admission = Admission(settings.admission)
         async with mcp.session_manager.run(), model_hub(settings.model) as model:
             health.ok("mcp")
             if model is None:
@@ -68,12 +70,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with (
                 asyncio.TaskGroup() as tasks,
                 sharing(settings, directory, health) as hub,
-                _hosting(settings, directory, registry, health, model) as hosting,
+                _hosting(settings, directory, registry, health, admission, model) as hosting,
             ):
                 sessions = tasks.create_task(directory.run())
                 try:
                     yield {
                         "health": health,
+                        "admission": admission,
                         "directory": directory,
                         "hosting": hosting,
                         "hub": hub,
@@ -122,7 +125,8 @@ async def _hosting(
     directory: SessionDirectory,
     registry: metrics.Metrics,
     health: Health,
-    model,
+    admission: Admission,
+    model: ModelHub | None,
 ) -> AsyncIterator[QemuHosting | None]:
     """The QEMU pool and its sessions, when this server runs them."""
     if settings.qemu is None:
@@ -130,6 +134,6 @@ async def _hosting(
         yield None
         return
     async with qemu_hosting(
-        settings.qemu, settings.cache_dir, directory, registry, health, model
+        settings.qemu, settings.cache_dir, directory, registry, health, admission, model
     ) as hosting:
         yield hosting

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from kernel.hosts.models.settings import add_model_options
+from server.admission import AdmissionLimits
 from server.settings import AgentLimits, QemuSettings, RecordingLimits, ShareLimits
 
 
@@ -103,6 +104,7 @@ def _serve(args: argparse.Namespace) -> int:
         redis_url=args.redis or os.environ.get("CAPOS_REDIS_URL") or None,
         share_limits=ShareLimits(viewers_per_ip=args.viewers_per_ip),
         recording_limits=RecordingLimits(min_free_mib=args.min_free_mib),
+        admission=_admission_limits(args),
         agent_limits=AgentLimits(
             sessions_per_client=args.agent_sessions, calls_per_s=args.agent_calls_per_s
         ),
@@ -118,6 +120,41 @@ def _serve(args: argparse.Namespace) -> int:
         app, host=args.host, port=args.port, log_level="warning", ws_max_size=WS_MAX_MESSAGE
     )
     return 0
+
+
+# What one client (an address; an IPv6 /64) may take: (option, AdmissionLimits field, help).
+_PER_CLIENT = (
+    ("--client-sessions", "qemu_sessions", "running QEMU sessions"),
+    ("--client-suspended", "suspended_sessions", "suspended QEMU sessions"),
+    ("--client-tabs", "tab_sessions", "tab sessions relayed"),
+    ("--client-terminals", "owner_sockets", "terminal websockets open at once"),
+    ("--client-monitors", "monitor_streams", "monitor websockets open at once"),
+    ("--client-model-sockets", "model_sockets", "tabs' sockets to the model at once"),
+    ("--client-mcp-sessions", "mcp_sessions", "MCP sessions at once"),
+)
+
+
+def _add_admission_options(command: argparse.ArgumentParser) -> None:
+    defaults = AdmissionLimits()
+    group = command.add_argument_group(
+        "per client", "what one client may take; past it, 429 with Retry-After and the limit"
+    )
+    for option, name, what in _PER_CLIENT:
+        default = getattr(defaults, name)
+        group.add_argument(option, type=int, default=default, help=f"{what} (default {default})")
+    group.add_argument(
+        "--trusted-proxy",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="a reverse proxy (address or network) whose X-Forwarded-For names the client; "
+        "repeatable (default: none, the peer address is the client)",
+    )
+
+
+def _admission_limits(args: argparse.Namespace) -> AdmissionLimits:
+    limits = {name: getattr(args, option[2:].replace("-", "_")) for option, name, _ in _PER_CLIENT}
+    return AdmissionLimits(**limits, trusted_proxies=tuple(args.trusted_proxy))
 
 
 def _qemu_settings(args: argparse.Namespace) -> QemuSettings | None:
@@ -281,6 +318,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=ShareLimits().viewers_per_ip,
         help="share-link viewers one address may have open (raise it behind a shared NAT)",
     )
+    _add_admission_options(serve)
     serve.add_argument(
         "--min-free-mib",
         type=int,

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from server.accel import probe_accel
+from server.admission import Admission
 from server.health import Health
 from server.image import ensure_image
 from server.metrics import Metrics
@@ -37,24 +38,38 @@ class QemuHosting:
     """Makes QEMU sessions on warm VMs from the pool."""
 
     def __init__(
-        self, pool: VmPool, limits: SessionLimits, state_dir: Path, directory: SessionDirectory
+        self,
+        pool: VmPool,
+        limits: SessionLimits,
+        state_dir: Path,
+        directory: SessionDirectory,
+        admission: Admission,
     ) -> None:
         self.pool, self.limits, self.state_dir = pool, limits, state_dir
-        self.directory = directory
+        self.directory, self.admission = directory, admission
 
-    def create(self, backend: str) -> QemuSession:
-        """A new session on a warm VM; PoolFull (from the pool) when there is none."""
+    def create(self, backend: str, client: str) -> QemuSession:
+        """A new session on a warm VM for `client`; PoolFull (from the pool) when there is
+        none, Refused when the client holds its share already."""
         if backend not in BACKENDS:
             raise SessionError(
                 f"unknown backend {backend!r}; this server offers {list(BACKENDS)}", status=400
             )
         if not self.directory.accepting:
             raise SessionError("the server is not accepting sessions (starting or stopping)")
-        if len(self.directory.live(QemuSession)) >= self.limits.max_sessions:
+        live = self.directory.live(QemuSession)
+        if len(live) >= self.limits.max_sessions:
             limit = self.limits.max_sessions
             raise SessionError(f"this server holds its maximum of {limit} sessions")
-        session = QemuSession(self.pool, self.pool.take(), self.limits, self.state_dir)
-        return self.directory.add(session)
+        mine = [s for s in live if s.client == client]
+        suspended = sum(1 for s in mine if s.phase == "suspended")
+        limits, end_one = self.admission.limits, "end one (DELETE /api/sessions/{id}) first"
+        self.admission.check(
+            "running sessions", len(mine) - suspended, limits.qemu_sessions, end_one
+        )
+        self.admission.check("suspended sessions", suspended, limits.suspended_sessions, end_one)
+        vm = self.pool.take()
+        return self.directory.add(QemuSession(self.pool, vm, self.limits, self.state_dir, client))
 
 
 @contextlib.asynccontextmanager
@@ -64,6 +79,7 @@ async def qemu_hosting(
     directory: SessionDirectory,
     metrics: Metrics,
     health: Health,
+    admission: Admission,
     model: ModelHub | None = None,
 ) -> AsyncIterator[QemuHosting]:
     """`model`: the server's model, for agent mode in the sessions."""
@@ -94,6 +110,6 @@ async def qemu_hosting(
         async with asyncio.TaskGroup() as tasks:
             running = tasks.create_task(pool.run())
             try:
-                yield QemuHosting(pool, limits, Path(state_dir), directory)
+                yield QemuHosting(pool, limits, Path(state_dir), directory, admission)
             finally:
                 running.cancel()

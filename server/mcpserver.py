@@ -22,11 +22,13 @@ from mcp.server.fastmcp.resources import TextResource
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent
 from pydantic import AnyUrl, Field
-from starlette.responses import PlainTextResponse
+from starlette.requests import HTTPConnection
+from starlette.responses import JSONResponse, PlainTextResponse
 from starlette.routing import Route
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kernel.manual import build_corpus
+from server.admission import Refused, admission_of, client_of
 from server.agents import AgentError, Agents, Caller
 from server.origin import allowed
 from server.settings import REPO_ROOT
@@ -89,8 +91,9 @@ logging.getLogger("mcp.server.streamable_http").addFilter(_ClosedStreamNoise())
 
 def _caller(ctx: Context) -> Caller:
     request = ctx.request_context.request
-    client = request.headers.get("mcp-session-id") if request is not None else None
-    return Caller(f"mcp:{client or id(ctx.session)}", owns_sessions=True)
+    session = request.headers.get("mcp-session-id") if request is not None else None
+    address = client_of(request) if request is not None else "unknown"
+    return Caller(f"mcp:{session or id(ctx.session)}", owns_sessions=True, client=address)
 
 
 def build() -> FastMCP:
@@ -254,10 +257,66 @@ class OriginChecked:
         await self.app(scope, receive, send)
 
 
+class SessionsPerClient:
+    """At most `mcp_sessions` MCP sessions per client (server/admission.py): an
+    `initialize` (a POST without Mcp-Session-Id) past that is refused with 429, so one
+    address cannot fill the SDK's table of sessions and lock everyone else out.
+
+    The SDK names a new session in its answer's Mcp-Session-Id header; a session counts
+    while the SDK still holds it (its table, `_server_instances`, of the pinned SDK:
+    ended, deleted and idled-out sessions leave it)."""
+
+    def __init__(self, app: ASGIApp, mcp: FastMCP) -> None:
+        self.app, self.mcp = app, mcp
+        self._by_client: dict[str, set[str]] = {}
+
+    def _open(self, client: str) -> set[str]:
+        held = self.mcp.session_manager._server_instances
+        mine = {s for s in self._by_client.get(client, set()) if s in held}
+        if mine:
+            self._by_client[client] = mine
+        else:
+            self._by_client.pop(client, None)
+        return mine
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        connection = HTTPConnection(scope)
+        admission = admission_of(connection)
+        if admission is None or scope["method"] != "POST" or "mcp-session-id" in connection.headers:
+            await self.app(scope, receive, send)
+            return
+        client = admission.client(connection)
+        try:
+            admission.check(
+                "MCP sessions",
+                len(self._open(client)),
+                admission.limits.mcp_sessions,
+                "end one (DELETE /mcp with its Mcp-Session-Id) or reuse it",
+            )
+        except Refused as refused:
+            body = {
+                "jsonrpc": "2.0",
+                "id": None,
+                "error": {"code": -32000, "message": str(refused)},
+            }
+            await JSONResponse(body, 429, headers=refused.headers)(scope, receive, send)
+            return
+
+        async def noting_the_session(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"mcp-session-id":
+                        self._by_client.setdefault(client, set()).add(value.decode("latin-1"))
+            await send(message)
+
+        await self.app(scope, receive, noting_the_session)
+
+
 def route(mcp: FastMCP) -> Route:
     """`/mcp`, served by the SDK's streamable HTTP transport; run `mcp.session_manager`
     for the app's lifetime."""
     endpoint = next(
         r for r in mcp.streamable_http_app().routes if isinstance(r, Route) and r.path == PATH
     )
-    return Route(PATH, endpoint=OriginChecked(endpoint.app), methods=["GET", "POST", "DELETE"])
+    gated = OriginChecked(SessionsPerClient(endpoint.app, mcp))
+    return Route(PATH, endpoint=gated, methods=["GET", "POST", "DELETE"])

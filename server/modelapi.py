@@ -30,12 +30,13 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from kernel.hosts.models.settings import ModelSettings
+from server.admission import Refused, held_by, refuse
 from server.jsonbody import is_int
 from server.modelhub import MAX_LINES, Line, ModelHub, Overrun, no_model_reason
 from server.modelrequest import BadRequest, check_request
 from server.origin import same_origin
 from server.supervise import race
-from server.terminal import BadFrame, parse_frame, send_frame
+from server.terminal import CLOSE_ONE, BadFrame, parse_frame, send_frame
 
 MAX_STREAM_ID = 2**53 - 1  # what a JavaScript number holds exactly
 GENERATE_FIELDS = {"type", "stream", "request"}
@@ -60,8 +61,14 @@ def routes(settings: ModelSettings) -> list[Route | WebSocketRoute]:
         if hub.lines >= MAX_LINES:
             await websocket.close(code=4429, reason="too many tabs use the model; try later")
             return
-        with hub.line() as line:  # leaving it cancels what this tab started
-            await race(_read(websocket, line), _write(websocket, line))
+        try:
+            with (
+                held_by(websocket, "connections to the model", "model_sockets", CLOSE_ONE),
+                hub.line() as line,  # leaving it cancels what this tab started
+            ):
+                await race(_read(websocket, line), _write(websocket, line))
+        except Refused as refused:
+            await refuse(websocket, refused)
 
     return [
         Route("/api/model", info, methods=["GET"]),

@@ -18,11 +18,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server.admission import Refused, held_by, refuse
 from server.apierror import NO_STORE, error, part
 from server.control import ControlError
 from server.origin import same_origin
 from server.sessions.qemu import QemuSession
 from server.supervise import race
+from server.terminal import CLOSE_ONE
 
 POLL_S = 0.5
 
@@ -89,10 +91,14 @@ def routes() -> list[Route | WebSocketRoute]:
             await websocket.send_text(json.dumps({"type": "error", "message": "no such session"}))
             await websocket.close(code=4404)
             return
-        async with session.attached():
-            # the client sends nothing; reading is how its going away is noticed
-            # (or the server's shutdown closing it), which ends the pushing too
-            await race(_push(websocket, session), _until_closed(websocket))
+        try:
+            with held_by(websocket, "monitor streams", "monitor_streams", CLOSE_ONE):
+                async with session.attached():
+                    # the client sends nothing; reading is how its going away is noticed
+                    # (or the server's shutdown closing it), which ends the pushing too
+                    await race(_push(websocket, session), _until_closed(websocket))
+        except Refused as refused:
+            await refuse(websocket, refused)
 
     return [
         Route("/api/sessions/{session_id}/monitor", snapshot, methods=["GET"]),

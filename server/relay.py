@@ -13,6 +13,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
+from server.admission import Admission, Refused
 from server.apierror import NO_STORE, error, needing, part
 from server.origin import same_origin
 from server.sessions.directory import SessionDirectory
@@ -31,14 +32,22 @@ def routes(settings: Settings) -> list[Route | WebSocketRoute]:
 
     @needs_directory
     async def create(request: Request, directory: SessionDirectory) -> Response:
-        if len(directory.live(TabSession)) >= limits.max_tabs:
+        tabs = directory.live(TabSession)
+        if len(tabs) >= limits.max_tabs:
             return error(
                 503,
                 f"this server relays its maximum of {limits.max_tabs} tab sessions",
                 {"retry-after": "30"},
             )
+        admission: Admission = part(request, "admission")
+        client = admission.client(request)
         try:
-            tab = directory.add(TabSession(limits))
+            mine = sum(1 for tab in tabs if tab.client == client)
+            end_one = "end one (DELETE /api/tabs/{id}, or close its tab) first"
+            admission.check("shared tab sessions", mine, admission.limits.tab_sessions, end_one)
+            tab = directory.add(TabSession(limits, client))
+        except Refused as exc:
+            return error(exc.status, str(exc), exc.headers)
         except SessionError as exc:
             return error(exc.status, str(exc))
         return JSONResponse(tab.info(), 201, headers=NO_STORE)

@@ -15,6 +15,7 @@ from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from server.admission import Refused
 from server.apierror import NO_STORE, error, needing, part
 from server.hosting import QemuHosting
 from server.pool import PoolFull
@@ -34,6 +35,7 @@ def routes() -> list[APIRoute]:
 
     @needs_sessions
     async def create(request: Request, hosting: QemuHosting) -> Response:
+        admission = hosting.admission
         body = await request.body()
         if len(body) > MAX_BODY:
             return error(413, f"the body may be at most {MAX_BODY} bytes")
@@ -47,9 +49,12 @@ def routes() -> list[APIRoute]:
         if unknown:
             return error(400, f"unknown fields {sorted(unknown)}; accepted: ['backend']")
         try:
-            session = hosting.create(params.get("backend", "qemu"))
+            client = admission.client(request)
+            session = hosting.create(params.get("backend", "qemu"), client)
         except PoolFull as exc:
             return error(503, str(exc), {"retry-after": str(exc.retry_after)})
+        except Refused as exc:
+            return error(exc.status, str(exc), exc.headers)
         except SessionError as exc:
             retry = {"retry-after": "30"} if exc.status == 503 else {}
             return error(exc.status, str(exc), retry)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kernel.hosts.models.settings import ModelSettings
+from server.admission import AdmissionLimits
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 WS_MAX_MESSAGE = 1 << 20  # a websocket message past this closes its connection (1009)
@@ -86,6 +87,7 @@ class Settings:
     recording_limits: RecordingLimits = field(default_factory=RecordingLimits)
     tab_limits: TabLimits = field(default_factory=TabLimits)
     agent_limits: AgentLimits = field(default_factory=AgentLimits)  # MCP and the REST API
+    admission: AdmissionLimits = field(default_factory=AdmissionLimits)  # per client
     model: ModelSettings = field(default_factory=ModelSettings)  # agent mode's, for every tab
 
     @property

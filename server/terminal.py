@@ -29,6 +29,7 @@ from typing import Any, Protocol, TypeGuard
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server.admission import Refused, held_by, refuse
 from server.apierror import part
 from server.jsonbody import is_int
 from server.metrics import Metrics
@@ -42,6 +43,7 @@ MAX_FRAME = 64 * 1024  # a client frame, in characters
 MAX_INPUT = 16 * 1024  # the data of one input frame, in UTF-8 bytes
 OUTPUT_CHUNK = 16 * 1024  # the most output one frame carries, in bytes
 RESUME_GRACE_S = 0.1
+CLOSE_ONE = "close one (another tab or window) first"
 MAX_COLS_ROWS = 1000
 
 
@@ -72,11 +74,15 @@ def routes(metrics: Metrics) -> list[WebSocketRoute]:
             await websocket.close(code=4404)
             return
         clients = metrics.websocket_clients.labels(role="owner")
-        clients.inc()
         try:
-            await serve(websocket, session, metrics)
-        finally:
-            clients.dec()
+            with held_by(websocket, "terminal connections", "owner_sockets", CLOSE_ONE):
+                clients.inc()
+                try:
+                    await serve(websocket, session, metrics)
+                finally:
+                    clients.dec()
+        except Refused as refused:
+            await refuse(websocket, refused)
 
     return [WebSocketRoute("/api/sessions/{session_id}/terminal", terminal)]
 

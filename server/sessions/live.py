@@ -44,8 +44,12 @@ class SessionError(Exception):
 class LiveSession(ABC):
     backend: ClassVar[str]  # "qemu", "tab" or "mirror"
 
-    def __init__(self, stream: OutputStream, session_id: str | None = None) -> None:
+    def __init__(
+        self, stream: OutputStream, session_id: str | None = None, client: str = ""
+    ) -> None:
+        """`client`: who made it, for the per-client limits (server/admission.py)."""
         self.id = session_id or secrets.token_urlsafe(16)
+        self.client = client
         self.stream = stream
         self.created = time.time()
         self.reason: str | None = None  # why it ended (or is ending)

@@ -39,8 +39,10 @@ class SessionLimits:
 class QemuSession(LiveSession):
     backend = "qemu"
 
-    def __init__(self, pool: VmPool, vm: Vm, limits: SessionLimits, state_dir: Path) -> None:
-        super().__init__(vm.stream)
+    def __init__(
+        self, pool: VmPool, vm: Vm, limits: SessionLimits, state_dir: Path, client: str = ""
+    ) -> None:
+        super().__init__(vm.stream, client=client)
         self.pool, self.limits = pool, limits
         self.vm: Vm | None = vm  # None while suspended
         self._deadline = time.monotonic() + limits.lifetime_s

@@ -53,8 +53,10 @@ _TICK_S = 1.0
 class TabSession(LiveSession):
     backend = "tab"
 
-    def __init__(self, limits: TabLimits, scrollback: int = DEFAULT_SCROLLBACK) -> None:
-        super().__init__(OutputStream(scrollback))
+    def __init__(
+        self, limits: TabLimits, client: str = "", scrollback: int = DEFAULT_SCROLLBACK
+    ) -> None:
+        super().__init__(OutputStream(scrollback), client=client)
         self.limits = limits
         self.owner_since: float | None = None  # the owner's relay is connected since
         self.owner_left = time.monotonic()  # when the owner's relay last went away
