@@ -29,6 +29,7 @@ from kernel.abi import Header
 from kernel.host import ModelBackend
 from kernel.hosts import zygote
 from kernel.hosts.control import ControlChannel
+from kernel.hosts.jitter import jitter_for
 from kernel.hosts.models.runner import ModelRunner, Provider
 from kernel.hosts.models.settings import ModelSettings, open_provider
 from kernel.hosts.tty import LocalTerminal
@@ -70,12 +71,16 @@ class NativeHost:
         spin_us: int | None = None,
         terminal: LocalTerminal | None = None,
         model: Provider | None = None,
+        jitter_us: int = 0,
     ) -> None:
-        """`model`: a language model provider to attach as the languageModel kernel cap."""
+        """`model`: a language model provider to attach as the languageModel kernel cap.
+        `jitter_us` (stress tests only): pause up to this long at random between the
+        steps of this loop and of every process's cap_enter (see jitter.py)."""
         self._console = console or _write_stdout
         if spin_us is None:  # on one CPU nobody else can make progress while we spin
             spin_us = DEFAULT_SPIN_US if len(os.sched_getaffinity(0)) > 1 else 0
         self._spin_ns = spin_us * 1000
+        self._jitter = jitter_for(jitter_us)
         self._terminal = terminal
         self._natives: dict[int, _Native] = {}
         self._by_fd: dict[int, int] = {}
@@ -179,6 +184,7 @@ class NativeHost:
                     "module": module,
                     "size": len(native.region),
                     "spin_ns": self._spin_ns,
+                    "jitter_us": self._jitter.max_us if self._jitter else 0,
                 },
                 [native.memfd, native.submit_fd, native.wake_fd],
             )
@@ -257,7 +263,7 @@ class NativeHost:
         zygote_fd = self._zygote_sock.fileno()
         terminal_fd = self._terminal.stdin if self._terminal is not None else -1
         by_fd = self._by_fd
-        eventfd_read, doorbell = os.eventfd_read, self._doorbell
+        eventfd_read, doorbell, jitter = os.eventfd_read, self._doorbell, self._jitter
         while not kernel.halted and not until():
             deadline = kernel.next_deadline()
             wait = None if deadline is None else _seconds_until(deadline, self.now_ns())
@@ -269,8 +275,12 @@ class NativeHost:
             for fd, _ in self._poll(wait):
                 pid = by_fd.get(fd)
                 if pid is not None:  # a doorbell: by far the most common event
+                    if jitter:
+                        jitter()
                     with contextlib.suppress(BlockingIOError):
                         eventfd_read(fd)
+                    if jitter:
+                        jitter()
                     doorbell(pid)
                 elif fd == zygote_fd:
                     self._zygote_message()
@@ -284,6 +294,8 @@ class NativeHost:
                 self._handle_exits()
             if deadline is not None:
                 kernel.run_timers(self.now_ns())
+            if jitter:
+                jitter()
             self._wake()
             if kernel.fault_count != self._faults_seen:
                 self._report_faults()
@@ -360,10 +372,13 @@ class NativeHost:
 
     def _wake(self) -> None:
         """Ring the wake doorbell of each process whose cap_enter can now return."""
+        jitter = self._jitter
         for proc in self.kernel.take_woken():
             native = self._natives.get(proc.pid)
             if native is None:
                 continue
+            if jitter:
+                jitter()
             wanted = proc.ring.get(Header.ENTER_MIN)
             if not proc.alive or proc.ring.available() >= wanted:
                 os.eventfd_write(native.wake_fd, 1)
