@@ -22,13 +22,13 @@ from dataclasses import dataclass, field
 from bench.figures import report
 from bench.programs.report import PREFIX
 from kernel.abi import Header
+from kernel.hosts.jitter import DEFAULT_JITTER_US
 from kernel.hosts.native import NativeHost
 from kernel.kernel import Kernel
 from kernel.manifest import encode_document
 
 PINGERS = 4  # clients of the one Echo server, all at once
 ROUND_TRIPS_PER_SPAWN = 40  # the bench's spawns for its round trips, as in the test
-DEFAULT_JITTER_US = 50
 STALL_S = 10.0  # no completion posted this long, work left: a lost wake-up
 SLICE_S = 0.5  # how often the host loop stops to look at the counters
 
@@ -39,6 +39,7 @@ class StressResult:
     wrong_answers: int = 0
     spawns: int = 0  # children that called their parent and exited 0
     failed_spawns: int = 0
+    exit_codes: list[int] = field(default_factory=list)  # the first failed children's
     elapsed_s: float = 0.0
     stall: str = ""  # empty, or what each process waited for when nothing moved
     faults: list[str] = field(default_factory=list)  # contained kernel faults
@@ -130,6 +131,7 @@ def run_stress(
         result.wrong_answers += figures.get("wrong", 0)
         result.spawns += figures.get("spawns", 0)
         result.failed_spawns += figures.get("failed_spawns", 0)
+        result.exit_codes += figures.get("exit_codes", [])
     return result
 
 

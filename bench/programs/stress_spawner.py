@@ -18,6 +18,7 @@ def main(rt: Runtime) -> int:
     inbox = rt.cap("inbox", "Endpoint")
     echo = rt.bundle.interface("Echo").method("echo")
     ran = 0
+    codes: list[int] = []
     for index in range(count):
         child = spawner.spawn(
             name=f"stress-{index}",
@@ -27,7 +28,10 @@ def main(rt: Runtime) -> int:
         incoming = rt.recv(inbox)
         data = decode(echo.params, incoming.params)["data"]
         rt.return_(inbox, incoming.call_id, encode(echo.results, {"data": data}))
-        if child["handle"].wait()["exitCode"] == 0:
+        code = child["handle"].wait()["exitCode"]
+        if code == 0:
             ran += 1
-    report(rt, {"spawns": ran, "failed_spawns": count - ran})
+        else:
+            codes.append(code)
+    report(rt, {"spawns": ran, "failed_spawns": count - ran, "exit_codes": codes[:10]})
     return 0

@@ -18,6 +18,7 @@ import time
 
 # Of every step, the share that pauses; the rest run straight through.
 PAUSE_SHARE = 0.3
+DEFAULT_JITTER_US = 50  # what the stress run uses unless told otherwise
 
 
 class Jitter:
