@@ -189,7 +189,14 @@ def run_benchmark(round_trips: int, json_path: str | None, jitter_us: int) -> in
         "stalls": ("<=", 0),
         "kernel_faults": ("<=", 0),
     }
-    report(figures, targets, json_path, jitter_us=jitter_us, stall=result.stall)
+    report(
+        figures,
+        targets,
+        json_path,
+        jitter_us=jitter_us,
+        stall=result.stall,
+        exit_codes=result.exit_codes,
+    )
     lost = (
         result.stall
         or result.faults
