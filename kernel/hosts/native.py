@@ -4,9 +4,12 @@ Every process's region (ring, CapSet, buffers) is a memfd mapped only here
 and in that process. `cap_enter` is two eventfds: the process writes its
 submit doorbell and blocks reading its wake doorbell; this host's loop
 waits on every submit doorbell with epoll, lets the kernel drain that ring,
-and writes the wake doorbell of each process the kernel woke. Nothing
-polls. Children are forked by the zygote (see zygote.py), never by the
-kernel, so they share no memory with it.
+and writes the wake doorbell of each process the kernel woke. An idle
+system polls nothing: a waiter (this loop, or a process in cap_enter) looks
+for work only for a short window (`spin_us`, yielding the CPU on each look;
+none on a machine with one CPU) before it blocks on its eventfd. Children
+are forked by the zygote (see zygote.py), never by the kernel, so they
+share no memory with it.
 """
 
 from __future__ import annotations
@@ -318,7 +321,8 @@ class NativeHost:
         events = self._epoll.poll(0)
         if events or not self._spin_ns:
             return events or self._epoll.poll(-1 if wait is None else wait)
-        spin_until = time.monotonic_ns() + min(self._spin_ns, int((wait or 1) * 1e9))
+        limit_ns = self._spin_ns if wait is None else min(self._spin_ns, int(wait * 1e9))
+        spin_until = time.monotonic_ns() + limit_ns
         while time.monotonic_ns() < spin_until:
             os.sched_yield()
             events = self._epoll.poll(0)
