@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from kernel.hosts.jitter import DEFAULT_JITTER_US
 from kernel.hosts.models.settings import add_model_options
 from server.admission import AdmissionLimits
 from server.settings import AgentLimits, QemuSettings, RecordingLimits, ShareLimits
@@ -19,6 +20,10 @@ def _schema_build(args: argparse.Namespace) -> int:
 
 
 def _bench_kernel(args: argparse.Namespace) -> int:
+    if args.stress:
+        from bench.stress import run_benchmark as run_stress
+
+        return run_stress(args.stress, json_path=args.json, jitter_us=args.jitter_us)
     from bench.kernel import run_benchmark
 
     return run_benchmark(json_path=args.json, quick=args.quick)
@@ -274,6 +279,19 @@ def build_parser() -> argparse.ArgumentParser:
     kernel = bench_sub.add_parser("kernel", help="ring, IPC and spawn figures, against pycapnp")
     kernel.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     kernel.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
+    kernel.add_argument(
+        "--stress",
+        type=int,
+        metavar="N",
+        help="instead: N checked round trips and N/40 spawns with random pauses between "
+        "ring steps, looking for stalls (lost wake-ups)",
+    )
+    kernel.add_argument(
+        "--jitter-us",
+        type=int,
+        default=DEFAULT_JITTER_US,
+        help="with --stress: the longest pause between ring steps, in microseconds (0: none)",
+    )
     kernel.set_defaults(func=_bench_kernel)
     browser = bench_sub.add_parser("browser", help="the playground in headless Chromium")
     browser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")

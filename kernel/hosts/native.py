@@ -4,9 +4,12 @@ Every process's region (ring, CapSet, buffers) is a memfd mapped only here
 and in that process. `cap_enter` is two eventfds: the process writes its
 submit doorbell and blocks reading its wake doorbell; this host's loop
 waits on every submit doorbell with epoll, lets the kernel drain that ring,
-and writes the wake doorbell of each process the kernel woke. Nothing
-polls. Children are forked by the zygote (see zygote.py), never by the
-kernel, so they share no memory with it.
+and writes the wake doorbell of each process the kernel woke. An idle
+system polls nothing: a waiter (this loop, or a process in cap_enter) looks
+for work only for a short window (`spin_us`, yielding the CPU on each look;
+none on a machine with one CPU) before it blocks on its eventfd. Children
+are forked by the zygote (see zygote.py), never by the kernel, so they
+share no memory with it.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from kernel.abi import Header
 from kernel.host import ModelBackend
 from kernel.hosts import zygote
 from kernel.hosts.control import ControlChannel
+from kernel.hosts.jitter import jitter_for
 from kernel.hosts.models.runner import ModelRunner, Provider
 from kernel.hosts.models.settings import ModelSettings, open_provider
 from kernel.hosts.tty import LocalTerminal
@@ -70,12 +74,16 @@ class NativeHost:
         spin_us: int | None = None,
         terminal: LocalTerminal | None = None,
         model: Provider | None = None,
+        jitter_us: int = 0,
     ) -> None:
-        """`model`: a language model provider to attach as the languageModel kernel cap."""
+        """`model`: a language model provider to attach as the languageModel kernel cap.
+        `jitter_us` (stress tests only): pause up to this long at random between the
+        steps of this loop and of every process's cap_enter (see jitter.py)."""
         self._console = console or _write_stdout
         if spin_us is None:  # on one CPU nobody else can make progress while we spin
             spin_us = DEFAULT_SPIN_US if len(os.sched_getaffinity(0)) > 1 else 0
         self._spin_ns = spin_us * 1000
+        self._jitter = jitter_for(jitter_us)
         self._terminal = terminal
         self._natives: dict[int, _Native] = {}
         self._by_fd: dict[int, int] = {}
@@ -179,6 +187,7 @@ class NativeHost:
                     "module": module,
                     "size": len(native.region),
                     "spin_ns": self._spin_ns,
+                    "jitter_us": self._jitter.max_us if self._jitter else 0,
                 },
                 [native.memfd, native.submit_fd, native.wake_fd],
             )
@@ -258,7 +267,7 @@ class NativeHost:
         zygote_fd = self._zygote_sock.fileno()
         terminal_fd = self._terminal.stdin if self._terminal is not None else -1
         by_fd = self._by_fd
-        eventfd_read, doorbell = os.eventfd_read, self._doorbell
+        eventfd_read, doorbell, jitter = os.eventfd_read, self._doorbell, self._jitter
         while not kernel.halted and not until():
             deadline = kernel.next_deadline()
             wait = None if deadline is None else _seconds_until(deadline, self.now_ns())
@@ -270,8 +279,12 @@ class NativeHost:
             for fd, _ in self._poll(wait):
                 pid = by_fd.get(fd)
                 if pid is not None:  # a doorbell: by far the most common event
+                    if jitter:
+                        jitter()
                     with contextlib.suppress(BlockingIOError):
                         eventfd_read(fd)
+                    if jitter:
+                        jitter()
                     doorbell(pid)
                 elif fd == zygote_fd:
                     self._zygote_message()
@@ -285,6 +298,8 @@ class NativeHost:
                 self._handle_exits()
             if deadline is not None:
                 kernel.run_timers(self.now_ns())
+            if jitter:
+                jitter()
             self._wake()
             if kernel.fault_count != self._faults_seen:
                 self._report_faults()
@@ -309,7 +324,8 @@ class NativeHost:
         events = self._epoll.poll(0)
         if events or not self._spin_ns:
             return events or self._epoll.poll(-1 if wait is None else wait)
-        spin_until = time.monotonic_ns() + min(self._spin_ns, int((wait or 1) * 1e9))
+        limit_ns = self._spin_ns if wait is None else min(self._spin_ns, int(wait * 1e9))
+        spin_until = time.monotonic_ns() + limit_ns
         while time.monotonic_ns() < spin_until:
             os.sched_yield()
             events = self._epoll.poll(0)
@@ -363,10 +379,13 @@ class NativeHost:
 
     def _wake(self) -> None:
         """Ring the wake doorbell of each process whose cap_enter can now return."""
+        jitter = self._jitter
         for proc in self.kernel.take_woken():
             native = self._natives.get(proc.pid)
             if native is None:
                 continue
+            if jitter:
+                jitter()
             wanted = proc.ring.get(Header.ENTER_MIN)
             if not proc.alive or proc.ring.available() >= wanted:
                 os.eventfd_write(native.wake_fd, 1)

@@ -9,7 +9,7 @@ kernel: the memfd holding its own region (ring, CapSet, buffers), its
 submit doorbell and its wake doorbell, all eventfds.
 
 Protocol on the zygote's SOCK_SEQPACKET socket (JSON messages):
-  kernel -> zygote  {"spawn": pid, "module": m, "size": n, "spin_ns": s}
+  kernel -> zygote  {"spawn": pid, "module": m, "size": n, "spin_ns": s, "jitter_us": j}
                     + SCM_RIGHTS [memfd, submit, wake]
   zygote -> kernel  {"spawned": pid, "os_pid": p}  or  {"failed": pid, "error": text}
   zygote -> kernel  {"exited": pid, "status": wait status}     (whenever a child ends)
@@ -35,6 +35,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from kernel.abi import Header
+from kernel.hosts.jitter import Jitter, jitter_for
 from kernel.region import MemoryRegion
 from kernel.ring import UserRing
 from kernel.runtime import ProcessEnded, Runtime
@@ -83,19 +84,35 @@ class NativeSyscalls:
     conversation between processes, that saves waking an idle CPU, which
     costs tens of microseconds on a virtual machine. Set it to 0 to block
     at once.
+
+    `jitter` (stress tests only) pauses at random between the steps.
     """
 
-    def __init__(self, ring: UserRing, submit_fd: int, wake_fd: int, spin_ns: int = 0) -> None:
+    def __init__(
+        self,
+        ring: UserRing,
+        submit_fd: int,
+        wake_fd: int,
+        spin_ns: int = 0,
+        jitter: Jitter | None = None,
+    ) -> None:
         self.ring = ring
         self.submit_fd = submit_fd
         self.wake_fd = wake_fd
         self.spin_ns = spin_ns
+        self.jitter = jitter
 
     def cap_enter(self, min_complete: int, timeout_ns: int | None) -> int:
-        ring = self.ring
+        ring, jitter = self.ring, self.jitter
         idle_wakes = ring.get(Header.IDLE_WAKES)
+        if jitter:
+            jitter()
         ring.set(Header.ENTER_MIN, min_complete)
+        if jitter:
+            jitter()
         os.eventfd_write(self.submit_fd, 1)
+        if jitter:
+            jitter()
         if self.spin_ns:
             spin_until = time.monotonic_ns() + min(self.spin_ns, timeout_ns or self.spin_ns)
             while time.monotonic_ns() < spin_until:
@@ -103,9 +120,13 @@ class NativeSyscalls:
                 if available >= min_complete and ring.submitted_unconsumed() == 0:
                     return available
                 os.sched_yield()
+                if jitter:
+                    jitter()
         if timeout_ns is None:
             while True:
                 os.eventfd_read(self.wake_fd)  # blocks until the kernel posts or wakes us
+                if jitter:
+                    jitter()
                 if ring.dead:
                     raise ProcessEnded("the kernel ended this process")
                 available = ring.available()
@@ -118,6 +139,8 @@ class NativeSyscalls:
             remaining_ms = max(0, (deadline - time.monotonic_ns()) // 1_000_000)
             if poller.poll(remaining_ms):
                 os.eventfd_read(self.wake_fd)
+                if jitter:
+                    jitter()
             if ring.dead:
                 raise ProcessEnded("the kernel ended this process")
             available = ring.available()
@@ -137,7 +160,7 @@ class NativeSyscalls:
 
 
 def run_child(
-    module: str, size: int, spin_ns: int, memfd: int, submit_fd: int, wake_fd: int
+    module: str, size: int, spin_ns: int, jitter_us: int, memfd: int, submit_fd: int, wake_fd: int
 ) -> NoReturn:
     """The first and only thing a forked child does."""
     try:
@@ -147,7 +170,9 @@ def run_child(
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         region = MemoryRegion(memoryview(mmap.mmap(memfd, size)))
         os.close(memfd)
-        syscalls = NativeSyscalls(UserRing.attach(region), submit_fd, wake_fd, spin_ns)
+        syscalls = NativeSyscalls(
+            UserRing.attach(region), submit_fd, wake_fd, spin_ns, jitter_for(jitter_us)
+        )
         program = importlib.import_module(module)
         code = program.main(Runtime(region, syscalls))
         syscalls.exit(int(code or 0))
@@ -207,6 +232,7 @@ def _spawn(sock: socket.socket, message: dict, fds: list[int], children: dict[in
                 message["module"],
                 message["size"],
                 message.get("spin_ns", 0),
+                message.get("jitter_us", 0),
                 memfd,
                 submit_fd,
                 wake_fd,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, overload
 
@@ -497,14 +497,19 @@ class Runtime:
         return True
 
     def wait_for(
-        self, user_data: int, *, also: int = 0, timeout_ns: int | None = None
+        self, user_data: int, *, also: Collection[int] = (), timeout_ns: int | None = None
     ) -> Cqe | None:
-        """One completion, when `also` others are due first (a server's RETURNs): the
-        kernel then wakes us once for all of them. None if `timeout_ns` passes."""
+        """One completion, when those of `also` are due first (a server's RETURNs): the
+        kernel then wakes us once for all of them. None if `timeout_ns` passes.
+
+        Each wait asks only for what has not arrived yet. Asking again for a RETURN's
+        completion already reaped waits for more than can come, which only the host's
+        idle wake ends, and only while nothing else of ours is outstanding."""
         completed = self._completed
         while user_data not in completed:
             before = len(completed)
-            self.enter(also + 1, timeout_ns)
+            due = sum(ud not in completed for ud in also)
+            self.enter(due + 1, timeout_ns)
             if timeout_ns is not None and len(completed) == before:
                 return None
         return completed.pop(user_data)

@@ -164,7 +164,8 @@ class ServiceLoop:
             if not rt.done(user_data):
                 return None
         # RETURN completions come at once, the RECV when a caller does: wait for all.
-        cqe = rt.wait_for(user_data, also=len(self._returns), timeout_ns=self.idle_ns)
+        returns = [pending.user_data for pending, _ in self._returns]
+        cqe = rt.wait_for(user_data, also=returns, timeout_ns=self.idle_ns)
         self._collect_returns()
         if cqe is None:
             if self.on_idle is not None:
