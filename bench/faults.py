@@ -42,6 +42,7 @@ from bench.liveserver import LiveServer, live_server
 from bench.poolserver import PoolServer, TerminalClient
 from bench.redisserver import RedisProcess, redis_process
 from kernel.hosts.models.settings import ModelSettings
+from server.admission import AdmissionLimits
 from server.hosting import QemuHosting
 from server.image import with_init
 from server.sessions.qemu import QemuSession
@@ -99,13 +100,15 @@ def quiet_settings(
     qemu: QemuSettings | None = None,
     recording_limits: RecordingLimits | None = None,
 ) -> Settings:
-    """A server without the model (no fault here needs it, and it is slow to open)."""
+    """A server without the model (no fault here needs it, and it is slow to open) whose
+    one client (this process, on one address) may run every session of the service."""
     return Settings(
         data_dir=data_dir,
         redis_url=redis_url,
         qemu=qemu,
         recording_limits=recording_limits or RecordingLimits(),
         model=ModelSettings(disabled=True),
+        admission=AdmissionLimits(qemu_sessions=64),
     )
 
 

@@ -67,7 +67,7 @@ class Admission:
                 if not self._trusted(hop):
                     peer = hop
                     break
-        return _key(peer)
+        return client_key(peer)
 
     def _trusted(self, address: str) -> bool:
         try:
@@ -107,7 +107,7 @@ def client_of(connection: HTTPConnection) -> str:
     admission = admission_of(connection)
     if admission is not None:
         return admission.client(connection)
-    return _key(connection.client.host if connection.client else "unknown")
+    return client_key(connection.client.host if connection.client else "unknown")
 
 
 def admission_of(connection: HTTPConnection) -> Admission | None:
@@ -135,7 +135,7 @@ async def refuse(websocket: WebSocket, refused: Refused) -> None:
         await websocket.close(code=CLOSE_REFUSED, reason=str(refused)[:120])
 
 
-def _key(address: str) -> str:
+def client_key(address: str) -> str:
     """An IPv4 address as it is; an IPv6 one as its /64 (an IPv4-mapped one as IPv4)."""
     try:
         ip = ipaddress.ip_address(address)

@@ -85,6 +85,7 @@ async def _until(stream: OutputStream, text: str, timeout: float = 30) -> str:
 @pytest.fixture(scope="module")
 def server(image):
     options = ["--accel", "tcg", "--warm", "2", "--max-vms", "3"]
+    options += ["--client-sessions", "8"]  # these tests fill the pool from one address
     with pool_server(*options, "--idle-timeout", str(IDLE_TIMEOUT_S)) as served:
         yield served
 

@@ -1,0 +1,154 @@
+"""Admission per client: one address that floods stops at its limits, with a refusal that
+names the limit and when to retry, while another address is still served. Clients
+on loopback aliases (127.0.0.2, ...) are different addresses to the server."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from websockets.sync.client import connect
+
+from bench.liveserver import LiveServer, live_server
+from bench.poolserver import PoolServer, pool_server
+from kernel.hosts.models.settings import ModelSettings
+from server.admission import AdmissionLimits, client_key
+from server.settings import Settings
+
+pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
+
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {
+        "protocolVersion": "2025-06-18",
+        "capabilities": {},
+        "clientInfo": {"name": "flood", "version": "1"},
+    },
+}
+MCP_HEADERS = {"accept": "application/json, text/event-stream"}
+
+
+def client_at(address: str, base: str) -> httpx.Client:
+    """An HTTP client whose connections come from `address`."""
+    return httpx.Client(
+        base_url=base, transport=httpx.HTTPTransport(local_address=address), timeout=30
+    )
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory) -> Iterator[LiveServer]:
+    limits = AdmissionLimits(tab_sessions=3, mcp_sessions=4, trusted_proxies=("127.0.0.9",))
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("data"),
+        model=ModelSettings(disabled=True),
+        admission=limits,
+    )
+    with live_server(settings) as served:
+        yield served
+
+
+def assert_refused_with_reason(response: httpx.Response, limit: str) -> None:
+    assert response.status_code == 429
+    assert int(response.headers["retry-after"]) > 0
+    assert limit in response.text and "limit reached" in response.text
+
+
+def test_a_flood_of_tab_sessions_stops_at_its_limit_and_another_address_is_served(server):
+    flooder, honest = client_at("127.0.0.1", server.base), client_at("127.0.0.2", server.base)
+    made = [flooder.post("/api/tabs") for _ in range(10)]
+    assert [r.status_code for r in made[:3]] == [201, 201, 201]
+    for refused in made[3:]:
+        assert_refused_with_reason(refused, "shared tab sessions")
+    assert honest.post("/api/tabs").status_code == 201
+    flooder.delete(f"/api/tabs/{made[0].json()['id']}")  # ending one frees its place
+    for _ in range(50):
+        if flooder.post("/api/tabs").status_code == 201:
+            break
+    else:
+        raise AssertionError("ending a tab session did not give its place back")
+
+
+def test_a_thousand_mcp_initializes_from_one_address_do_not_lock_out_another(server):
+    flooder, honest = client_at("127.0.0.3", server.base), client_at("127.0.0.4", server.base)
+    answers = [flooder.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS) for _ in range(1000)]
+    assert sum(a.status_code == 200 for a in answers) == 4
+    assert all(a.status_code in (200, 429) for a in answers)
+    assert_refused_with_reason(answers[-1], "MCP sessions")
+    assert answers[-1].json()["error"]["message"].startswith("limit reached")
+    welcome = honest.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+    assert welcome.status_code == 200 and welcome.headers["mcp-session-id"]
+    ended = flooder.delete("/mcp", headers={"mcp-session-id": answers[0].headers["mcp-session-id"]})
+    assert ended.status_code == 200
+    again = flooder.post("/mcp", json=INITIALIZE, headers=MCP_HEADERS)
+    assert again.status_code == 200  # an ended MCP session no longer counts
+
+
+def test_a_trusted_proxy_names_the_client_and_nobody_else_can(server):
+    proxy, stranger = client_at("127.0.0.9", server.base), client_at("127.0.0.5", server.base)
+    for n in range(3):  # three visitors behind the proxy, one tab each
+        forwarded = {"x-forwarded-for": f"198.51.100.{n}"}
+        assert proxy.post("/api/tabs", headers=forwarded).status_code == 201
+    spoofed = [
+        stranger.post("/api/tabs", headers={"x-forwarded-for": f"203.0.113.{n}"}) for n in range(4)
+    ]  # a header from a client that is not a trusted proxy is ignored
+    assert [r.status_code for r in spoofed] == [201, 201, 201, 429]
+
+
+def test_an_ipv6_client_is_its_64():
+    one, other = client_key("2001:db8:1:2::1"), client_key("2001:db8:1:2:ffff::9")
+    assert one == other == "2001:db8:1:2::/64"
+    assert client_key("::ffff:192.0.2.7") == "192.0.2.7"  # IPv4-mapped: the IPv4 client
+    assert client_key("2001:db8:1:3::1") != one
+
+
+# --- QEMU sessions and their sockets ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pool() -> Iterator[PoolServer]:
+    options = ["--accel", "tcg", "--warm", "2", "--max-vms", "3"]
+    with pool_server(*options, "--client-sessions", "1", "--client-terminals", "2") as served:
+        yield served
+
+
+@pytest.mark.qemu
+def test_a_flood_of_sessions_stops_at_its_limit_while_another_address_gets_a_vm(pool):
+    flooder = client_at("127.0.0.1", pool.base)
+    honest = client_at("127.0.0.2", pool.base)
+    first = pool.new_session()  # from 127.0.0.1, waiting for the pool if need be
+    refused = [flooder.post("/api/sessions", json={"backend": "qemu"}) for _ in range(5)]
+    for response in refused:
+        assert_refused_with_reason(response, "running sessions")
+    welcome = honest.post("/api/sessions", json={"backend": "qemu"})
+    assert welcome.status_code == 201, welcome.text
+    for session in (first, welcome.json()):
+        assert pool.http.delete(f"/api/sessions/{session['id']}").status_code == 204
+
+
+@pytest.mark.qemu
+def test_terminal_sockets_past_the_limit_are_closed_with_the_reason(pool):
+    session = pool.new_session()
+    url = f"ws://127.0.0.1:{pool.port}{session['terminal']}"
+    open_ones = [connect(url) for _ in range(2)]
+    third = connect(url)
+    error = json.loads(third.recv(10))
+    assert error["type"] == "error" and "terminal connections" in error["message"]
+    with pytest.raises(Exception):  # noqa: B017 (the socket closes: 4429)
+        third.recv(10)
+    assert third.close_code == 4429
+    open_ones.pop().close()
+    for _ in range(50):  # a closed one gives its place back
+        again = connect(url)
+        again.send(json.dumps({"type": "resume", "offset": 0}))
+        if json.loads(again.recv(10))["type"] == "output":
+            break
+        again.close()
+    else:
+        raise AssertionError("a closed terminal socket did not give its place back")
+    for ws in [*open_ones, again]:
+        ws.close()
+    assert pool.http.delete(f"/api/sessions/{session['id']}").status_code == 204
