@@ -148,6 +148,9 @@ def run_benchmark(
     memory_mib = 256
     options = ["--accel", accel, "--warm", "3", "--max-vms", str(held_target + 4)]
     options += ["--idle-timeout", str(IDLE_TIMEOUT_S), "--memory", str(memory_mib)]
+    # One client (this process) holds every session and socket of the capacity ramp.
+    options += ["--client-sessions", "1000", "--client-suspended", "1000"]
+    options += ["--client-terminals", "1000"]
     with pool_server(*options) as server:
         _say("measuring handout (POST to the first prompt byte, warm pool) ...")
         figures["handout_ms"] = statistics.median(measure_handout(server, 3 if quick else 7))

@@ -59,6 +59,12 @@ def _bench_agent(args: argparse.Namespace) -> int:
     return run_benchmark(json_path=args.json, quick=args.quick)
 
 
+def _bench_abuse(args: argparse.Namespace) -> int:
+    from bench.abuse import run_benchmark
+
+    return run_benchmark(json_path=args.json, quick=args.quick)
+
+
 def _bench_faults(args: argparse.Namespace) -> int:
     from bench.faults import run_benchmark
 
@@ -321,6 +327,12 @@ def build_parser() -> argparse.ArgumentParser:
     faults.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     faults.add_argument("--quick", action="store_true", help="two bystander sessions, not four")
     faults.set_defaults(func=_bench_faults)
+    abuse = bench_sub.add_parser(
+        "abuse", help="a flood from several addresses, and an honest visitor meanwhile"
+    )
+    abuse.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    abuse.add_argument("--quick", action="store_true", help="fewer rounds")
+    abuse.set_defaults(func=_bench_abuse)
 
     serve = sub.add_parser("serve", help="serve the web playground")
     serve.add_argument("--host", default="127.0.0.1")
