@@ -61,7 +61,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         health = Health()
         directory = SessionDirectory(registry)
         admission = Admission(settings.admission)
-        async with mcp.session_manager.run(), model_hub(settings.model) as model:
+        tokens_per_hour = settings.admission.model_tokens_per_hour
+        async with mcp.session_manager.run(), model_hub(settings.model, tokens_per_hour) as model:
             health.ok("mcp")
             if model is None:
                 health.off("model", no_model_reason(settings.model))

@@ -30,7 +30,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from kernel.hosts.models.settings import ModelSettings
-from server.admission import Refused, held_by, refuse
+from server.admission import Refused, client_of, held_by, refuse
 from server.jsonbody import is_int
 from server.modelhub import MAX_LINES, Line, ModelHub, Overrun, no_model_reason
 from server.modelrequest import BadRequest, check_request
@@ -64,7 +64,7 @@ def routes(settings: ModelSettings) -> list[Route | WebSocketRoute]:
         try:
             with (
                 held_by(websocket, "connections to the model", "model_sockets", CLOSE_ONE),
-                hub.line() as line,  # leaving it cancels what this tab started
+                hub.line(client_of(websocket)) as line,  # leaving it cancels what it started
             ):
                 await race(_read(websocket, line), _write(websocket, line))
         except Refused as refused:

@@ -20,6 +20,7 @@ from collections.abc import AsyncIterator, Iterator
 
 from kernel.hosts.models.runner import ModelRunner, Provider
 from kernel.hosts.models.settings import ModelSettings, open_provider
+from server.ratelimit import RateLimiter
 
 MAX_ACTIVE = 4  # generations one line may have running or queued at once
 MAX_WAITING = 256  # frames waiting for a slow client: past this, what adds to them stops
@@ -27,18 +28,25 @@ MAX_LINES = 64  # tabs connected to the model at once
 
 
 class ModelHub:
-    def __init__(self, provider: Provider, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, provider: Provider, loop: asyncio.AbstractEventLoop, tokens_per_hour: int
+    ) -> None:
+        """`tokens_per_hour`: what one client may have the model generate (about 4
+        characters a token), refilled evenly; past it, its generation stops."""
         self.info = served_info(provider.info())
         self._loop = loop
+        self.tokens_per_hour = tokens_per_hour
+        self._budget = RateLimiter(tokens_per_hour / 3600, tokens_per_hour)
         self._ids = itertools.count(1)
         self._routes: dict[int, tuple[Line, int]] = {}  # hub stream -> (line, its stream)
         self.lines = 0  # open lines (the event loop's thread only, like _routes)
         self._runner = ModelRunner(provider, self._posted)
 
     @contextlib.contextmanager
-    def line(self) -> Iterator[Line]:
-        """A tab's connection to the model, for as long as the block runs."""
-        line = Line(self)
+    def line(self, client: str) -> Iterator[Line]:
+        """A connection to the model for `client` (a tab's address, a VM), for as long as
+        the block runs; clients take turns at the model and each has its budget."""
+        line = Line(self, client)
         self.lines += 1
         try:
             yield line
@@ -58,8 +66,18 @@ class ModelHub:
         """Queue a generation for `line`; returns the hub's number for it."""
         stream = next(self._ids)
         self._routes[stream] = (line, client_stream)
-        self._runner.start(stream, request)
+        wait = self._budget.wait_s(line.client)  # a generation costs a token at least
+        if wait:
+            self._posted(stream, {"error": self._over_budget(wait)})
+        else:
+            self._runner.start(stream, request, line.client)
         return stream
+
+    def _over_budget(self, wait: float) -> str:
+        return (
+            f"limit reached: your address used its {self.tokens_per_hour:,} tokens of the model "
+            f"an hour; try again in {max(1, round(wait / 60))} min"
+        )
 
     def stop(self, stream: int) -> None:
         """Cancel a generation; whatever it still sends goes nowhere."""
@@ -78,8 +96,13 @@ class ModelHub:
         if route is None:
             return  # cancelled, or its line closed
         line, client_stream = route
+        text = event.get("textDelta")
+        if isinstance(text, str) and (wait := self._budget.wait_s(line.client, len(text) / 4)):
+            self.stop(stream)
+            self._budget.drain(line.client)  # what it had left went to this answer
+            event = {"error": self._over_budget(wait)}
         if "done" in event or "error" in event:
-            del self._routes[stream]
+            self._routes.pop(stream, None)
             line.active.pop(client_stream, None)
         line.send_event(client_stream, event)
 
@@ -91,8 +114,8 @@ class Overrun(Exception):
 class Line:
     """One tab's socket, as the hub sees it."""
 
-    def __init__(self, hub: ModelHub) -> None:
-        self.hub = hub
+    def __init__(self, hub: ModelHub, client: str) -> None:
+        self.hub, self.client = hub, client
         self.outbox: asyncio.Queue[dict] = asyncio.Queue()  # frames for the socket's writer
         self.active: dict[int, int] = {}  # the tab's stream -> the hub's
 
@@ -148,13 +171,15 @@ def no_model_reason(settings: ModelSettings) -> str:
 
 
 @contextlib.asynccontextmanager
-async def model_hub(settings: ModelSettings) -> AsyncIterator[ModelHub | None]:
+async def model_hub(
+    settings: ModelSettings, tokens_per_hour: int
+) -> AsyncIterator[ModelHub | None]:
     """The operator's model for the app's lifespan (None: the server has none)."""
     provider = await asyncio.to_thread(open_provider, settings)
     if provider is None:
         yield None
         return
-    hub = ModelHub(provider, asyncio.get_running_loop())
+    hub = ModelHub(provider, asyncio.get_running_loop(), tokens_per_hour)
     try:
         yield hub
     finally:

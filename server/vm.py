@@ -197,7 +197,7 @@ class Vm:
         """Once the guest's control channel listens (at the prompt), for as long as it runs."""
         await self.ready.wait()
         if self._serves is not None:
-            await serve_model(self.control, self._serves)
+            await serve_model(self.control, self._serves, f"vm:{self.name}")
 
     async def _pump_terminal(self) -> None:
         reader, self._term_writer = await asyncio.open_connection(sock=self._term)

@@ -21,8 +21,9 @@ from server.modelrequest import BadRequest, check_request
 MAX_EVENTS_A_MESSAGE = 64  # events batched into one modelEvents (text deltas add up fast)
 
 
-async def serve_model(control: ControlClient, hub: ModelHub) -> None:
-    with hub.line() as line:
+async def serve_model(control: ControlClient, hub: ModelHub, client: str) -> None:
+    """`client`: whose turn at the model and budget this VM's generations are."""
+    with hub.line(client) as line:
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(_send_events(control, line))

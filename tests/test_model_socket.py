@@ -251,9 +251,9 @@ def test_a_tab_that_reads_nothing_stops_its_generation_and_is_cut_off(llm):
 
     async def read_nothing() -> None:
         provider = OpenAICompatible(EndpointSettings(llm.url))
-        hub = ModelHub(provider, asyncio.get_running_loop())
+        hub = ModelHub(provider, asyncio.get_running_loop(), tokens_per_hour=20_000)
         try:
-            with hub.line() as line:
+            with hub.line("a tab") as line:
                 line.generate(1, request())
                 while line.active:  # until the lagging stream is stopped
                     await asyncio.sleep(0.01)
@@ -279,3 +279,38 @@ def test_serve_refuses_an_llm_url_that_is_not_http_before_starting(capsys):
 
     assert main(["serve", "--llm-url", "ftp://models.example/v1", "--max-vms", "0"]) == 2
     assert "--llm-url must be an http(s) URL" in capsys.readouterr().err
+
+
+def test_a_client_past_its_token_budget_is_stopped_and_another_is_not(llm):
+    """The hub with a budget of 100 tokens an hour: an endless answer stops at it."""
+
+    async def spend_it() -> tuple[dict, dict]:
+        provider = OpenAICompatible(EndpointSettings(llm.url))
+        hub = ModelHub(provider, asyncio.get_running_loop(), tokens_per_hour=100)
+        try:
+            with hub.line("greedy") as greedy, hub.line("modest") as modest:
+                greedy.generate(1, request())
+                last = await _final_event(greedy)
+                greedy.generate(2, request())  # nothing left: refused at once
+                again = await _final_event(greedy)
+                assert "limit reached" in again["error"]
+                modest.generate(1, request())  # another client has its own budget
+                return last, await _final_event(modest)
+        finally:
+            await asyncio.to_thread(hub.close)
+
+    llm.script.clear()
+    llm.script.extend([ENDLESS, text("fine")])
+    stopped, served = asyncio.run(spend_it())
+    assert "limit reached" in stopped["error"] and "100 tokens" in stopped["error"]
+    assert served.get("done") == "stop"
+
+
+async def _final_event(line) -> dict:
+    """The next `done` or `error` event on the line, within 20 s."""
+    async with asyncio.timeout(20):
+        while True:
+            frame = await line.outbox.get()
+            event = frame["event"]
+            if "done" in event or "error" in event:
+                return event
