@@ -33,7 +33,6 @@ from kernel.hosts.models.settings import ModelSettings
 from server.jsonbody import is_int
 from server.modelhub import MAX_LINES, Line, ModelHub, Overrun, no_model_reason
 from server.modelrequest import BadRequest, check_request
-from server.origin import same_origin
 from server.supervise import race
 from server.terminal import BadFrame, parse_frame, send_frame
 
@@ -49,8 +48,6 @@ def routes(settings: ModelSettings) -> list[Route | WebSocketRoute]:
         return JSONResponse(body, headers={"cache-control": "no-store"})
 
     async def stream(websocket: WebSocket) -> None:
-        if not await same_origin(websocket):
-            return
         hub: ModelHub | None = getattr(websocket.state, "model", None)
         await websocket.accept()
         if hub is None:

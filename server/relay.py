@@ -14,7 +14,6 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket
 
 from server.apierror import NO_STORE, error, needing, part
-from server.origin import same_origin
 from server.sessions.directory import SessionDirectory
 from server.sessions.live import SessionError
 from server.sessions.tab import TabSession
@@ -59,8 +58,6 @@ def routes(settings: Settings) -> list[Route | WebSocketRoute]:
         return Response(status_code=204, headers=NO_STORE)
 
     async def relay(websocket: WebSocket) -> None:
-        if not await same_origin(websocket):
-            return
         directory: SessionDirectory | None = part(websocket, "directory")
         tab_id = websocket.path_params["tab_id"]
         tab = directory.get(tab_id, TabSession) if directory is not None else None
