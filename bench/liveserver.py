@@ -28,6 +28,7 @@ class LiveServer:
     def __init__(self, server: uvicorn.Server, port: int, loop: asyncio.AbstractEventLoop):
         self._server, self.port, self.loop = server, port, loop
         self.base = f"http://127.0.0.1:{port}"
+        self.app = server.config.app  # its routes, for tests that must cover every one
 
     @property
     def state(self) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from starlette.responses import Response
 from server.admission import client_of
 from server.agents import STATUS, AgentError, Agents, Caller
 from server.apierror import NO_STORE, error
+from server.jsonbody import BadBody, read_unparsed
 
 MAX_BODY = 16 * 1024
 
@@ -123,18 +124,18 @@ def _errors() -> dict[int | str, dict[str, Any]]:
 
 
 class BoundedRoute(APIRoute):
-    """Refuses a body over MAX_BODY (413) before anything parses it."""
+    """Refuses a body over MAX_BODY (413) while it streams in, and JSON nested too deep
+    (400), before FastAPI parses it."""
 
     def get_route_handler(self) -> Callable:
         handler = super().get_route_handler()
 
         async def bounded(request: Request) -> Response:
-            body = bytearray()
-            async for chunk in request.stream():
-                body += chunk
-                if len(body) > MAX_BODY:
-                    return _error(413, "input", f"the body may be at most {MAX_BODY} bytes")
-            request._body = bytes(body)  # what FastAPI's handler reads
+            try:
+                body = await read_unparsed(request, MAX_BODY)
+            except BadBody as exc:
+                return _error(exc.status, "input", str(exc))
+            request._body = body  # what FastAPI's handler reads
             return await handler(request)
 
         return bounded

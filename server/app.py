@@ -37,10 +37,12 @@ from server import (
 )
 from server.admission import Admission
 from server.agents import Agents
+from server.guard import Guard
 from server.headers import SecurityHeaders
 from server.health import Health
 from server.hosting import QemuHosting, qemu_hosting
 from server.modelhub import ModelHub, model_hub, no_model_reason
+from server.origin import HostAllowList
 from server.package import build_archive
 from server.sessions.directory import SessionDirectory
 from server.settings import Settings
@@ -54,7 +56,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     archive = build_archive()
     snapshot = load_snapshot(settings, archive, assets.vendor_versions(settings)["pyodide"])
     registry = metrics.Metrics()
-    mcp = mcpserver.build()
+    allow = HostAllowList(settings.public_hosts, settings.port)
+    mcp = mcpserver.build(allow)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
@@ -111,7 +114,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             mcpserver.route(mcp),
         ],
         exception_handlers={RequestValidationError: agentapi.invalid_request},
-        middleware=[Middleware(SecurityHeaders)],
+        # SecurityHeaders outermost: the Guard's refusals carry the headers too.
+        middleware=[Middleware(SecurityHeaders), Middleware(Guard, allow=allow)],
         lifespan=lifespan,
     )
     app.include_router(agentapi.router())

@@ -110,6 +110,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = Settings(
         host=args.host,
         port=args.port,
+        public_hosts=tuple(args.public_host),
         qemu=_qemu_settings(args),
         data_dir=Path(args.data_dir) if args.data_dir else None,
         redis_url=args.redis or os.environ.get("CAPOS_REDIS_URL") or None,
@@ -338,6 +339,15 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the web playground")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument(
+        "--public-host",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a name this server answers to besides localhost, 127.0.0.1 and [::1] "
+        "(repeatable; NAME: on any port, NAME:PORT: on that one); any other Host header "
+        "is refused, which stops DNS rebinding",
+    )
     _add_qemu_options(serve)
     serve.add_argument(
         "--data-dir",

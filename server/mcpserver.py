@@ -22,15 +22,17 @@ from mcp.server.fastmcp.resources import TextResource
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent
 from pydantic import AnyUrl, Field
-from starlette.requests import HTTPConnection
-from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import JSONResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kernel.manual import build_corpus
 from server.admission import Refused, admission_of, client_of
 from server.agents import AgentError, Agents, Caller
-from server.origin import allowed
+from server.apierror import error
+from server.jsonbody import BadBody, read_unparsed
+from server.origin import HostAllowList
 from server.settings import REPO_ROOT
 
 PATH = "/mcp"
@@ -96,7 +98,8 @@ def _caller(ctx: Context) -> Caller:
     return Caller(f"mcp:{session or id(ctx.session)}", owns_sessions=True, client=address)
 
 
-def build() -> FastMCP:
+def build(allow: HostAllowList) -> FastMCP:
+    hosts, origins = allow.patterns()
     mcp = FastMCP(
         "capos-playground",
         instructions=INSTRUCTIONS,
@@ -105,8 +108,9 @@ def build() -> FastMCP:
         log_level="WARNING",  # the SDK configures logging; keep requests out of the server's log
         max_request_body_size=MAX_BODY,
         max_sessions=MAX_CLIENTS,
-        # The Origin check is ours (OriginChecked), the same rule as every websocket here.
-        transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False),
+        # server/guard.py checks Host (on the exact port) and Origin for every route; the
+        # SDK checks them again here, from the same allow-list.
+        transport_security=TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins),
     )
 
     @mcp.tool()
@@ -241,20 +245,33 @@ def _add_resources(mcp: FastMCP) -> None:
         )
 
 
-class OriginChecked:
-    """The MCP endpoint, refusing a browser page from another site (403), as the
-    websockets here do: a visited page must not drive sessions with the visitor's network."""
+class BoundedBody:
+    """The MCP endpoint, refusing a body over MAX_BODY (413) as it streams in and JSON
+    nested too deep (400) before the SDK parses it, with the same answers as every route.
+    (Host, Origin and Content-Type were checked by server/guard.py, and again by the SDK.)"""
 
-    def __init__(self, app) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
-        if not allowed(headers.get("origin"), headers.get("host")):
-            response = PlainTextResponse("cross-origin MCP request refused", status_code=403)
-            await response(scope, receive, send)
+        if scope["method"] != "POST":
+            await self.app(scope, receive, send)
             return
-        await self.app(scope, receive, send)
+        try:
+            body = await read_unparsed(Request(scope, receive), MAX_BODY)
+        except BadBody as exc:
+            await error(exc.status, str(exc))(scope, receive, send)
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        await self.app(scope, replay, send)
 
 
 class SessionsPerClient:
@@ -318,5 +335,5 @@ def route(mcp: FastMCP) -> Route:
     endpoint = next(
         r for r in mcp.streamable_http_app().routes if isinstance(r, Route) and r.path == PATH
     )
-    gated = OriginChecked(SessionsPerClient(endpoint.app, mcp))
+    gated = BoundedBody(SessionsPerClient(endpoint.app, mcp))
     return Route(PATH, endpoint=gated, methods=["GET", "POST", "DELETE"])

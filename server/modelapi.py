@@ -34,7 +34,6 @@ from server.admission import Refused, client_of, held_by, refuse
 from server.jsonbody import is_int
 from server.modelhub import MAX_LINES, Line, ModelHub, Overrun, no_model_reason
 from server.modelrequest import BadRequest, check_request
-from server.origin import same_origin
 from server.supervise import race
 from server.terminal import CLOSE_ONE, BadFrame, parse_frame, send_frame
 
@@ -50,8 +49,6 @@ def routes(settings: ModelSettings) -> list[Route | WebSocketRoute]:
         return JSONResponse(body, headers={"cache-control": "no-store"})
 
     async def stream(websocket: WebSocket) -> None:
-        if not await same_origin(websocket):
-            return
         hub: ModelHub | None = getattr(websocket.state, "model", None)
         await websocket.accept()
         if hub is None:

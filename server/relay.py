@@ -15,7 +15,6 @@ from starlette.websockets import WebSocket
 
 from server.admission import Admission, Refused
 from server.apierror import NO_STORE, error, needing, part
-from server.origin import same_origin
 from server.sessions.directory import SessionDirectory
 from server.sessions.live import SessionError
 from server.sessions.tab import TabSession
@@ -68,8 +67,6 @@ def routes(settings: Settings) -> list[Route | WebSocketRoute]:
         return Response(status_code=204, headers=NO_STORE)
 
     async def relay(websocket: WebSocket) -> None:
-        if not await same_origin(websocket):
-            return
         directory: SessionDirectory | None = part(websocket, "directory")
         tab_id = websocket.path_params["tab_id"]
         tab = directory.get(tab_id, TabSession) if directory is not None else None

@@ -9,8 +9,6 @@ GET    /api/pool             the warm pool's counts
 
 from __future__ import annotations
 
-import json
-
 from fastapi.routing import APIRoute
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -18,12 +16,11 @@ from starlette.responses import JSONResponse, Response
 from server.admission import Refused
 from server.apierror import NO_STORE, error, needing, part
 from server.hosting import QemuHosting
+from server.jsonbody import BadBody, read_object
 from server.pool import PoolFull
 from server.sessions.directory import SessionDirectory
 from server.sessions.live import SessionError
 from server.sessions.qemu import QemuSession
-
-MAX_BODY = 4096
 
 
 def routes() -> list[APIRoute]:
@@ -36,18 +33,12 @@ def routes() -> list[APIRoute]:
     @needs_sessions
     async def create(request: Request, hosting: QemuHosting) -> Response:
         admission = hosting.admission
-        body = await request.body()
-        if len(body) > MAX_BODY:
-            return error(413, f"the body may be at most {MAX_BODY} bytes")
         try:
-            params = json.loads(body or b"{}")
-        except ValueError as exc:
-            return error(400, f"the body must be JSON: {exc}")
-        if not isinstance(params, dict) or not isinstance(params.get("backend", "qemu"), str):
+            params = await read_object(request, {"backend"})
+        except BadBody as exc:
+            return error(exc.status, str(exc))
+        if not isinstance(params.get("backend", "qemu"), str):
             return error(400, 'the body must be a JSON object like {"backend": "qemu"}')
-        unknown = set(params) - {"backend"}
-        if unknown:
-            return error(400, f"unknown fields {sorted(unknown)}; accepted: ['backend']")
         try:
             client = admission.client(request)
             session = hosting.create(params.get("backend", "qemu"), client)

@@ -78,6 +78,10 @@ class AgentLimits:
 class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
+    # Names this server answers to besides localhost, 127.0.0.1 and [::1] on its port
+    # (server/origin.py): "NAME" on any port, "NAME:PORT" on that one. Any other Host is
+    # refused, which is what stops DNS rebinding.
+    public_hosts: tuple[str, ...] = ()
     web_dir: Path = field(default=REPO_ROOT / "web")
     cache_dir: Path = field(default_factory=default_cache_dir)
     qemu: QemuSettings | None = None  # None: no server-hosted sessions

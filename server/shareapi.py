@@ -29,7 +29,6 @@ from server.facets import facet_for
 from server.jsonbody import BadBody, read_object
 from server.metrics import Metrics
 from server.notice import notice
-from server.origin import same_origin
 from server.sessions.live import SessionError
 from server.settings import Settings
 from server.shares import Share, ShareError, Viewer
@@ -150,8 +149,6 @@ def routes(settings: Settings, metrics: Metrics) -> list:
         return JSONResponse({"mode": share.mode, "expires_at": share.expires_at}, headers=NO_STORE)
 
     async def terminal(websocket: WebSocket) -> None:
-        if not await same_origin(websocket):
-            return
         hub: Sharing | None = part(websocket, "hub")
         await websocket.accept()
         try:

@@ -11,7 +11,7 @@ from server.settings import Settings
 
 def test_a_running_server_answers_200_with_each_parts_state(tmp_path):
     settings = Settings(data_dir=tmp_path, model=ModelSettings(disabled=True))
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         response = client.get("/healthz")
         assert response.status_code == 200
         assert response.headers["cache-control"] == "no-store"

@@ -25,7 +25,7 @@ def scrape(client: TestClient) -> dict[str, dict[tuple, float]]:
 
 
 def test_metrics_are_prometheus_text_uncached_with_the_site_headers():
-    response = TestClient(create_app()).get("/metrics")
+    response = TestClient(create_app(), base_url="http://localhost").get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain; version=")
     assert response.headers["cache-control"] == "no-store" and isolated(response)
@@ -33,7 +33,7 @@ def test_metrics_are_prometheus_text_uncached_with_the_site_headers():
 
 def test_sessions_by_backend_start_at_zero_and_follow_the_directory(tmp_path):
     settings = Settings(data_dir=tmp_path, model=ModelSettings(disabled=True))
-    with TestClient(create_app(settings)) as client:
+    with TestClient(create_app(settings), base_url="http://localhost") as client:
         zero = {(("backend", backend),): 0.0 for backend in ("qemu", "tab", "mirror")}
         assert scrape(client)["capos_sessions"] == zero
         assert scrape(client)["capos_session_faults_total"] == zero
@@ -52,15 +52,20 @@ def test_sessions_by_backend_start_at_zero_and_follow_the_directory(tmp_path):
 def test_each_app_counts_for_itself():
     first, second = create_app(), create_app()
     first.state.metrics.websocket_clients.labels(role="viewer").inc(3)
-    assert "capos_websocket_clients" not in scrape(TestClient(second))
-    assert scrape(TestClient(first))["capos_websocket_clients"] == {(("role", "viewer"),): 3.0}
+    assert "capos_websocket_clients" not in scrape(TestClient(second, base_url="http://localhost"))
+    assert scrape(TestClient(first, base_url="http://localhost"))["capos_websocket_clients"] == {
+        (("role", "viewer"),): 3.0
+    }
 
 
 def test_the_servers_own_process_figures_are_exported():
-    samples = scrape(TestClient(create_app()))
+    samples = scrape(TestClient(create_app(), base_url="http://localhost"))
     assert samples["process_resident_memory_bytes"][()] > 0
     assert "python_info" in samples and "python_gc_collections_total" in samples
 
 
 def test_metrics_refuse_other_methods():
-    assert TestClient(create_app()).post("/metrics", content=b"x").status_code == 405
+    assert (
+        TestClient(create_app(), base_url="http://localhost").post("/metrics", json={}).status_code
+        == 405
+    )

@@ -161,10 +161,12 @@ def test_hostile_frames_get_clear_errors_and_the_session_carries_on(server):
 
 def test_api_refuses_bad_bodies_and_unknown_sessions(server):
     http = server.http
-    assert http.post("/api/sessions", content=b"{").status_code == 400
+    typed = {"content-type": "application/json"}
+    assert http.post("/api/sessions", content=b"{", headers=typed).status_code == 400
     assert http.post("/api/sessions", json={"backend": "vmware"}).status_code == 400
     assert http.post("/api/sessions", json={"backend": "qemu", "x": 1}).status_code == 400
-    assert http.post("/api/sessions", content=b"x" * 10000).status_code == 413
+    assert http.post("/api/sessions", content=b"x" * 10000, headers=typed).status_code == 413
+    assert http.post("/api/sessions", content=b"[" * 2000, headers=typed).status_code == 400
     assert http.get("/api/sessions/nope").status_code == 404
     assert http.delete("/api/sessions/nope").status_code == 404
     with server.ws({"terminal": "/api/sessions/nope/terminal"}) as ws:

@@ -18,7 +18,7 @@ from server.snapshot import SnapshotFailed, load_snapshot, snapshot_key
 
 @pytest.fixture(scope="module")
 def client() -> TestClient:
-    return TestClient(create_app())
+    return TestClient(create_app(), base_url="http://localhost")
 
 
 def isolated(response) -> bool:

@@ -229,8 +229,10 @@ def test_bad_requests_get_clear_errors(base):
     ]:
         response = httpx.post(url, json=body)
         assert response.status_code == 400 and needle in response.json()["error"], body
-    assert httpx.post(url, content=b"{nope").status_code == 400
-    assert httpx.post(url, content=b"x" * 10000).status_code == 413
+    typed = {"content-type": "application/json"}
+    assert httpx.post(url, content=b"{nope", headers=typed).status_code == 400
+    assert httpx.post(url, content=b"x" * 10000, headers=typed).status_code == 413
+    assert httpx.post(url, content=b'{"mode": "view"}').status_code == 415  # untyped: not JSON
     missing = httpx.post(f"{base}/api/sessions/nope/shares", json={"mode": "view"})
     assert missing.status_code == 404
 

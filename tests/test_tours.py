@@ -111,7 +111,7 @@ def test_a_bad_folder_name_is_refused(tmp_path):
 
 
 def test_the_api_lists_tours_and_serves_one_whole():
-    client = TestClient(create_app())
+    client = TestClient(create_app(), base_url="http://localhost")
     listing = client.get("/api/tours").json()
     assert listing[0] == {
         "name": "first-steps",
