@@ -38,11 +38,10 @@ import httpx
 from websockets.sync.client import ClientConnection, connect
 
 from bench.figures import Targets, report
-from bench.liveserver import LiveServer, live_server
+from bench.liveserver import ONE_ADDRESS_RIG, LiveServer, live_server
 from bench.poolserver import PoolServer, TerminalClient
 from bench.redisserver import RedisProcess, redis_process
 from kernel.hosts.models.settings import ModelSettings
-from server.admission import AdmissionLimits
 from server.hosting import QemuHosting
 from server.image import with_init
 from server.sessions.qemu import QemuSession
@@ -108,7 +107,7 @@ def quiet_settings(
         qemu=qemu,
         recording_limits=recording_limits or RecordingLimits(),
         model=ModelSettings(disabled=True),
-        admission=AdmissionLimits(qemu_sessions=64),
+        admission=ONE_ADDRESS_RIG,
     )
 
 

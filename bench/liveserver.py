@@ -18,10 +18,23 @@ from typing import Any, TypeVar
 
 import uvicorn
 
+from server.admission import AdmissionLimits
 from server.app import create_app
 from server.settings import WS_MAX_MESSAGE, Settings
 
 T = TypeVar("T")
+
+# For a rig whose one address (this process) plays every visitor: limits per client that
+# a test of something else never meets. The admission tests use the real defaults.
+ONE_ADDRESS_RIG = AdmissionLimits(
+    qemu_sessions=1000,
+    suspended_sessions=1000,
+    tab_sessions=1000,
+    owner_sockets=1000,
+    monitor_streams=1000,
+    model_sockets=1000,
+    mcp_sessions=1000,
+)
 
 
 class LiveServer:

@@ -37,9 +37,11 @@ def codec_schemas() -> SimpleNamespace:
 @pytest.fixture(scope="module")
 def base_url() -> Iterator[str]:
     """The real server on a free loopback port (bench/tab.py), for a module's browser tests."""
+    from bench.liveserver import ONE_ADDRESS_RIG
     from bench.tab import serving
+    from server.settings import Settings
 
-    with serving() as url:
+    with serving(Settings(admission=ONE_ADDRESS_RIG)) as url:
         yield url
 
 

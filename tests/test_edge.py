@@ -21,7 +21,7 @@ from starlette.routing import Mount, Route, WebSocketRoute
 from websockets.exceptions import InvalidStatus
 from websockets.sync.client import ClientConnection, connect
 
-from bench.liveserver import LiveServer, live_server
+from bench.liveserver import ONE_ADDRESS_RIG, LiveServer, live_server
 from kernel.hosts.models.settings import ModelSettings
 from server.jsonbody import MAX_DEPTH
 from server.settings import Settings
@@ -43,6 +43,7 @@ def server(tmp_path_factory) -> Iterator[LiveServer]:
             data_dir=tmp_path_factory.mktemp("data"),
             public_hosts=(PUBLIC,),
             model=ModelSettings(url=llm.url, model="scripted-1"),
+            admission=ONE_ADDRESS_RIG,
         )
         with live_server(settings, start_timeout=30) as running:
             yield running

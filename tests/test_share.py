@@ -19,6 +19,7 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection, connect
 
+from bench.liveserver import ONE_ADDRESS_RIG
 from bench.tab import serving
 from server.settings import RecordingLimits, Settings, ShareLimits
 
@@ -37,6 +38,7 @@ def base(data_dir) -> Iterator[str]:
         data_dir=data_dir,
         share_limits=ShareLimits(links_per_session=4),
         recording_limits=RecordingLimits(max_bytes=64 * 1024),
+        admission=ONE_ADDRESS_RIG,
     )
     with serving(settings) as url:
         yield url

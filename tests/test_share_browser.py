@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from bench.liveserver import ONE_ADDRESS_RIG
 from bench.tab import has_prompt, screen, serving, wait_screen
 from server.settings import Settings
 
@@ -22,7 +23,8 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture(scope="module")
 def base_url(tmp_path_factory) -> Iterator[str]:
-    with serving(Settings(data_dir=tmp_path_factory.mktemp("data"))) as url:
+    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), admission=ONE_ADDRESS_RIG)
+    with serving(settings) as url:
         yield url
 
 
