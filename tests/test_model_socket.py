@@ -314,3 +314,12 @@ async def _final_event(line) -> dict:
             event = frame["event"]
             if "done" in event or "error" in event:
                 return event
+
+
+def test_credentials_in_the_llm_url_reach_no_answer(llm):
+    host, port = llm.url.split("//", 1)[1].split("/", 1)[0].split(":")
+    url = f"http://alice-ops:hunter2-secret@{host}:{port}/v1"
+    with serving(Settings(model=ModelSettings(url=url, model="scripted-1"))) as base:
+        answer = httpx.get(base + "/api/model")
+    assert answer.status_code == 200 and "hunter2" not in answer.text
+    assert "alice-ops" not in answer.text and f"{host}:{port}" in answer.text

@@ -55,7 +55,10 @@ class OpenAICompatible:
         self.settings = settings
 
     def info(self) -> dict:
-        host = urlsplit(self.settings.url).netloc
+        """What anyone may see of it: the host and port, never credentials in the URL
+        (this reaches tabs through GET /api/model and every VM's kernel command line)."""
+        url = urlsplit(self.settings.url)
+        host = f"{url.hostname}:{url.port}" if url.port else str(url.hostname)
         return {
             "modelId": self.settings.model,
             "provider": f"OpenAI-compatible endpoint at {host}",
