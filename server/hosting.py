@@ -25,6 +25,7 @@ from server.image import ensure_image
 from server.metrics import Metrics
 from server.modelhub import ModelHub
 from server.pool import PoolConfig, VmPool
+from server.sandbox import sandbox
 from server.sessions.directory import SessionDirectory
 from server.sessions.live import SessionError
 from server.sessions.qemu import QemuSession, SessionLimits
@@ -92,6 +93,8 @@ async def qemu_hosting(
     image = await asyncio.to_thread(ensure_image, cache_dir)
     accel = settings.accel if settings.accel != "auto" else await probe_accel(image)
     print(f"capOS Playground: QEMU pool ({accel}, {settings.warm} warm)", file=sys.stderr)
+    confinement = sandbox().describe(settings.memory_mib)
+    print(f"capOS Playground: QEMU sandbox: {confinement}", file=sys.stderr)
     pool_config = PoolConfig(
         warm=settings.warm,
         max_vms=settings.max_vms,

@@ -34,6 +34,7 @@ from server.image import Image
 from server.metrics import Metrics
 from server.modelhub import ModelHub
 from server.qmp import QmpError
+from server.sandbox import sandbox
 from server.stream import OutputStream
 from server.supervise import any_set, supervised
 from server.vm import Vm, VmConfig
@@ -282,4 +283,5 @@ class VmPool:
             "vms": len(self.vms),
             "max_vms": self.config.max_vms,
             "refill": self.describe(),
+            "sandbox": sandbox().stats(self.vm_config.memory_mib),
         }

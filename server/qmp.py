@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -34,13 +35,20 @@ class Qmp:
             if "event" not in message:  # events are not needed by anyone yet
                 return message
 
-    async def command(self, name: str, **arguments: Any) -> Any:
+    async def command(self, name: str, *, fds: Sequence[int] = (), **arguments: Any) -> Any:
+        """Run a command; `fds` travel with it (SCM_RIGHTS), as `getfd` needs."""
         assert self._writer is not None, "connect() first"
         async with self._lock:
             request: dict[str, Any] = {"execute": name}
             if arguments:
                 request["arguments"] = arguments
-            self._writer.write(json.dumps(request).encode() + b"\n")
+            data = json.dumps(request).encode() + b"\n"
+            if fds:
+                # Past the lock, QEMU has answered every earlier command, so it has read
+                # them all: nothing is queued in the transport to overtake.
+                sent = socket.send_fds(self._sock, [data], list(fds))
+                data = data[sent:]
+            self._writer.write(data)
             await self._writer.drain()
             reply = await self._message()
         if "error" in reply:

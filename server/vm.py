@@ -8,7 +8,12 @@ fed it: a suspended session's VM is saved to a file by migration and a new
 QEMU restores it (`-incoming`), writing on into the same stream.
 
 QEMU runs with no network device, a memory cap, one vCPU, and
-PR_SET_PDEATHSIG, so it dies with the server even if the server is killed.
+PR_SET_PDEATHSIG, so it dies with the server even if the server is killed;
+server/sandbox.py confines it (seccomp, an unprivileged user, rlimits, a
+cgroup). QEMU opens no path itself: the kernel, the initramfs and a state
+file to restore are opened here and inherited, and a suspend hands QEMU the
+file to save into over QMP (`getfd`, then `migrate fd:`), so no migration
+ever goes through a shell.
 
 A VM fails alone: whatever goes wrong in one of the tasks that serve it (a
 malformed control frame, a connection reset by a QEMU that died with unread
@@ -21,23 +26,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import json
 import logging
 import os
-import shlex
 import signal
 import socket
+import subprocess
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kernel.hosts.zygote import die_with_parent
 from server.control import ControlClient
 from server.image import Image
 from server.modelhub import ModelHub
 from server.qmp import Qmp, QmpError
+from server.sandbox import Cell, sandbox
 from server.stream import OutputStream
 from server.vmmodel import serve_model
 
@@ -118,32 +124,49 @@ class Vm:
         self._theirs = [term_theirs, control_theirs, qmp_theirs]
         self._term_writer: asyncio.StreamWriter | None = None
         self._stderr = b""
+        self._cell: Cell | None = None  # this VM's confinement, while QEMU runs
 
-    def _command(self) -> list[str]:
+    def _open_files(self) -> list[int]:
+        """What QEMU reads, opened here and inherited: the kernel, the initramfs and the
+        state to restore (each VM its own descriptor: a template restores many at once)."""
+        paths = [self.image.kernel, self.image.initrd]
+        if self.incoming is not None:
+            paths.append(self.incoming)
+        files: list[int] = []
+        try:
+            for path in paths:
+                files.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+        except OSError:
+            for fd in files:
+                os.close(fd)
+            raise
+        return files
+
+    def _command(self, files: list[int]) -> list[str]:
         term, control, qmp = (s.fileno() for s in self._theirs)
-        command = self.config.command(
-            self.image, self.name, self.model.info if self.model else None
+        kernel, initrd, *incoming = files
+        inherited = dataclasses.replace(
+            self.image,
+            kernel=Path(f"/proc/self/fd/{kernel}"),
+            initrd=Path(f"/proc/self/fd/{initrd}"),
         )
+        command = self.config.command(inherited, self.name, self.model.info if self.model else None)
+        command += sandbox().options()
         command += ["-chardev", f"socket,id=term,fd={term}", "-serial", "chardev:term"]
         command += ["-chardev", f"socket,id=ctl,fd={control}", "-device", "isa-serial,chardev=ctl"]
         command += ["-chardev", f"socket,id=qmp,fd={qmp}", "-mon", "chardev=qmp,mode=control"]
-        if self.incoming is not None:
-            command += ["-incoming", f"exec:cat {shlex.quote(str(self.incoming))}"]
+        if incoming:
+            command += ["-incoming", f"fd:{incoming[0]}"]
         return command
 
     async def run(self) -> None:
         """Run QEMU until it exits; the caller's task group owns this. Never leaves QEMU behind."""
         try:
-            process = await asyncio.create_subprocess_exec(
-                *self._command(),
-                pass_fds=[s.fileno() for s in self._theirs],
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=asyncio.subprocess.DEVNULL,
-                stderr=asyncio.subprocess.PIPE,
-                preexec_fn=die_with_parent,
-            )
-        except OSError as exc:
+            process = await self._start()
+        except (OSError, subprocess.SubprocessError) as exc:
             self.exit_reason = f"QEMU could not start: {exc}"
+            if self._cell is not None:
+                await self._cell.remove()
             self.exited.set()
             return
         finally:
@@ -166,7 +189,26 @@ class Vm:
                 process.kill()
                 await asyncio.shield(process.wait())
             self.exit_reason = self._planned_exit or _describe(process.returncode, self._stderr)
+            assert self._cell is not None  # made by _start
+            await self._cell.remove()
             self.exited.set()
+
+    async def _start(self) -> asyncio.subprocess.Process:
+        """QEMU, confined: the child enters this VM's cell before it executes QEMU."""
+        files = self._open_files()
+        try:
+            self._cell = sandbox().cell(self.name, self.config.memory_mib)
+            return await asyncio.create_subprocess_exec(
+                *self._command(files),
+                pass_fds=[s.fileno() for s in self._theirs] + files,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.PIPE,
+                preexec_fn=self._cell.enter,
+            )
+        finally:
+            for fd in files:
+                os.close(fd)
 
     async def _part(self, work: Coroutine[Any, Any, None], what: str) -> None:
         """One of the tasks serving this VM; when it fails, the VM ends (and only it)."""
@@ -237,9 +279,15 @@ class Vm:
     async def suspend(self, path: Path) -> None:
         """Save the whole VM to `path` (migration to a file), then end this QEMU."""
         qmp = self.qmp
-        await qmp.command("migrate-set-parameters", **{"max-bandwidth": 1 << 40})
+        unlimited: dict[str, Any] = {"max-bandwidth": 1 << 40}
+        await qmp.command("migrate-set-parameters", **unlimited)
         await qmp.command("stop")
-        await qmp.command("migrate", uri=f"exec:cat > {shlex.quote(str(path))}")
+        state = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            await qmp.command("getfd", fdname="state", fds=[state])
+        finally:
+            os.close(state)  # QEMU holds its own copy now, and closes it when the save ends
+        await qmp.command("migrate", uri="fd:state")
         while True:
             status = (await qmp.command("query-migrate")).get("status")
             if status == "completed":

@@ -111,6 +111,18 @@ def test_post_hands_out_a_warm_vm_and_a_command_runs_over_the_websocket(server):
     SHARED["a"] = session
 
 
+def test_the_pools_vms_run_sandboxed_and_the_pool_says_how(server):
+    """The pool's VMs are restores of its template: confined like a booted one."""
+    status = Path(f"/proc/{_qemu_pid(SHARED['a']['vm'])}/status").read_text()
+    fields = dict(line.split(":\t", 1) for line in status.splitlines() if ":\t" in line)
+    assert fields["Seccomp"] == "2"
+    if os.geteuid() == 0:
+        assert "0" not in fields["Uid"].split(), f"QEMU runs as root: {fields['Uid']}"
+    confined = server.pool()["sandbox"]
+    assert confined["seccomp"].startswith("on,") and "spawn=deny" in confined["seccomp"]
+    assert confined["rlimits"]["core"] == 0 and "cgroup" in confined
+
+
 def test_resume_after_a_dropped_connection_loses_and_repeats_nothing(server):
     session = SHARED["a"]
     dropped = TerminalClient(server, session)

@@ -14,6 +14,8 @@ from server.vm import Vm, VmConfig
 
 def test_a_qemu_that_cannot_start_ends_the_vm_with_the_reason(tmp_path):
     image = Image(tmp_path / "vmlinuz", tmp_path / "initrd.img", "none")
+    image.kernel.touch()
+    image.initrd.touch()
     config = VmConfig(qemu=str(tmp_path / "no-such-qemu"))
     vm = Vm(image, config, OutputStream(), name="capos-test-missing")
     asyncio.run(vm.run())
