@@ -23,12 +23,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import statistics
 import sys
-import threading
 import time
 from collections import Counter
+from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 import httpx
 import websockets
@@ -92,30 +94,49 @@ def honest_round(server: PoolServer) -> float:
 
 
 class Flood:
-    """Flooders on their own event loop in a thread, until `stop()`."""
+    """The flooders, in a process of their own (so their work does not slow the honest
+    client's measurements here), until the block ends."""
 
     def __init__(self, server: PoolServer, flooders: int) -> None:
-        self.server, self.flooders = server, flooders
+        self.port, self.flooders = server.port, flooders
         self.outcomes: Counter[str] = Counter()  # "accepted", "refused", "refused-with-reason"
-        self._stopping = threading.Event()
-        self._thread = threading.Thread(target=asyncio.run, args=(self._run(),), daemon=True)
+        context = multiprocessing.get_context("spawn")
+        self._stopping = context.Event()
+        self._results, theirs = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_flood, args=(self.port, flooders, self._stopping, theirs), daemon=True
+        )
 
     def __enter__(self) -> Flood:
-        self._thread.start()
+        self._process.start()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self._stopping.set()
-        self._thread.join(60)
+        if self._results.poll(120):
+            self.outcomes.update(self._results.recv())
+        self._process.join(30)
 
-    async def _run(self) -> None:
-        await asyncio.gather(*(self._flooder(f"127.0.1.{n + 1}") for n in range(self.flooders)))
+
+def _flood(port: int, flooders: int, stopping: Any, results: Connection) -> None:
+    """The flood process: its outcomes go back through `results` once `stopping` is set."""
+    flood = _Flooders(port, stopping)
+    asyncio.run(flood.run(flooders))
+    results.send(dict(flood.outcomes))
+
+
+class _Flooders:
+    def __init__(self, port: int, stopping: Any) -> None:
+        self.port, self._stopping = port, stopping
+        self.base = f"http://127.0.0.1:{port}"
+        self.outcomes: Counter[str] = Counter()
+
+    async def run(self, flooders: int) -> None:
+        await asyncio.gather(*(self._flooder(f"127.0.1.{n + 1}") for n in range(flooders)))
 
     async def _flooder(self, address: str) -> None:
         transport = httpx.AsyncHTTPTransport(local_address=address)
-        async with httpx.AsyncClient(
-            base_url=self.server.base, transport=transport, timeout=30
-        ) as http:
+        async with httpx.AsyncClient(base_url=self.base, transport=transport, timeout=30) as http:
             mine: list[dict] = []
             while not self._stopping.is_set():
                 created = await http.post("/api/sessions", json={"backend": "qemu"})
@@ -138,7 +159,7 @@ class Flood:
 
     async def _sockets(self, address: str, session: dict) -> None:
         """Terminal sockets to its own session, past the limit."""
-        url = f"ws://127.0.0.1:{self.server.port}{session['terminal']}"
+        url = f"ws://127.0.0.1:{self.port}{session['terminal']}"
         opened = []
         with contextlib.suppress(OSError, websockets.WebSocketException):
             for _ in range(20):
@@ -166,13 +187,15 @@ class Flood:
         try:
             body = response.json()
         except ValueError:
-            return
+            body = {}
         message = body.get("error")
         if isinstance(message, dict):  # JSON-RPC
             message = message.get("message")
         retry = response.status_code not in (429, 503) or "retry-after" in response.headers
         if isinstance(message, str) and message and retry:
             self.outcomes["refused-with-reason"] += 1
+        else:  # which answers said too little, for the JSON
+            self.outcomes[f"without a reason: {response.status_code} {response.text[:80]}"] += 1
 
 
 def _p99(samples: list[float]) -> float:
