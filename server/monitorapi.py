@@ -3,13 +3,13 @@
 The guest kernel's SystemMonitor answers over the VM's control channel
 (server/control.py); the page's monitoring views and tour checks read the
 same MonitorSnapshot JSON the tab's kernel worker sends. The websocket
-pushes a snapshot whenever the guest's change counter moved, polling at
-most every POLL_S, so a view costs the VM nothing while nothing happens.
+pushes a snapshot whenever the guest's change counter moved, from the
+session's one feed (server/monitorfeed.py): however many sockets watch, the
+guest is asked once.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 
@@ -18,14 +18,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from server import monitorfeed
 from server.admission import Refused, held_by, refuse
 from server.apierror import NO_STORE, error, part
 from server.control import ControlError
 from server.sessions.qemu import QemuSession
 from server.supervise import race
 from server.terminal import CLOSE_ONE
-
-POLL_S = 0.5
 
 
 def _session(connection: HTTPConnection) -> QemuSession | None:
@@ -34,35 +33,17 @@ def _session(connection: HTTPConnection) -> QemuSession | None:
     return directory.get(session_id, QemuSession) if directory is not None else None
 
 
-async def _snapshot(session: QemuSession) -> dict:
-    vm = session.vm
-    if session.state != "running" or vm is None:
-        raise ControlError(
-            f"the session is {session.state}: attach its terminal to wake it, then ask again"
-        )
-    return await vm.control.monitor()
-
-
 async def _push(websocket: WebSocket, session: QemuSession) -> None:
     """A snapshot whenever the guest's change counter moved; then `exit` when it ends."""
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):  # the client went away
-        await _push_until_ended(websocket, session)
-
-
-async def _push_until_ended(websocket: WebSocket, session: QemuSession) -> None:
-    seen = None
-    while session.state != "ended":
-        try:
-            current = await _snapshot(session)
-        except (ControlError, TimeoutError):
-            await asyncio.sleep(POLL_S)  # suspended or restoring: try again
-            continue
-        if current["seq"] != seen:
-            seen = current["seq"]
-            await websocket.send_text(json.dumps({"type": "snapshot", "snapshot": current}))
-        await asyncio.sleep(POLL_S)
-    await websocket.send_text(json.dumps({"type": "exit", "reason": session.reason}))
-    await websocket.close(code=1000)
+        feed = session.monitor
+        async with feed.watching():
+            seen = None
+            while (current := await feed.next(seen)) is not None:
+                seen = current["seq"]
+                await websocket.send_text(json.dumps({"type": "snapshot", "snapshot": current}))
+        await websocket.send_text(json.dumps({"type": "exit", "reason": session.reason}))
+        await websocket.close(code=1000)
 
 
 async def _until_closed(websocket: WebSocket) -> None:
@@ -77,7 +58,7 @@ def routes() -> list[Route | WebSocketRoute]:
         if session is None:
             return error(404, "no such session")
         try:
-            return JSONResponse(await _snapshot(session), headers=NO_STORE)
+            return JSONResponse(await monitorfeed.snapshot(session), headers=NO_STORE)
         except (ControlError, TimeoutError) as exc:
             return error(409, str(exc) or "the guest did not answer")
 

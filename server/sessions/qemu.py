@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from server.control import ControlError
+from server.monitorfeed import MonitorFeed
 from server.pool import VmPool
 from server.qmp import QmpError
 from server.sessions.live import LiveSession, SessionError
@@ -53,6 +54,7 @@ class QemuSession(LiveSession):
         self._cpu_before = -vm.cpu_seconds()
         self._pending_input = bytearray()
         self._poke = asyncio.Event()  # a client came or went
+        self.monitor = MonitorFeed(self)  # the monitor sockets' one poll of the guest
 
     @property
     def state(self) -> str:
