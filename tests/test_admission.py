@@ -11,6 +11,7 @@ import httpx
 import pytest
 from websockets.sync.client import connect
 
+from bench.abuse import INITIALIZE
 from bench.liveserver import LiveServer, live_server
 from bench.poolserver import PoolServer, pool_server
 from kernel.hosts.models.settings import ModelSettings
@@ -19,16 +20,6 @@ from server.settings import Settings
 
 pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
 
-INITIALIZE = {
-    "jsonrpc": "2.0",
-    "id": 1,
-    "method": "initialize",
-    "params": {
-        "protocolVersion": "2025-06-18",
-        "capabilities": {},
-        "clientInfo": {"name": "flood", "version": "1"},
-    },
-}
 MCP_HEADERS = {"accept": "application/json, text/event-stream"}
 
 
