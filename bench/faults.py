@@ -318,7 +318,7 @@ def recording_disk_full(server: LiveServer, limit: int = 2 * 1024 * 1024) -> Fau
         path = f"{server.base}/api/sessions/{relay.tab['id']}/recordings"
         recording = httpx.post(path, json={}, timeout=10).json()
         recordings = server.state["hub"].recordings
-        cast = recordings.path(recordings.find(recording["id"]))
+        cast = recordings.path(recordings.recordings[recording["id"]])
         chunk = "x" * 60_000 + "\r\n"
         line = len(json.dumps([0.0, "o", chunk])) + 8  # what one chunk adds to the cast, at most
         refused_at: float | None = None

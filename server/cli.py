@@ -10,7 +10,7 @@ from pathlib import Path
 from kernel.hosts.jitter import DEFAULT_JITTER_US
 from kernel.hosts.models.settings import add_model_options
 from server.admission import AdmissionLimits
-from server.settings import AgentLimits, QemuSettings, RecordingLimits, ShareLimits
+from server.settings import MIB, AgentLimits, QemuSettings, RecordingLimits, ShareLimits
 
 
 def _schema_build(args: argparse.Namespace) -> int:
@@ -114,8 +114,10 @@ def _serve(args: argparse.Namespace) -> int:
         qemu=_qemu_settings(args),
         data_dir=Path(args.data_dir) if args.data_dir else None,
         redis_url=args.redis or os.environ.get("CAPOS_REDIS_URL") or None,
-        share_limits=ShareLimits(viewers_per_ip=args.viewers_per_ip),
-        recording_limits=RecordingLimits(min_free_mib=args.min_free_mib),
+        share_limits=ShareLimits(
+            viewers_per_ip=args.viewers_per_ip, expired_kept_s=args.expired_links_kept
+        ),
+        recording_limits=recording_limits(args),
         admission=_admission_limits(args),
         agent_limits=AgentLimits(
             sessions_per_client=args.agent_sessions, calls_per_s=args.agent_calls_per_s
@@ -168,6 +170,65 @@ def _add_admission_options(command: argparse.ArgumentParser) -> None:
 def _admission_limits(args: argparse.Namespace) -> AdmissionLimits:
     limits = {name: getattr(args, option[2:].replace("-", "_")) for option, name, _ in _PER_CLIENT}
     return AdmissionLimits(**limits, trusted_proxies=tuple(args.trusted_proxy))
+
+
+def recording_limits(args: argparse.Namespace) -> RecordingLimits:
+    """The disk quotas and the retention `serve` was given."""
+    return RecordingLimits(
+        min_free_mib=args.min_free_mib,
+        per_session=args.recordings_per_session,
+        session_bytes=args.session_recordings_mib * MIB,
+        client_bytes=args.client_recordings_mib * MIB,
+        server_bytes=args.server_recordings_mib * MIB,
+        retention_s=args.retention_days * 24 * 3600,
+        sweep_interval_s=args.sweep_interval,
+    )
+
+
+def _add_retention_options(serve: argparse.ArgumentParser) -> None:
+    """Quotas on the disk recordings take, and how long recordings and links are kept."""
+    limits, shares = RecordingLimits(), ShareLimits()
+    options: list[tuple[str, type, float, str]] = [
+        ("--recordings-per-session", int, limits.per_session, "recordings one session keeps"),
+        (
+            "--session-recordings-mib",
+            int,
+            limits.session_bytes // MIB,
+            "MiB one session's recordings may take",
+        ),
+        (
+            "--client-recordings-mib",
+            int,
+            limits.client_bytes // MIB,
+            "MiB the recordings started from one address may take",
+        ),
+        (
+            "--server-recordings-mib",
+            int,
+            limits.server_bytes // MIB,
+            "MiB all recordings may take (past it new ones are refused with 507)",
+        ),
+        (
+            "--retention-days",
+            float,
+            limits.retention_s / (24 * 3600),
+            "days a recording is kept at most (its longest expiry); then it is deleted",
+        ),
+        (
+            "--sweep-interval",
+            float,
+            limits.sweep_interval_s,
+            "seconds between sweeps that delete expired recordings and links",
+        ),
+        (
+            "--expired-links-kept",
+            float,
+            shares.expired_kept_s,
+            "seconds an expired share link answers 'expired' before it is purged",
+        ),
+    ]
+    for flag, kind, default, what in options:
+        serve.add_argument(flag, type=kind, default=default, help=f"{what} (default: %(default)s)")
 
 
 def _qemu_settings(args: argparse.Namespace) -> QemuSettings | None:
@@ -367,6 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="free disk (MiB) under the data directory below which recordings stop and "
         "new ones are refused",
     )
+    _add_retention_options(serve)
     agents = AgentLimits()
     serve.add_argument(
         "--agent-sessions",

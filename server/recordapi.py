@@ -1,14 +1,16 @@
 """Recordings over HTTP, and the replay page.
 
 POST   /api/sessions/{id}/recordings          {"input": false, "cols": 80, "rows": 24,
-                                               "expires_in": s} -> 201 the recording
-GET    /api/sessions/{id}/recordings          this session's recordings
+                                               "expires_in": s} -> 201 the recording, with
+                                               its replay links (only here: their token is
+                                               not kept); 429 or 507 past a disk quota
+GET    /api/sessions/{id}/recordings          this session's recordings (by public id)
 POST   /api/sessions/{id}/recordings/{rec}/stop
 DELETE /api/sessions/{id}/recordings/{rec}    delete the recording and its file
 POST   /api/sessions/{id}/markers             {"label": "..."}: a chapter in running recordings
-GET    /r/{rec}                               the replay page (asciinema-player); 410 once expired
-GET    /r/{rec}.cast                          the asciicast v2 file, as a download
-GET    /api/recordings/{rec}                  what the replay page shows about it
+GET    /r/{token}                             the replay page (asciinema-player); 410 once expired
+GET    /r/{token}.cast                        the asciicast v2 file, as a download
+GET    /api/recordings/{token}                what the replay page shows about it
 """
 
 from __future__ import annotations
@@ -20,28 +22,32 @@ from starlette.routing import Route
 from server.apierror import NO_STORE, error, needing, part
 from server.jsonbody import BadBody, is_int, read_object
 from server.notice import notice
-from server.recordings import DEFAULT_EXPIRES_IN, MAX_EXPIRES_IN, Recording
+from server.quota import QuotaError
+from server.recordings import Recording
 from server.sessions.live import SessionError
 from server.settings import Settings
+from server.shareapi import client_ip
 from server.shares import ShareError
 from server.sharing import Sharing
 from server.terminal import MAX_COLS_ROWS
 
 
-def _start_options(params: dict) -> dict:
+def _start_options(params: dict, retention_s: float) -> dict:
+    """The start request's options; a recording expires at most `retention_s` after it
+    starts (and by default then)."""
     record_input = params.get("input", False)
     if not isinstance(record_input, bool):
         raise BadBody('"input" must be true or false (record keystrokes too)')
     cols, rows = params.get("cols", 80), params.get("rows", 24)
     if not all(is_int(v) and 1 <= v <= MAX_COLS_ROWS for v in (cols, rows)):
         raise BadBody(f'"cols" and "rows" must be integers 1..{MAX_COLS_ROWS}')
-    expires_in = params.get("expires_in", DEFAULT_EXPIRES_IN)
+    expires_in = params.get("expires_in", retention_s)
     if (
         isinstance(expires_in, bool)
         or not isinstance(expires_in, int | float)
-        or not 0 < expires_in <= MAX_EXPIRES_IN
+        or not 0 < expires_in <= retention_s
     ):
-        raise BadBody(f'"expires_in" must be a number of seconds, 1 to {MAX_EXPIRES_IN:.0f}')
+        raise BadBody(f'"expires_in" must be a number of seconds, 1 to {retention_s:.0f}')
     return {"record_input": record_input, "cols": cols, "rows": rows, "expires_in": expires_in}
 
 
@@ -49,7 +55,7 @@ def routes(settings: Settings) -> list[Route]:
     needs_hub = needing("hub", "the server is starting or stopping")
 
     def owned(hub: Sharing, request: Request) -> Recording | None:
-        recording = hub.recordings.find(request.path_params["recording_id"])
+        recording = hub.recordings.get(request.path_params["recording_id"])
         if recording is None or recording.session_id != request.path_params["session_id"]:
             return None
         return recording
@@ -61,10 +67,14 @@ def routes(settings: Settings) -> list[Route]:
             if session is None:
                 return error(404, "no such live session (it never existed, or it has ended)")
             params = await read_object(request, {"input", "cols", "rows", "expires_in"})
-            recording = await hub.recordings.start(session, **_start_options(params))
+            options = _start_options(params, settings.recording_limits.retention_s)
+            recording, token = await hub.recordings.start(session, client_ip(request), **options)
+        except QuotaError as exc:
+            wait = {"retry-after": f"{exc.retry_after:.0f}"} if exc.retry_after else None
+            return error(exc.status, str(exc), wait)
         except (BadBody, ShareError, SessionError) as exc:
             return error(exc.status, str(exc))
-        return JSONResponse(recording.info(), 201, headers=NO_STORE)
+        return JSONResponse(recording.info(token), 201, headers=NO_STORE)
 
     @needs_hub
     async def listing(request: Request, hub: Sharing) -> Response:
@@ -114,7 +124,7 @@ def routes(settings: Settings) -> list[Route]:
         hub: Sharing | None = part(request, "hub")
         if hub is None:
             return notice("Starting", "The server is starting; try again.", 503)
-        recording = hub.recordings.find(request.path_params["recording_id"])
+        recording = hub.recordings.find(request.path_params["token"])
         if recording is None:
             return notice("No such recording", "Check the address.", 404)
         why = recording.gone()
@@ -140,7 +150,7 @@ def routes(settings: Settings) -> list[Route]:
         return FileResponse(
             hub.recordings.path(recording),
             media_type="application/x-asciicast",
-            filename=f"capos-{recording.id[:8]}.cast",
+            filename=f"capos-{recording.id}.cast",
             content_disposition_type="attachment"
             if "download" in request.query_params
             else "inline",
@@ -161,7 +171,7 @@ def routes(settings: Settings) -> list[Route]:
         Route("/api/sessions/{session_id}/recordings/{recording_id}/stop", stop, methods=["POST"]),
         Route("/api/sessions/{session_id}/recordings/{recording_id}", delete, methods=["DELETE"]),
         Route("/api/sessions/{session_id}/markers", mark, methods=["POST"]),
-        Route("/api/recordings/{recording_id}", info, methods=["GET"]),
-        Route("/r/{recording_id}.cast", cast, methods=["GET", "HEAD"]),
-        Route("/r/{recording_id}", page, methods=["GET", "HEAD"]),
+        Route("/api/recordings/{token}", info, methods=["GET"]),
+        Route("/r/{token}.cast", cast, methods=["GET", "HEAD"]),
+        Route("/r/{token}", page, methods=["GET", "HEAD"]),
     ]

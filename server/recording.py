@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from server.settings import RecordingLimits
@@ -41,7 +42,9 @@ class CastWriter:
     def __init__(self, path: Path, cols: int, rows: int, title: str) -> None:
         self.path = path
         self.started = time.monotonic()
-        self._file = path.open("x", encoding="utf-8", buffering=1)  # line-buffered
+        # Only the server's user may read a cast: its replay link is a secret.
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        self._file = os.fdopen(descriptor, "w", encoding="utf-8", buffering=1)  # line-buffered
         header = {
             "version": 2,
             "width": cols,
@@ -97,9 +100,14 @@ class Recorder:
         limits: RecordingLimits,
         record_input: bool,
         directory: Path,
+        room: Callable[[int], str | None],
+        grew: Callable[[int], None],
     ) -> None:
-        """`directory`: where the cast is, whose disk must keep `limits.min_free_mib` free."""
+        """`directory`: where the cast is, whose disk must keep `limits.min_free_mib` free;
+        `room(n)`: why the cast may not grow by n bytes (a quota it would pass), or None;
+        `grew(n)`: it grew by n bytes (server/quota.py counts them)."""
         self.stream, self.writer, self.limits = stream, writer, limits
+        self._room, self._grew = room, grew
         self.record_input = record_input
         self.directory = directory
         self.reason: str | None = None  # why it stopped, once it has
@@ -108,12 +116,11 @@ class Recorder:
 
     def observe(self, kind: str, data: str) -> None:
         """A resize ("r") or keystrokes ("i") on the session."""
-        if self.reason is None and (kind == "r" or (kind == "i" and self.record_input)):
+        if kind == "r" or (kind == "i" and self.record_input):
             self._write(kind, data)
 
     def mark(self, label: str) -> None:
-        if self.reason is None:
-            self._write("m", label[: self.limits.max_marker])
+        self._write("m", label[: self.limits.max_marker])
 
     def stop(self, reason: str) -> None:
         if self.reason is None:
@@ -121,9 +128,11 @@ class Recorder:
         self._stop.set()
 
     def _write(self, kind: str, data: str) -> None:
-        if self.writer.size + len(data.encode()) + 40 > self.limits.max_bytes:
-            mib = self.limits.max_bytes / (1024 * 1024)
-            self._stop_with_marker(f"the recording reached its size limit of {mib:g} MiB; {KEPT}")
+        if self.reason is not None:  # stopped (perhaps deleted, its quota released)
+            return
+        over = self._room(len(data.encode()) + 40)  # the line's framing: at most 40 bytes
+        if over is not None:
+            self._stop_with_marker(over)
             return
         try:
             if self.writer.size >= self._next_free_check:
@@ -134,7 +143,9 @@ class Recorder:
                         f"the server's disk is nearly full ({free:.0f} MiB free); {KEPT}"
                     )
                     return
+            before = self.writer.size
             self.writer.event(kind, data)
+            self._grew(self.writer.size - before)
         except OSError as exc:
             log.warning("capOS: a recording could not be written: %s", exc)
             reason = f"the server could not write the recording ({exc.strerror or exc}); {KEPT}"

@@ -6,8 +6,10 @@ With `--redis URL` each replica:
 - publishes each hosted session's output to a Redis stream (`capos:out:{id}`: entries
   `o` offset, `d` text; a last entry `end` with the reason), trimmed to about the
   scrollback, and applies input that other replicas append to `capos:in:{id}`,
-- keeps every share link in Redis (`capos:share:{token digest}`), so any replica opens
-  any link, and announces revocations and ended viewers on the `capos:events` channel,
+- keeps every share link in Redis (`capos:share:{token digest}`: the row with the
+  digest, never the token), so any replica opens any link, each key with a TTL that ends
+  `expired_kept_s` after the link expires, so expired links vanish on their own; and
+  announces revocations and ended viewers on the `capos:events` channel,
   so a viewer is cut off on whichever replica it is connected to.
 
 A viewer on a replica that does not host the session watches a `Mirror`
@@ -31,7 +33,9 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, cast
 
@@ -126,6 +130,7 @@ class Replicas:
     async def run(self) -> None:
         """Follow events, announce local sessions, watch Redis; until cancelled."""
         self.health.ok("redis")
+        await self._retrying(self._upgrade_shares)
         await race(self._follow_events(), self._sync(), self._watch())
 
     # --- Redis's state ------------------------------------------------------------------
@@ -206,7 +211,7 @@ class Replicas:
         arrives as an event."""
         for share in self.shares.all():
             if share.viewers and share.revoked_at is None:
-                current = await self._retrying(self.load_share, share.token)
+                current = await self._retrying(self.load_share, share.token_digest)
                 if current is not None:
                     self.shares.adopt(current)
 
@@ -328,26 +333,40 @@ class Replicas:
                 self._unsent_revocations[share.id] = share
             raise
 
+    async def _upgrade_shares(self) -> None:
+        """Links an older version kept with their token in clear: kept again as digests,
+        with their TTL."""
+        async for key in self.redis.scan_iter(match=_key("share", "*"), count=500):
+            raw = await self.redis.get(key)
+            row = json.loads(raw) if raw is not None else {}
+            if "token" in row:
+                row["token_digest"] = digest(row.pop("token"))
+                share = Share(**row)
+                await self.redis.delete(key)
+                await self._merge_share(share)
+
     async def _announce_revocation(self, share: Share) -> None:
         event = {"kind": "revoke", "share": share.id, "session": share.session_id}
         await self.redis.publish(EVENTS, json.dumps(event))
 
     async def _merge_share(self, share: Share) -> None:
         """Write the link; an unrevoked copy never overwrites a revocation already there."""
-        key, row = _key("share", digest(share.token).hex()), json.dumps(share.row())
+        key, row = _key("share", share.token_digest), json.dumps(share.row())
+        kept_s = share.expires_at + self.shares.limits.expired_kept_s - time.time()
+        ttl = max(1, math.ceil(kept_s))
         if share.revoked_at is not None:
-            await self.redis.set(key, row)
+            await self.redis.set(key, row, ex=ttl)
         else:
-            await self.redis.set(key, row, nx=True)
+            await self.redis.set(key, row, ex=ttl, nx=True)
 
-    async def load_share(self, token: str) -> Share | None:
+    async def load_share(self, token_digest: str) -> Share | None:
         """The link as Redis has it now (another replica may have made or revoked it)."""
-        row = await self.redis.get(_key("share", digest(token).hex()))
+        row = await self.redis.get(_key("share", token_digest))
         return Share(**json.loads(row)) if row is not None else None
 
     async def fetch_share(self, token: str) -> Share | None:
         """load_share for a request: RedisDown at once when Redis is away."""
-        return await self._once("opening a share link", self.load_share, token)
+        return await self._once("opening a share link", self.load_share, digest(token))
 
     async def joined(self, viewer: Viewer) -> None:
         """A viewer connected here: the owner sees it whichever replica they ask."""

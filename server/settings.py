@@ -43,14 +43,30 @@ class ShareLimits:
     viewers_per_ip: int = 64  # open viewer connections from one address
     default_expires_in: float = 3600.0
     max_expires_in: float = 7 * 24 * 3600.0
+    # An expired link answers 410 ("expired") this long, then it is purged (SQLite) or
+    # vanishes (its Redis key's TTL) and answers 404 like any unknown link.
+    expired_kept_s: float = 24 * 3600.0
+
+
+MIB = 1024 * 1024
 
 
 @dataclass(frozen=True)
 class RecordingLimits:
-    max_bytes: int = 16 * 1024 * 1024  # the .cast file
+    """What recordings may take of the disk, and for how long: a public host's visitors
+    can neither fill it nor keep what they recorded forever (server/quota.py,
+    server/retention.py)."""
+
+    max_bytes: int = 16 * MIB  # the .cast file
     max_duration_s: float = 3600.0
     max_marker: int = 200  # characters of a marker's label
     min_free_mib: int = 256  # free disk under the data directory below which recording stops
+    per_session: int = 8  # recordings one session keeps (running or not)
+    session_bytes: int = 64 * MIB  # what one session's recordings take in all
+    client_bytes: int = 128 * MIB  # what the recordings started from one address take
+    server_bytes: int = 4096 * MIB  # what every recording under the data directory takes
+    retention_s: float = 30 * 24 * 3600.0  # the longest a recording is kept (its max expiry)
+    sweep_interval_s: float = 600.0  # how often expired recordings and links are deleted
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 POST   /api/sessions/{id}/shares           {"mode": "view"|"drive", "expires_in": s}
                                            -> 201 {"id", "url", "mode", "expires_at"}
+                                           (the url only here: its token is not kept)
 GET    /api/sessions/{id}/shares           the links, each with who is watching
 DELETE /api/sessions/{id}/shares/{share}   revoke: its viewers are cut off at once
 DELETE /api/sessions/{id}/viewers/{viewer} end one viewer
@@ -61,14 +62,14 @@ def routes(settings: Settings, metrics: Metrics) -> list:
             if hub.replicas is not None and hub.hosts(session):
                 await hub.replicas.host(session)  # other replicas can open the link at once
             params = await read_object(request, {"mode", "expires_in"})
-            share = await hub.shares.create(
+            share, token = await hub.shares.create(
                 session_id, params.get("mode"), params.get("expires_in"), client_ip(request)
             )
         except (BadBody, ShareError, SessionError) as exc:
             return error(exc.status, str(exc), _retry(exc.status))
         body = {
             "id": share.id,
-            "url": str(request.base_url).rstrip("/") + share.url,
+            "url": str(request.base_url).rstrip("/") + f"/s/{token}",  # only now: not kept
             "mode": share.mode,
             "expires_at": share.expires_at,
         }
@@ -79,9 +80,7 @@ def routes(settings: Settings, metrics: Metrics) -> list:
         session_id = request.path_params["session_id"]
         if not await hub.known(session_id):
             return error(404, "no such session")
-        base = str(request.base_url).rstrip("/")
-        shares = [{**info, "url": base + info["url"]} for info in await hub.share_infos(session_id)]
-        return JSONResponse({"shares": shares}, headers=NO_STORE)
+        return JSONResponse({"shares": await hub.share_infos(session_id)}, headers=NO_STORE)
 
     @needs_hub
     async def revoke(request: Request, hub: Sharing) -> Response:

@@ -3,9 +3,11 @@
 Who owns a session: whoever holds its id, which is itself an unguessable
 token (128 bits from `secrets`) handed only to its creator. The owner
 creates links; a link's token (256 bits) is the only thing a viewer holds.
-Tokens are looked up by their SHA-256 digest and then compared in constant
-time, so neither the lookup nor the comparison tells a guesser how close
-they came.
+The token is handed out once, when the link is made, and never kept: the
+server keeps its SHA-256 digest (in memory, SQLite and Redis), so a copy of
+the database opens no link. Tokens are looked up by digest and the digests
+then compared in constant time, so neither the lookup nor the comparison
+tells a guesser how close they came.
 
 A viewer is one connection through a link. Revoking a link, its expiry,
 or the owner ending a viewer sets the viewer's `ended` event, which the
@@ -69,7 +71,7 @@ class Viewer:
 @dataclass(eq=False)
 class Share:
     id: str
-    token: str
+    token_digest: str  # hex SHA-256 of the token; the token itself is never kept
     session_id: str
     mode: str  # "view" | "drive"
     created: float
@@ -77,10 +79,6 @@ class Share:
     creator_ip: str
     revoked_at: float | None = None
     viewers: dict[str, Viewer] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"/s/{self.token}"
 
     def gone(self, now: float | None = None) -> str | None:
         """Why the link no longer works, or None while it does."""
@@ -93,7 +91,6 @@ class Share:
     def info(self) -> dict:
         return {
             "id": self.id,
-            "url": self.url,
             "mode": self.mode,
             "created": self.created,
             "expires_at": self.expires_at,
@@ -105,7 +102,7 @@ class Share:
         """What the store keeps (viewers are live connections: not kept)."""
         return {
             "id": self.id,
-            "token": self.token,
+            "token_digest": self.token_digest,
             "session_id": self.session_id,
             "mode": self.mode,
             "created": self.created,
@@ -115,8 +112,9 @@ class Share:
         }
 
 
-def digest(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
+def digest(token: str) -> str:
+    """What is kept of a token (a share link's or a replay link's): its hex SHA-256."""
+    return hashlib.sha256(token.encode()).hexdigest()
 
 
 Saver = Callable[[Share], Awaitable[None]]
@@ -132,7 +130,7 @@ class ShareRegistry:
     def __init__(self, limits: ShareLimits | None = None, save: Saver = _no_store) -> None:
         self.limits = limits or ShareLimits()
         self._save = save  # persists a share after every change
-        self._by_digest: dict[bytes, Share] = {}
+        self._by_digest: dict[str, Share] = {}
         self._by_session: dict[str, dict[str, Share]] = {}
         self._ip_viewers: Counter[str] = Counter()  # open viewer connections by address
 
@@ -142,12 +140,21 @@ class ShareRegistry:
             self._add(share)
 
     def _add(self, share: Share) -> None:
-        self._by_digest[digest(share.token)] = share
+        self._by_digest[share.token_digest] = share
         self._by_session.setdefault(share.session_id, {})[share.id] = share
+
+    def forget(self, share: Share) -> None:
+        """Drop a purged link (server/retention.py): it answers 404 from now on."""
+        self._by_digest.pop(share.token_digest, None)
+        links = self._by_session.get(share.session_id, {})
+        links.pop(share.id, None)
+        if not links:
+            self._by_session.pop(share.session_id, None)
 
     async def create(
         self, session_id: str, mode: object, expires_in: object, creator_ip: str
-    ) -> Share:
+    ) -> tuple[Share, str]:
+        """A new link and its token, which the caller hands out once: it is not kept."""
         if mode not in MODES:
             raise ShareError(f'"mode" must be "view" or "drive", not {mode!r}', 400)
         limit = self.limits.max_expires_in
@@ -178,9 +185,10 @@ class ShareRegistry:
                 "revoke some or wait for them to expire",
                 429,
             )
+        token = secrets.token_urlsafe(32)
         share = Share(
             id=secrets.token_urlsafe(9),
-            token=secrets.token_urlsafe(32),
+            token_digest=digest(token),
             session_id=session_id,
             mode=mode,
             created=now,
@@ -189,7 +197,7 @@ class ShareRegistry:
         )
         self._add(share)
         await self._save(share)
-        return share
+        return share, token
 
     def of_session(self, session_id: str) -> list[Share]:
         return list(self._by_session.get(session_id, {}).values())
@@ -201,8 +209,9 @@ class ShareRegistry:
         """The share a token opens, or None; compared in constant time."""
         if not TOKEN_RE.fullmatch(token):
             return None
-        share = self._by_digest.get(digest(token))
-        if share is None or not hmac.compare_digest(share.token.encode(), token.encode()):
+        wanted = digest(token)
+        share = self._by_digest.get(wanted)
+        if share is None or not hmac.compare_digest(share.token_digest, wanted):
             return None
         return share
 
@@ -219,6 +228,11 @@ class ShareRegistry:
 
     def all(self) -> list[Share]:
         return list(self._by_digest.values())
+
+    def purgeable(self, now: float) -> list[Share]:
+        """Links that expired more than `expired_kept_s` ago: the retention sweep drops them."""
+        cutoff = now - self.limits.expired_kept_s
+        return [share for share in self._by_digest.values() if share.expires_at <= cutoff]
 
     async def revoke(self, share: Share) -> None:
         """Revoke here first (its viewers here are cut off even if saving fails), then save."""

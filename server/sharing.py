@@ -3,8 +3,9 @@
 One async context for the app's lifespan. Sessions of every kind live in the
 directory (server/sessions/); `live(id)` finds one here or, with Redis, a mirror of
 one another replica hosts, which is all the share and recording APIs need to know
-about sessions. The replica loops run supervised: when they fail they start again,
-and `/healthz` says Redis is down meanwhile.
+about sessions. The replica loops and the retention sweep (server/retention.py) run
+supervised: when they fail they start again, and `/healthz` says Redis (or the store) is
+down meanwhile.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import redis.asyncio as aioredis
 from server.health import Health
 from server.recordings import RecordingRegistry
 from server.replicas import RedisClients, RedisDown, Replicas
+from server.retention import Retention
 from server.sessions.directory import SessionDirectory
 from server.sessions.live import LiveSession
 from server.sessions.mirror import Mirror
@@ -145,18 +147,19 @@ async def sharing(
         recordings = RecordingRegistry(data_dir / "recordings", store, settings.recording_limits)
         await recordings.load()
         hub = Sharing(store, shares, recordings, directory)
-        if client is None:
-            health.off("redis", "this server runs alone (no --redis)")
-            health.ok("share_hub")
-            yield hub
-            return
-        scrollback = settings.qemu.scrollback if settings.qemu else DEFAULT_SCROLLBACK
-        hub.replicas = Replicas(client, shares, directory, scrollback, health)
-        replicas.append(hub.replicas)
+        retention = Retention(store, shares, recordings)
         async with asyncio.TaskGroup() as tasks:
-            loops = tasks.create_task(supervised("redis", health, hub.replicas.run))
+            loops = [tasks.create_task(supervised("store", health, retention.run))]
+            if client is None:
+                health.off("redis", "this server runs alone (no --redis)")
+            else:
+                scrollback = settings.qemu.scrollback if settings.qemu else DEFAULT_SCROLLBACK
+                hub.replicas = Replicas(client, shares, directory, scrollback, health)
+                replicas.append(hub.replicas)
+                loops.append(tasks.create_task(supervised("redis", health, hub.replicas.run)))
             health.ok("share_hub")
             try:
                 yield hub
             finally:
-                loops.cancel()
+                for loop in loops:
+                    loop.cancel()

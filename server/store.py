@@ -4,12 +4,20 @@ One file, `capos.sqlite3`, in the data directory, next to `recordings/`.
 The registries keep their working state in memory and write each change
 through here, so a restart reloads links (which then answer as before, or
 410 once their session is gone) and recordings (which keep playing).
+
+No secret is kept in clear: a share link's token and a recording's replay token
+are kept as their SHA-256 digests (`token_digest`), so a copy of this file opens
+nothing. Deleted rows are overwritten (`secure_delete`), and only the server's
+user may read the directory (0700) and the files in it (0600). A database made by
+the first schema (tokens in clear, a recording's replay token as its id) is
+migrated when opened.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -18,13 +26,15 @@ from typing import TypeVar
 import aiosqlite
 
 from server.health import Health
+from server.shares import digest
 
 T = TypeVar("T")
 
+SCHEMA_VERSION = 1  # PRAGMA user_version; 0: the first schema (or a new file)
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
     id TEXT PRIMARY KEY,
-    token TEXT NOT NULL UNIQUE,
+    token_digest TEXT NOT NULL UNIQUE,
     session_id TEXT NOT NULL,
     mode TEXT NOT NULL,
     created REAL NOT NULL,
@@ -34,7 +44,9 @@ CREATE TABLE IF NOT EXISTS shares (
 );
 CREATE TABLE IF NOT EXISTS recordings (
     id TEXT PRIMARY KEY,
+    token_digest TEXT NOT NULL UNIQUE,
     session_id TEXT NOT NULL,
+    client_ip TEXT NOT NULL,
     file TEXT NOT NULL,
     started REAL NOT NULL,
     expires_at REAL NOT NULL,
@@ -54,6 +66,19 @@ def default_data_dir() -> Path:
 
 class StoreError(Exception):
     """The store could not keep a change (a full disk, a broken database file)."""
+
+
+def _insert(table: str, row: dict) -> tuple[str, list]:
+    """The statement (and its values) that writes `row`, replacing a row of the same id."""
+    names = ", ".join(row)
+    marks = ", ".join("?" for _ in row)
+    return f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})", list(row.values())
+
+
+async def _rows(db: aiosqlite.Connection, table: str) -> list[dict]:
+    async with db.execute(f"SELECT * FROM {table}") as cursor:
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
 
 
 class Store:
@@ -78,15 +103,10 @@ class Store:
         return result
 
     async def _put(self, table: str, row: dict) -> None:
-        names = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
-        sql = f"INSERT OR REPLACE INTO {table} ({names}) VALUES ({marks})"
-        await self._write(lambda: self._db.execute(sql, list(row.values())))
+        await self._write(lambda: self._db.execute(*_insert(table, row)))
 
     async def _all(self, table: str) -> list[dict]:
-        async with self._db.execute(f"SELECT * FROM {table}") as cursor:
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in await cursor.fetchall()]
+        return await _rows(self._db, table)
 
     async def put_share(self, row: dict) -> None:
         await self._put("shares", row)
@@ -97,20 +117,71 @@ class Store:
     async def put_recording(self, row: dict) -> None:
         await self._put("recordings", row)
 
+    async def update_recording(self, row: dict) -> None:
+        """Change a recording's row if it still exists: a recorder that stops after its
+        recording was deleted must not bring the row back."""
+        sets = ", ".join(f"{name} = ?" for name in row)
+        sql = f"UPDATE recordings SET {sets} WHERE id = ?"
+        await self._write(lambda: self._db.execute(sql, [*row.values(), row["id"]]))
+
     async def recordings(self) -> list[dict]:
         return await self._all("recordings")
 
     async def delete_recording(self, recording_id: str) -> None:
-        sql = "DELETE FROM recordings WHERE id = ?"
-        await self._write(lambda: self._db.execute(sql, (recording_id,)))
+        await self._delete("recordings", recording_id)
+
+    async def delete_share(self, share_id: str) -> None:
+        await self._delete("shares", share_id)
+
+    async def _delete(self, table: str, row_id: str) -> None:
+        sql = f"DELETE FROM {table} WHERE id = ?"
+        await self._write(lambda: self._db.execute(sql, (row_id,)))
+
+
+def private_dir(path: Path) -> None:
+    """A directory only the server's user may enter (0700), made if missing."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path.chmod(0o700)
+
+
+async def _migrate_v0(db: aiosqlite.Connection) -> None:
+    """The first schema kept tokens in clear (`shares.token`; a recording's id was its
+    replay token): keep their digests instead, give each recording a new public id (its
+    cast is renamed when the recordings load), and rewrite the file so no page keeps
+    the old values."""
+    shares, recordings = await _rows(db, "shares"), await _rows(db, "recordings")
+    for row in shares:
+        row["token_digest"] = digest(row.pop("token"))
+    for row in recordings:
+        row.update(token_digest=digest(row["id"]), id=secrets.token_urlsafe(9), client_ip="")
+    await db.execute("BEGIN")
+    await db.execute("DROP TABLE shares")
+    await db.execute("DROP TABLE recordings")
+    for statement in filter(str.strip, SCHEMA.split(";")):
+        await db.execute(statement)  # in the transaction: executescript would commit
+    for table, rows in (("shares", shares), ("recordings", recordings)):
+        for row in rows:
+            await db.execute(*_insert(table, row))
+    await db.commit()
+    await db.execute("VACUUM")
 
 
 @contextlib.asynccontextmanager
 async def open_store(data_dir: Path, health: Health) -> AsyncIterator[Store]:
-    data_dir.mkdir(parents=True, exist_ok=True)
-    async with aiosqlite.connect(data_dir / "capos.sqlite3") as db:
+    private_dir(data_dir)
+    path = data_dir / "capos.sqlite3"
+    os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))  # SQLite gives -wal, -shm its mode
+    path.chmod(0o600)
+    async with aiosqlite.connect(path) as db:
+        await db.execute("PRAGMA secure_delete=ON")
         await db.execute("PRAGMA journal_mode=WAL")
-        await db.executescript(SCHEMA)
+        async with db.execute("PRAGMA user_version") as cursor:
+            [version] = await cursor.fetchone() or [0]
+        async with db.execute("SELECT 1 FROM sqlite_master WHERE name = 'shares'") as cursor:
+            first_schema = version == 0 and await cursor.fetchone() is not None
+        if first_schema:
+            await _migrate_v0(db)
+        await db.executescript(SCHEMA + f"PRAGMA user_version = {SCHEMA_VERSION};")
         await db.commit()
         health.ok("store")
         yield Store(db, health)

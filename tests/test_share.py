@@ -351,7 +351,7 @@ def test_a_recording_is_an_asciicast_v2_with_output_resizes_and_markers(base):
     started = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={"cols": 100, "rows": 30})
     assert started.status_code == 201, started.text
     recording = started.json()
-    assert len(recording["id"]) == 43 and recording["recording"] is True
+    assert len(recording["url"].rsplit("/r/", 1)[1]) == 43 and recording["recording"] is True
     tab.write("first\r\n")
     tab.relay.send(json.dumps({"type": "size", "cols": 120, "rows": 40}))
     marker = httpx.post(f"{base}/api/sessions/{tab.id}/markers", json={"label": "Step 2"})

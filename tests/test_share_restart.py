@@ -18,9 +18,10 @@ from websockets.sync.client import connect
 pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
 
 
-def start_server(data_dir: Path, port: int) -> subprocess.Popen:
+def start_server(data_dir: Path, port: int, *options: str) -> subprocess.Popen:
+    """`capos-playground serve` with no QEMU pool, and `options`, once it answers."""
     command = [sys.executable, "-m", "server.cli", "serve", "--max-vms", "0"]
-    command += ["--port", str(port), "--data-dir", str(data_dir)]
+    command += ["--port", str(port), "--data-dir", str(data_dir), *options]
     server = subprocess.Popen(command, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 30
     while True:

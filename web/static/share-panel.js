@@ -1,7 +1,9 @@
 // The owner's share controls, for any session whose id the page holds: make view and
 // drive links, see who is watching and end any of them, revoke links, start and stop
 // a recording and drop markers (chapters) into it. Everything goes through the API
-// in server/shareapi.py and server/recordapi.py.
+// in server/shareapi.py and server/recordapi.py. A link's address (its token) is
+// answered only when the link or recording is made, as the server keeps only its
+// digest: the panel remembers the addresses it was given, for this tab.
 
 function el(tag, { dataset = {}, ...props } = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -15,6 +17,16 @@ export function sharePanel(sessionId) {
   const message = el("span", { id: "share-message" });
   const links = el("ul", { id: "share-links" });
   const recordings = el("ul", { id: "share-recordings" });
+  const remembered = JSON.parse(sessionStorage.getItem("capos-links") || "{}");
+  const remember = (answer) => {
+    if (answer.url) {
+      remembered[answer.id] = answer.url;
+      sessionStorage.setItem("capos-links", JSON.stringify(remembered));
+    }
+  };
+  const linkTo = (id, props, text) => (remembered[id]
+    ? el("a", { href: remembered[id], target: "_blank", textContent: text, ...props })
+    : el("span", { title: "its address was shown only where it was made", textContent: text, ...props }));
   const api = async (method, path, body) => {
     const id = await sessionId();
     const response = await fetch(`/api/sessions/${id}${path}`, {
@@ -23,6 +35,7 @@ export function sharePanel(sessionId) {
     });
     const answer = response.status === 204 ? {} : await response.json();
     if (!response.ok) throw new Error(answer.error);
+    remember(answer);
     return answer;
   };
   const act = (fn) => async () => {
@@ -32,7 +45,7 @@ export function sharePanel(sessionId) {
     const { shares } = await api("GET", "/shares");
     links.replaceChildren(...shares.filter((s) => !s.revoked).map((share) => el("li",
       { dataset: { shareId: share.id, mode: share.mode } },
-      el("a", { href: share.url, className: "link", target: "_blank", textContent: `${share.mode} link` }),
+      linkTo(share.id, { className: "link" }, `${share.mode} link`),
       ` ${share.viewers.length} watching `,
       el("button", { className: "revoke", textContent: "revoke", onclick: act(() => api("DELETE", `/shares/${share.id}`)) }),
       ...share.viewers.map((viewer) => el("button", {
@@ -41,11 +54,11 @@ export function sharePanel(sessionId) {
       })))));
     const { recordings: list } = await api("GET", "/recordings");
     recordings.replaceChildren(...list.map((rec) => el("li", { dataset: { recordingId: rec.id } },
-      el("a", { href: rec.url, className: "replay", target: "_blank", textContent: rec.recording ? "recording…" : "replay" }),
+      linkTo(rec.id, { className: "replay" }, rec.recording ? "recording…" : "replay"),
       rec.reason ? ` (${rec.reason})` : "")));
   };
   const running = () => [...recordings.querySelectorAll("li")]
-    .find((li) => li.querySelector("a.replay").textContent === "recording…");
+    .find((li) => li.querySelector(".replay").textContent === "recording…");
   panel.append(
     el("button", { id: "share-view", textContent: "view link", onclick: act(() => api("POST", "/shares", { mode: "view" })) }),
     el("button", { id: "share-drive", textContent: "drive link", onclick: act(() => api("POST", "/shares", { mode: "drive" })) }),
