@@ -69,3 +69,13 @@ def wait_global(page, expression: str, timeout: float):
             raise TimeoutError(f"{expression} was never set")
         time.sleep(0.02)
     return value
+
+
+def history_urls(page) -> list[str]:
+    """The address of every entry in the tab's history (back and forward), as Chromium keeps
+    them: the page itself can only read its own (the DevTools protocol reads them all)."""
+    devtools = page.context.new_cdp_session(page)
+    try:
+        return [entry["url"] for entry in devtools.send("Page.getNavigationHistory")["entries"]]
+    finally:
+        devtools.detach()

@@ -30,6 +30,8 @@ from server.sessions.directory import SessionDirectory
 from server.sessions.live import SessionError
 from server.sessions.qemu import QemuSession
 from server.settings import AgentLimits
+from server.shares import ShareError
+from server.sharing import Sharing
 from server.stream import Chunk, Ended, Reset
 
 MAX_INPUT = 16 * 1024  # UTF-8 bytes a terminal_write may send
@@ -92,11 +94,13 @@ class Agents:
         self,
         hosting: QemuHosting | None,
         directory: SessionDirectory,
+        hub: Sharing,
         metrics: Metrics,
         limits: AgentLimits | None = None,
     ) -> None:
-        """`hosting`: None when this server runs no QEMU sessions."""
-        self.hosting, self.directory, self.metrics = hosting, directory, metrics
+        """`hosting`: None when this server runs no QEMU sessions. `hub` makes the view link
+        each new session is watched through."""
+        self.hosting, self.directory, self.hub, self.metrics = hosting, directory, hub, metrics
         self.limits = limits or AgentLimits()
         self._owners: dict[str, str] = {}  # session id -> the key of the client that made it
         self._rate = RateLimiter(self.limits.calls_per_s, self.limits.burst)
@@ -130,7 +134,17 @@ class Agents:
             raise AgentError(kind, str(exc), retry_after=None if kind == "input" else 30) from None
         if caller.owns_sessions:
             self._owners[session.id] = caller.key
-        return {**session.info(), "watch": f"/play?session={session.id}"}
+        return {**session.info(), **await self._watch_link(caller, session)}
+
+    async def _watch_link(self, caller: Caller, session: QemuSession) -> dict:
+        """{"watch": a view link's path} for a person to watch the session by. Never the id:
+        that is the owner's credential, and a watch link gets passed around. A session works
+        without one, so a link the hub cannot make now is a reason, not a failure."""
+        try:
+            share, token = await self.hub.share(session, "view", None, caller.client)
+        except (ShareError, SessionError) as exc:
+            return {"watch_error": f"no view link to watch it by: {exc}"}
+        return {"watch": f"/s/{token}", "watch_expires_at": share.expires_at}
 
     async def _create(self, hosting: QemuHosting, backend: str, client: str) -> QemuSession:
         """A session on a warm VM, waiting for one while the pool is booting it (an agent

@@ -85,7 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                         "hosting": hosting,
                         "hub": hub,
                         "model": model,
-                        "agents": Agents(hosting, directory, registry, settings.agent_limits),
+                        "agents": Agents(hosting, directory, hub, registry, settings.agent_limits),
                     }
                 finally:
                     sessions.cancel()  # every session ends before the pool and the hub

@@ -45,9 +45,13 @@ Cap'n Proto capability. Start with create_session, then list_caps to see what th
 shell holds, describe_cap for a cap's methods as JSON Schema, and call_method to call one.
 You hold exactly what that shell holds: the same checks as a person typing at it.
 terminal_write and terminal_read drive the shell's terminal itself (try `help`).
+A session's id is its owner's secret credential: to show a person the session, give them
+its `watch` link (read-only), never the id.
 Read the manual pages (capos://manual/...) for the concepts."""
 
-Session = Annotated[str, Field(description="the session id create_session returned")]
+Session = Annotated[
+    str, Field(description="the session id create_session returned (a secret: keep it)")
+]
 
 
 def _agents(ctx: Context) -> Agents:
@@ -119,8 +123,10 @@ def build(allow: HostAllowList) -> FastMCP:
         backend: Annotated[str, Field(description='where it runs: "qemu" (a VM)')] = "qemu",
     ) -> CallToolResult:
         """Boot a capOS session (a warm VM: about 20 ms) owned by this client.
-        Returns {"id", "watch", ...}: pass id as `session` to every other tool; a
-        person can watch it live at the `watch` path of this server."""
+        Returns {"id", "watch", ...}: pass id as `session` to every other tool. The id is
+        this client's secret credential for the session: never show or share it. A person
+        can watch the session live, read-only, at the `watch` path of this server (a view
+        link, expiring at `watch_expires_at`)."""
         return await _result(ctx, lambda agents: agents.create_session(_caller(ctx), backend))
 
     @mcp.tool()

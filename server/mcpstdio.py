@@ -100,7 +100,7 @@ async def embedded(settings: Settings) -> int:
                     await asyncio.sleep(0.05)
             print(
                 f"capos-playground mcp: serving on http://127.0.0.1:{port}/ "
-                "(open /play?session=ID there to watch a session)",
+                "(open a session's `watch` path there to watch it)",
                 file=sys.stderr,
                 flush=True,
             )

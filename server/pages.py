@@ -30,15 +30,11 @@ def routes(settings: Settings) -> list[Route]:
             status, body = health.report()
         return JSONResponse(body, status, headers={"cache-control": "no-store"})
 
-    in_tab, on_server = page("play.html"), page("session.html")
-
-    async def play(request: Request) -> Response:
-        """The tab's own kernel, or with ?session={id} a server-hosted session's terminal."""
-        return await (on_server if "session" in request.query_params else in_tab)(request)
-
     return [
         Route("/", page("index.html"), methods=["GET", "HEAD"]),
-        Route("/play", play, methods=["GET", "HEAD"]),
+        # The tab's own kernel, or a server-hosted session's owner page: the page picks, since
+        # the owner's credential never reaches the server in its address (owner-credential.js).
+        Route("/play", page("play.html"), methods=["GET", "HEAD"]),
         Route("/healthz", healthz, methods=["GET", "HEAD"]),
         Route("/docs", page("docs.html"), methods=["GET", "HEAD"]),  # the REST API reference
     ]

@@ -59,11 +59,9 @@ def routes(settings: Settings, metrics: Metrics) -> list:
             session = await hub.live(session_id)
             if session is None:
                 return error(404, "no such live session (it never existed, or it has ended)")
-            if hub.replicas is not None and hub.hosts(session):
-                await hub.replicas.host(session)  # other replicas can open the link at once
             params = await read_object(request, {"mode", "expires_in"})
-            share, token = await hub.shares.create(
-                session_id, params.get("mode"), params.get("expires_in"), client_ip(request)
+            share, token = await hub.share(
+                session, params.get("mode"), params.get("expires_in"), client_ip(request)
             )
         except (BadBody, ShareError, SessionError) as exc:
             return error(exc.status, str(exc), _retry(exc.status))

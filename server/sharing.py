@@ -54,6 +54,16 @@ class Sharing:
             return None
         return session
 
+    async def share(
+        self, session: LiveSession, mode: object, expires_in: object, creator: str
+    ) -> tuple[Share, str]:
+        """A new link to `session` and its token (handed out once: not kept), announced first
+        when this replica runs it, so that every replica can open the link at once.
+        ShareError or SessionError (Redis) when it cannot."""
+        if self.replicas is not None and self.hosts(session):
+            await self.replicas.host(session)
+        return await self.shares.create(session.id, mode, expires_in, creator)
+
     async def known(self, session_id: str) -> bool:
         """Whether the id names a session this service knows (live or ended)."""
         if self.directory.find(session_id) is not None:

@@ -43,9 +43,11 @@ def _panel(page) -> dict:
 def verify_tour(browser, base_url: str, tour: Tour, session: str | None = None) -> None:
     """Drive `tour` in the tab, or in the server-hosted `session` when one is given."""
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    on = f"session={session}&" if session else ""
+    owner = f"#session={session}" if session else ""
     try:
-        page.goto(f"{base_url}/play?{on}tour={tour.name}&step=1")
+        page.goto(f"{base_url}/play?tour={tour.name}&step=1{owner}")
+        if session:  # the server made it, not this browser: the page asks first
+            page.click("#owner-continue")
         wait_screen(page, has_prompt, BOOT_TIMEOUT_S)
         for number, step in enumerate(tour.steps, start=1):
             deadline = time.monotonic() + STEP_TIMEOUT_S

@@ -172,6 +172,48 @@ def test_a_client_may_not_use_another_clients_session(server):
     assert failed and answer["error"]["kind"] == "forbidden"
 
 
+@pytest.mark.browser
+def test_create_session_gives_a_view_link_to_watch_and_no_address_holds_the_id(server):
+    from playwright.sync_api import sync_playwright
+
+    from bench.tab import CHROMIUM, CHROMIUM_FLAGS, has_prompt, wait_global, wait_screen
+
+    async def scenario():
+        async with mcp_over_http(server) as client:
+            result = await client.call_tool("create_session", {})
+            assert not result.isError, result.structuredContent
+            return result.structuredContent, result.model_dump_json()
+
+    made, whole = asyncio.run(scenario())
+    session = made["id"]
+    assert made["watch"].startswith("/s/") and session not in made["watch"]
+    http = server.http
+    server.wait_for(lambda: server.pool()["warm"] >= 1, "a warm VM")
+    rest = http.post("/api/sessions", json={"backend": "qemu"})
+    assert rest.status_code == 201 and rest.json()["id"]  # the owner's API credential
+    answers = [
+        rest,
+        http.get(f"/api/sessions/{session}"),
+        http.post(f"/api/sessions/{session}/shares", json={"mode": "drive"}),
+        http.get(f"/api/sessions/{session}/shares"),
+        http.get(f"/play?session={session}"),  # an old owner link: the page, nothing more
+    ]
+    for answer in answers:
+        assert answer.status_code in (200, 201), answer.text
+        said = answer.text + " ".join(f"{k}: {v}" for k, v in answer.headers.items())
+        assert "?session=" not in said, answer.url
+    assert "?session=" not in whole
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        page = browser.new_page()
+        page.goto(server.base + made["watch"])
+        assert wait_global(page, "window.capos && window.capos.mode", 30) == "view"
+        wait_screen(page, has_prompt, 60)
+        browser.close()
+    for ending in (session, rest.json()["id"]):
+        assert http.delete(f"/api/sessions/{ending}").status_code == 204
+
+
 def test_sessions_per_client_and_call_rate_are_limited(server):
     async def scenario():
         async with mcp_over_http(server) as client:

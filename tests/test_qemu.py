@@ -251,7 +251,14 @@ def test_exiting_the_shell_powers_the_vm_off_and_ends_the_session(server):
 def test_run_on_the_server_attaches_xterm_in_the_browser(server):
     from playwright.sync_api import sync_playwright
 
-    from bench.tab import CHROMIUM, CHROMIUM_FLAGS, has_prompt, wait_screen
+    from bench.tab import (
+        CHROMIUM,
+        CHROMIUM_FLAGS,
+        has_prompt,
+        history_urls,
+        wait_global,
+        wait_screen,
+    )
 
     server.wait_for(lambda: server.pool()["warm"] >= 1, "a warm VM")
     base = server.base
@@ -264,14 +271,25 @@ def test_run_on_the_server_attaches_xterm_in_the_browser(server):
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(base + "/")
         page.click("#run-on-server")
-        page.wait_for_url(f"{base}/play?session=*")
+        page.wait_for_url(f"{base}/play")  # the session's id, its owner's credential, is not
         wait_screen(page, has_prompt, 60)
+        session = page.evaluate("capos.session")
+        assert page.locator("#owner-notice").count() == 0  # this tab made it: no warning
         page.click("#terminal")
         page.keyboard.type("timer.now()\n")
         wait_screen(page, lambda rows: any(r.startswith("ns = ") for r in rows), 30)
         page.reload()  # a new connection shows the same screen, from the scrollback
         rows = wait_screen(page, lambda rows: any(r.startswith("ns = ") for r in rows), 30)
         assert sum(r.startswith("ns = ") for r in rows) == 1
+        page.go_back()  # the landing page, then forward: the same session, still no id
+        page.go_forward()
+        wait_screen(page, lambda rows: any(r.startswith("ns = ") for r in rows), 30)
+        assert page.evaluate("capos.session") == session and page.url == f"{base}/play"
+        assert session not in " ".join(history_urls(page))
+        page.goto(base + "/")  # then the playground's plain link, in the same tab: the tab's
+        page.click('a[href="/play"]')  # own kernel (the session was the other entry's)
+        wait_global(page, "window.capos && window.capos.processes ? true : null", 60)
+        assert page.evaluate("window.capos.session") is None
         browser.close()
     assert errors == []
 

@@ -48,8 +48,13 @@ def test_landing_page_explains_and_links_into_the_playground(client):
 def test_play_page_is_isolated_and_loads_only_local_scripts(client):
     response = client.get("/play")
     assert response.status_code == 200 and isolated(response)
-    assert 'src="/static/play.js"' in response.text
+    assert 'src="/static/play-page.js"' in response.text
     assert "http" not in response.text.replace("http-equiv", "")  # nothing from elsewhere
+
+
+def test_an_old_owner_link_gets_the_page_plain_play_gets(client):
+    """The server cannot see an owner link's fragment, so it serves /play alike to all."""
+    assert client.get("/play?session=abc").text == client.get("/play").text
 
 
 def test_every_response_carries_the_security_headers_even_errors(client):

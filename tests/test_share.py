@@ -7,12 +7,14 @@ this needs a VM. The QEMU and browser paths are in test_share_browser.py.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import httpx
 import pytest
@@ -21,7 +23,12 @@ from websockets.sync.client import ClientConnection, connect
 
 from bench.liveserver import ONE_ADDRESS_RIG
 from bench.tab import serving
+from server.agents import Agents, Caller
+from server.metrics import Metrics
+from server.sessions.directory import SessionDirectory
 from server.settings import RecordingLimits, Settings, ShareLimits
+from server.shares import ShareRegistry
+from server.sharing import Sharing
 
 # The tests hold connections open across steps rather than in `with` blocks.
 pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
@@ -417,3 +424,19 @@ def test_recordings_can_be_deleted_and_bad_ids_are_404(base):
     )
     no_rec = httpx.post(f"{base}/api/sessions/{tab.id}/markers", json={"label": "x"})
     assert no_rec.status_code == 409
+
+
+def test_an_agents_new_session_gets_a_view_link_to_watch_or_the_reason_it_has_none():
+    """create_session's `watch` (server/agents.py): a view link, never the owner's id; when
+    the hub refuses one (here: its per-creator limit), the session comes with the reason."""
+    metrics = Metrics()
+    directory = SessionDirectory(metrics)
+    shares = ShareRegistry(ShareLimits(links_per_ip=1))
+    hub = Sharing(store=None, shares=shares, recordings=None, directory=directory)
+    agents = Agents(None, directory, hub, metrics)
+    caller, session = Caller("mcp:one", owns_sessions=True), SimpleNamespace(id="secret-id")
+    first = asyncio.run(agents._watch_link(caller, session))
+    second = asyncio.run(agents._watch_link(caller, session))
+    [share] = shares.of_session("secret-id")
+    assert first["watch"] == share.url and share.mode == "view" and "secret-id" not in share.url
+    assert "watch" not in second and "live share links" in second["watch_error"]

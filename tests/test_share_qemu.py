@@ -89,7 +89,8 @@ def test_the_native_session_page_makes_a_link_that_shows_the_session(server):
             executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS
         )
         owner = browser.new_page()
-        owner.goto(f"{server.base}/play?session={session['id']}")
+        owner.goto(f"{server.base}/play#session={session['id']}")
+        owner.click("#owner-continue")  # the API made the session, not this browser
         owner.click("#share-toggle")
         owner.click("#share-view")
         url = owner.locator("#share-links li[data-mode=view] a.link").get_attribute("href")

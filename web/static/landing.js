@@ -17,7 +17,7 @@ for (const tour of tours) {
   link.textContent = tour.title;
   const summary = document.createElement("span");
   summary.textContent = ` ${tour.summary} (${tour.steps} steps) `;
-  const onServer = serverButton("on the server", note, `&${query}`);
+  const onServer = serverButton("on the server", note, query);
   onServer.classList.add("small");
   item.append(link, summary, onServer);
   list.append(item);

@@ -1,5 +1,5 @@
-// /play?session={id}: xterm.js attached to a server-hosted session (capOS booted
-// natively in a QEMU VM) over the terminal websocket (server/terminal.py).
+// The owner's page of a server-hosted session (opened by play-page.js): xterm.js attached
+// to it (capOS booted natively in a QEMU VM) over the terminal websocket (server/terminal.py).
 // The socket reconnects by itself and resumes at the last offset it showed, so a
 // dropped connection loses and repeats nothing; a reset clears the screen.
 import { sharePanel } from "/static/share-panel.js";
@@ -26,8 +26,16 @@ function watch(id) {
   socket.onclose = (event) => { if (event.code !== 1000) setTimeout(() => watch(id), 2000); };
 }
 
-async function main() {
-  const id = new URLSearchParams(location.search).get("session");
+// Attach this page to session `id`, whose owner the page is; says on the page why not.
+export async function attach(id) {
+  try {
+    await show(id);
+  } catch (error) {
+    status.textContent = `cannot attach: ${error}`;
+  }
+}
+
+async function show(id) {
   const info = await fetch(`/api/sessions/${encodeURIComponent(id)}`);
   if (!info.ok) {
     status.textContent = (await info.json()).error;
@@ -46,5 +54,3 @@ async function main() {
   window.capos.tour = await openTour(term);
   term.focus();
 }
-
-main().catch((error) => { status.textContent = `cannot attach: ${error}`; });

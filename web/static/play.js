@@ -1,4 +1,4 @@
-// The playground page: checks the browser can share memory between workers,
+// The tab's own kernel on /play (play-page.js loads it): checks the browser can share memory between workers,
 // opens the terminal, starts the kernel's worker and a pool of process workers,
 // and relays between them. Every capOS process is a Web Worker of its own.
 import { relayModel } from "/static/model-relay.js";
@@ -25,7 +25,7 @@ function problem(text) {
   const note = document.createElement("p");
   note.textContent = "The server can run the same kernel for you in a VM:";
   const tour = new URLSearchParams(location.search).get("tour");
-  const query = tour ? `&tour=${encodeURIComponent(tour)}&step=1` : "";
+  const query = tour ? `tour=${encodeURIComponent(tour)}&step=1` : "";
   box.append(detail, note, serverButton("Run on the server", note, query));
   document.getElementById("terminal").replaceWith(box);
 }

@@ -1,6 +1,9 @@
 // "Run on the server": ask for a server-hosted session (a QEMU VM from the warm pool)
-// and open it at /play?session={id} (plus `query`, e.g. a tour). Used by the landing
-// page, its tour list, and the playground when this browser cannot run the tab kernel.
+// and open its owner's page, /play (plus `query`, e.g. a tour), handing it the session's
+// id out of the address (owner-credential.js). Used by the landing page, its tour list,
+// and the playground when this browser cannot run the tab kernel.
+import { handOver } from "/static/owner-credential.js";
+
 export async function openOnServer(note, query = "") {
   note.textContent = "starting a session…";
   try {
@@ -11,7 +14,8 @@ export async function openOnServer(note, query = "") {
     });
     const body = await response.json();
     if (response.status === 201) {
-      location.href = `/play?session=${encodeURIComponent(body.id)}${query}`;
+      handOver(body.id);
+      location.href = query ? `/play?${query}` : "/play";
       return;
     }
     const retry = response.headers.get("retry-after");

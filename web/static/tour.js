@@ -76,7 +76,7 @@ class TourPanel {
       JSON.stringify({ step: this.index, passed: [...this.passed] }));
     const url = new URL(location.href);
     url.searchParams.set("step", String(this.index + 1));
-    history.replaceState(null, "", url);
+    history.replaceState(history.state, "", url); // the state may hold the owner credential
   }
 
   step() {
