@@ -434,9 +434,11 @@ def test_an_agents_new_session_gets_a_view_link_to_watch_or_the_reason_it_has_no
     shares = ShareRegistry(ShareLimits(links_per_ip=1))
     hub = Sharing(store=None, shares=shares, recordings=None, directory=directory)
     agents = Agents(None, directory, hub, metrics)
-    caller, session = Caller("mcp:one", owns_sessions=True), SimpleNamespace(id="secret-id")
+    caller = Caller("mcp:one", owns_sessions=True, client="127.0.0.1")
+    session = SimpleNamespace(id="secret-id")
     first = asyncio.run(agents._watch_link(caller, session))
     second = asyncio.run(agents._watch_link(caller, session))
     [share] = shares.of_session("secret-id")
-    assert first["watch"] == share.url and share.mode == "view" and "secret-id" not in share.url
+    token = first["watch"].removeprefix("/s/")
+    assert shares.find(token) is share and share.mode == "view" and "secret-id" not in token
     assert "watch" not in second and "live share links" in second["watch_error"]
