@@ -174,6 +174,9 @@ class _Flooders:
                     self.outcomes["refused"] += 1
                     if refused_why and ws.close_code == 4429:
                         self.outcomes["refused-with-reason"] += 1
+                    else:
+                        said = f"{ws.close_code} {frame['message'][:80]}"
+                        self.outcomes[f"without a reason: websocket {said}"] += 1
                     break
                 self.outcomes["accepted"] += 1
         for ws in opened:
