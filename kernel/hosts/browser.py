@@ -108,8 +108,9 @@ class BrowserHost:
         self.bridge.output(to_js(data))
 
     def agent_reply(self, response: dict) -> None:
-        """Never asked: a tab's kernel submits no outside agent requests."""
-        raise NotImplementedError("a tab's kernel takes no outside agent requests")
+        """Never called: this host queues no outside agent requests, so there is nothing
+        to answer; a call would be a kernel bug, said loudly."""
+        raise RuntimeError("a tab's kernel answered an agent request it was never given")
 
     def _model_events(self, data: bytes) -> None:
         """Lines of {"stream", "event"} the page relayed from the server's model."""
