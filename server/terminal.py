@@ -11,7 +11,7 @@ Server to client:
   {"type": "exit", "reason": "..."}   the session ended; the socket then closes
   {"type": "error", "message": "..."} a bad frame, refused and reported; nothing is lost
 
-A client that sends no `resume` within a moment gets the scrollback from
+A client that sends no `resume` within a second gets the scrollback from
 its oldest byte. Offsets count UTF-8 bytes: after an output frame the next
 offset is N plus the UTF-8 length of data. Each client reads at its own
 pace from the session's stream, so a slow one only falls behind (and is
@@ -41,7 +41,7 @@ from server.supervise import race
 MAX_FRAME = 64 * 1024  # a client frame, in characters
 MAX_INPUT = 16 * 1024  # the data of one input frame, in UTF-8 bytes
 OUTPUT_CHUNK = 16 * 1024  # the most output one frame carries, in bytes
-RESUME_GRACE_S = 0.1
+RESUME_GRACE_S = 1.0  # a loaded server may take a while to read a prompt client's resume
 CLOSE_ONE = "close one (another tab or window) first"
 MAX_COLS_ROWS = 1000
 
@@ -154,8 +154,13 @@ async def _handle(session: Terminal, frame: dict, start: asyncio.Future, first: 
         offset = frame.get("offset")
         if not is_int(offset) or offset < 0:
             raise BadFrame('resume needs "offset", a non-negative integer')
-        if not first or start.done():
+        if not first:
             raise BadFrame("resume must be the first frame on a connection")
+        if start.done():
+            raise BadFrame(
+                f"resume came over {RESUME_GRACE_S:g} s after connecting: output already "
+                "began from the oldest byte kept"
+            )
         _settle(start, offset)
     else:
         raise BadFrame(f"unknown frame type {kind!r}; expected input, resize or resume")
