@@ -44,7 +44,8 @@ def test_the_shell_runs_in_the_tab_with_every_process_in_its_own_worker(browser,
     resident = residents(page)
     wait_screen(page, lambda rows: page.evaluate("capos.processes.size") == resident, 120)
 
-    page.click("#terminal")
+    # no click first: the terminal took the keyboard focus when the prompt appeared
+    assert page.evaluate("document.activeElement.classList.contains('xterm-helper-textarea')")
     page.keyboard.type("caps\n")
     rows = wait_screen(page, lambda rows: any(r.startswith("timer ") for r in rows), 30)
     assert any(r.split()[:2] == ["launcher", "ProcessSpawner"] for r in rows)

@@ -140,6 +140,9 @@ async function main() {
         mark("first output");
         status.textContent = "running";
         window.capos.promptMs = performance.now() - started;
+        // A visitor who types before clicking anywhere types into the shell, unless
+        // they have put the focus somewhere else meanwhile (a tour's panel, a link).
+        if (document.activeElement === document.body || !document.activeElement) term.focus();
       }
       term.write(data.bytes);
       relay.output(data.bytes);
