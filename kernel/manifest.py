@@ -20,8 +20,14 @@ from typing import Any
 
 from kernel.codec import Bundle, encode
 from kernel.codec.bundle import INT_RANGES, EnumType, InterfaceType, ListType, StructType
+from kernel.shipped import File, shipped
 
-DEFAULT_MANIFEST = Path(__file__).resolve().parent / "manifests" / "default.toml"
+
+def default_manifest() -> File:
+    """The system a kernel boots when given none (a call: see kernel/shipped.py)."""
+    return shipped("kernel/manifests/default.toml")
+
+
 OVERLAY_NAME = "system.local.toml"
 SCHEMA_VERSION = 1
 MAX_MANIFEST_BYTES = 1024 * 1024
@@ -32,7 +38,7 @@ class ManifestError(Exception):
     """The manifest is wrong; the message names where and how to fix it."""
 
 
-def load_document(path: Path) -> dict[str, Any]:
+def load_document(path: File) -> dict[str, Any]:
     """Parse a TOML or JSON file (by extension) into a plain table."""
     try:
         raw = path.read_bytes()
@@ -196,9 +202,9 @@ def _unique(names: list[str], path: str, what: str) -> None:
         seen.add(name)
 
 
-def build(path: Path | None = None, overlay: Path | None = None) -> bytes:
+def build(path: File | None = None, overlay: Path | None = None) -> bytes:
     """Load, overlay, validate and encode: the bytes the kernel boots from."""
-    path = path or DEFAULT_MANIFEST
+    path = path or default_manifest()
     document = load_document(path)
     if overlay is None and Path(OVERLAY_NAME).exists():
         overlay = Path(OVERLAY_NAME)

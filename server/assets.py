@@ -6,6 +6,7 @@ as immutable; the site's own files and the kernel archive revalidate.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import json
 
@@ -69,7 +70,13 @@ IMMUTABLE = "public, max-age=31536000, immutable"
 
 
 def routes(settings: Settings, archive: Archive, snapshot: Snapshot) -> list[Route | Mount]:
-    versions = {**vendor_versions(settings), "snapshot": f"/pkg/{snapshot.name}"}
+    versions = {
+        **vendor_versions(settings),
+        "snapshot": f"/pkg/{snapshot.name}",
+        "snapshotBytes": snapshot.size,  # it travels gzipped: the page needs the real size
+        # so that workers start the runtime while the page still fetches the heap
+        "snapshotHeader": base64.b64encode(snapshot.header).decode(),
+    }
 
     async def kernel_archive(request: Request) -> Response:
         headers = {"etag": archive.etag, "cache-control": "no-cache"}

@@ -36,6 +36,8 @@ class SnapshotFailed(Exception):
 class Snapshot:
     name: str  # content-derived: changes whenever Pyodide or the kernel package does
     gzipped: bytes
+    size: int  # unpacked
+    header: bytes  # Pyodide's header, before the heap: a worker starts from it (pyodide-boot.js)
 
 
 def snapshot_key(settings: Settings, archive: Archive, pyodide_version: str) -> str:
@@ -52,7 +54,10 @@ def load_snapshot(settings: Settings, archive: Archive, pyodide_version: str) ->
     cached = settings.cache_dir / name
     if not cached.exists():
         _build(settings, archive, cached)
-    return Snapshot(name, cached.read_bytes())
+    gzipped = cached.read_bytes()
+    raw = gzip.decompress(gzipped)
+    heap_offset = int.from_bytes(raw[4:8], "little")  # the header's second u32
+    return Snapshot(name, gzipped, len(raw), raw[:heap_offset])
 
 
 def _build(settings: Settings, archive: Archive, target: Path) -> None:

@@ -11,12 +11,12 @@ import time
 
 from kernel.hosts.inproc import InProcessHost
 from kernel.hosts.models.runner import Provider
-from kernel.manifest import DEFAULT_MANIFEST, encode_document, load_document
+from kernel.manifest import default_manifest, encode_document, load_document
 
 
 class AgentSystem:
     def __init__(self, model: Provider | None) -> None:
-        document = load_document(DEFAULT_MANIFEST)
+        document = load_document(default_manifest())
         self.host = InProcessHost(encode_document(document), terminal=True, model=model)
 
     def __enter__(self) -> AgentSystem:

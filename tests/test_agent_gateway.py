@@ -179,9 +179,9 @@ def test_names_an_agent_binds_are_the_persons_too(system):
 def test_a_full_port_answers_busy_and_a_stale_request_never_runs(monkeypatch):
     # A system with no shell: nobody takes requests.
     from kernel.hosts.inproc import InProcessHost
-    from kernel.manifest import DEFAULT_MANIFEST, encode_document, load_document
+    from kernel.manifest import default_manifest, encode_document, load_document
 
-    document = load_document(DEFAULT_MANIFEST)
+    document = load_document(default_manifest())
     document["initConfig"]["services"] = [
         s for s in document["initConfig"]["services"] if s["name"] != "shell"
     ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 from pathlib import Path
@@ -43,6 +44,13 @@ def test_the_shell_runs_in_the_tab_with_every_process_in_its_own_worker(browser,
     # workers finish loading after the prompt; calls to them queue meanwhile)
     resident = residents(page)
     wait_screen(page, lambda rows: page.evaluate("capos.processes.size") == resident, 120)
+    restored = page.evaluate("capos.restoredBy")
+    assert 1 + len(restored["processes"]) >= 1 + resident  # the kernel's worker, one a process
+    assert_fast_restores(restored)
+    # what the status line said while loading: each part, and where it came from
+    loaded = [what for what, _ in page.evaluate("capos.marks")]
+    for part in ("Python runtime", "memory snapshot", "kernel package"):
+        assert any(re.fullmatch(part + r" \((network|cache|revalidated)\)", m) for m in loaded)
 
     # no click first: the terminal took the keyboard focus when the prompt appeared
     assert page.evaluate("document.activeElement.classList.contains('xterm-helper-textarea')")
@@ -75,6 +83,16 @@ def test_the_shell_runs_in_the_tab_with_every_process_in_its_own_worker(browser,
     page.close()
 
 
+def assert_fast_restores(restored: dict) -> None:
+    """Every worker took the fast path (web/static/pyodide-boot.js): Pyodide's module
+    compiled once by the page and shared, the snapshot's heap written page run by page
+    run, the package imported from its zip. A fallback (a worker compiling its own
+    module) boots and works, only slower, so nothing but this check would notice it."""
+    for path in [restored["kernel"]["path"], *(w["path"] for w in restored["processes"])]:
+        assert path[0] == "shared module", path
+        assert path[1].startswith("snapshot: ") and path[2] == "package zip", path
+
+
 FIREFOX = "/usr/bin/firefox-esr"
 FIREFOX_SCRIPT = Path(__file__).resolve().parents[1] / "web" / "tests" / "firefox-play.mjs"
 
@@ -100,6 +118,7 @@ def test_firefox_over_webdriver_bidi_boots_the_playground_and_answers(base_url):
     assert seen["error"] is None, seen["error"]
     assert seen["isolated"] is True and seen["sharedArrayBuffer"] == "function"
     assert any(row.split()[:2] == ["timer", "Timer"] for row in seen["rows"])
+    assert_fast_restores(seen["restoredBy"])
 
 
 def test_a_worker_past_its_memory_budget_is_ended_with_a_crash_record_not_the_tab(

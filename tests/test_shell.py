@@ -13,7 +13,7 @@ import time
 import pytest
 
 from kernel.hosts.inproc import InProcessHost
-from kernel.manifest import DEFAULT_MANIFEST, encode_document, load_document
+from kernel.manifest import default_manifest, encode_document, load_document
 
 TEST_BINARIES = {
     "greeter": "tests.programs.greeter",
@@ -24,7 +24,7 @@ TEST_BINARIES = {
 
 def shell_session(script: str, *, timeout: float = 20.0, hang_up: bool = True) -> str:
     """Type `script` into a fresh system's shell; return everything it showed."""
-    document = load_document(DEFAULT_MANIFEST)
+    document = load_document(default_manifest())
     document["binaries"] += [{"name": n, "module": m} for n, m in TEST_BINARIES.items()]
     host = InProcessHost(encode_document(document), terminal=False)
     host.boot()
@@ -47,7 +47,7 @@ def shell_session(script: str, *, timeout: float = 20.0, hang_up: bool = True) -
         host.shutdown()
 
 
-MOTD = load_document(DEFAULT_MANIFEST)["kernelParams"]["motd"].rstrip("\n") + "\n"
+MOTD = load_document(default_manifest())["kernelParams"]["motd"].rstrip("\n") + "\n"
 
 
 def after_motd(screen: str) -> list[str]:
@@ -366,7 +366,7 @@ def wait_for(host: InProcessHost, terminal: str, text: str, timeout: float = 15)
 
 
 def test_two_shells_talk_through_chat_as_two_members():
-    document = load_document(DEFAULT_MANIFEST)
+    document = load_document(default_manifest())
     second = next(s for s in document["initConfig"]["services"] if s["name"] == "shell").copy()
     second["name"] = "shell2"
     second["caps"] = [{"name": "terminal", "source": {"terminal": "terminal2"}}] + [

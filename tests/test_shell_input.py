@@ -29,7 +29,7 @@ from hypothesis import strategies as st
 from kernel.codec import Bundle, EnumType, InterfaceType, ListType, Method, StructType, encode
 from kernel.codec.bundle import INT_RANGES
 from kernel.hosts.inproc import InProcessHost
-from kernel.manifest import DEFAULT_MANIFEST, encode_document, load_document
+from kernel.manifest import default_manifest, encode_document, load_document
 from kernel.programs.shell import commands, gateway
 from kernel.programs.shell.syntax import CapRef, Word, parse
 from kernel.programs.shell.values import InputError, to_params
@@ -304,7 +304,7 @@ class Live:
 
 @pytest.fixture(scope="module")
 def live():
-    host = InProcessHost(encode_document(load_document(DEFAULT_MANIFEST)), terminal=False)
+    host = InProcessHost(encode_document(load_document(default_manifest())), terminal=False)
     host.boot()
     try:
         running = Live(host, {})

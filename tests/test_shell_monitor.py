@@ -8,7 +8,7 @@ import pytest
 from test_shell import after_motd, shell_session, wait_for
 
 from kernel.hosts.inproc import InProcessHost
-from kernel.manifest import DEFAULT_MANIFEST, encode_document, load_document
+from kernel.manifest import default_manifest, encode_document, load_document
 
 SLEEPER = 'spawn "sleeper" with { timer: @timer }\n'
 
@@ -113,7 +113,7 @@ def test_monitoring_commands_without_a_monitor_cap_say_so():
 
 
 def test_interactive_top_refreshes_until_a_key_then_restores_the_screen():
-    host = InProcessHost(encode_document(load_document(DEFAULT_MANIFEST)), terminal=True)
+    host = InProcessHost(encode_document(load_document(default_manifest())), terminal=True)
     host.boot()
     try:
         wait_for(host, "terminal", "anonymous@capos> ")

@@ -47,7 +47,7 @@ INT_RANGES = {
     for bits in (8, 16, 32, 64)
 }
 
-DEFAULT_BUNDLE_PATH = Path(__file__).resolve().parents[2] / "schema" / "bundle.json"
+DEFAULT_BUNDLE = "schema/bundle.json"  # kernel/shipped.py
 
 
 class ListType:
@@ -413,4 +413,6 @@ class Bundle:
 
 @lru_cache(maxsize=1)
 def _default_bundle() -> Bundle:
-    return Bundle.load(DEFAULT_BUNDLE_PATH)
+    from kernel.shipped import shipped
+
+    return Bundle.from_dict(json.loads(shipped(DEFAULT_BUNDLE).read_text(encoding="utf-8")))

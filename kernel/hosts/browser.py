@@ -36,7 +36,7 @@ from kernel.hosts.monitorfeed import MonitorFeed
 from kernel.hosts.sab import SabRegion, to_js
 from kernel.kernel import Kernel, KernelConfig
 from kernel.ledger import Resource
-from kernel.manifest import DEFAULT_MANIFEST, build, load_document, validate
+from kernel.manifest import build, default_manifest, load_document, validate
 from kernel.manual import build_corpus
 from kernel.process import Process
 from kernel.ring import UserRing
@@ -234,7 +234,7 @@ def warm_up() -> None:
     with it the server, before any tab boots.
     """
     Bundle.default()
-    for binary in validate(load_document(DEFAULT_MANIFEST))["binaries"]:
+    for binary in validate(load_document(default_manifest()))["binaries"]:
         importlib.import_module(binary["module"])
     SELF_CHECK[:] = [f"capOS self-check: {line}\n" for line in selfcheck.run()]
 

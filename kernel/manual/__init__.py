@@ -10,26 +10,35 @@ one-line summary; interface pages come from the schema bundle and the
 from __future__ import annotations
 
 import textwrap
-from pathlib import Path
 
 from kernel.codec import Bundle, InterfaceType, StructType
 from kernel.codec.bundle import capnp_type_name
-
-PAGES = Path(__file__).resolve().parent / "pages"
+from kernel.shipped import File, shipped
 
 
 def build_corpus(bundle: Bundle | None = None) -> list[dict]:
     bundle = bundle or Bundle.default()
-    pages = [_read(path) for path in sorted(PAGES.glob("*/*.md"))]
+    pages = [
+        _read(section.name, page)
+        for section in _listing(shipped("kernel/manual/pages/"))
+        if section.is_dir()
+        for page in _listing(section)
+        if page.name.endswith(".md")
+    ]
     pages += [interface_page(i) for i in sorted(bundle.interfaces, key=lambda i: i.name)]
     return pages
 
 
-def _read(path: Path) -> dict:
+def _listing(directory: File) -> list[File]:
+    entries: list[File] = list(directory.iterdir())
+    return sorted(entries, key=lambda entry: entry.name)
+
+
+def _read(section: str, path: File) -> dict:
     summary, _, body = path.read_text(encoding="utf-8").partition("\n")
     return {
-        "topic": path.stem,
-        "section": path.parent.name,
+        "topic": path.name.removesuffix(".md"),
+        "section": section,
         "summary": summary.strip(),
         "body": body.strip("\n") + "\n",
     }

@@ -2,7 +2,7 @@
 // everything reaches it through shared memory, and it answers with postMessage.
 // The bridge below does the scanning and waking in JavaScript, so each pass of
 // the kernel's loop crosses the Python/JavaScript boundary a few times, not dozens.
-import { bootPython } from "/static/pyodide-boot.js";
+import { boot, heapArrives, prepare } from "/static/pyodide-boot.js";
 
 const DOORBELL = 72 >> 2; // u32 indices of ring header fields (kernel/abi.py)
 const WAKE = 76 >> 2;
@@ -63,16 +63,25 @@ function makeBridge(data) {
   };
 }
 
+// What the kernel runs with (the page's shared buffers and the model), known once the
+// page has asked the server which model it runs: it may come before or after the heap.
+let started;
+const start = new Promise((resolve) => { started = resolve; });
+
 onmessage = async ({ data }) => {
+  if (data.kind === "prepare") prepare(data.versions);
+  if (data.kind === "heap") heapArrives(data);
+  if (data.kind === "start") started(data);
   if (data.kind !== "boot") return;
   try {
-    const pyodide = await bootPython(data.image);
-    postMessage({ kind: "restored" });
+    const { pyodide, path, steps } = await boot(data);
+    postMessage({ kind: "restored", path, steps });
     const browser = pyodide.pyimport("kernel.hosts.browser");
     postMessage({ kind: "selfcheck", text: browser.SELF_CHECK.join("") }); // made with the snapshot
+    const params = await start;
     postMessage({ kind: "status", text: "booting…" });
-    const size = new Int32Array(data.size);
-    browser.run_kernel(makeBridge(data), size[0], size[1], data.memoryMiB, data.model);
+    const size = new Int32Array(params.size);
+    browser.run_kernel(makeBridge(params), size[0], size[1], params.memoryMiB, params.model);
     postMessage({ kind: "halted" });
   } catch (error) {
     postMessage({ kind: "failed", text: `the kernel stopped: ${error}` });

@@ -1,6 +1,7 @@
 // The tab's own kernel on /play (play-page.js loads it): checks the browser can share memory between workers,
 // opens the terminal, starts the kernel's worker and a pool of process workers,
 // and relays between them. Every capOS process is a Web Worker of its own.
+import { loadImage, sendImage } from "/static/image.js";
 import { relayModel } from "/static/model-relay.js";
 import { serverButton } from "/static/run-on-server.js";
 import { shareTab } from "/static/share-relay.js";
@@ -69,11 +70,24 @@ async function main() {
   // Which model agent mode uses: the server's (server/modelapi.py), known before boot.
   const model = fetch("/api/model").then((response) => response.json())
     .catch(() => ({ info: null, reason: "the server did not say which model it runs" }));
-  // What every worker restores from, fetched once and copied to each (pyodide-boot.js),
-  // while the terminal loads.
-  const bytes = (url) => fetch(url).then((response) => response.arrayBuffer());
-  const image = Promise.all([bytes(versions.snapshot), bytes("/pkg/capos-playground.zip")])
-    .then(([snapshot, archive]) => ({ versions, snapshot, archive }));
+  // What every worker restores from, fetched and prepared once and shared with each
+  // (image.js, pyodide-boot.js), while the terminal loads.
+  const loaded = new Set();
+  const image = loadImage(versions, (parts) => {
+    for (const { name, state, ms } of parts) {
+      if (ms && !loaded.has(name)) { loaded.add(name); marks.push([`${name} (${state})`, ms]); }
+    }
+    if (status.dataset.stage !== "loading") return;
+    status.textContent = "loading " + parts.map(({ name, state }) => `${name}: ${state}`).join(" · ");
+  });
+  image.heap.then(() => {
+    mark("image ready");
+    status.dataset.stage = "restoring";
+    status.textContent = "restoring the kernel and the shell from the snapshot…";
+  }, (error) => problem(`the tab could not load what it runs: ${error.message}`));
+  status.dataset.stage = "loading";
+  const kernel = new Worker("/static/kernel-worker.js", { type: "module" });
+  sendImage(kernel, versions, image);
   const term = await openTerminal(versions);
 
   const bell = new SharedArrayBuffer(8);
@@ -115,31 +129,31 @@ async function main() {
     worker.postMessage({ kind: "run", pid: spawn.pid, module: spawn.module,
                          region: spawn.region, bell });
   };
-  status.textContent = "loading the kernel…";
-  const started = performance.now();
-  const kernel = new Worker("/static/kernel-worker.js", { type: "module" });
   // ?memory=MiB sets this tab's per-process memory budget (the ledger's default otherwise)
   const memoryMiB = Number(new URLSearchParams(location.search).get("memory")) || 0;
-  Promise.all([image, model]).then(([restoreFrom, { info, reason }]) => {
-    mark("image fetched");
+  model.then(({ info, reason }) => {
     showModel(info, reason);
     window.capos.model = info;
-    kernel.postMessage({ kind: "boot", image: restoreFrom, bell, terminalInput: input.sab,
+    kernel.postMessage({ kind: "start", bell, terminalInput: input.sab,
                          ended: ended.sab, modelEvents: modelEvents.sab, size: size.buffer,
                          memoryMiB, model: info ? JSON.stringify(info) : "" });
   });
+  // How each worker restored (pyodide-boot.js): a test fails on any fallback path.
+  const restoredBy = { kernel: null, processes: [] };
   const pool = new WorkerPool({
-    url: "/static/process-worker.js", image, start: run, mark,
+    url: "/static/process-worker.js", versions, image, start: run, mark,
     first: ["kernel.programs.init", "kernel.programs.shell.main"],
+    restored: (path, steps) => restoredBy.processes.push({ path, steps }), failed: problem,
   });
-  window.capos = { term, processes, marks, spares: () => pool.spares };
+  window.capos = { term, processes, marks, restoredBy, spares: () => pool.spares };
   openTour(term).then((tour) => { window.capos.tour = tour; });
   kernel.onmessage = ({ data }) => {
     if (data.kind === "output") {
       if (status.textContent !== "running") {
         mark("first output");
         status.textContent = "running";
-        window.capos.promptMs = performance.now() - started;
+        status.dataset.stage = "running";
+        window.capos.promptMs = performance.now(); // since navigation started
         // A visitor who types before clicking anywhere types into the shell, unless
         // they have put the focus somewhere else meanwhile (a tour's panel, a link).
         if (document.activeElement === document.body || !document.activeElement) term.focus();
@@ -160,10 +174,11 @@ async function main() {
       window.dispatchEvent(new CustomEvent("capos-monitor", { detail: data.json }));
     } else if (data.kind === "restored") {
       mark("kernel worker ready");
+      restoredBy.kernel = { path: data.path, steps: data.steps };
     } else if (data.kind === "selfcheck") {
       window.capos.selfcheck = data.text;
     } else if (data.kind === "status") {
-      status.textContent = data.text;
+      if (status.dataset.stage !== "running") status.textContent = data.text;
     } else if (data.kind === "halted") {
       status.textContent = "the system halted";
     } else if (data.kind === "failed") {

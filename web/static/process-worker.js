@@ -1,5 +1,5 @@
 // One capOS process: Pyodide restored ahead of time (the pool), then one program run.
-import { bootPython } from "/static/pyodide-boot.js";
+import { boot, heapArrives, prepare } from "/static/pyodide-boot.js";
 
 let pyodide;
 let queued = null;
@@ -54,9 +54,19 @@ async function run({ pid, module, region, bell }) {
 }
 
 onmessage = async ({ data }) => {
-  if (data.kind === "boot") {
-    pyodide = await bootPython(data.image); // warmed up: a spawn pays only for its program
-    postMessage({ kind: "ready" });
+  if (data.kind === "prepare") {
+    prepare(data.versions);
+  } else if (data.kind === "heap") {
+    heapArrives(data);
+  } else if (data.kind === "boot") {
+    let path, steps;
+    try {
+      ({ pyodide, path, steps } = await boot(data)); // warmed up: a spawn pays only for its program
+    } catch (error) {
+      postMessage({ kind: "failed", text: `a process worker could not start: ${error}` });
+      return;
+    }
+    postMessage({ kind: "ready", path, steps });
     if (queued) run(queued);
   } else if (data.kind === "run") {
     if (pyodide) run(data);

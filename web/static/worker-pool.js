@@ -7,14 +7,19 @@
 // then the shell) get the first workers: a resident service spawned before the shell
 // waits for a worker of its own, restored once the shell has started, rather than
 // take the shell's or slow it down (its calls simply queue meanwhile).
+import { sendImage } from "/static/image.js";
+
 const MAX_RESTORING = 2;
 
 export class WorkerPool {
-  constructor({ url, image, first, start, mark }) {
+  constructor({ url, versions, image, first, start, restored, failed, mark }) {
     this.url = url;
-    this.image = image; // a promise of what pyodide-boot.js restores a worker from
+    this.versions = versions;
+    this.image = image; // what workers restore from, as it comes (image.js)
     this.first = [...first]; // modules the prompt waits for, not yet spawned
     this.start = start; // (worker, spawn) => void: hand the worker its program
+    this.restored = restored; // (path, steps) => void: how a worker restored (pyodide-boot.js)
+    this.failed = failed; // (text) => void: a worker could not restore
     this.mark = mark;
     this.ready = []; // restored, idle workers
     this.waiting = []; // spawns with no worker yet
@@ -60,12 +65,14 @@ export class WorkerPool {
     this.restoring += 1;
     const worker = new Worker(this.url, { type: "module" });
     worker.onmessage = ({ data }) => {
+      if (data.kind === "failed") this.failed(data.text);
       if (data.kind !== "ready") return;
       this.mark("process worker ready");
+      this.restored(data.path, data.steps);
       this.restoring -= 1;
       this.ready.push(worker);
       this.assign();
     };
-    this.image.then((image) => worker.postMessage({ kind: "boot", image }));
+    sendImage(worker, this.versions, this.image);
   }
 }

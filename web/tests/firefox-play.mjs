@@ -9,7 +9,7 @@ const browser = await puppeteer.launch({
   executablePath: "/usr/bin/firefox-esr",
   headless: true,
 });
-const result = { isolated: null, sharedArrayBuffer: null, rows: [], error: null };
+const result = { isolated: null, sharedArrayBuffer: null, rows: [], restoredBy: null, error: null };
 try {
   const page = await browser.newPage();
   await page.goto(`${base}/play`);
@@ -32,6 +32,7 @@ try {
   await page.click("#terminal");
   await page.keyboard.type("caps\n");
   result.rows = await waitFor((rows) => rows.some((r) => r.startsWith("timer ")), 60);
+  result.restoredBy = await page.evaluate(() => capos.restoredBy);
 } catch (error) {
   result.error = String(error);
 } finally {

@@ -1,0 +1,136 @@
+// What every worker of the tab restores from, fetched and prepared once by the page
+// (pyodide-boot.js says why each part is shared), with honest progress: what is
+// loading, how far, and whether it came from the browser's cache or the network.
+const PAGE = 4096; // pyodide-boot.js writes the snapshot's heap in runs of these
+
+// A response's whole body, reporting the bytes as they come; into shared memory
+// directly where its size is known.
+async function readAll(response, size, onBytes) {
+  const target = size ? new Uint8Array(new SharedArrayBuffer(size)) : null;
+  const chunks = [];
+  let received = 0;
+  const reader = response.body.getReader();
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    if (target) {
+      if (received + value.length > size) break;
+      target.set(value, received);
+    } else {
+      chunks.push(value);
+    }
+    received += value.length;
+    onBytes(received);
+  }
+  if (target) {
+    if (received !== size) throw new Error(`${response.url} is not the ${size} bytes the server announced; reload the page`);
+    return target;
+  }
+  const whole = new Uint8Array(new SharedArrayBuffer(received));
+  let at = 0;
+  for (const chunk of chunks) { whole.set(chunk, at); at += chunk.length; }
+  return whole;
+}
+
+// Byte ranges [start, end, start, end, ...] of the heap's pages that are not all zero.
+function pageRuns(heap) {
+  const words = new Uint32Array(heap.buffer, heap.byteOffset, heap.length / 4);
+  const perPage = PAGE / 4;
+  const runs = [];
+  for (let page = 0; page * perPage < words.length; page++) {
+    let used = false;
+    for (let i = page * perPage, end = i + perPage; i < end; i++) {
+      if (words[i] !== 0) { used = true; break; }
+    }
+    if (!used) continue;
+    if (runs.length && runs[runs.length - 1] === page * PAGE) runs[runs.length - 1] += PAGE;
+    else runs.push(page * PAGE, (page + 1) * PAGE);
+  }
+  return new Uint32Array(runs);
+}
+
+// Where a finished download came from: the Resource Timing entry tells (a response
+// from the cache transfers nothing; a revalidated one only its headers).
+function origin(url) {
+  const entry = performance.getEntriesByName(new URL(url, location.href).href).at(-1);
+  if (!entry) return "";
+  if (entry.transferSize === 0 && entry.decodedBodySize > 0) return "cache";
+  return entry.transferSize < 1024 && entry.decodedBodySize > 4096 ? "revalidated" : "network";
+}
+
+const megabytes = (bytes) => `${(bytes / 1048576).toFixed(1)} MB`;
+
+// `onProgress(parts)`: parts is [{ name, state, ms }] in a fixed order, for the status line.
+export function loadImage(versions, onProgress) {
+  const indexURL = `/vendor/pyodide-${versions.pyodide}/`;
+  const parts = [
+    { name: "Python runtime", url: `${indexURL}pyodide.asm.wasm`, state: "waiting" },
+    { name: "memory snapshot", url: versions.snapshot, state: "waiting" },
+    { name: "kernel package", url: "/pkg/capos-playground.zip", state: "waiting" },
+  ];
+  const report = () => onProgress(parts.map(({ name, state, ms }) => ({ name, state, ms })));
+  const fetchPart = async (part) => {
+    const response = await fetch(part.url);
+    if (!response.ok) throw new Error(`${part.url} answered ${response.status}; reload the page`);
+    return response;
+  };
+  const counted = (part, size) => (received) => {
+    part.state = size ? `${Math.floor((100 * received) / size)}% of ${megabytes(size)}`
+      : megabytes(received);
+    report();
+  };
+  const finished = (part) => {
+    part.state = origin(part.url) || "done";
+    part.ms = Math.round(performance.now());
+    report();
+  };
+
+  // Compiled while it streams in; posted to every worker as it is.
+  const wasm = (async () => {
+    const part = parts[0];
+    const response = await fetchPart(part);
+    const onBytes = counted(part, Number(response.headers.get("content-length")));
+    let received = 0;
+    const counting = new TransformStream({
+      transform(chunk, controller) { received += chunk.length; onBytes(received); controller.enqueue(chunk); },
+    });
+    const module = await WebAssembly.compileStreaming(new Response(
+      response.body.pipeThrough(counting), { headers: { "content-type": "application/wasm" } }));
+    finished(part);
+    return module;
+  })();
+  const snapshot = (async () => {
+    const part = parts[1];
+    const response = await fetchPart(part); // gzipped on the wire: its size is in versions
+    const size = versions.snapshotBytes;
+    const bytes = await readAll(response, size, counted(part, size));
+    finished(part);
+    const heapOffset = new Uint32Array(bytes.buffer, bytes.byteOffset, 2)[1];
+    return { bytes, runs: pageRuns(bytes.subarray(heapOffset)) };
+  })();
+  const archive = (async () => {
+    const part = parts[2];
+    const response = await fetchPart(part);
+    const size = Number(response.headers.get("content-length"));
+    const bytes = await readAll(response, size, counted(part, size));
+    finished(part);
+    return bytes;
+  })();
+  report();
+  // Two halves, posted to each worker as they come (pyodide-boot.js): the module starts
+  // a worker's runtime while the heap is still on its way.
+  return {
+    wasm,
+    heap: Promise.all([snapshot, archive]).then(([{ bytes, runs }, zip]) => (
+      { snapshot: bytes, runs, archive: zip })),
+  };
+}
+
+// Hand a new worker the image as it comes (the messages pyodide-boot.js expects). A
+// module the page could not compile is sent as null: the worker compiles its own, the
+// slow path the page then shows (and tests/test_browser.py refuses).
+export function sendImage(worker, versions, image) {
+  worker.postMessage({ kind: "prepare", versions });
+  image.wasm.catch(() => null).then((wasm) => worker.postMessage({ kind: "boot", versions, wasm }));
+  image.heap.then((parts) => worker.postMessage({ kind: "heap", ...parts }), () => {});
+}
