@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import io
 import os
 import zipfile
@@ -79,7 +80,13 @@ def test_vendor_packages_are_versioned_and_cached_forever(client):
         "uplot",
         "swagger-ui",
         "snapshot",
+        "snapshotBytes",
+        "snapshotHeader",
     }
+    # what a worker starts its runtime from before the snapshot arrives: the snapshot's own
+    snapshot = client.get(versions["snapshot"]).content
+    assert len(snapshot) == versions["snapshotBytes"]
+    assert snapshot.startswith(base64.b64decode(versions["snapshotHeader"]))
     wasm = client.get(f"/vendor/pyodide-{versions['pyodide']}/pyodide.asm.wasm")
     assert wasm.status_code == 200
     assert wasm.headers["content-type"] == "application/wasm"  # streaming compile needs it
