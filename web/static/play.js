@@ -88,6 +88,15 @@ async function main() {
   status.dataset.stage = "loading";
   const kernel = new Worker("/static/kernel-worker.js", { type: "module" });
   sendImage(kernel, versions, image);
+  // The process workers restore meanwhile; spawns reach them once the kernel runs.
+  const processes = new Map(); // pid -> worker
+  const restoredBy = { kernel: null, processes: [] }; // how each worker restored: a test
+  const pool = new WorkerPool({                        // fails on any fallback path
+    url: "/static/process-worker.js", versions, image, mark,
+    start: (worker, spawn) => run(worker, spawn),
+    first: ["kernel.programs.init", "kernel.programs.shell.main"],
+    restored: (path, steps) => restoredBy.processes.push({ path, steps }), failed: problem,
+  });
   const term = await openTerminal(versions);
 
   const bell = new SharedArrayBuffer(8);
@@ -105,7 +114,6 @@ async function main() {
   term.onResize(publishSize);
   publishSize();
 
-  const processes = new Map(); // pid -> worker
   const endWorker = (pid, reason) => { // a worker that ended without `exit`
     ended.push(new Uint8Array(new Uint32Array([pid, reason]).buffer));
     ring();
@@ -137,13 +145,6 @@ async function main() {
     kernel.postMessage({ kind: "start", bell, terminalInput: input.sab,
                          ended: ended.sab, modelEvents: modelEvents.sab, size: size.buffer,
                          memoryMiB, model: info ? JSON.stringify(info) : "" });
-  });
-  // How each worker restored (pyodide-boot.js): a test fails on any fallback path.
-  const restoredBy = { kernel: null, processes: [] };
-  const pool = new WorkerPool({
-    url: "/static/process-worker.js", versions, image, start: run, mark,
-    first: ["kernel.programs.init", "kernel.programs.shell.main"],
-    restored: (path, steps) => restoredBy.processes.push({ path, steps }), failed: problem,
   });
   window.capos = { term, processes, marks, restoredBy, spares: () => pool.spares };
   openTour(term).then((tour) => { window.capos.tour = tour; });
