@@ -102,6 +102,39 @@ def memory_by_kind(visits: list[dict[str, float]]) -> dict[str, float]:
     return dict(sorted(medians.items(), key=lambda item: -item[1]))
 
 
+MILESTONES = (  # play.js marks on the prompt's path, in order
+    "Python runtime",
+    "memory snapshot",
+    "kernel worker ready",
+    "spawn pid 1",
+    "spawn pid 9",
+    "first output",
+)
+
+
+def boot_profile(marks: list[list[list]], restored: list[dict]) -> dict[str, float]:
+    """Where a return visit's time to the prompt goes: the median time since navigation
+    of each milestone, and the median of each restore step in the kernel's worker and
+    in the process workers (ms)."""
+    profile: dict[str, float] = {}
+    for milestone in MILESTONES:
+        times = [
+            next(ms for what, ms in visit if what.startswith(milestone))
+            for visit in marks
+            if any(what.startswith(milestone) for what, _ in visit)
+        ]
+        if times:
+            profile[milestone] = statistics.median(times)
+    for step in restored[0]["kernel"]["steps"]:
+        profile[f"kernel worker: {step}"] = statistics.median(
+            visit["kernel"]["steps"][step] for visit in restored
+        )
+        profile[f"process worker: {step}"] = statistics.median(
+            worker["steps"][step] for visit in restored for worker in visit["processes"]
+        )
+    return profile
+
+
 def run_benchmark(json_path: str | None, quick: bool = False, browser: str = "chromium") -> int:
     runs = 1 if quick else RUNS
     print(f"benchmarking the playground tab in {browser}, {runs} run(s) each", file=sys.stderr)
@@ -113,6 +146,10 @@ def run_benchmark(json_path: str | None, quick: bool = False, browser: str = "ch
     by_kind = memory_by_kind(result["memoryAdded"])
     where = ", ".join(f"{kind} {mib:,.0f}" for kind, mib in by_kind.items() if abs(mib) >= 1)
     labels = {**LABELS, "tab_memory_mib": f"{LABELS['tab_memory_mib']}: {where}"}
+    profile = boot_profile(result["marks"]["prompt_ms"], result["restored"]["prompt_ms"])
+    print("\nwhere a return visit's time to the prompt goes (ms, medians):", file=sys.stderr)
+    for name, ms in profile.items():
+        print(f"  {name:<40} {ms:8,.0f}", file=sys.stderr)
     return report(
         figures,
         targets(figures),
@@ -123,5 +160,7 @@ def run_benchmark(json_path: str | None, quick: bool = False, browser: str = "ch
         runs=runs,
         samples=samples,
         marks=result["marks"],
+        restored=result["restored"],
+        boot_profile_ms=profile,
         memory_added_mib=by_kind,
     )

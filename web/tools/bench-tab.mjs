@@ -4,7 +4,7 @@
 // "firefox"), executable, args, base (the server), runs, residents (the processes of
 // a settled tab, not counting the model service) and prompt (the shell's). Prints one
 // JSON object: every figure's samples, each visit's milestones (play.js `marks`, ms
-// since navigation start), what each return visit added by kind of process (MiB),
+// since navigation start) and how its workers restored (`restoredBy`), what each return visit added by kind of process (MiB),
 // the browser's version. Progress goes to stderr.
 //
 // Every time is taken inside the page (performance.now()), so the driver's polling
@@ -207,6 +207,8 @@ async function floorRtt(context, runs) {
 }
 
 const marks = (page) => page.evaluate(() => window.capos.marks);
+// how each worker restored and what each step took (web/static/pyodide-boot.js)
+const restored = (page) => page.evaluate(() => window.capos.restoredBy);
 
 async function coldVisit() {
   const context = await browser.createBrowserContext(); // a fresh profile: nothing cached
@@ -214,7 +216,7 @@ async function coldVisit() {
   await page.goto(`${config.base}/play`);
   const ms = await promptMs(page);
   await settle(page); // the marks of a whole boot, as a return visit's
-  const visit = { promptMs: ms, marks: await marks(page) };
+  const visit = { promptMs: ms, marks: await marks(page), restored: await restored(page) };
   await context.close();
   return visit;
 }
@@ -229,7 +231,8 @@ async function warmVisit(page) {
   await settle(page);
   await sleep(1000); // the last worker's allocations done
   const after = memory(browser.process().pid);
-  return { promptMs: ms, marks: await marks(page), added: added(before, after) };
+  return { promptMs: ms, marks: await marks(page), restored: await restored(page),
+           added: added(before, after) };
 }
 
 async function spawn(page) {
@@ -314,6 +317,10 @@ try {
     marks: {
       prompt_ms: visits.map((visit) => visit.marks),
       prompt_cold_ms: coldVisits.map((visit) => visit.marks),
+    },
+    restored: {
+      prompt_ms: visits.map((visit) => visit.restored),
+      prompt_cold_ms: coldVisits.map((visit) => visit.restored),
     },
     memoryAdded: visits.map((visit) => visit.added),
     version: await browser.version(),
