@@ -85,17 +85,16 @@ export function loadImage(versions, onProgress) {
     report();
   };
 
-  // Compiled while it streams in; posted to every worker as it is.
+  // Compiled while it streams in; posted to every worker as it is. The response goes to
+  // the compiler as fetched, untouched: only then can the browser reuse the code it
+  // compiled on an earlier visit (a response rebuilt from a stream, to count its bytes,
+  // is compiled from scratch every time).
   const wasm = (async () => {
     const part = parts[0];
     const response = await fetchPart(part);
-    const onBytes = counted(part, Number(response.headers.get("content-length")));
-    let received = 0;
-    const counting = new TransformStream({
-      transform(chunk, controller) { received += chunk.length; onBytes(received); controller.enqueue(chunk); },
-    });
-    const module = await WebAssembly.compileStreaming(new Response(
-      response.body.pipeThrough(counting), { headers: { "content-type": "application/wasm" } }));
+    part.state = `compiling ${megabytes(Number(response.headers.get("content-length")))}`;
+    report();
+    const module = await WebAssembly.compileStreaming(response);
     finished(part);
     return module;
   })();
