@@ -34,18 +34,13 @@ class MonitorFeed:
         self.view = SystemMonitor(kernel)
         self._sent_ns = -IDLE_NS
         self._seq = -1
-        self._lifecycle: tuple[int, int] = (-1, -1)
+        self._lifecycle = -1
 
     def tick(self, now_ns: int) -> None:
         monitor = self.kernel.monitor
-        # the newest start, and every exit ever recorded: either moving means send now
-        lifecycle = (
-            max(monitor.started.values(), default=0),
-            len(monitor.exits) + monitor.exits.dropped,
-        )
         since = now_ns - self._sent_ns
         due = (
-            lifecycle != self._lifecycle
+            monitor.lifecycle != self._lifecycle  # a process started or ended: send now
             or (monitor.seq != self._seq and since >= BUSY_NS)
             or since >= IDLE_NS
         )
@@ -53,5 +48,5 @@ class MonitorFeed:
             return
         self._sent_ns = now_ns
         self._seq = monitor.seq
-        self._lifecycle = lifecycle
+        self._lifecycle = monitor.lifecycle
         self.send(json.dumps(self.view.take_snapshot(CALLS, LOGS), separators=(",", ":")))
