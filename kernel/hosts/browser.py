@@ -36,7 +36,7 @@ from pyodide.ffi import to_js
 from kernel import selfcheck
 from kernel.abi import Header
 from kernel.codec import Bundle
-from kernel.hosts.monitorfeed import MonitorFeed
+from kernel.hosts.monitorfeed import QUIET_MS, MonitorFeed
 from kernel.hosts.sab import SabRegion
 from kernel.kernel import Kernel, KernelConfig
 from kernel.ledger import Resource
@@ -142,21 +142,22 @@ class BrowserHost:
         kernel.boot()
         wait_ms = 0.0
         while not kernel.halted:
-            if step(wait_ms):  # publish, wake, sleep, take: the pass's one crossing
+            page = step(wait_ms)  # publish, wake, sleep, take: the pass's one crossing
+            if page:
                 self._page_events(self.bridge.pageEvents().to_py())
-            for index in range(1, pids[0] + 1):
+            rung = pids[0]
+            for index in range(1, rung + 1):
                 proc = processes.get(pids[index])
                 if proc is not None:
                     self._doorbell(proc)
             now = now_ns()
             kernel.run_timers(now)
-            self.feed.tick(now)
+            self.feed.tick(now, quiet=not (rung or page))
             self._wake()
             deadline = kernel.next_deadline()
+            longest = QUIET_MS if self.feed.waiting else HOUSEKEEPING_MS
             wait_ms = (
-                HOUSEKEEPING_MS
-                if deadline is None
-                else max(0.0, min(HOUSEKEEPING_MS, (deadline - now_ns()) / 1e6))
+                longest if deadline is None else max(0.0, min(longest, (deadline - now_ns()) / 1e6))
             )
         self.bridge.publish()  # the last pass's exits and wakes
 
