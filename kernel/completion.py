@@ -60,11 +60,11 @@ class Reply:
         return not self.done and self.proc.alive
 
     def fits(self, message_len: int, cap_count: int) -> bool:
-        return abi.align8(message_len) + cap_count * abi.CAP_RECORD_SIZE <= self.result_len
+        return ((message_len + 7) & ~7) + cap_count * abi.CAP_RECORD_SIZE <= self.result_len
 
     def write(self, offset: int, data: bytes) -> None:
         """Copy into the result buffer; callers checked `fits` first."""
-        self.proc.ring.write_buffer(self.result_addr + offset, data)
+        self.proc.ring.write(abi.BUFFER_OFFSET + self.result_addr + offset, data)
 
     def post(
         self,

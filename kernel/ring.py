@@ -256,7 +256,8 @@ class UserRing(_RingView):
         return cls(region, buffer_size)
 
     def sq_space(self) -> int:
-        return abi.SQ_ENTRIES - self._pending_sqes()
+        words = self.words
+        return abi.SQ_ENTRIES - ((words[_SQ_TAIL] - words[_SQ_HEAD]) & _U32_MASK)
 
     def submit(self, entry: Sqe | tuple) -> None:
         """Write one SQE and publish it; the caller has checked `sq_space()`."""

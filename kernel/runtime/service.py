@@ -155,7 +155,6 @@ class ServiceLoop:
         if self._posted is None:
             self._posted = rt.recv_submit(self.endpoint, RECV_SIZE)
         user_data, addr = self._posted
-        self._collect_returns()
         if self._watched:
             first = rt.ready([user_data, *self._watched], self.idle_ns)
             self._collect_returns()
