@@ -94,7 +94,7 @@ class BrowserHost:
     # --- Host protocol -----------------------------------------------------------------
 
     def allocate_region(self, pid: int, size: int) -> SabRegion:
-        return SabRegion(size, lambda copy: self.bridge.newRegion(size, copy))
+        return SabRegion(size, lambda copy: self.bridge.newRegion(size, copy), pulls=False)
 
     def start(self, proc: Process, module: str) -> None:
         region = proc.ring.region
@@ -265,7 +265,7 @@ def run_kernel(bridge, cols: int, rows: int, memory_mib: int = 0, model: str = "
 
 def run_process(module: str, size: int, kernel) -> int:
     """A process worker's whole life: run `module.main` on the ring `kernel` attaches."""
-    region = SabRegion(size, kernel.attach)
+    region = SabRegion(size, kernel.attach, pulls=True)
     syscalls = BrowserSyscalls(UserRing.attach(region), kernel)
     try:
         program = importlib.import_module(module)

@@ -8,8 +8,9 @@ the copy and the SharedArrayBuffer where the two must agree. What this side
 wrote goes across when it rings or reads (`flush`): the ranges `write`
 wrote, then the queue slots it filled and the header fields it owns, which
 the ring sets in `words` and `view` directly. What the other side wrote
-comes back at the doorbell (its header fields and queue slots) or, for the
-buffer area, when it is read. A call through the ring then crosses to
+comes back at the doorbell: its header fields and queue slots, and for the
+kernel the buffer-area bytes each new SQE names. A process reads its
+results fresh instead (`pulls`). A call through the ring then crosses to
 JavaScript once per doorbell, not dozens of times.
 
 The ranges to flush are listed, in order, in the copy's tail: [count, then
@@ -29,8 +30,10 @@ DIRTY_RANGES = 64  # writes listed before the copy must be flushed to list more
 class SabRegion:
     __slots__ = ("copy", "port", "read", "size", "view", "words", "write")
 
-    def __init__(self, size: int, attach: Callable[[bytearray], Any]) -> None:
-        """`attach(copy)` makes the JavaScript port for this copy (a RegionPort)."""
+    def __init__(self, size: int, attach: Callable[[bytearray], Any], *, pulls: bool) -> None:
+        """`attach(copy)` makes the JavaScript port for this copy (a RegionPort).
+        `pulls`: a buffer-area read first fetches its range from the SharedArrayBuffer (a
+        process's results); the kernel's port took what it reads at the doorbell."""
         assert size % 4 == 0, "a ring region is whole words"
         self.size = size
         self.copy = copy = bytearray(size + 4 + 8 * DIRTY_RANGES)
@@ -51,7 +54,7 @@ class SabRegion:
             words[count_at] = count + 1
 
         def read(offset: int, length: int) -> bytes:
-            if offset + length > abi.BUFFER_OFFSET:  # the other side writes there at any time
+            if pulls and offset + length > abi.BUFFER_OFFSET:  # the kernel writes there any time
                 pull(offset, length)
             return view[offset : offset + length].tobytes()
 

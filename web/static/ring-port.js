@@ -7,8 +7,9 @@
 //   header fields it owns, its queue's tail last, so the other side never sees a
 //   tail before its slots. Header words go one Atomics.store each: whole.
 // - take: at a doorbell, the other side's tail (which publishes the slots taken
-//   after it), its other header fields, and its queue's slots.
-// - read: a buffer-area range, fresh, when Python reads it.
+//   after it), its other header fields, and its queue's slots. The kernel takes
+//   the bytes each new SQE names (params, transfer descriptors) with them.
+// - read: a buffer-area range, fresh, when a process's Python reads it.
 // Offsets are kernel/abi.py's.
 export const H = {
   SQ_HEAD: 8, SQ_TAIL: 12, CQ_HEAD: 16, CQ_TAIL: 20, CQ_OVERFLOW: 32, SQ_CORRUPTIONS: 36,
@@ -16,6 +17,12 @@ export const H = {
   DOORBELL: 72, WAKE: 76, MEMORY_LIMIT_MIB: 80,
 };
 const HEADER_END = 2048; // where the SQ starts: below it, every write is a header word
+const BUFFER_OFFSET = 8192; // the buffer area: SQE addresses are offsets into it
+// Where an SQE names buffer-area bytes (u32s; the transfer count is word 0's upper half).
+const SQE_PARAMS_LEN = 20;
+const SQE_PARAMS_ADDR = 24;
+const SQE_XFER_ADDR = 36;
+const XFER_SIZE = 8;
 // What each side writes: a queue (slots and tail) and header fields. DOORBELL, WAKE
 // and ENTER_MIN are written by the workers' JavaScript, straight into the region.
 export const PROCESS = {
@@ -112,6 +119,29 @@ export class RegionPort {
     for (const field of this.extra) words[field >> 2] = Atomics.load(this.i32, field >> 2);
     const end = queue.offset + queue.entries * queue.size;
     this.copy.bytes.set(this.u8.subarray(queue.offset, end), queue.offset);
+    if (this.writes === KERNEL) this.takeNamed(words, queue);
+  }
+
+  // The buffer-area bytes the SQEs not yet consumed name, so the kernel reads them
+  // without a crossing each. A range outside the buffer area is left alone: the
+  // kernel refuses that SQE (BAD_BUFFER) without reading it.
+  takeNamed(words, queue) {
+    const head = words[H.SQ_HEAD >> 2];
+    const pending = (words[queue.tail >> 2] - head) >>> 0;
+    if (pending > queue.entries) return; // a nonsense tail: the kernel discards the SQ
+    for (let i = 0; i < pending; i++) {
+      const slot = (queue.offset + ((head + i) & (queue.entries - 1)) * queue.size) >> 2;
+      this.takeRange(words[slot + (SQE_PARAMS_ADDR >> 2)], words[slot + (SQE_PARAMS_LEN >> 2)]);
+      this.takeRange(words[slot + (SQE_XFER_ADDR >> 2)], (words[slot] >>> 16) * XFER_SIZE);
+    }
+  }
+
+  takeRange(addr, length) {
+    const start = BUFFER_OFFSET + (addr >>> 0);
+    const end = start + (length >>> 0);
+    if (end > start && end <= this.u8.length) {
+      this.copy.bytes.set(this.u8.subarray(start, end), start);
+    }
   }
 
   read(offset, length) {
