@@ -49,7 +49,6 @@ function capEnter(port, bell, minComplete, timeoutMs) {
 
 async function run({ pid, module, region, bell }) {
   try {
-
     const browser = pyodide.pyimport("kernel.hosts.browser");
     const bellCells = new Int32Array(bell);
     const memory = () => pyodide._module.HEAPU8.buffer;
