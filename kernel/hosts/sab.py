@@ -37,8 +37,9 @@ class SabRegion:
         assert size % 4 == 0, "a ring region is whole words"
         self.size = size
         self.copy = copy = bytearray(size + 4 + 8 * DIRTY_RANGES)
-        self.view = view = memoryview(copy)
-        self.words = words = view.cast("I")
+        words = memoryview(copy).cast("I")  # the region's words, then the ranges to flush
+        self.view = view = memoryview(copy)[:size]
+        self.words = words[: size >> 2]
         count_at = size >> 2
         self.port = port = attach(copy)
         flush, pull = port.flush, port.read
