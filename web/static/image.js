@@ -42,12 +42,22 @@ function parseSnapshot(body) {
 }
 
 // Where a finished download came from: the Resource Timing entry tells (a response
-// from the cache transfers nothing; a revalidated one only its headers).
+// from the cache transfers nothing; a revalidated one only its headers). The browser
+// adds the entry a little after the body ends, so this waits for it (a second at most).
 function origin(url) {
-  const entry = performance.getEntriesByName(new URL(url, location.href).href).at(-1);
-  if (!entry) return "";
-  if (entry.transferSize === 0 && entry.decodedBodySize > 0) return "cache";
-  return entry.transferSize < 1024 && entry.decodedBodySize > 4096 ? "revalidated" : "network";
+  const name = new URL(url, location.href).href;
+  const kind = (entry) => {
+    if (entry.transferSize === 0 && entry.decodedBodySize > 0) return "cache";
+    return entry.transferSize < 1024 && entry.decodedBodySize > 4096 ? "revalidated" : "network";
+  };
+  return new Promise((resolve) => {
+    const observer = new PerformanceObserver(() => {
+      const entry = performance.getEntriesByName(name).at(-1);
+      if (entry) { observer.disconnect(); clearTimeout(timer); resolve(kind(entry)); }
+    });
+    const timer = setTimeout(() => { observer.disconnect(); resolve("done"); }, 1000);
+    observer.observe({ type: "resource", buffered: true });
+  });
 }
 
 const megabytes = (bytes) => `${(bytes / 1048576).toFixed(1)} MB`;
@@ -80,9 +90,13 @@ export function loadImage(versions, onProgress) {
     report();
   };
   const finished = (part) => {
-    part.state = origin(part.url) || "done";
-    part.ms = Math.round(performance.now());
-    report();
+    const finishedAt = Math.round(performance.now()); // not when its origin is known
+    part.state = "done";
+    origin(part.url).then((from) => {
+      part.state = from;
+      part.ms = finishedAt;
+      report();
+    });
   };
 
   // Compiled while it streams in; posted to every worker as it is. The response goes to
