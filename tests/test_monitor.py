@@ -361,14 +361,21 @@ def test_a_waiting_watcher_costs_nothing_once_the_caller_is_gone():
 # --- the feed a host ships to its page -------------------------------------------------------
 
 
-def test_the_feed_sends_at_once_on_a_start_throttles_calls_and_refreshes_when_idle():
+def fed(m: Machine):
+    """A MonitorFeed on the machine's kernel, and the list of what it sent."""
     import json
 
-    from kernel.hosts.monitorfeed import BUSY_NS, IDLE_NS, MonitorFeed
+    from kernel.hosts.monitorfeed import MonitorFeed
+
+    sent: list[dict] = []
+    return MonitorFeed(m.kernel, lambda text: sent.append(json.loads(text))), sent
+
+
+def test_the_feed_sends_at_once_on_a_start_throttles_calls_and_refreshes_when_idle():
+    from kernel.hosts.monitorfeed import BUSY_NS, IDLE_NS
 
     m = Machine()
-    sent: list[dict] = []
-    feed = MonitorFeed(m.kernel, lambda text: sent.append(json.loads(text)))
+    feed, sent = fed(m)
     now = 10 * IDLE_NS
     feed.tick(now)
     assert len(sent) == 1
@@ -390,13 +397,10 @@ def test_the_feed_sends_at_once_on_a_start_throttles_calls_and_refreshes_when_id
 
 
 def test_a_due_snapshot_waits_for_a_quiet_pass_but_not_past_late():
-    import json
-
-    from kernel.hosts.monitorfeed import IDLE_NS, LATE_NS, MonitorFeed
+    from kernel.hosts.monitorfeed import IDLE_NS, LATE_NS
 
     m = Machine()
-    sent: list[dict] = []
-    feed = MonitorFeed(m.kernel, lambda text: sent.append(json.loads(text)))
+    feed, sent = fed(m)
     now = 10 * IDLE_NS
     feed.tick(now)
     m.process("newcomer", GRANTS)
