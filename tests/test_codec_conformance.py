@@ -24,11 +24,12 @@ from typing import Any
 
 import capnp
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from kernel.codec import (
     DecodeError,
+    EncodeError,
     EnumType,
     InterfaceType,
     ListType,
@@ -285,7 +286,11 @@ def test_our_encoding_reads_back_in_pycapnp(name: str, codec_schemas: Any, oracl
     @SETTINGS
     @given(value=struct_strategy(s, 0, caps=True), seg=st.none() | st.integers(1, 6))
     def check(value: dict, seg: int | None) -> None:
-        data = encode(s, value, segment_words=seg)
+        try:
+            data = encode(s, value, segment_words=seg)
+        except EncodeError as err:  # tiny segments, many objects: past what readers take
+            assume("more than the limit" not in str(err))
+            raise
         assert normalize(decode(s, data)) == normalize(value)
         assert normalize(oracle.read(s, data)) == normalize(caps_to_presence(value, s))
 

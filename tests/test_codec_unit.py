@@ -558,3 +558,13 @@ def test_pycapnp_reads_our_bytes(codec_schemas: Any) -> None:
     data = encode(b.struct("ProcessStatus"), {"pid": 7, "name": "sh", "state": {"killed": "oom"}})
     with capos.ProcessStatus.from_bytes(data) as r:
         assert (r.pid, r.name, r.state.which(), r.state.killed) == (7, "sh", "killed", "oom")
+
+
+def test_multi_segment_encoding_refuses_more_segments_than_any_reader_accepts(
+    cb: Bundle,
+) -> None:
+    st = cb.interface("Widget").method("poke").results
+    many = {"ok": True, "echo": ["word"] * 600}  # each text needs a segment of its own
+    with pytest.raises(EncodeError, match="more than the limit of 512; use a larger"):
+        encode(st, many, segment_words=1)
+    assert decode(st, encode(st, many, segment_words=64)) == many

@@ -21,7 +21,7 @@ from typing import Any
 
 from kernel.codec.bundle import EnumType, Field, InterfaceType, ListType, StructType
 from kernel.codec.errors import EncodeError
-from kernel.codec.framing import frame_segments
+from kernel.codec.framing import MAX_SEGMENTS, frame_segments
 from kernel.codec.pointers import MAX_LIST_COUNT
 
 _Q = struct.Struct("<Q")
@@ -125,6 +125,11 @@ class _SegmentedBuilder:
         return seg, ti, 0
 
     def finish(self) -> bytes:
+        if len(self.segs) > MAX_SEGMENTS:  # no reader, ours included, would accept it
+            raise EncodeError(
+                f"the message needs {len(self.segs)} segments, more than the limit of "
+                f"{MAX_SEGMENTS}; use a larger segment_words"
+            )
         return frame_segments(self.segs)
 
 
