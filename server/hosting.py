@@ -137,13 +137,12 @@ async def qemu_hosting(
     kept = KeptSessions(store, states)
     await kept.load()
     vm_config = VmConfig(memory_mib=settings.memory_mib, accel=accel)
-    pool = VmPool(image, vm_config, pool_config, states.new_template(), metrics, health, model)
+    template = states.new_template()
+    pool = VmPool(image, vm_config, pool_config, template, metrics, health, model)
     hosting = QemuHosting(pool, limits, kept, directory, admission)
     async with asyncio.TaskGroup() as tasks:
         running = tasks.create_task(pool.run())
-        sweeping = tasks.create_task(
-            supervised("store", health, lambda: kept.run(lambda: pool.template))
-        )
+        sweeping = tasks.create_task(supervised("store", health, lambda: kept.run(template)))
         directory.keeper = hosting
         try:
             yield hosting

@@ -145,11 +145,11 @@ class StateFiles:
             if not reference.is_file():
                 raise RestoreFailed(f"the template its VM was saved against ({template}) is gone")
             options.append(f"--patch-from={reference}")
-        try:
-            source = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-        except OSError as exc:
-            raise RestoreFailed(f"its saved VM cannot be read ({exc.strerror})") from None
         async with self._at_once:
+            try:
+                source = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+            except OSError as exc:
+                raise RestoreFailed(f"its saved VM cannot be read ({exc.strerror})") from None
             read, write = os.pipe2(os.O_CLOEXEC)
             with contextlib.suppress(OSError):  # a smaller pipe only makes the restore slower
                 fcntl.fcntl(write, fcntl.F_SETPIPE_SZ, PIPE_BYTES)
@@ -181,18 +181,14 @@ class StateFiles:
     def remove(self, name: str) -> None:
         (self.root / name).unlink(missing_ok=True)
 
-    def prune(self, keep: set[str], *, templates_only: bool = False) -> list[str]:
+    def prune(self, keep: set[str], *, templates_only: bool = False) -> None:
         """Remove what no one needs: templates not in `keep` and, unless `templates_only`
         (a server that runs: its saves are under way), state files not in `keep` and
-        scratch left by a save. The names removed."""
-        removed = []
+        scratch left by a save."""
         for path in self.root.iterdir():
             template = path.name.startswith(TEMPLATE_PREFIX)
-            if path.name in keep or (templates_only and not template):
-                continue
-            path.unlink(missing_ok=True)
-            removed.append(path.name)
-        return removed
+            if path.name not in keep and (template or not templates_only):
+                path.unlink(missing_ok=True)
 
 
 async def _zstd(options: list[str], stdin: int, stdout: int) -> asyncio.subprocess.Process:

@@ -112,3 +112,32 @@ def test_the_directory_asks_its_keeper_for_an_id_it_does_not_know():
         await asyncio.gather(running, return_exceptions=True)
 
     asyncio.run(scenario())
+
+
+def test_the_sweep_drops_sessions_past_their_lifetime_and_templates_none_needs(tmp_path: Path):
+    vms = tmp_path / "vms"
+    soon = suspension("soon", "a.zst", "template-1.vmstate", expires_at=time.time() + 0.5)
+    later = suspension("later", "b.zst", "template-2.vmstate")
+
+    async def scenario() -> list[str]:
+        async with open_store(tmp_path, Health()) as store:
+            states = StateFiles(vms)
+            for name in ("a.zst", "b.zst", "template-1.vmstate", "template-2.vmstate"):
+                (vms / name).write_bytes(b"saved")
+            for row in (soon, later):
+                await store.put_session(dataclasses.asdict(row))
+            sessions = KeptSessions(store, states)
+            await sessions.load()
+            (vms / "template-pool.vmstate").write_bytes(b"being made")
+            (vms / "c.zst.partial").write_bytes(b"a save under way")
+            await asyncio.sleep(0.6)
+            await sessions.sweep(vms / "template-pool.vmstate")
+            assert sessions.claim("soon") is None and sessions.waiting() == 1
+            return sorted(p.name for p in vms.iterdir())
+
+    assert asyncio.run(scenario()) == [
+        "b.zst",
+        "c.zst.partial",  # a running server's saves are left alone
+        "template-2.vmstate",
+        "template-pool.vmstate",
+    ]

@@ -22,7 +22,6 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,11 +109,12 @@ class KeptSessions:
         except StoreError as exc:  # the next start drops the row: its file is gone
             log.warning("capOS: a suspended session's row stays for now: %s", exc)
 
-    async def run(self, template: Callable[[], Path | None]) -> None:
-        """Sweep every SWEEP_INTERVAL_S until cancelled; `template`: the pool's now."""
+    async def run(self, template: Path) -> None:
+        """Sweep every SWEEP_INTERVAL_S until cancelled; `template`: the pool's (made, or
+        being made)."""
         while True:
             await asyncio.sleep(SWEEP_INTERVAL_S)
-            await self.sweep(template())
+            await self.sweep(template)
 
     async def sweep(self, template: Path | None) -> None:
         """Drop the waiting sessions whose lifetime has ended, and the templates that no
