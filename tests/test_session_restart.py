@@ -3,18 +3,22 @@ by SIGKILL) and started again on the same data directory, with real QEMU (TCG)."
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import signal
 import sqlite3
 import stat
+import time
 from pathlib import Path
 
 import pytest
 from websockets.sync.client import connect
 
 from bench.poolserver import PROMPT, PoolServer, TerminalClient, pool_server
+from server.sessions.directory import SHUTDOWN_GRACE_S
+from server.vmstate import SAVE_TIMEOUT_S
 
 pytestmark = [
     pytest.mark.qemu,
@@ -46,6 +50,17 @@ def kept_rows(data: Path) -> list[dict]:
 
 def owner_digest(session: dict) -> str:
     return hashlib.sha256(session["id"].encode()).hexdigest()
+
+
+def qemu_pid(name: str) -> int:
+    """The QEMU started with `-name name`."""
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                args = (entry / "cmdline").read_bytes().split(b"\0")
+                if args[0].endswith(b"qemu-system-x86_64") and name.encode() in args:
+                    return int(entry.name)
+    raise AssertionError(f"no QEMU named {name}")
 
 
 def share_link(server: PoolServer, session: dict, mode: str) -> str:
@@ -151,3 +166,20 @@ def test_a_crash_keeps_what_was_suspended_and_a_damaged_state_file_refuses_only_
     for refused in (truncated, garbage):  # gone, with their files
         assert owner_digest(refused) not in kept_now
         assert not files[owner_digest(refused)].exists()
+
+
+def test_a_stuck_vm_holds_the_stop_only_until_its_save_times_out(tmp_path):
+    with pool_server(*options(tmp_path)) as server:
+        stuck, healthy = server.new_session(), server.new_session()
+        for session in (stuck, healthy):
+            client = TerminalClient(server, session)
+            client.read_prompt()
+            client.close()
+        os.kill(qemu_pid(stuck["vm"]), signal.SIGSTOP)  # it answers nothing from now on
+        stopping = time.monotonic()
+        server.process.send_signal(signal.SIGINT)
+        assert server.process.wait(timeout=SHUTDOWN_GRACE_S + 30) == 0
+        took = time.monotonic() - stopping
+    assert SAVE_TIMEOUT_S <= took < SHUTDOWN_GRACE_S + 30
+    # The healthy one was saved meanwhile; the stuck one is lost, as in a crash.
+    assert [row["owner_digest"] for row in kept_rows(tmp_path)] == [owner_digest(healthy)]
