@@ -150,5 +150,5 @@ async def qemu_hosting(
             directory.keeper = None
             running.cancel()
             sweeping.cancel()
-    with contextlib.suppress(StoreError):  # the next start sweeps as it loads
+    with contextlib.suppress(StoreError, OSError):  # the next start sweeps as it loads
         await kept.sweep(template=None)  # the pool's template too, unless a session needs it

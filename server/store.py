@@ -154,8 +154,12 @@ class Store:
 
     async def session_files(self) -> set[str]:
         """The files the suspended sessions' rows name: their saved VMs and templates."""
-        async with self._db.execute("SELECT file, template FROM sessions") as cursor:
-            return {name for row in await cursor.fetchall() for name in row if name is not None}
+        try:
+            async with self._db.execute("SELECT file, template FROM sessions") as cursor:
+                rows = await cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"the server could not read its sessions ({exc})") from None
+        return {name for row in rows for name in row if name is not None}
 
     async def delete_session(self, owner_digest: str) -> None:
         await self._delete("sessions", owner_digest, key="owner_digest")

@@ -102,7 +102,7 @@ class StateFiles:
                 async with asyncio.timeout(SAVE_TIMEOUT_S):
                     await vm.suspend(raw)
                     await self._compress(raw, packed, template)
-                os.replace(packed, self.root / name)
+                await asyncio.to_thread(self._keep, packed, name)
             except TimeoutError:
                 vm.kill(f"it was not saved within {SAVE_TIMEOUT_S:.0f} s")
                 raise SaveFailed(f"its VM was not saved within {SAVE_TIMEOUT_S:.0f} s") from None
@@ -112,6 +112,13 @@ class StateFiles:
                 raw.unlink(missing_ok=True)
                 packed.unlink(missing_ok=True)
         return Saved(name, template.name if template else None, self.size(name))
+
+    def _keep(self, packed: Path, name: str) -> None:
+        """Make a finished save the state file `name`, on disk before its row is written:
+        a machine that goes down then loses only sessions that were running."""
+        _fsync(packed, os.O_RDONLY)
+        os.replace(packed, self.root / name)
+        _fsync(self.root, os.O_RDONLY | os.O_DIRECTORY)  # the rename
 
     async def _compress(self, raw: Path, packed: Path, template: Path | None) -> None:
         options = ["-q", "-c"]
@@ -189,6 +196,14 @@ class StateFiles:
             template = path.name.startswith(TEMPLATE_PREFIX)
             if path.name not in keep and (template or not templates_only):
                 path.unlink(missing_ok=True)
+
+
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, flags | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 async def _zstd(options: list[str], stdin: int, stdout: int) -> asyncio.subprocess.Process:
