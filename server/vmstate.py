@@ -1,10 +1,10 @@
 """Saved VMs on disk: suspended sessions' state files, and the templates they are made against.
 
-QEMU saves a stopped VM as its migration stream (`Vm.suspend`): 146 MiB for a 256 MiB
+QEMU saves a stopped VM as its migration stream (`Vm.suspend`): about 150 MiB for a 256 MiB
 guest, measured, nearly all of it pages that the pool's template (the booted VM every
 session is cloned from) holds as well. So a state file is that stream compressed by zstd
 with the template as its reference (`--patch-from`): what is left is about what the
-session changed, 75 KiB after a few commands. A restore decompresses it against the same
+session changed, 70-75 KiB after a few commands. A restore decompresses it against the same
 template into a pipe that the new QEMU reads (`-incoming fd:`), so the whole stream never
 rests on disk again.
 
@@ -146,7 +146,7 @@ class StateFiles:
         reads the saved VM from the pipe `fd`. RestoreFailed, with the VM killed, when it
         does not come up within `timeout` seconds."""
         path = self.root / name
-        options = ["-q", "-d", "-c", "--long=31"]  # --long: a template is a window of 146 MiB
+        options = ["-q", "-d", "-c", "--long=31"]  # --long: the template is a 150 MiB window
         if template is not None:
             reference = self.root / template
             if not reference.is_file():
