@@ -108,6 +108,7 @@ test: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS) $(REDIS) image lint
 bench: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS)
 	$(BIN)/capos-playground bench kernel --json bench/results/kernel.json
 	$(BIN)/capos-playground bench browser --json bench/results/browser.json
+	$(BIN)/capos-playground bench browser --browser firefox --json bench/results/browser-firefox.json
 	$(BIN)/capos-playground bench agent --json bench/results/agent.json
 
 schema: $(STAMP)

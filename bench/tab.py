@@ -14,6 +14,7 @@ from bench.liveserver import live_server
 from server.settings import Settings
 
 CHROMIUM = "/usr/bin/chromium"
+FIREFOX = "/usr/bin/firefox-esr"
 CHROMIUM_FLAGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -24,6 +25,8 @@ CHROMIUM_FLAGS = [
     "--disable-sync",
 ]
 PROMPT = "anonymous@capos>"
+# The processes a tab's default system keeps: init, six services and the shell.
+RESIDENTS = 8
 SCREEN = """() => window.capos ? [...Array(capos.term.buffer.active.length).keys()]
     .map(i => capos.term.buffer.active.getLine(i).translateToString().trim()) : []"""
 
@@ -56,9 +59,9 @@ def has_prompt(rows: list[str]) -> bool:
 
 
 def residents(page) -> int:
-    """The processes a tab's default system keeps: init, six services and the shell, and
-    the model service where the server runs a model (known once the prompt shows)."""
-    return 8 + (page.evaluate("capos.model") is not None)
+    """RESIDENTS, and the model service where the server runs a model (known once the
+    prompt shows)."""
+    return RESIDENTS + (page.evaluate("capos.model") is not None)
 
 
 def wait_global(page, expression: str, timeout: float):

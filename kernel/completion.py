@@ -17,13 +17,14 @@ from kernel.captable import CapEntry
 from kernel.codec import Bundle, encode
 from kernel.errors import CapError, TransportError
 from kernel.ledger import QuotaExceeded, Resource
-from kernel.ring import Cqe
 
 if TYPE_CHECKING:
     from kernel.monitor import CallTrace
     from kernel.process import Process
 
 EXCEPTION_MESSAGE_MAX = 1024
+_OUTSTANDING = Resource.OUTSTANDING_CALLS  # looked up once: every call reserves and releases
+_CAPS = int(CqeFlags.CAPS)
 
 
 @functools.cache
@@ -43,7 +44,7 @@ class Reply:
         if not proc.ring.buffer_range_ok(result_addr, result_len):
             raise TransportError(Err.BAD_BUFFER, "result range outside the buffer area")
         try:
-            proc.ledger.reserve(Resource.OUTSTANDING_CALLS)
+            proc.ledger.reserve(_OUTSTANDING)
         except QuotaExceeded as exc:
             raise TransportError(Err.QUOTA, exc.message) from None
         self.proc = proc
@@ -59,11 +60,11 @@ class Reply:
         return not self.done and self.proc.alive
 
     def fits(self, message_len: int, cap_count: int) -> bool:
-        return abi.align8(message_len) + cap_count * abi.CAP_RECORD_SIZE <= self.result_len
+        return ((message_len + 7) & ~7) + cap_count * abi.CAP_RECORD_SIZE <= self.result_len
 
     def write(self, offset: int, data: bytes) -> None:
         """Copy into the result buffer; callers checked `fits` first."""
-        self.proc.ring.write_buffer(self.result_addr + offset, data)
+        self.proc.ring.write(abi.BUFFER_OFFSET + self.result_addr + offset, data)
 
     def post(
         self,
@@ -84,9 +85,9 @@ class Reply:
             offset = abi.align8(result)
             caps_addr = self.result_addr + offset
             self.write(offset, b"".join(abi.CAP_RECORD.pack(c, 0, i) for c, i in records))
-            flags = CqeFlags.CAPS
+            flags = _CAPS
         self.proc.post(
-            Cqe(self.user_data, result, flags, len(records), call_id, caps_addr, exception_len)
+            (self.user_data, result, flags, len(records), call_id, caps_addr, exception_len)
         )
 
     def answer(self, message: bytes, records: Sequence[tuple[int, int]] = ()) -> None:
@@ -144,6 +145,7 @@ class Reply:
         if self.done:
             return False
         self.done = True
-        self.proc.replies.discard(self)
-        self.proc.ledger.release(Resource.OUTSTANDING_CALLS)
-        return self.proc.alive
+        proc = self.proc
+        proc.replies.discard(self)
+        proc.ledger.release(_OUTSTANDING)
+        return proc.alive

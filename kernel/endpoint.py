@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from kernel.process import Process, SessionContext
 
 MAX_QUEUED_CALLS = 64  # per endpoint: a flood of callers gets `overloaded`, not memory
+_BUFFER_BYTES = Resource.BUFFER_BYTES  # looked up once: every call reserves and releases
 
 
 @dataclass(slots=True)
@@ -76,7 +77,7 @@ class Endpoint(CapObject):
             raise CapError.overloaded(
                 f"endpoint #{self.endpoint_id} has {MAX_QUEUED_CALLS} calls waiting"
             )
-        ctx.caller.ledger.reserve(Resource.BUFFER_BYTES, len(ctx.params))
+        ctx.caller.ledger.reserve(_BUFFER_BYTES, len(ctx.params))
         self.calls.append(
             QueuedCall(
                 ctx.reply,
@@ -191,7 +192,7 @@ class Endpoint(CapObject):
                     continue
                 call.transfer.commit()
             recvs.popleft()
-            call.reply.proc.ledger.release(Resource.BUFFER_BYTES, len(call.params))
+            call.reply.proc.ledger.release(_BUFFER_BYTES, len(call.params))
             call_id = self._next_call_id
             self._next_call_id += 1
             self.in_flight[call_id] = InFlight(call.reply, call.session)
@@ -212,7 +213,7 @@ class Endpoint(CapObject):
     def _drop(self, call: QueuedCall) -> None:
         """A queued call that will never be delivered: give back what it holds."""
         finish(call.transfer, commit=False)
-        call.reply.proc.ledger.release(Resource.BUFFER_BYTES, len(call.params))
+        call.reply.proc.ledger.release(_BUFFER_BYTES, len(call.params))
         if not call.reply.live:
             call.reply.cancel()
 

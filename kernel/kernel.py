@@ -27,7 +27,7 @@ from kernel.errors import CapError, TransportError
 from kernel.ledger import Resource, ResourceLedger
 from kernel.monitor import CallTrace, Monitor
 from kernel.process import Process, SessionContext, State
-from kernel.ring import Cqe, KernelRing, RawCqe, Sqe
+from kernel.ring import KernelRing, RawCqe, Sqe
 from kernel.services.agentport import AgentPort
 from kernel.services.bootpackage import BootPackage
 from kernel.services.broker import AuthorityBroker, BrokerAdmin
@@ -49,7 +49,12 @@ if TYPE_CHECKING:
     from kernel.host import Host, ModelBackend
 
 MAX_FAULTS_KEPT = 32
+# Ints, not enum members, on the per-SQE path: an enum member costs a lookup each time.
 _NOP = int(Op.NOP)
+_RETURN = int(Op.RETURN)
+_PIPELINE = int(SqeFlags.PIPELINE)
+_EXCEPTION = int(SqeFlags.EXCEPTION)
+_new_tuple = tuple.__new__  # Sqe._make without its checks: the fields come from Struct
 
 
 class BootError(Exception):
@@ -301,7 +306,7 @@ class Kernel:
                 return  # back-pressure: reap completions before submitting more
         entries, corrupt = proc.ring.take_submissions(abi.SQ_ENTRIES)
         if corrupt:
-            proc.post(Cqe(0, Err.CORRUPT_SQ, 0, 0, 0, 0, 0))
+            proc.post((0, Err.CORRUPT_SQ, 0, 0, 0, 0, 0))
         nops: list[RawCqe] = []  # consecutive NOPs complete as one batch
         for raw in entries:
             # NOP fast path: opcode NOP and flags, reserved and pipeline fields all zero
@@ -311,7 +316,7 @@ class Kernel:
             if nops:
                 proc.post_many(nops)
                 nops = []
-            self._dispatch(proc, Sqe._make(raw))
+            self._dispatch(proc, _new_tuple(Sqe, raw))
             if not proc.alive:
                 return
         if nops:
@@ -321,9 +326,9 @@ class Kernel:
         try:
             if sqe.reserved or sqe.reserved2:
                 raise TransportError(Err.INVALID_SQE, "reserved SQE fields must be zero")
-            if sqe.pipeline_dep or sqe.pipeline_field or sqe.flags & SqeFlags.PIPELINE:
+            if sqe.pipeline_dep or sqe.pipeline_field or sqe.flags & _PIPELINE:
                 raise TransportError(Err.INVALID_SQE, "promise pipelining is not supported")
-            allowed = SqeFlags.EXCEPTION if sqe.opcode == Op.RETURN else 0
+            allowed = _EXCEPTION if sqe.opcode == _RETURN else 0
             if sqe.flags & ~allowed:
                 raise TransportError(Err.INVALID_SQE, f"flags {sqe.flags:#x} not valid here")
             handler = self._ops.get(sqe.opcode)
@@ -331,10 +336,10 @@ class Kernel:
                 raise TransportError(Err.UNSUPPORTED_OPCODE, f"opcode {sqe.opcode}")
             handler(proc, sqe)
         except TransportError as exc:
-            proc.post(Cqe(sqe.user_data, exc.code, 0, 0, 0, 0, 0))
+            proc.post((sqe.user_data, exc.code, 0, 0, 0, 0, 0))
         except Exception as exc:  # a kernel bug: contain it, keep the evidence
             self._fault(f"pid {proc.pid} opcode {sqe.opcode}: {type(exc).__name__}: {exc}")
-            proc.post(Cqe(sqe.user_data, Err.KERNEL_FAULT, 0, 0, 0, 0, 0))
+            proc.post((sqe.user_data, Err.KERNEL_FAULT, 0, 0, 0, 0, 0))
 
     def _fault(self, text: str) -> None:
         self.fault_count += 1
@@ -350,12 +355,14 @@ class Kernel:
         entry = proc.table.lookup(sqe.cap_id, sqe.interface_id)
         params = self._params(proc, sqe)
         reply = Reply(proc, sqe.user_data, sqe.result_addr, sqe.result_len)
-        try:
-            transfer = Transfer.read(proc, sqe, to_process=entry.obj.takes_transfer)
-        except TransportError:
-            reply.cancel()
-            raise
         obj = entry.obj
+        transfer = None
+        if sqe.xfer_cap_count:  # most calls carry no caps
+            try:
+                transfer = Transfer.read(proc, sqe, to_process=obj.takes_transfer)
+            except TransportError:
+                reply.cancel()
+                raise
         if obj.traced and self.monitor.tracing:
             reply.trace = CallTrace(
                 self.monitor, proc.pid, obj.server_pid(), sqe.interface_id, sqe.method_id
@@ -396,11 +403,11 @@ class Kernel:
     def _op_return(self, proc: Process, sqe: Sqe) -> None:
         endpoint = self._endpoint(proc, sqe)
         message = self._params(proc, sqe)
-        transfer = Transfer.read(proc, sqe, to_process=True)
+        transfer = Transfer.read(proc, sqe, to_process=True) if sqe.xfer_cap_count else None
         error = endpoint.answer(
             proc, sqe.call_id, message, transfer, exception=bool(sqe.flags & SqeFlags.EXCEPTION)
         )
-        proc.post(Cqe(sqe.user_data, error or 0, 0, 0, 0, 0, 0))
+        proc.post((sqe.user_data, error or 0, 0, 0, 0, 0, 0))
 
     def _op_release(self, proc: Process, sqe: Sqe) -> None:
         entry = proc.table.get(sqe.cap_id)
@@ -408,7 +415,7 @@ class Kernel:
         if isinstance(entry.obj, Endpoint) and entry.obj.owner is proc:
             entry.obj.revoke()  # nobody can serve it any more
             proc.endpoints.remove(entry.obj)
-        proc.post(Cqe(sqe.user_data, 0, 0, 0, 0, 0, 0))
+        proc.post((sqe.user_data, 0, 0, 0, 0, 0, 0))
 
     # --- time -----------------------------------------------------------------------------
 

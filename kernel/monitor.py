@@ -121,6 +121,7 @@ class Monitor:
         self.logs: Bounded[tuple] = Bounded(LOG_CAPACITY)  # (at, pid, process, level, text)
         self.exits: Bounded[dict] = Bounded(EXIT_CAPACITY)  # ExitRecord fields, seq unset
         self.started: dict[int, int] = {}  # pid -> the seq at which it started
+        self.lifecycle = 0  # processes started plus processes ended: moves when either does
         self.parents: dict[int, int] = {}  # pid -> parent pid (0: none), ended ones too
         # Callables run after each record until they return True (SystemMonitor.changes).
         self.watchers: list[Callable[[], bool]] = []
@@ -134,6 +135,7 @@ class Monitor:
     # --- fed by the kernel ---------------------------------------------------------------
 
     def process_started(self, proc: Process) -> None:
+        self.lifecycle += 1
         self.seq += 1
         self.started[proc.pid] = self.seq
         self.parents[proc.pid] = proc.parent.pid if proc.parent is not None else 0
@@ -154,6 +156,7 @@ class Monitor:
 
     def process_ended(self, proc: Process, kind: str) -> None:
         """Keep an exit record; called before the ring is marked dead."""
+        self.lifecycle += 1
         self.started.pop(proc.pid, None)
         pid = proc.pid
         last = [c for c in self.calls if c[1][1] == pid or c[1][2] == pid][-LAST_CALLS:]

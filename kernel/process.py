@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from kernel import abi
 from kernel.captable import CapTable
 from kernel.ledger import ResourceLedger
-from kernel.ring import Cqe, KernelRing, RawCqe
+from kernel.ring import KernelRing, RawCqe
 
 if TYPE_CHECKING:
     from kernel.completion import Reply
@@ -74,7 +74,7 @@ class Process:
         """Whether a completion can still arrive without a new submission."""
         return bool(self.replies or self.backlog)
 
-    def post(self, cqe: Cqe) -> None:
+    def post(self, cqe: RawCqe) -> None:
         """Post a completion; a full CQ sends it to the counted backlog, never the floor."""
         self.woken.add(self)
         if cqe[1] < 0:  # the result field: a transport error, counted for monitoring

@@ -1,13 +1,15 @@
-"""A process's shared region, seen through the few operations the ring needs.
+"""A process's shared region, seen through the few things the ring needs.
 
 Natively and in tests the region is ordinary memory (`MemoryRegion`, a
 memoryview). In the browser it is a SharedArrayBuffer that Pyodide's
-Python cannot map, so `kernel.hosts.sab.SabRegion` implements the same
-operations with JavaScript calls. Ring code uses only these, so one ring
-implementation serves every host.
+Python cannot map, so `kernel.hosts.sab.SabRegion` gives Python a copy
+of it and keeps the two in step at the doorbells. The ring reads and writes
+its header and queue slots in `words` and `view` directly, and the buffer
+area through `read` and `write`; one ring implementation serves every host.
 
-u32 accesses are whole (one aligned 4-byte load or store): the other side
-may be reading the same field at the same moment. That rules out `struct`:
+Header fields go through `words`, whole (one aligned 4-byte load or store):
+the other side may be reading the same field at the same moment. That rules
+out `struct` for them (queue slots are read only once a tail publishes them):
 `pack_into` zero-fills the field before it stores the value (CPython's
 s_pack_internal memsets first, even for native "I"), so a reader in another
 process sees the field read 0 for a moment, about once in seventy reads
@@ -28,12 +30,12 @@ assert sys.byteorder == "little", "ring ABI v0 needs a little-endian host"
 
 class Region(Protocol):
     size: int
+    view: memoryview  # the region's bytes: queue slots are packed and unpacked here
+    words: memoryview  # the same bytes as u32s (index = offset >> 2): the header fields
 
-    def u32(self, offset: int) -> int: ...
-
-    def set_u32(self, offset: int, value: int) -> None: ...
-
-    def read(self, offset: int, length: int) -> bytes: ...
+    def read(self, offset: int, length: int) -> bytes:
+        """Bytes as the other side left them (the buffer area changes at any time)."""
+        ...
 
     def write(self, offset: int, data: bytes) -> None: ...
 
@@ -41,24 +43,18 @@ class Region(Protocol):
 class MemoryRegion:
     """A region in this process's address space (an mmap or a bytearray).
 
-    The operations are closures over the memoryview, set per instance: ring
-    code calls them on every operation, and one call is cheaper than two.
-    The memory must be 4-byte aligned, as an mmap or a bytearray is.
+    `read` and `write` are closures over the memoryview, set per instance:
+    ring code calls them on every operation, and one call is cheaper than
+    two. The memory must be 4-byte aligned, as an mmap or a bytearray is.
     """
 
-    __slots__ = ("read", "set_u32", "size", "u32", "view", "write")
+    __slots__ = ("read", "size", "view", "words", "write")
 
     def __init__(self, memory: memoryview | bytearray) -> None:
         view = memoryview(memory)
-        words = view[: len(view) & ~3].cast("I")  # u32 fields, each one whole load or store
         self.view = view
+        self.words = view[: len(view) & ~3].cast("I")  # each item one whole load or store
         self.size = len(view)
-        self.u32 = lambda offset: words[offset >> 2]
-
-        def set_u32(offset: int, value: int) -> None:
-            words[offset >> 2] = value & 0xFFFFFFFF
-
-        self.set_u32 = set_u32
         self.read = lambda offset, length: view[offset : offset + length].tobytes()
 
         def write(offset: int, data: bytes) -> None:

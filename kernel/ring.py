@@ -8,6 +8,7 @@ index or length from the process without checking it here first.
 
 from __future__ import annotations
 
+from struct import Struct
 from typing import NamedTuple
 
 from kernel import abi
@@ -19,6 +20,7 @@ _CQE = abi.CQE
 _SQ_MASK = abi.SQ_ENTRIES - 1
 _CQ_MASK = abi.CQ_ENTRIES - 1
 _U32_MASK = 0xFFFFFFFF
+_new_tuple = tuple.__new__  # Cqe._make without its checks: the fields come from Struct
 
 
 class Sqe(NamedTuple):
@@ -93,47 +95,59 @@ def sqe(
     )
 
 
-def _read_slots(
-    region: Region, base: int, size: int, entries: int, first: int, count: int
-) -> bytes:
-    """`count` queue slots from index `first` on, in order: one read, two if they wrap."""
-    start = first & (entries - 1)
-    head_count = min(count, entries - start)
-    raw = region.read(base + start * size, head_count * size)
-    if head_count < count:
-        raw += region.read(base, (count - head_count) * size)
-    return raw
+def _unpack_slots(
+    region: Region, layout: Struct, base: int, entries: int, first: int, count: int
+) -> list[tuple]:
+    """`count` queue slots from index `first` on, in order, as tuples."""
+    unpack_from, view, size, mask = layout.unpack_from, region.view, layout.size, entries - 1
+    return [unpack_from(view, base + ((first + i) & mask) * size) for i in range(count)]
+
+
+# Header fields as indices into `Region.words`.
+_SQ_HEAD = Header.SQ_HEAD >> 2
+_SQ_TAIL = Header.SQ_TAIL >> 2
+_CQ_HEAD = Header.CQ_HEAD >> 2
+_CQ_TAIL = Header.CQ_TAIL >> 2
+_FLAGS = Header.FLAGS >> 2
 
 
 class _RingView:
-    """Header access shared by both sides, through the region's primitives."""
+    """Header access shared by both sides, through the region's words."""
 
-    __slots__ = ("buffer_size", "get", "region", "set")
+    __slots__ = ("buffer_size", "read", "region", "view", "words", "write")
 
     def __init__(self, region: Region, buffer_size: int) -> None:
         self.region = region
         self.buffer_size = buffer_size
-        self.get = region.u32  # bound once: these run on every ring operation
-        self.set = region.set_u32
+        self.words = region.words
+        self.view = region.view
+        self.read = region.read  # bound once: these run on every ring operation
+        self.write = region.write
+
+    def get(self, field: int) -> int:
+        return self.words[field >> 2]
+
+    def set(self, field: int, value: int) -> None:
+        self.words[field >> 2] = value & _U32_MASK
 
     def read_buffer(self, addr: int, length: int) -> bytes:
         """Bytes of the buffer area; callers check the range first."""
-        return self.region.read(abi.BUFFER_OFFSET + addr, length)
+        return self.read(abi.BUFFER_OFFSET + addr, length)
 
     def write_buffer(self, addr: int, data: bytes) -> None:
-        self.region.write(abi.BUFFER_OFFSET + addr, data)
+        self.write(abi.BUFFER_OFFSET + addr, data)
 
     def buffer_range_ok(self, addr: int, length: int) -> bool:
         return addr >= 0 and length >= 0 and addr + length <= self.buffer_size
 
     def available(self) -> int:
         """CQEs posted and not yet reaped."""
-        get = self.get
-        return (get(Header.CQ_TAIL) - get(Header.CQ_HEAD)) & _U32_MASK
+        words = self.words
+        return (words[_CQ_TAIL] - words[_CQ_HEAD]) & _U32_MASK
 
     def _pending_sqes(self) -> int:
-        get = self.get
-        return (get(Header.SQ_TAIL) - get(Header.SQ_HEAD)) & _U32_MASK
+        words = self.words
+        return (words[_SQ_TAIL] - words[_SQ_HEAD]) & _U32_MASK
 
 
 class KernelRing(_RingView):
@@ -148,6 +162,7 @@ class KernelRing(_RingView):
         if buffer_size <= 0:
             raise ValueError(f"region of {region.size} bytes leaves no buffer area")
         ring = cls(region, buffer_size)
+        # `write`, not `words`: a SabRegion flushes the whole page, setup fields below included
         region.write(0, bytes(abi.PAGE_SIZE))
         for field, value in (
             (Header.MAGIC, abi.RING_MAGIC),
@@ -171,19 +186,19 @@ class KernelRing(_RingView):
         caller posts a CORRUPT_SQ completion. The kernel's own head is the
         source of truth, so a process cannot rewind it.
         """
-        head = self.get(Header.SQ_HEAD)
-        tail = self.get(Header.SQ_TAIL)
+        words = self.words
+        head = words[_SQ_HEAD]
+        tail = words[_SQ_TAIL]
         pending = (tail - head) & _U32_MASK
         if pending == 0:
             return [], False
         if pending > abi.SQ_ENTRIES:
-            self.set(Header.SQ_HEAD, tail)
+            words[_SQ_HEAD] = tail
             self.set(Header.SQ_CORRUPTIONS, self.get(Header.SQ_CORRUPTIONS) + 1)
             return [], True
         count = min(pending, limit)
-        raw = _read_slots(self.region, abi.SQ_OFFSET, abi.SQE_SIZE, abi.SQ_ENTRIES, head, count)
-        entries = list(_SQE.iter_unpack(raw))
-        self.set(Header.SQ_HEAD, (head + count) & _U32_MASK)
+        entries = _unpack_slots(self.region, _SQE, abi.SQ_OFFSET, abi.SQ_ENTRIES, head, count)
+        words[_SQ_HEAD] = (head + count) & _U32_MASK
         return entries, False
 
     sq_pending = _RingView._pending_sqes  # the process may still be writing more
@@ -197,25 +212,27 @@ class KernelRing(_RingView):
 
     def post(self, cqe: RawCqe) -> None:
         """Write one CQE; the caller has checked `cq_space()`."""
-        tail = self.get(Header.CQ_TAIL)
-        self.region.write(abi.CQ_OFFSET + (tail & _CQ_MASK) * abi.CQE_SIZE, _CQE.pack(*cqe))
-        self.set(Header.CQ_TAIL, (tail + 1) & _U32_MASK)
+        words = self.words
+        tail = words[_CQ_TAIL]
+        _CQE.pack_into(self.view, abi.CQ_OFFSET + (tail & _CQ_MASK) * abi.CQE_SIZE, *cqe)
+        words[_CQ_TAIL] = (tail + 1) & _U32_MASK
 
     def post_many(self, cqes: list[RawCqe]) -> int:
         """Write as many CQEs as fit, publishing them at once; returns how many."""
         count = min(len(cqes), self.cq_space())
-        tail = self.get(Header.CQ_TAIL)
-        write, pack, base = self.region.write, _CQE.pack, abi.CQ_OFFSET
+        words = self.words
+        tail = words[_CQ_TAIL]
+        view, pack_into, base = self.view, _CQE.pack_into, abi.CQ_OFFSET
         for i in range(count):
-            write(base + ((tail + i) & _CQ_MASK) * abi.CQE_SIZE, pack(*cqes[i]))
-        self.set(Header.CQ_TAIL, (tail + count) & _U32_MASK)
+            pack_into(view, base + ((tail + i) & _CQ_MASK) * abi.CQE_SIZE, *cqes[i])
+        words[_CQ_TAIL] = (tail + count) & _U32_MASK
         return count
 
     def count_overflow(self) -> None:
         self.set(Header.CQ_OVERFLOW, self.get(Header.CQ_OVERFLOW) + 1)
 
     def mark_dead(self) -> None:
-        self.set(Header.FLAGS, self.get(Header.FLAGS) | abi.RingFlags.DEAD)
+        self.words[_FLAGS] |= abi.RingFlags.DEAD
 
 
 class UserRing(_RingView):
@@ -239,35 +256,38 @@ class UserRing(_RingView):
         return cls(region, buffer_size)
 
     def sq_space(self) -> int:
-        return abi.SQ_ENTRIES - self._pending_sqes()
+        words = self.words
+        return abi.SQ_ENTRIES - ((words[_SQ_TAIL] - words[_SQ_HEAD]) & _U32_MASK)
 
     def submit(self, entry: Sqe | tuple) -> None:
         """Write one SQE and publish it; the caller has checked `sq_space()`."""
-        tail = self.get(Header.SQ_TAIL)
-        self.region.write(abi.SQ_OFFSET + (tail & _SQ_MASK) * abi.SQE_SIZE, _SQE.pack(*entry))
-        self.set(Header.SQ_TAIL, (tail + 1) & _U32_MASK)
+        words = self.words
+        tail = words[_SQ_TAIL]
+        _SQE.pack_into(self.view, abi.SQ_OFFSET + (tail & _SQ_MASK) * abi.SQE_SIZE, *entry)
+        words[_SQ_TAIL] = (tail + 1) & _U32_MASK
 
     def submit_many(self, entries: list[Sqe | tuple]) -> None:
         """Write several SQEs and publish them with one tail update."""
-        tail = self.get(Header.SQ_TAIL)
-        write, pack, base = self.region.write, _SQE.pack, abi.SQ_OFFSET
+        words = self.words
+        tail = words[_SQ_TAIL]
+        view, pack_into, base = self.view, _SQE.pack_into, abi.SQ_OFFSET
         for i, entry in enumerate(entries):
-            write(base + ((tail + i) & _SQ_MASK) * abi.SQE_SIZE, pack(*entry))
-        self.set(Header.SQ_TAIL, (tail + len(entries)) & _U32_MASK)
+            pack_into(view, base + ((tail + i) & _SQ_MASK) * abi.SQE_SIZE, *entry)
+        words[_SQ_TAIL] = (tail + len(entries)) & _U32_MASK
 
     submitted_unconsumed = _RingView._pending_sqes
 
     def reap(self) -> list[Cqe]:
         """Take every posted CQE, oldest first."""
-        head = self.get(Header.CQ_HEAD)
-        count = min((self.get(Header.CQ_TAIL) - head) & _U32_MASK, abi.CQ_ENTRIES)
+        words = self.words
+        head = words[_CQ_HEAD]
+        count = min((words[_CQ_TAIL] - head) & _U32_MASK, abi.CQ_ENTRIES)
         if count == 0:
             return []
-        raw = _read_slots(self.region, abi.CQ_OFFSET, abi.CQE_SIZE, abi.CQ_ENTRIES, head, count)
-        out = [Cqe._make(fields) for fields in _CQE.iter_unpack(raw)]
-        self.set(Header.CQ_HEAD, (head + count) & _U32_MASK)
-        return out
+        raw = _unpack_slots(self.region, _CQE, abi.CQ_OFFSET, abi.CQ_ENTRIES, head, count)
+        words[_CQ_HEAD] = (head + count) & _U32_MASK
+        return [_new_tuple(Cqe, fields) for fields in raw]
 
     @property
     def dead(self) -> bool:
-        return bool(self.get(Header.FLAGS) & abi.RingFlags.DEAD)
+        return bool(self.words[_FLAGS] & abi.RingFlags.DEAD)

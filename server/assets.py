@@ -74,6 +74,7 @@ def routes(settings: Settings, archive: Archive, snapshot: Snapshot) -> list[Rou
         **vendor_versions(settings),
         "snapshot": f"/pkg/{snapshot.name}",
         "snapshotBytes": snapshot.size,  # it travels gzipped: the page needs the real size
+        "snapshotMemory": snapshot.memory,
         # so that workers start the runtime while the page still fetches the heap
         "snapshotHeader": base64.b64encode(snapshot.header).decode(),
     }

@@ -32,7 +32,7 @@ def _bench_kernel(args: argparse.Namespace) -> int:
 def _bench_browser(args: argparse.Namespace) -> int:
     from bench.browser import run_benchmark
 
-    return run_benchmark(json_path=args.json, quick=args.quick)
+    return run_benchmark(json_path=args.json, quick=args.quick, browser=args.browser)
 
 
 def _image_build(args: argparse.Namespace) -> int:
@@ -362,9 +362,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="with --stress: the longest pause between ring steps, in microseconds (0: none)",
     )
     kernel.set_defaults(func=_bench_kernel)
-    browser = bench_sub.add_parser("browser", help="the playground in headless Chromium")
+    browser = bench_sub.add_parser(
+        "browser", help="the playground tab in headless Chromium or Firefox ESR"
+    )
     browser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
     browser.add_argument("--quick", action="store_true", help="one run of each (smoke run)")
+    browser.add_argument("--browser", choices=["chromium", "firefox"], default="chromium")
     browser.set_defaults(func=_bench_browser)
     agent = bench_sub.add_parser("agent", help="the local model's tool calls in agent mode")
     agent.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")

@@ -389,6 +389,27 @@ def test_the_feed_sends_at_once_on_a_start_throttles_calls_and_refreshes_when_id
     assert [e["name"] for e in sent[-1]["exits"]] == ["newcomer"]
 
 
+def test_a_due_snapshot_waits_for_a_quiet_pass_but_not_past_late():
+    import json
+
+    from kernel.hosts.monitorfeed import IDLE_NS, LATE_NS, MonitorFeed
+
+    m = Machine()
+    sent: list[dict] = []
+    feed = MonitorFeed(m.kernel, lambda text: sent.append(json.loads(text)))
+    now = 10 * IDLE_NS
+    feed.tick(now)
+    m.process("newcomer", GRANTS)
+    feed.tick(now + 1, quiet=False)  # due, but the spawn's calls go first
+    assert len(sent) == 1 and feed.waiting
+    feed.tick(now + 2)  # the first quiet pass sends it
+    assert len(sent) == 2 and not feed.waiting
+    m.process("another", GRANTS)
+    feed.tick(now + 3, quiet=False)
+    feed.tick(now + 3 + LATE_NS, quiet=False)  # a load that never pauses still gets it
+    assert [r["name"] for r in sent[-1]["processes"]] == ["newcomer", "another"]
+
+
 def test_the_lineage_stays_bounded_and_keeps_every_live_processs_ancestry(monkeypatch):
     import kernel.monitor
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import io
 import os
+import random
+import struct
 import zipfile
 
 import pytest
@@ -14,7 +16,7 @@ from server.app import create_app
 from server.assets import MissingVendor, vendor_versions
 from server.package import Archive, build_archive
 from server.settings import Settings
-from server.snapshot import SnapshotFailed, load_snapshot, snapshot_key
+from server.snapshot import PAGE, SnapshotFailed, load_snapshot, snapshot_key, sparse
 
 
 @pytest.fixture(scope="module")
@@ -81,12 +83,15 @@ def test_vendor_packages_are_versioned_and_cached_forever(client):
         "swagger-ui",
         "snapshot",
         "snapshotBytes",
+        "snapshotMemory",
         "snapshotHeader",
     }
     # what a worker starts its runtime from before the snapshot arrives: the snapshot's own
     snapshot = client.get(versions["snapshot"]).content
     assert len(snapshot) == versions["snapshotBytes"]
-    assert snapshot.startswith(base64.b64decode(versions["snapshotHeader"]))
+    header_length, memory, _ = struct.unpack_from("<III", snapshot)
+    assert memory == versions["snapshotMemory"]
+    assert snapshot[12 : 12 + header_length] == base64.b64decode(versions["snapshotHeader"])
     wasm = client.get(f"/vendor/pyodide-{versions['pyodide']}/pyodide.asm.wasm")
     assert wasm.status_code == 200
     assert wasm.headers["content-type"] == "application/wasm"  # streaming compile needs it
@@ -118,9 +123,33 @@ def test_the_pyodide_snapshot_is_named_by_its_content_and_cached_forever(client)
     assert response.headers["cache-control"] == "public, max-age=31536000, immutable"
     assert response.headers["content-encoding"] == "gzip"
     image = response.content  # the client undid the gzip
-    assert image.startswith(b"\x00snp") and len(image) > 10 * 1024 * 1024  # Pyodide's format
+    header_length = struct.unpack_from("<I", image)[0]  # sparse, around Pyodide's own header
+    assert image[12 : 12 + 4] == b"\x00snp" and 12 + header_length < 10 * 1024 * 1024 < len(image)
     plain = client.get(url, headers={"accept-encoding": "identity"})
     assert "content-encoding" not in plain.headers and plain.content == image
+
+
+def test_a_sparse_snapshot_holds_every_nonzero_page_and_nothing_else():
+    header = struct.pack("<IIII", 0x12345678, 16, 0, 0)  # Pyodide's: the heap starts at 16
+    heap = bytearray(10 * PAGE + 100)  # a last page cut short, as a heap may end
+    for page in (0, 1, 4, 9, 10):
+        heap[page * PAGE + random.randrange(min(PAGE, len(heap) - page * PAGE))] = 7
+    raw = header + bytes(heap)
+    body = sparse(raw)
+    header_length, memory, count = struct.unpack_from("<III", body)
+    assert (body[12 : 12 + header_length], memory) == (header, len(raw))
+    runs = struct.unpack_from(f"<{2 * count}I", body, 12 + header_length)
+    assert list(zip(runs[::2], runs[1::2], strict=True)) == [
+        (0, 2 * PAGE),
+        (4 * PAGE, 5 * PAGE),
+        (9 * PAGE, len(heap)),
+    ]
+    # what a worker writes (pyodide-boot.js writeHeap) is the heap, zero pages included
+    restored, taken = bytearray(len(heap)), 12 + header_length + 8 * count
+    for start, end in zip(runs[::2], runs[1::2], strict=True):
+        restored[start:end] = body[taken : taken + end - start]
+        taken += end - start
+    assert taken == len(body) and restored == heap
 
 
 def test_the_snapshot_is_made_once_per_code_change(tmp_path, monkeypatch):

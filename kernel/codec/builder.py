@@ -51,14 +51,17 @@ class _Builder:
 
     __slots__ = ("buf",)
 
-    def __init__(self) -> None:
-        self.buf = bytearray(16)  # segment table + root pointer
+    def __init__(self, root_words: int = 0, root_tag: int = 0) -> None:
+        """Segment table and root pointer, and the root struct already placed after them."""
+        self.buf = bytearray(16 + root_words * 8)
+        if root_words:
+            _pack_q(self.buf, 8, root_tag)  # offset 0: the struct follows the pointer
 
     def place(self, si: int, p: int, n: int, tag: int) -> tuple[bytearray, int, int]:
         """Allocate n words for the object the pointer at p refers to; write that pointer."""
         buf = self.buf
         t = len(buf)
-        buf.extend(bytes(n * 8))
+        buf += bytes(n * 8)
         _pack_q(buf, p, tag | ((((t - p - 8) >> 3) & 0x3FFFFFFF) << 2))
         return buf, 0, t
 
@@ -568,7 +571,11 @@ def encode(st: StructType, value: dict, segment_words: int | None = None) -> byt
     words = st.data_words + st.pointers
     tag = st.data_words << 32 | st.pointers << 48
     if segment_words is None:
-        b: Any = _Builder()
+        if words:  # the common case: one segment, the root struct right after its pointer
+            b: Any = _Builder(words, tag)
+            enc(b, b.buf, 0, 16, value)
+            return b.finish()
+        b = _Builder()
         root = 8
     else:
         if not _is_int(segment_words) or segment_words < 1:

@@ -1,14 +1,14 @@
 """The browser host: the kernel in one Web Worker, each process in a worker of its own.
 
 Each process's region is a SharedArrayBuffer shared only by its worker and
-the kernel's. Doorbells are Atomics: a process bumps its ring's DOORBELL
-and the kernel's bell, then waits on its ring's WAKE; the kernel waits on
-its bell, scans the rings whose DOORBELL moved, and bumps WAKE for each
-process its work woke. The page's main thread creates the workers (a
-pre-warmed pool) and relays the terminal; it reaches the kernel through
-more shared buffers, terminal input, a queue of ended workers and the
-model's events, because the kernel's worker is always inside Atomics.wait,
-never in its event loop.
+the kernel's; each side's Python works on its own copy of it (see sab.py).
+Doorbells are Atomics: a process bumps its ring's DOORBELL and the kernel's
+bell, then waits on its ring's WAKE; the kernel waits on its bell, scans the
+rings whose DOORBELL moved, and bumps WAKE for each process its work woke.
+The page's main thread creates the workers (a pre-warmed pool) and relays
+the terminal; it reaches the kernel through more shared buffers, terminal
+input, a queue of ended workers and the model's events, because the
+kernel's worker is always inside Atomics.wait, never in its event loop.
 
 A tab has no model of its own: the page asks the server which model it
 runs before boot (`model_info`), and the LanguageModel kernel cap's
@@ -16,9 +16,11 @@ generations go to the page, which relays them to the server's model over a
 websocket (web/static/model-relay.js, server/modelapi.py) and queues the
 events back, one JSON line each.
 
-The JavaScript side is web/static/*-worker.js and play.js; `bridge` is the
-object the kernel worker hands to `run_kernel`: it scans the rings and
-drains the page's queues in JavaScript, one crossing per pass.
+The JavaScript side is web/static/*-worker.js, ring-port.js and play.js;
+`bridge` is the object the kernel worker hands to `run_kernel`. One
+crossing per pass of the kernel's loop (`step`) publishes what the kernel
+wrote, wakes the processes it woke, sleeps, and takes what the rung rings
+submitted; the pids go both ways in a list of words (`_pids`).
 """
 
 from __future__ import annotations
@@ -30,11 +32,13 @@ import time
 from functools import cache
 from typing import NoReturn
 
+from pyodide.ffi import to_js
+
 from kernel import selfcheck
 from kernel.abi import Header
 from kernel.codec import Bundle
-from kernel.hosts.monitorfeed import MonitorFeed
-from kernel.hosts.sab import SabRegion, to_js
+from kernel.hosts.monitorfeed import QUIET_MS, MonitorFeed
+from kernel.hosts.sab import SabRegion
 from kernel.kernel import Kernel, KernelConfig
 from kernel.ledger import Resource
 from kernel.manifest import build, default_manifest, load_document, validate
@@ -44,7 +48,8 @@ from kernel.ring import UserRing
 from kernel.runtime import ProcessEnded, Runtime
 
 HOUSEKEEPING_MS = 1000  # the longest the kernel sleeps with nothing due
-OVER_BUDGET = -2  # cap_enter_js: the worker's heap is past the ring's MEMORY_LIMIT_MIB
+MAX_PIDS = 4096  # processes one pass can wake: far past what a tab's workers allow
+OVER_BUDGET = -2  # the process's enter: the worker's heap is past the ring's MEMORY_LIMIT_MIB
 ENDED_CRASHED = 1  # why a worker ended without `exit` (play.js writes these)
 ENDED_OVER_BUDGET = 2
 
@@ -83,16 +88,20 @@ class BrowserHost:
         if model_info is not None:
             self.kernel.attach_model(model_info, PageModel(bridge))
         self.feed = MonitorFeed(self.kernel, bridge.monitor)  # the page's monitoring views
+        # [count, pid, ...]: the pids to wake on the way out of a pass, the rung ones back
+        self._pid_list = bytearray(4 * (1 + MAX_PIDS))
+        self._pids = memoryview(self._pid_list).cast("I")
+        bridge.listen(self._pid_list)
 
     # --- Host protocol -----------------------------------------------------------------
 
     def allocate_region(self, pid: int, size: int) -> SabRegion:
-        return SabRegion(self.bridge.newRegion(size))
+        return SabRegion(size, lambda copy: self.bridge.newRegion(size, copy), pulls=False)
 
     def start(self, proc: Process, module: str) -> None:
         region = proc.ring.region
         assert isinstance(region, SabRegion)  # allocate_region made it
-        self.bridge.spawn(proc.pid, module, region.sab)
+        self.bridge.spawn(proc.pid, module, region.port)
 
     def stop(self, proc: Process) -> None:
         self.bridge.stop(proc.pid)
@@ -130,34 +139,42 @@ class BrowserHost:
 
     def run(self) -> None:
         kernel = self.kernel
-        pending, wait = self.bridge.pending, self.bridge.wait  # looked up once: see sab.py
+        step, pids = self.bridge.step, self._pids  # looked up once: each lookup crosses
+        processes, now_ns = kernel.processes, time.monotonic_ns
         kernel.boot()
+        wait_ms = 0.0
         while not kernel.halted:
-            state = pending().to_py()  # what happened, in one crossing
-            for pid in state["pids"]:
-                proc = kernel.processes.get(pid)
+            page = step(wait_ms)  # publish, wake, sleep, take: the pass's one crossing
+            if page:
+                self._page_events(self.bridge.pageEvents().to_py())
+            rung = pids[0]
+            for index in range(1, rung + 1):
+                proc = processes.get(pids[index])
                 if proc is not None:
                     self._doorbell(proc)
-            if len(state["input"]):
-                self.terminal.feed(bytes(state["input"]))
-            if len(state["model"]) and kernel.model is not None:
-                self._model_events(bytes(state["model"]))
-            for pid, reason in zip(state["ended"][::2], state["ended"][1::2], strict=True):
-                self._lost(pid, reason)
-            size = (state["cols"], state["rows"])
-            if size != self._size:
-                self._size = size
-                self.terminal.resize(*size)
-            kernel.run_timers(self.now_ns())
-            self.feed.tick(self.now_ns())
+            now = now_ns()
+            kernel.run_timers(now)
+            self.feed.tick(now, quiet=not (rung or page))
             self._wake()
             deadline = kernel.next_deadline()
+            longest = QUIET_MS if self.feed.waiting else HOUSEKEEPING_MS
             wait_ms = (
-                HOUSEKEEPING_MS
-                if deadline is None
-                else min(HOUSEKEEPING_MS, (deadline - self.now_ns()) / 1e6)
+                longest if deadline is None else max(0.0, min(longest, (deadline - now_ns()) / 1e6))
             )
-            wait(state["bell"], max(0.0, wait_ms))
+        self.bridge.publish()  # the last pass's exits and wakes
+
+    def _page_events(self, state: dict) -> None:
+        """Terminal input, model events, workers that ended, a resize: what the page queued."""
+        if len(state["input"]):
+            self.terminal.feed(bytes(state["input"]))
+        if len(state["model"]) and self.kernel.model is not None:
+            self._model_events(bytes(state["model"]))
+        for pid, reason in zip(state["ended"][::2], state["ended"][1::2], strict=True):
+            self._lost(pid, reason)
+        size = (state["cols"], state["rows"])
+        if size != self._size:
+            self._size = size
+            self.terminal.resize(*size)
 
     def _lost(self, pid: int, reason: int) -> None:
         """A worker ended without `exit`: a crash record for the kernel and the visitor."""
@@ -181,34 +198,35 @@ class BrowserHost:
             self.kernel.enter(proc.pid)
 
     def _wake(self) -> None:
-        wake = self.bridge.wake
+        """List the pids the next `step` wakes."""
+        pids = self._pids
+        count = 0
         for proc in self.kernel.take_woken():
             ring = proc.ring
-            wanted = ring.get(Header.ENTER_MIN)
-            if not proc.alive or ring.available() >= wanted:
-                wake(proc.pid)
-            elif not proc.expecting and not ring.sq_pending():
+            if proc.alive and ring.available() < ring.get(Header.ENTER_MIN):
+                if proc.expecting or ring.sq_pending():
+                    continue  # what it waits for can still come
                 ring.set(Header.IDLE_WAKES, ring.get(Header.IDLE_WAKES) + 1)
-                wake(proc.pid)
+            count += 1
+            pids[count] = proc.pid
+        pids[0] = count
 
 
 class BrowserSyscalls:
     """cap_enter and exit for a process in its own worker: Atomics, no polling.
 
-    The waiting half of cap_enter runs in JavaScript (`cap_enter_js`, from
-    process-worker.js): one call across the FFI instead of a dozen.
+    Both run in JavaScript (`kernel`, from process-worker.js): cap_enter is
+    one call across the FFI, which flushes the ring's copy, rings, waits and
+    takes back the completions.
     """
 
-    def __init__(self, ring: UserRing, bell: SabRegion, cap_enter_js) -> None:
+    def __init__(self, ring: UserRing, kernel) -> None:
         self.ring = ring
-        self.bell = bell
-        self._cap_enter_js = cap_enter_js
-        assert isinstance(ring.region, SabRegion)  # a worker's ring lives in a SharedArrayBuffer
-        self._i32 = ring.region.i32
+        self._enter, self._exit = kernel.enter, kernel.exit
 
     def cap_enter(self, min_complete: int, timeout_ns: int | None) -> int:
         timeout_ms = -1 if timeout_ns is None else timeout_ns / 1e6
-        available = self._cap_enter_js(self._i32, min_complete, timeout_ms)
+        available = self._enter(min_complete, timeout_ms)
         if available == OVER_BUDGET:
             raise OverBudget("this process ran past its memory budget")
         if available < 0:
@@ -219,8 +237,7 @@ class BrowserSyscalls:
         ring = self.ring
         ring.set(Header.EXIT_CODE, code & 0xFFFFFFFF)
         ring.set(Header.EXIT_REQUESTED, 1)
-        ring.set(Header.DOORBELL, ring.get(Header.DOORBELL) + 1)
-        self.bell.bump(0)
+        self._exit()  # flushes both, rings
         raise ProcessEnded(f"exited with {code}")
 
 
@@ -257,10 +274,10 @@ def run_kernel(bridge, cols: int, rows: int, memory_mib: int = 0, model: str = "
     BrowserHost(bridge, cols, rows, memory_mib, json.loads(model) if model else None).run()
 
 
-def run_process(module: str, sab, bell, cap_enter_js) -> int:
-    """A process worker's whole life: run `module.main` on the ring in `sab`."""
-    region = SabRegion(sab)
-    syscalls = BrowserSyscalls(UserRing.attach(region), SabRegion(bell), cap_enter_js)
+def run_process(module: str, size: int, kernel) -> int:
+    """A process worker's whole life: run `module.main` on the ring `kernel` attaches."""
+    region = SabRegion(size, kernel.attach, pulls=True)
+    syscalls = BrowserSyscalls(UserRing.attach(region), kernel)
     try:
         program = importlib.import_module(module)
         syscalls.exit(int(program.main(Runtime(region, syscalls)) or 0))

@@ -1,47 +1,67 @@
 """A Region over a JavaScript SharedArrayBuffer, for Python running in Pyodide.
 
 Pyodide's Python lives in its own WebAssembly memory and cannot map a
-SharedArrayBuffer, so each ring primitive becomes one JavaScript call:
-u32 fields through Atomics (whole, ordered accesses, as the ring needs),
-byte ranges through typed-array copies. Only importable under Pyodide.
+SharedArrayBuffer, and every call across to JavaScript costs microseconds.
+So each side works on a copy of the region in its own memory, at the speed
+of a bytearray, and a port (web/static/ring-port.js) moves bytes between
+the copy and the SharedArrayBuffer where the two must agree. What this side
+wrote goes across when it rings or reads (`flush`): the ranges `write`
+wrote, then the queue slots it filled and the header fields it owns, which
+the ring sets in `words` and `view` directly. What the other side wrote
+comes back at the doorbell: its header fields and queue slots, and for the
+kernel the buffer-area bytes each new SQE names. A process reads its
+results fresh instead (`pulls`). A call through the ring then crosses to
+JavaScript once per doorbell, not dozens of times.
 
-The Atomics functions are looked up once per region: looking up an
-attribute of a JavaScript object from Python costs several times the call.
+The ranges to flush are listed, in order, in the copy's tail: [count, then
+(offset, length) pairs], so the port needs nothing but the copy.
 """
 
 from __future__ import annotations
 
-from js import Atomics, Int32Array, Uint8Array
-from pyodide.ffi import to_js
+from collections.abc import Callable
+from typing import Any
+
+from kernel import abi
+
+DIRTY_RANGES = 64  # writes listed before the copy must be flushed to list more
 
 
 class SabRegion:
-    __slots__ = ("_add", "_load", "_notify", "_store", "i32", "sab", "size", "u8")
+    __slots__ = ("copy", "port", "read", "size", "view", "words", "write")
 
-    def __init__(self, sab) -> None:
-        self.sab = sab
-        self.i32 = Int32Array.new(sab)
-        self.u8 = Uint8Array.new(sab)
-        self.size = sab.byteLength
-        self._load, self._store = Atomics.load, Atomics.store
-        self._add, self._notify = Atomics.add, Atomics.notify
+    def __init__(self, size: int, attach: Callable[[bytearray], Any], *, pulls: bool) -> None:
+        """`attach(copy)` makes the JavaScript port for this copy (a RegionPort).
+        `pulls`: a buffer-area read first fetches its range from the SharedArrayBuffer (a
+        process's results); the kernel's port took what it reads at the doorbell."""
+        assert size % 4 == 0, "a ring region is whole words"
+        self.size = size
+        self.copy = copy = bytearray(size + 4 + 8 * DIRTY_RANGES)
+        words = memoryview(copy).cast("I")  # the region's words, then the ranges to flush
+        self.view = view = memoryview(copy)[:size]
+        self.words = words[: size >> 2]
+        count_at = size >> 2
+        self.port = port = attach(copy)
+        flush, pull = port.flush, port.read
 
-    def u32(self, offset: int) -> int:
-        return self._load(self.i32, offset >> 2) & 0xFFFFFFFF
+        def mark(offset: int, length: int) -> None:
+            count = words[count_at]
+            if count == DIRTY_RANGES:
+                flush()  # which empties the list
+                count = 0
+            at = count_at + 1 + 2 * count
+            words[at] = offset
+            words[at + 1] = length
+            words[count_at] = count + 1
 
-    def set_u32(self, offset: int, value: int) -> None:
-        value &= 0xFFFFFFFF
-        self._store(self.i32, offset >> 2, value - (1 << 32) if value >= 1 << 31 else value)
+        def read(offset: int, length: int) -> bytes:
+            if pulls and offset + length > abi.BUFFER_OFFSET:  # the kernel writes there any time
+                pull(offset, length)
+            return view[offset : offset + length].tobytes()
 
-    def read(self, offset: int, length: int) -> bytes:
-        return self.u8.slice(offset, offset + length).to_bytes()
+        def write(offset: int, data: bytes) -> None:
+            view[offset : offset + len(data)] = data
+            mark(offset, len(data))
 
-    def write(self, offset: int, data: bytes) -> None:
-        self.u8.set(to_js(bytes(data)), offset)
-
-    def bump(self, offset: int) -> int:
-        """Add one to a u32 field and wake whoever waits on it; returns the new value."""
-        index = offset >> 2
-        self._add(self.i32, index, 1)
-        self._notify(self.i32, index)
-        return self.u32(offset)
+        self.read = read
+        self.write = write

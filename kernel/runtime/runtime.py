@@ -50,10 +50,13 @@ class Cap:
         if interface is None or name.startswith("_"):
             raise AttributeError(name)
         try:
-            interface.method(name)
+            method = interface.method(name)
         except KeyError:
             raise AttributeError(f"{interface.name} has no method {name!r}") from None
-        return lambda **params: self.runtime.call(self, name, params)
+        runtime = self.runtime
+        return lambda **params: runtime.result(
+            runtime.begin_method(self, method, params, DEFAULT_RESULT_SIZE)
+        )
 
     def release(self) -> None:
         """Give the cap back now (RELEASE); the handle is unusable afterwards."""
@@ -163,14 +166,15 @@ class Runtime:
         ring = self.ring
         if ring.dead:
             raise ProcessEnded(f"pid {self.pid} was ended by the kernel")
+        completed, abandoned = self._completed, self._abandoned
         for cqe in ring.reap():
-            if cqe.user_data & RELEASE_TAG:
+            user_data = cqe[0]
+            if user_data & RELEASE_TAG:
                 continue
-            base = self._abandoned.pop(cqe.user_data, None)
-            if base is not None:
-                self._drop_abandoned(cqe, base)
+            if abandoned and user_data in abandoned:
+                self._drop_abandoned(cqe, abandoned.pop(user_data))
             else:
-                self._completed[cqe.user_data] = cqe
+                completed[user_data] = cqe
 
     def done(self, user_data: int) -> bool:
         """Whether this request's completion has arrived (and waits to be collected)."""
@@ -253,9 +257,14 @@ class Runtime:
         """Submit a typed call without waiting: `result()` or `first()` collects it."""
         if cap.interface is None:
             raise TypeError(f"{cap!r}: interface not in the schema bundle")
-        method = cap.interface.method(method_name)
+        return self.begin_method(cap, cap.interface.method(method_name), params, result_size)
+
+    def begin_method(
+        self, cap: Cap, method: Method, params: dict[str, Any] | None, result_size: int
+    ) -> Pending:
+        """`begin` with the method already looked up (a Cap's attribute did it)."""
         sent: list[tuple[Cap, TransferMode]] = []
-        message = encode(method.params, _swap_caps_out(params or {}, sent))
+        message = encode(method.params, _swap_caps_out(params, sent) if params else {})
         pending = self.begin_raw(cap, method.ordinal, message, sent, result_size=result_size)
         pending.method = method
         return pending
@@ -274,16 +283,22 @@ class Runtime:
         Params, descriptors and the result buffer share one allocation: a
         call costs the arena one alloc and one free.
         """
-        xfer = b"".join(abi.XFER.pack(c.cap_id, m, b"\0\0\0") for c, m in transfers)
         params_len = len(message)
-        xfer_addr = abi.align8(params_len)
-        result_offset = xfer_addr + abi.align8(len(xfer))
+        xfer_addr = (params_len + 7) & ~7
+        if transfers:
+            xfer = b"".join(abi.XFER.pack(c.cap_id, m, b"\0\0\0") for c, m in transfers)
+            result_offset = xfer_addr + abi.align8(len(xfer))
+        else:
+            result_offset = xfer_addr
         base = self.arena.alloc(result_offset + result_size)
-        self.ring.write_buffer(base, message)
-        if xfer:
-            self.ring.write_buffer(base + xfer_addr, xfer)
-        moved = tuple(c for c, mode in transfers if mode is TransferMode.MOVE)
-        pending = Pending(next(self._user_data), base, base + result_offset, moved=moved)
+        ring = self.ring
+        ring.write_buffer(base, message)
+        if transfers:
+            ring.write_buffer(base + xfer_addr, xfer)
+            moved = tuple(c for c, mode in transfers if mode is TransferMode.MOVE)
+            pending = Pending(next(self._user_data), base, base + result_offset, moved=moved)
+        else:
+            pending = Pending(next(self._user_data), base, base + result_offset)
         try:
             self.submit(
                 (
@@ -298,7 +313,7 @@ class Runtime:
                     base,
                     pending.result_addr,
                     result_size,
-                    base + xfer_addr if xfer else 0,
+                    base + xfer_addr if transfers else 0,
                     0,
                     pending.user_data,
                     0,
@@ -338,7 +353,8 @@ class Runtime:
         """Wait for a call, free its buffer; raise its error or return its bytes."""
         try:
             cqe = self.wait(pending.user_data)
-            self._check(cqe, pending.result_addr)
+            if cqe.result < 0:
+                self._check(cqe, pending.result_addr)
             for cap in pending.moved:
                 cap.cap_id = 0  # the callee holds it now; this handle names nothing
             return cqe, self.ring.read_buffer(pending.result_addr, cqe.result)
@@ -350,7 +366,10 @@ class Runtime:
         cqe, message = self.raw_result(pending)
         method = pending.method
         assert method is not None, "result() needs a call made with begin()"
-        return _swap_caps_in(method.results, decode(method.results, message), self._records(cqe))
+        results = decode(method.results, message)
+        if cqe.cap_count:
+            return _swap_caps_in(method.results, results, self._records(cqe))
+        return results
 
     def abandon(self, pending: Pending) -> None:
         """Stop waiting for a call (Ctrl-C). Its buffer is freed, and any caps it
@@ -410,13 +429,13 @@ class Runtime:
         """Read a RECV completion out of its buffer and free the buffer."""
         try:
             self._check(cqe, addr)
-            call_id, iface, method_id, _, params_len, lo, hi, epoch = abi.RECV_HEADER.unpack(
-                self.ring.read_buffer(addr, abi.RECV_HEADER_SIZE)
+            raw = self.ring.read_buffer(addr, cqe.result)  # the header, then the params
+            call_id, iface, method_id, _, params_len, lo, hi, epoch = abi.RECV_HEADER.unpack_from(
+                raw
             )
-            params = self.ring.read_buffer(addr + abi.RECV_HEADER_SIZE, params_len)
-            return Incoming(
-                call_id, iface, method_id, params, self._records(cqe), lo | hi << 64, epoch
-            )
+            params = raw[abi.RECV_HEADER_SIZE : abi.RECV_HEADER_SIZE + params_len]
+            caps = self._records(cqe) if cqe.cap_count else []
+            return Incoming(call_id, iface, method_id, params, caps, lo | hi << 64, epoch)
         finally:
             self.arena.free(addr)
 
@@ -508,8 +527,11 @@ class Runtime:
         completed = self._completed
         while user_data not in completed:
             before = len(completed)
-            due = sum(ud not in completed for ud in also)
-            self.enter(due + 1, timeout_ns)
+            due = 1
+            for ud in also:
+                if ud not in completed:
+                    due += 1
+            self.enter(due, timeout_ns)
             if timeout_ns is not None and len(completed) == before:
                 return None
         return completed.pop(user_data)
@@ -534,11 +556,20 @@ class Runtime:
         self.syscalls.exit(code)
 
 
+_HOLDS_CAPS = (Cap, Move, dict, list)  # what _swap_caps_out must look inside or replace
+
+
 def _swap_caps_out(value: Any, sent: list[tuple[Cap, TransferMode]]) -> Any:
     """Replace Cap (and Move) objects in params by capability-table indices.
 
     A cap named twice travels once: both places get the same index.
     """
+    if type(value) is dict:
+        for item in value.values():
+            if isinstance(item, _HOLDS_CAPS):
+                break
+        else:
+            return value  # most params: plain values only, nothing to replace
     if isinstance(value, Cap | Move):
         cap, mode = (
             (value, TransferMode.COPY) if isinstance(value, Cap) else (value.cap, TransferMode.MOVE)

@@ -82,6 +82,7 @@ class ServiceLoop:
         # RETURNs not yet collected, each with what to do if its caller could not take it
         self._returns: list[tuple[PendingReturn, OnRefused | None]] = []
         self._watched: dict[int, tuple[Pending, Callable[[Pending], None]]] = {}
+        self._handlers: dict[int, tuple[Method, Callable[..., Any]]] = {}  # by ordinal
 
     def run(self, until: Callable[[], bool] = lambda: False) -> None:
         while not until():
@@ -154,7 +155,6 @@ class ServiceLoop:
         if self._posted is None:
             self._posted = rt.recv_submit(self.endpoint, RECV_SIZE)
         user_data, addr = self._posted
-        self._collect_returns()
         if self._watched:
             first = rt.ready([user_data, *self._watched], self.idle_ns)
             self._collect_returns()
@@ -178,9 +178,20 @@ class ServiceLoop:
             return None
         return rt.recv_complete(cqe, addr)
 
+    def _handler(self, method_id: int) -> tuple[Method, Callable[..., Any]] | None:
+        """The method and `impl`'s handler for it, looked up once per method."""
+        found = self._handlers.get(method_id)
+        if found is None:
+            method = self.interface.method_by_ordinal(method_id)
+            handler = getattr(self.impl, method.name, None) if method is not None else None
+            if method is None or handler is None:
+                return None  # not cached: a caller can name any of 65536 ordinals
+            found = self._handlers[method_id] = (method, handler)
+        return found
+
     def _dispatch(self, incoming: Incoming) -> None:
-        method = self.interface.method_by_ordinal(incoming.method_id)
-        if method is None or not hasattr(self.impl, method.name):
+        found = self._handler(incoming.method_id)
+        if found is None:
             self.fail(
                 incoming,
                 RemoteError(
@@ -188,6 +199,7 @@ class ServiceLoop:
                 ),
             )
             return
+        method, handler = found
         call = Call(incoming, method)
         try:
             if self.max_params is not None and len(incoming.params) > self.max_params:
@@ -198,7 +210,7 @@ class ServiceLoop:
                 params = decode(method.params, incoming.params)
             except DecodeError as exc:
                 raise RemoteError("invalidArgument", f"malformed params: {exc}") from None
-            results = getattr(self.impl, method.name)(call, **params)
+            results = handler(call, **params)
             if results is LATER:
                 return
             self.answer(call, results or {})

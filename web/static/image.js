@@ -1,7 +1,6 @@
 // What every worker of the tab restores from, fetched and prepared once by the page
 // (pyodide-boot.js says why each part is shared), with honest progress: what is
 // loading, how far, and whether it came from the browser's cache or the network.
-const PAGE = 4096; // pyodide-boot.js writes the snapshot's heap in runs of these
 
 // A response's whole body, reporting the bytes as they come; into shared memory
 // directly where its size is known.
@@ -32,30 +31,33 @@ async function readAll(response, size, onBytes) {
   return whole;
 }
 
-// Byte ranges [start, end, start, end, ...] of the heap's pages that are not all zero.
-function pageRuns(heap) {
-  const words = new Uint32Array(heap.buffer, heap.byteOffset, heap.length / 4);
-  const perPage = PAGE / 4;
-  const runs = [];
-  for (let page = 0; page * perPage < words.length; page++) {
-    let used = false;
-    for (let i = page * perPage, end = i + perPage; i < end; i++) {
-      if (words[i] !== 0) { used = true; break; }
-    }
-    if (!used) continue;
-    if (runs.length && runs[runs.length - 1] === page * PAGE) runs[runs.length - 1] += PAGE;
-    else runs.push(page * PAGE, (page + 1) * PAGE);
-  }
-  return new Uint32Array(runs);
+// The sparse snapshot (server/snapshot.py): its runs, and the bytes of every run.
+function parseSnapshot(body) {
+  const view = new DataView(body.buffer, body.byteOffset, body.length);
+  const [headerLength, memory, count] = [0, 4, 8].map((at) => view.getUint32(at, true));
+  const table = 12 + headerLength;
+  const runs = new Uint32Array(2 * count);
+  for (let i = 0; i < runs.length; i++) runs[i] = view.getUint32(table + 4 * i, true);
+  return { runs, pages: body.subarray(table + 8 * count), heapBytes: memory - headerLength };
 }
 
 // Where a finished download came from: the Resource Timing entry tells (a response
-// from the cache transfers nothing; a revalidated one only its headers).
+// from the cache transfers nothing; a revalidated one only its headers). The browser
+// adds the entry a little after the body ends, so this waits for it (a second at most).
 function origin(url) {
-  const entry = performance.getEntriesByName(new URL(url, location.href).href).at(-1);
-  if (!entry) return "";
-  if (entry.transferSize === 0 && entry.decodedBodySize > 0) return "cache";
-  return entry.transferSize < 1024 && entry.decodedBodySize > 4096 ? "revalidated" : "network";
+  const name = new URL(url, location.href).href;
+  const kind = (entry) => {
+    if (entry.transferSize === 0 && entry.decodedBodySize > 0) return "cache";
+    return entry.transferSize < 1024 && entry.decodedBodySize > 4096 ? "revalidated" : "network";
+  };
+  return new Promise((resolve) => {
+    const observer = new PerformanceObserver(() => {
+      const entry = performance.getEntriesByName(name).at(-1);
+      if (entry) { observer.disconnect(); clearTimeout(timer); resolve(kind(entry)); }
+    });
+    const timer = setTimeout(() => { observer.disconnect(); resolve("done"); }, 1000);
+    observer.observe({ type: "resource", buffered: true });
+  });
 }
 
 const megabytes = (bytes) => `${(bytes / 1048576).toFixed(1)} MB`;
@@ -68,7 +70,15 @@ export function loadImage(versions, onProgress) {
     { name: "memory snapshot", url: versions.snapshot, state: "waiting" },
     { name: "kernel package", url: "/pkg/capos-playground.zip", state: "waiting" },
   ];
-  const report = () => onProgress(parts.map(({ name, state, ms }) => ({ name, state, ms })));
+  let drawing = false; // progress is drawn at most once a frame, not once a chunk
+  const report = () => {
+    if (drawing) return;
+    drawing = true;
+    requestAnimationFrame(() => {
+      drawing = false;
+      onProgress(parts.map(({ name, state, ms }) => ({ name, state, ms })));
+    });
+  };
   const fetchPart = async (part) => {
     const response = await fetch(part.url);
     if (!response.ok) throw new Error(`${part.url} answered ${response.status}; reload the page`);
@@ -80,22 +90,25 @@ export function loadImage(versions, onProgress) {
     report();
   };
   const finished = (part) => {
-    part.state = origin(part.url) || "done";
-    part.ms = Math.round(performance.now());
-    report();
+    const finishedAt = Math.round(performance.now()); // not when its origin is known
+    part.state = "done";
+    origin(part.url).then((from) => {
+      part.state = from;
+      part.ms = finishedAt;
+      report();
+    });
   };
 
-  // Compiled while it streams in; posted to every worker as it is.
+  // Compiled while it streams in; posted to every worker as it is. The response goes to
+  // the compiler as fetched, untouched: only then can the browser reuse the code it
+  // compiled on an earlier visit (a response rebuilt from a stream, to count its bytes,
+  // is compiled from scratch every time).
   const wasm = (async () => {
     const part = parts[0];
     const response = await fetchPart(part);
-    const onBytes = counted(part, Number(response.headers.get("content-length")));
-    let received = 0;
-    const counting = new TransformStream({
-      transform(chunk, controller) { received += chunk.length; onBytes(received); controller.enqueue(chunk); },
-    });
-    const module = await WebAssembly.compileStreaming(new Response(
-      response.body.pipeThrough(counting), { headers: { "content-type": "application/wasm" } }));
+    part.state = `compiling ${megabytes(Number(response.headers.get("content-length")))}`;
+    report();
+    const module = await WebAssembly.compileStreaming(response);
     finished(part);
     return module;
   })();
@@ -105,8 +118,7 @@ export function loadImage(versions, onProgress) {
     const size = versions.snapshotBytes;
     const bytes = await readAll(response, size, counted(part, size));
     finished(part);
-    const heapOffset = new Uint32Array(bytes.buffer, bytes.byteOffset, 2)[1];
-    return { bytes, runs: pageRuns(bytes.subarray(heapOffset)) };
+    return parseSnapshot(bytes);
   })();
   const archive = (async () => {
     const part = parts[2];
@@ -121,8 +133,7 @@ export function loadImage(versions, onProgress) {
   // a worker's runtime while the heap is still on its way.
   return {
     wasm,
-    heap: Promise.all([snapshot, archive]).then(([{ bytes, runs }, zip]) => (
-      { snapshot: bytes, runs, archive: zip })),
+    heap: Promise.all([snapshot, archive]).then(([heap, zip]) => ({ ...heap, archive: zip })),
   };
 }
 

@@ -1,13 +1,10 @@
 // One capOS process: Pyodide restored ahead of time (the pool), then one program run.
 import { boot, heapArrives, prepare } from "/static/pyodide-boot.js";
+import { H, PROCESS, RegionPort } from "/static/ring-port.js";
 
 let pyodide;
 let queued = null;
 
-// cap_enter's waiting half, in JavaScript: one call from Python instead of a
-// dozen Atomics calls through the FFI. Field offsets (bytes) from kernel/abi.py.
-const H = { SQ_HEAD: 8, SQ_TAIL: 12, CQ_HEAD: 16, CQ_TAIL: 20, FLAGS: 52, ENTER_MIN: 56,
-            IDLE_WAKES: 68, DOORBELL: 72, WAKE: 76, MEMORY_LIMIT_MIB: 80 };
 const OVER_BUDGET = -2; // kernel/hosts/browser.py
 const ENDED = { CRASHED: 1, OVER_BUDGET: 2 };
 const DEAD = 1;
@@ -16,23 +13,35 @@ const CQ_ENTRIES = 32;
 // This worker's WebAssembly heap: what a process's memory budget limits.
 const heapBytes = () => pyodide._module.HEAP8.buffer.byteLength;
 
-function capEnter(ring, bell, minComplete, timeoutMs) {
-  const get = (field) => Atomics.load(ring, field >> 2) >>> 0;
+// Ring the kernel's bell for this process's ring.
+function ringBell(port, bell) {
+  Atomics.add(port.i32, H.DOORBELL >> 2, 1);
+  Atomics.add(bell, 0, 1);
+  Atomics.notify(bell, 0);
+}
+
+// cap_enter, in JavaScript: one call from Python hands the kernel what Python
+// wrote in its copy of the ring, waits, and brings back what the kernel wrote.
+function capEnter(port, bell, minComplete, timeoutMs) {
+  const get = (field) => port.get(field);
+  const ring = port.i32;
   if (heapBytes() > get(H.MEMORY_LIMIT_MIB) * 1048576) return OVER_BUDGET;
+  port.flush(); // the SQEs and their buffers, then SQ_TAIL
   const idleWakes = get(H.IDLE_WAKES);
   Atomics.store(ring, H.ENTER_MIN >> 2, minComplete);
   let seen = Atomics.load(ring, H.WAKE >> 2);
-  Atomics.add(ring, H.DOORBELL >> 2, 1);
-  Atomics.add(bell, 0, 1);
-  Atomics.notify(bell, 0);
+  ringBell(port, bell);
   const deadline = timeoutMs < 0 ? Infinity : performance.now() + timeoutMs;
   for (;;) {
     if (get(H.FLAGS) & DEAD) return -1;
     const available = (get(H.CQ_TAIL) - get(H.CQ_HEAD)) >>> 0;
     const settled = get(H.SQ_TAIL) === get(H.SQ_HEAD) || available >= CQ_ENTRIES;
-    if (settled && (available >= minComplete || get(H.IDLE_WAKES) !== idleWakes)) return available;
     const now = performance.now();
-    if (now >= deadline) return available;
+    if ((settled && (available >= minComplete || get(H.IDLE_WAKES) !== idleWakes))
+        || now >= deadline) {
+      port.take(); // the CQEs, and the header fields the kernel moved
+      return available;
+    }
     Atomics.wait(ring, H.WAKE >> 2, seen, Math.min(deadline - now, 1e9));
     seen = Atomics.load(ring, H.WAKE >> 2);
   }
@@ -41,8 +50,15 @@ function capEnter(ring, bell, minComplete, timeoutMs) {
 async function run({ pid, module, region, bell }) {
   try {
     const browser = pyodide.pyimport("kernel.hosts.browser");
-    const ended = browser.run_process(module, region, bell, (ring, min, timeoutMs) =>
-      capEnter(ring, new Int32Array(bell), min, timeoutMs));
+    const bellCells = new Int32Array(bell);
+    const memory = () => pyodide._module.HEAPU8.buffer;
+    let port;
+    const kernel = { // the process's side of the ring, as kernel/hosts/browser.py uses it
+      attach: (copy) => (port = new RegionPort(region, copy, memory, PROCESS)),
+      enter: (minComplete, timeoutMs) => capEnter(port, bellCells, minComplete, timeoutMs),
+      exit: () => { port.flush(); ringBell(port, bellCells); },
+    };
+    const ended = browser.run_process(module, region.byteLength, kernel);
     if (ended === ENDED.OVER_BUDGET) {
       postMessage({ kind: "crashed", pid, reason: ENDED.OVER_BUDGET, text: "over its memory budget" });
     } else {

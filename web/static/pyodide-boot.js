@@ -4,10 +4,10 @@
 // that has already imported and warmed up the kernel package. The page does the costly
 // parts once and shares them (image.js): Pyodide's WebAssembly module compiled once
 // and posted here (a worker instantiates it without compiling, and the browser keeps
-// one copy of its code), the snapshot's heap and the package's zip in SharedArrayBuffers
-// (one copy for the tab, not one per worker), and the list of the heap's pages that hold
-// anything, so a worker writes only those: a page of its heap never written costs no
-// memory. The package is imported from the zip itself (kernel/shipped.py): one file
+// one copy of its code), and the snapshot's heap and the package's zip in
+// SharedArrayBuffers (one copy for the tab, not one per worker). The heap comes sparse
+// (server/snapshot.py): only its pages that hold anything, so a worker writes only those,
+// and a page of its heap never written costs no memory. The package is imported from the zip itself (kernel/shipped.py): one file
 // write instead of unpacking a hundred files in every worker.
 //
 // A worker gets its messages in this order: `prepare` (start importing Pyodide's
@@ -17,7 +17,7 @@
 // `boot` says which path it took: the page shows it, and a test fails on any slower
 // fallback (tests/test_browser.py), so a slow path cannot ship silently.
 
-const PAGE = 4096; // the system's memory page: the unit of the heap's runs (image.js)
+const PAGE = 4096; // the system's memory page: the unit of the heap's runs
 let pyodideModules = null; // the two ES modules, imported once per worker
 let heapArrived;
 const heap = new Promise((resolve) => { heapArrived = resolve; });
@@ -29,7 +29,7 @@ export function prepare(versions) {
   return pyodideModules;
 }
 
-// `parts`: { snapshot, runs, archive } (image.js)
+// `parts`: { runs, pages, heapBytes, archive } (image.js)
 export function heapArrives(parts) {
   heapArrived(parts);
 }
@@ -44,14 +44,17 @@ function errorMarkerImports() {
 
 // Write the snapshot's heap into a fresh module's memory, run by run; where the
 // snapshot is zero, zero only what the module's own start-up wrote.
-function writeHeap(memory, snapshotHeap, runs) {
+function writeHeap(memory, { runs, pages, heapBytes }) {
   let done = 0;
+  let taken = 0;
   for (let i = 0; i < runs.length; i += 2) {
-    clearDirty(memory, done, runs[i]);
-    memory.set(snapshotHeap.subarray(runs[i], runs[i + 1]), runs[i]);
-    done = runs[i + 1];
+    const [start, end] = [runs[i], runs[i + 1]];
+    clearDirty(memory, done, start);
+    memory.set(pages.subarray(taken, taken + end - start), start);
+    taken += end - start;
+    done = end;
   }
-  clearDirty(memory, done, snapshotHeap.length);
+  clearDirty(memory, done, heapBytes);
 }
 
 function clearDirty(memory, start, end) {
@@ -87,7 +90,7 @@ export async function boot({ versions, wasm }) {
     // the heap is written below, once it has arrived.
     _loadSnapshot: decodeBase64(versions.snapshotHeader),
     createPyodideModule: async (settings) => {
-      settings.INITIAL_MEMORY = versions.snapshotBytes; // as if handed the whole snapshot
+      settings.INITIAL_MEMORY = versions.snapshotMemory; // as if handed the whole snapshot
       if (wasm) {
         settings.instantiateWasm = (imports, done) => {
           Object.assign(imports.env, errorMarkerImports());
@@ -97,17 +100,16 @@ export async function boot({ versions, wasm }) {
       }
       const module = await createPyodideModule(settings);
       step("runtime");
-      const { snapshot, runs } = await heap;
+      const sparseHeap = await heap;
       step("wait for the heap");
       const readHeader = module.API.restoreSnapshot;
       module.API.restoreSnapshot = (header) => {
         const state = readHeader(header);
-        const heapOffset = new Uint32Array(snapshot.buffer, snapshot.byteOffset, 2)[1];
-        writeHeap(module.HEAPU8, snapshot.subarray(heapOffset), runs);
+        writeHeap(module.HEAPU8, sparseHeap);
         step("heap");
         return state;
       };
-      path.push(`snapshot: ${runs.length / 2} page runs`);
+      path.push(`snapshot: ${sparseHeap.runs.length / 2} page runs`);
       return module;
     },
   });

@@ -10,6 +10,9 @@
 import { sendImage } from "/static/image.js";
 
 const MAX_RESTORING = 2;
+// A spare a spawn took is replaced this much later, not at once: on two cores a
+// restore beside the child's first calls made `run` twice as slow.
+const REFILL_DELAY_MS = 1000;
 
 export class WorkerPool {
   constructor({ url, versions, image, first, start, restored, failed, mark }) {
@@ -43,12 +46,19 @@ export class WorkerPool {
   }
 
   assign() {
+    let started = false;
     while (this.ready.length && this.waiting.length) {
       // a service leaves the workers the prompt's programs will need
       if (!this.waiting[0].priority && this.ready.length <= this.first.length) break;
       this.start(this.ready.shift(), this.waiting.shift());
+      started = true;
     }
-    this.fill();
+    clearTimeout(this.refill);
+    if (started && !this.waiting.length && !this.first.length) {
+      this.refill = setTimeout(() => this.fill(), REFILL_DELAY_MS); // only a spare is due
+    } else {
+      this.fill();
+    }
   }
 
   // Keep enough workers restoring: one per reserved program until they have all
