@@ -55,6 +55,17 @@ $(QEMU):
 	  echo "error: $@ is missing: run 'sudo apt-get install qemu-system-x86'" >&2; exit 1; \
 	fi
 
+# Suspended QEMU sessions are saved compressed by zstd against the pool's template
+# (server/vmstate.py); install it when missing (as root), or say how.
+ZSTD := /usr/bin/zstd
+$(ZSTD):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  echo "==> installing zstd (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends zstd >/dev/null; \
+	else \
+	  echo "error: $@ is missing: run 'sudo apt-get install zstd'" >&2; exit 1; \
+	fi
+
 # The replica tests start a real redis-server; install it when missing (as root), or say how.
 REDIS := /usr/bin/redis-server
 $(REDIS):
@@ -67,7 +78,7 @@ $(REDIS):
 
 # The QEMU guest image (kernel + initramfs from the pinned Debian packages in
 # server/image.lock), cached under ~/.cache/capos-playground; rebuilt when stale.
-image: $(STAMP) $(QEMU)
+image: $(STAMP) $(QEMU) $(ZSTD)
 	@$(BIN)/capos-playground image build >/dev/null
 
 # The main job: the web playground (open the URL it prints).

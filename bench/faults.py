@@ -172,8 +172,7 @@ async def _adopt_guest(hosting: QemuHosting, init: str, where: Path) -> str:
     pool = hosting.pool
     image = with_init(pool.image, init, where)
     vm = pool.start(OutputStream(pool.config.scrollback), serve_model=False, image=image)
-    session = hosting.directory.add(QemuSession(pool, vm, hosting.limits, hosting.state_dir))
-    return session.id
+    return hosting.adopt(vm).id
 
 
 def misbehaving_guest(up: Service, name: str, script: str, flood: bool) -> Fault:

@@ -12,6 +12,7 @@ terminal websocket:
                 measured twice and the better kept: other work may share the machine)
   resume_ms     reconnecting to a suspended session until its screen is back and its
                 shell echoes a keystroke (the VM restored from its file), median
+  suspend_mib   the file a suspended session's VM is kept in (server/vmstate.py), median
 """
 
 from __future__ import annotations
@@ -116,8 +117,9 @@ def measure_held(server: PoolServer, probe: TerminalClient, target: int, step: i
     return best
 
 
-def measure_resume(server: PoolServer) -> tuple[float, float]:
-    """One session suspended while idle, then reconnected: (screen back, shell live) in ms."""
+def measure_resume(server: PoolServer) -> tuple[float, float, float]:
+    """One session suspended while idle, then reconnected: (screen back, shell live) in ms,
+    and the size of its state file in MiB."""
     session = server.new_session()
     client = TerminalClient(server, session)
     client.read_prompt()
@@ -125,6 +127,8 @@ def measure_resume(server: PoolServer) -> tuple[float, float]:
     seen = client.offset
     client.close()
     server.wait_for(lambda: server.state(session) == "suspended", "a suspend", 60)
+    info = server.http.get(f"/api/sessions/{session['id']}").json()
+    suspend_mib = info["suspended"]["state_bytes"] / (1 << 20)
     start = time.perf_counter()
     client = TerminalClient(server, session)
     client.read_until(lambda: client.offset >= seen, "the screen")
@@ -134,7 +138,7 @@ def measure_resume(server: PoolServer) -> tuple[float, float]:
     live = (time.perf_counter() - start) * 1000
     client.close()
     server.http.delete(f"/api/sessions/{session['id']}")
-    return screen, live
+    return screen, live, suspend_mib
 
 
 def run_benchmark(
@@ -155,9 +159,11 @@ def run_benchmark(
         _say("measuring handout (POST to the first prompt byte, warm pool) ...")
         figures["handout_ms"] = statistics.median(measure_handout(server, 3 if quick else 7))
         _say("measuring resume from a suspended session ...")
-        screen, live = zip(*(measure_resume(server) for _ in range(1 if quick else 3)), strict=True)
+        resumes = [measure_resume(server) for _ in range(1 if quick else 3)]
+        screen, live, saved = zip(*resumes, strict=True)
         figures["resume_screen_ms"] = statistics.median(screen)
         figures["resume_ms"] = statistics.median(live)
+        figures["suspend_mib"] = statistics.median(saved)
         _say("measuring keystroke echo ...")
         probe = TerminalClient(server, server.new_session())
         probe.read_prompt()

@@ -12,6 +12,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -66,7 +67,18 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def pool_server(*options: str) -> Iterator[PoolServer]:
-    """`capos-playground serve` with these options on a free port, stopped (SIGINT) after."""
+    """`capos-playground serve` with these options on a free port, stopped (SIGINT) after;
+    without --data-dir, on a data directory of its own that goes with it (a stopping
+    server keeps its sessions there)."""
+    with contextlib.ExitStack() as stack:
+        if "--data-dir" not in options:
+            scratch = stack.enter_context(tempfile.TemporaryDirectory(prefix="capos-data-"))
+            options = (*options, "--data-dir", scratch)
+        yield stack.enter_context(_serving(options))
+
+
+@contextlib.contextmanager
+def _serving(options: tuple[str, ...]) -> Iterator[PoolServer]:
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "server.cli", "serve", "--port", str(port), *options], cwd=REPO

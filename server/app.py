@@ -5,9 +5,10 @@ the share hub, the model, the agent operations, health) exist only while the app
 so the lifespan makes them and hands them to every request as Starlette's lifespan
 state (`request.state.directory`, ...). A route whose part is not running answers 503.
 
-Shutting down goes from the leaves inwards: the sessions end first (each shuts its VM
-down and lets its recorders finish), then the pool (which kills any QEMU left), then the
-share hub and its store.
+Shutting down goes from the leaves inwards: the sessions end first (each running QEMU
+session saves its VM to the data directory, to come back after a restart, and lets its
+recorders finish), then the pool (which kills any QEMU left), then the share hub and its
+store, which kept the suspended sessions' rows.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ from server.sessions.directory import SessionDirectory
 from server.settings import Settings
 from server.sharing import sharing
 from server.snapshot import load_snapshot
+from server.store import Store
 from server.tours import load_tours
 
 
@@ -74,7 +76,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             async with (
                 asyncio.TaskGroup() as tasks,
                 sharing(settings, directory, health) as hub,
-                _hosting(settings, directory, registry, health, admission, model) as hosting,
+                _hosting(
+                    settings, directory, registry, health, admission, hub.store, model
+                ) as hosting,
             ):
                 sessions = tasks.create_task(directory.run())
                 try:
@@ -131,14 +135,24 @@ async def _hosting(
     registry: metrics.Metrics,
     health: Health,
     admission: Admission,
+    store: Store,
     model: ModelHub | None,
 ) -> AsyncIterator[QemuHosting | None]:
-    """The QEMU pool and its sessions, when this server runs them."""
+    """The QEMU pool and its sessions, when this server runs them; `store` keeps the
+    suspended ones."""
     if settings.qemu is None:
         health.off("pool", "this server runs no QEMU sessions (--max-vms 0)")
         yield None
         return
     async with qemu_hosting(
-        settings.qemu, settings.cache_dir, directory, registry, health, admission, model
+        settings.qemu,
+        settings.cache_dir,
+        directory,
+        registry,
+        health,
+        admission,
+        store,
+        settings.data_path,
+        model,
     ) as hosting:
         yield hosting

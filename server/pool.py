@@ -68,17 +68,18 @@ class VmPool:
         image: Image,
         vm_config: VmConfig,
         config: PoolConfig,
-        state_dir: Path,
+        template: Path,
         metrics: Metrics,
         health: Health,
         model: ModelHub | None = None,
     ) -> None:
-        """`model`: the server's model, which each VM's agent mode uses."""
+        """`template`: where to save the template (server/vmstate.py keeps it while saved
+        sessions need it); `model`: the server's model, which each VM's agent mode uses."""
         self.image, self.vm_config, self.config = image, vm_config, config
         self.metrics = metrics
         self.health = health
         self.model = model
-        self._template = state_dir / "template.vmstate"
+        self._template = template
         self._template_screen: bytes | None = None  # set once the template is saved
         self.vms: set[Vm] = set()  # every live QEMU
         self._warm: list[Vm] = []  # ready, not handed out
@@ -163,6 +164,11 @@ class VmPool:
             self.health.down("pool", f"{self._failures} VMs in a row did not come up ({why})")
         return False
 
+    @property
+    def template(self) -> Path | None:
+        """The saved template VM every refill restores, once there is one."""
+        return self._template if self._template_screen is not None else None
+
     def _boot(self) -> None:
         stream = OutputStream(self.config.scrollback)
         if self._template_screen is None:
@@ -203,7 +209,7 @@ class VmPool:
     def start(
         self,
         stream: OutputStream,
-        incoming: Path | None = None,
+        incoming: Path | int | None = None,
         *,
         serve_model: bool = True,
         image: Image | None = None,

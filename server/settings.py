@@ -13,6 +13,12 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 WS_MAX_MESSAGE = 1 << 20  # a websocket message past this closes its connection (1009)
 
 
+def default_data_dir() -> Path:
+    """The user's data directory ($XDG_DATA_HOME, else ~/.local/share)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "capos-playground"
+
+
 def default_cache_dir() -> Path:
     """Built artefacts the server makes once and reuses (the Pyodide snapshot, the guest image)."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -101,7 +107,8 @@ class Settings:
     web_dir: Path = field(default=REPO_ROOT / "web")
     cache_dir: Path = field(default_factory=default_cache_dir)
     qemu: QemuSettings | None = None  # None: no server-hosted sessions
-    data_dir: Path | None = None  # share links, recordings; None: the user's data directory
+    # Share links, recordings, suspended sessions; None: the user's data directory.
+    data_dir: Path | None = None
     redis_url: str | None = None  # replicas share sessions, links and live output through it
     share_limits: ShareLimits = field(default_factory=ShareLimits)
     recording_limits: RecordingLimits = field(default_factory=RecordingLimits)
@@ -109,6 +116,11 @@ class Settings:
     agent_limits: AgentLimits = field(default_factory=AgentLimits)  # MCP and the REST API
     admission: AdmissionLimits = field(default_factory=AdmissionLimits)  # per client
     model: ModelSettings = field(default_factory=ModelSettings)  # agent mode's, for every tab
+
+    @property
+    def data_path(self) -> Path:
+        """Where what outlives a restart is kept: `data_dir`, or the user's data directory."""
+        return self.data_dir or default_data_dir()
 
     @property
     def vendor_dir(self) -> Path:

@@ -26,7 +26,7 @@ from server.sessions.live import LiveSession
 from server.sessions.mirror import Mirror
 from server.settings import Settings
 from server.shares import TOKEN_RE, Share, ShareError, ShareRegistry
-from server.store import Store, StoreError, default_data_dir, open_store
+from server.store import Store, StoreError, open_store
 from server.stream import DEFAULT_SCROLLBACK
 from server.supervise import supervised
 
@@ -137,7 +137,7 @@ async def _redis(url: str | None) -> AsyncIterator[RedisClients | None]:
 async def sharing(
     settings: Settings, directory: SessionDirectory, health: Health
 ) -> AsyncIterator[Sharing]:
-    data_dir = settings.data_dir or default_data_dir()
+    data_dir = settings.data_path
     async with open_store(data_dir, health) as store, _redis(settings.redis_url) as client:
         replicas: list[Replicas] = []
 

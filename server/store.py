@@ -1,14 +1,17 @@
-"""What outlives a restart: share links and recording metadata, in SQLite (aiosqlite).
+"""What outlives a restart: share links, recording metadata and suspended sessions, in
+SQLite (aiosqlite).
 
-One file, `capos.sqlite3`, in the data directory, next to `recordings/`.
+One file, `capos.sqlite3`, in the data directory, next to `recordings/` and `vms/`.
 The registries keep their working state in memory and write each change
 through here, so a restart reloads links (which then answer as before, or
-410 once their session is gone) and recordings (which keep playing).
+410 once their session is gone), recordings (which keep playing) and suspended
+QEMU sessions (server/sessions/kept.py, which come back under the same id).
 
-No secret is kept in clear: a share link's token and a recording's replay token
-are kept as their SHA-256 digests (`token_digest`), so a copy of this file opens
-nothing. Deleted rows are overwritten (`secure_delete`), and only the server's
-user may read the directory (0700) and the files in it (0600). A database made by
+Tokens are not kept in clear: a share link's token and a recording's replay token
+are kept as their SHA-256 digests (`token_digest`), and a suspended session is kept
+under the digest of its id (`owner_digest`: the id is its owner's credential).
+Deleted rows are overwritten (`secure_delete`), and only the server's user may read
+the directory (0700) and the files in it (0600). A database made by
 the first schema (tokens in clear, a recording's replay token as its id) is
 migrated when opened.
 """
@@ -30,7 +33,9 @@ from server.shares import digest
 
 T = TypeVar("T")
 
-SCHEMA_VERSION = 1  # PRAGMA user_version; 0: the first schema (or a new file)
+# PRAGMA user_version; 0: the first schema (or a new file). A table added since (sessions)
+# needs no migration: CREATE TABLE IF NOT EXISTS makes it in an older file.
+SCHEMA_VERSION = 1
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS shares (
     id TEXT PRIMARY KEY,
@@ -55,13 +60,21 @@ CREATE TABLE IF NOT EXISTS recordings (
     reason TEXT,
     size INTEGER NOT NULL DEFAULT 0
 );
+CREATE TABLE IF NOT EXISTS sessions (
+    owner_digest TEXT PRIMARY KEY,
+    file TEXT NOT NULL,
+    template TEXT,
+    client TEXT NOT NULL,
+    created REAL NOT NULL,
+    expires_at REAL NOT NULL,
+    cpu_seconds REAL NOT NULL,
+    suspended_at REAL NOT NULL,
+    why TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    scroll_start INTEGER NOT NULL,
+    scrollback BLOB NOT NULL
+);
 """
-
-
-def default_data_dir() -> Path:
-    """The user's data directory ($XDG_DATA_HOME, else ~/.local/share)."""
-    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
-    return Path(base) / "capos-playground"
 
 
 class StoreError(Exception):
@@ -133,8 +146,26 @@ class Store:
     async def delete_share(self, share_id: str) -> None:
         await self._delete("shares", share_id)
 
-    async def _delete(self, table: str, row_id: str) -> None:
-        sql = f"DELETE FROM {table} WHERE id = ?"
+    async def put_session(self, row: dict) -> None:
+        await self._put("sessions", row)
+
+    async def sessions(self) -> list[dict]:
+        return await self._all("sessions")
+
+    async def session_files(self) -> set[str]:
+        """The files the suspended sessions' rows name: their saved VMs and templates."""
+        try:
+            async with self._db.execute("SELECT file, template FROM sessions") as cursor:
+                rows = await cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"the server could not read its sessions ({exc})") from None
+        return {name for row in rows for name in row if name is not None}
+
+    async def delete_session(self, owner_digest: str) -> None:
+        await self._delete("sessions", owner_digest, key="owner_digest")
+
+    async def _delete(self, table: str, row_id: str, key: str = "id") -> None:
+        sql = f"DELETE FROM {table} WHERE {key} = ?"
         await self._write(lambda: self._db.execute(sql, (row_id,)))
 
 

@@ -62,6 +62,15 @@ class OutputStream:
         self._changed = asyncio.Event()
         self.ended: str | None = None  # why the stream ended, once it has
 
+    @classmethod
+    def resumed(cls, scrollback: int, start: int, kept: bytes) -> OutputStream:
+        """A stream that goes on where one that kept `kept` from offset `start` stopped (a
+        session restored after the server restarted): readers' offsets still hold."""
+        stream = cls(scrollback)
+        stream.start = start
+        stream.append(kept)
+        return stream
+
     @property
     def end(self) -> int:
         return self.start + len(self._buffer)

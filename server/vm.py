@@ -11,9 +11,10 @@ QEMU runs with no network device, a memory cap, one vCPU, and
 PR_SET_PDEATHSIG, so it dies with the server even if the server is killed;
 server/sandbox.py confines it (seccomp, an unprivileged user, rlimits, a
 cgroup). QEMU opens no path itself: the kernel, the initramfs and a state
-file to restore are opened here and inherited, and a suspend hands QEMU the
-file to save into over QMP (`getfd`, then `migrate fd:`), so no migration
-ever goes through a shell.
+file to restore (or a pipe that a decompressor fills, server/vmstate.py) are
+opened here and inherited, and a suspend hands QEMU the file to save into
+over QMP (`getfd`, then `migrate fd:`), so no migration ever goes through a
+shell.
 
 A VM fails alone: whatever goes wrong in one of the tasks that serve it (a
 malformed control frame, a connection reset by a QEMU that died with unread
@@ -99,12 +100,14 @@ class Vm:
         stream: OutputStream,
         *,
         name: str,
-        incoming: Path | None = None,
+        incoming: Path | int | None = None,
         model: ModelHub | None = None,
         serve_model: bool = True,
     ) -> None:
-        """`model`: the server's model, which the guest's agent mode uses; `serve_model`:
-        False for a template VM, which is saved, never used (its clones serve their own)."""
+        """`incoming`: a saved VM to restore, a file or a descriptor to read it from (the
+        caller's: QEMU gets a copy as it starts); `model`: the server's model, which the
+        guest's agent mode uses; `serve_model`: False for a template VM, which is saved,
+        never used (its clones serve their own)."""
         self.image, self.config, self.stream, self.name = image, config, stream, name
         self.incoming = incoming
         self.model = model
@@ -130,12 +133,14 @@ class Vm:
         """What QEMU reads, opened here and inherited: the kernel, the initramfs and the
         state to restore (each VM its own descriptor: a template restores many at once)."""
         paths = [self.image.kernel, self.image.initrd]
-        if self.incoming is not None:
+        if isinstance(self.incoming, Path):
             paths.append(self.incoming)
         files: list[int] = []
         try:
             for path in paths:
                 files.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+            if isinstance(self.incoming, int):
+                files.append(os.dup(self.incoming))
         except OSError:
             for fd in files:
                 os.close(fd)
@@ -181,9 +186,12 @@ class Vm:
                 assert stderr is not None  # stderr=PIPE
                 tasks.create_task(self._part(self._read_stderr(stderr), "error output"))
                 tasks.create_task(self._part(self._monitor(), "monitor"))
+                model = None
                 if self._serves is not None:
-                    tasks.create_task(self._part(self._serve_model(), "model"))
+                    model = tasks.create_task(self._part(self._serve_model(), "model"))
                 await process.wait()
+                if model is not None:  # it waits for the prompt, which a VM may never reach
+                    model.cancel()
         finally:
             if process.returncode is None:
                 process.kill()

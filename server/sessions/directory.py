@@ -4,30 +4,43 @@ Everything that asks about sessions (the APIs, sharing, agents, replicas, metric
 asks here. The directory's task group holds one task per session, `session.run()`,
 which nothing raised inside a session leaves; the directory counts sessions by kind
 and the faults that ended any. It keeps ended sessions for a while, so a client that
-asks after the end learns why.
+asks after the end learns why. An id it does not know may name a session kept from
+before a restart: it asks its keeper (server/hosting.py), which brings that one back.
+
+When the server stops, every session is told to end and gets SHUTDOWN_GRACE_S, all of
+them together, to do it cleanly (a QEMU session saves its VM meanwhile, each save
+bounded by server/vmstate.py's SAVE_TIMEOUT_S); what has not ended by then is cancelled,
+and is lost as in a crash.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from server.metrics import Metrics
 from server.sessions.live import SHUTTING_DOWN, LiveSession, SessionError
 
 S = TypeVar("S", bound=LiveSession)
-SHUTDOWN_GRACE_S = 5.0  # sessions may end cleanly this long when the server stops
+SHUTDOWN_GRACE_S = 45.0  # every session together, when the server stops
 
 
 ENDED_KEPT = 256  # ended sessions still answering with their reason, at most
 ENDED_KEPT_S = 600.0  # and for at most this long
 
 
+class Keeper(Protocol):
+    def claim(self, session_id: str) -> LiveSession | None:
+        """The session kept under this id from before a restart, added to the directory
+        again; None when none is."""
+
+
 class SessionDirectory:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self.sessions: dict[str, LiveSession] = {}
+        self.keeper: Keeper | None = None  # set while the QEMU hosting runs
         self._group: asyncio.TaskGroup | None = None
         self._runs: set[asyncio.Task] = set()
 
@@ -72,12 +85,15 @@ class SessionDirectory:
 
     def get(self, session_id: str, kind: type[S]) -> S | None:
         """The session with this id, if it is of `kind`."""
-        session = self.sessions.get(session_id)
+        session = self.find(session_id)
         return session if isinstance(session, kind) else None
 
     def find(self, session_id: str) -> LiveSession | None:
-        """The session with this id, of any kind."""
-        return self.sessions.get(session_id)
+        """The session with this id, of any kind; one kept from before a restart comes back."""
+        session = self.sessions.get(session_id)
+        if session is None and self.keeper is not None and self.accepting:
+            session = self.keeper.claim(session_id)
+        return session
 
     def live(self, kind: type[S]) -> list[S]:
         """The sessions of `kind` that have not ended."""

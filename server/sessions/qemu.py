@@ -6,6 +6,11 @@ lifetime, a CPU budget, and an idle timeout after which the VM is saved to a fil
 ended, to be restored when a client attaches again. A VM that exits on its own ends
 the session with the reason. The pool keeps owning the QEMU processes (it caps them
 all); the session decides their fate and shuts its VM down whenever it ends.
+
+A suspended session is kept on disk (server/sessions/kept.py), so it outlives the
+server: when the server stops, every running session is suspended too, and after a
+restart each comes back under its id (`revived`) and restores its VM as after any idle
+suspend, its terminal at the same offset.
 """
 
 from __future__ import annotations
@@ -14,18 +19,21 @@ import asyncio
 import contextlib
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 from server.control import ControlError
 from server.monitorfeed import MonitorFeed
 from server.pool import VmPool
-from server.qmp import QmpError
-from server.sessions.live import LiveSession, SessionError
+from server.sessions.kept import KeptSessions, Suspension
+from server.sessions.live import SHUTTING_DOWN, LiveSession, SessionError
+from server.shares import digest
+from server.stream import OutputStream
 from server.supervise import any_set
 from server.vm import InputBacklog, Vm
+from server.vmstate import RestoreFailed, SaveFailed
 
 MAX_PENDING_INPUT = 64 * 1024  # typed while a session is being restored
 _TICK_S = 1.0
+SERVER_STOPPED = "the server stopped; the session comes back when it starts again"
 
 
 @dataclass(frozen=True)
@@ -41,20 +49,61 @@ class QemuSession(LiveSession):
     backend = "qemu"
 
     def __init__(
-        self, pool: VmPool, vm: Vm, limits: SessionLimits, state_dir: Path, client: str = ""
+        self,
+        pool: VmPool,
+        limits: SessionLimits,
+        kept: KeptSessions,
+        stream: OutputStream,
+        *,
+        vm: Vm | None = None,
+        suspension: Suspension | None = None,
+        session_id: str | None = None,
+        client: str = "",
     ) -> None:
-        super().__init__(vm.stream, client=client)
-        self.pool, self.limits = pool, limits
-        self.vm: Vm | None = vm  # None while suspended
-        self._deadline = time.monotonic() + limits.lifetime_s
-        self._state_file = state_dir / f"{self.id}.vmstate"
-        self.phase = "running"  # running | suspending | suspended | resuming | ended
-        # CPU seconds charged before the current VM's own count: minus what it
-        # spent booting (not the session's doing), plus what earlier VMs used.
-        self._cpu_before = -vm.cpu_seconds()
+        """A new session on `vm`, from the pool; or, with `suspension` and the session's
+        id instead, one suspended before the server restarted."""
+        super().__init__(stream, session_id, client)
+        self.pool, self.limits, self.kept = pool, limits, kept
+        self.vm = vm  # None while suspended
+        self.suspension = suspension  # while suspended: what is kept of it on disk
+        self.phase = "running" if vm is not None else "suspended"
+        # running | suspending | suspended | resuming | ended
+        if suspension is not None:
+            self.created = suspension.created
+            self._deadline = time.monotonic() + suspension.expires_at - time.time()
+            self._cpu_before = suspension.cpu_seconds
+        else:
+            assert vm is not None, "a session starts on a VM or from a suspension"
+            self._deadline = time.monotonic() + limits.lifetime_s
+            # CPU seconds charged before the current VM's own count: minus what it
+            # spent booting (not the session's doing), plus what earlier VMs used.
+            self._cpu_before = -vm.cpu_seconds()
         self._pending_input = bytearray()
         self._poke = asyncio.Event()  # a client came or went
         self.monitor = MonitorFeed(self)  # the monitor sockets' one poll of the guest
+
+    @classmethod
+    def revived(
+        cls,
+        pool: VmPool,
+        limits: SessionLimits,
+        kept: KeptSessions,
+        session_id: str,
+        suspension: Suspension,
+    ) -> QemuSession:
+        """The session `suspension` kept from before a restart, under its id again."""
+        stream = OutputStream.resumed(
+            pool.config.scrollback, suspension.scroll_start, suspension.scrollback
+        )
+        return cls(
+            pool,
+            limits,
+            kept,
+            stream,
+            suspension=suspension,
+            session_id=session_id,
+            client=suspension.client,
+        )
 
     @property
     def state(self) -> str:
@@ -65,6 +114,7 @@ class QemuSession(LiveSession):
             **super().info(),
             "terminal": f"/api/sessions/{self.id}/terminal",
             "vm": self.vm.name if self.vm is not None else None,  # QEMU's -name, for operators
+            **({"suspended": self.suspension.info()} if self.suspension is not None else {}),
         }
 
     # --- what clients do --------------------------------------------------------------
@@ -125,7 +175,7 @@ class QemuSession(LiveSession):
         elif vm is not None and self._cpu_before + vm.cpu_seconds() > self.limits.cpu_seconds:
             self.end(f"the session used its CPU budget of {self.limits.cpu_seconds:.0f} s")
         elif vm is not None and self._idle(now):
-            await self._suspend(vm)
+            await self._suspend(vm, f"no client for {self.limits.idle_timeout_s:g} s")
         elif vm is None and self.clients > 0:
             await self._resume()
         else:
@@ -140,36 +190,62 @@ class QemuSession(LiveSession):
         events = [self._poke, self.ending] if vm is None else [self._poke, self.ending, vm.exited]
         await any_set(*events, timeout=_TICK_S)
 
-    async def _suspend(self, vm: Vm) -> None:
+    async def _suspend(self, vm: Vm, why: str) -> bool:
+        """Save the VM to disk and end it; whether it was. A VM that cannot be saved but
+        still runs keeps the session awake; one that is gone ends the session."""
         self.phase = "suspending"
         cpu = vm.cpu_seconds()
         try:
-            await vm.suspend(self._state_file)
-        except (QmpError, OSError):
+            saved = await self.kept.states.save(vm, self.pool.template)
+        except SaveFailed as exc:
             self.phase = "running"
             if vm.exited.is_set():
-                self.end(vm.exit_reason)
+                self.end(f"the session could not be suspended: {exc}")
             else:  # stay awake: a VM that cannot be saved is still a working session
                 self.idle_since = time.monotonic()
-            return
+            return False
         self._cpu_before += cpu
         self.vm = None
+        kept = self.stream.snapshot()
+        self.suspension = Suspension(
+            owner_digest=digest(self.id),
+            file=saved.name,
+            template=saved.template,
+            client=self.client,
+            created=self.created,
+            expires_at=time.time() + self._deadline - time.monotonic(),
+            cpu_seconds=self._cpu_before,
+            suspended_at=time.time(),
+            why=why,
+            size=saved.size,
+            scroll_start=kept.offset,
+            scrollback=kept.data.encode(),
+        )
         self.phase = "suspended"
+        await self.kept.keep(self.suspension)
+        return True
 
     async def _resume(self) -> None:
+        suspension = self.suspension
+        assert suspension is not None, "only a suspended session resumes"
         if not self.pool.make_room():
             await self._wait(None)  # every slot is busy: try again on the next tick
             return
         self.phase = "resuming"
-        vm = self.pool.start(self.stream, incoming=self._state_file)
-        self.vm = vm
-        await any_set(vm.ready, vm.exited, timeout=self.limits.restore_timeout_s)
-        if not vm.ready.is_set() or vm.exited.is_set():
-            vm.kill("it could not be restored")
-            why = vm.exit_reason or "timeout"
-            self.end(f"the suspended session could not be restored ({why})")
+
+        def start(incoming: int) -> Vm:
+            self.vm = self.pool.start(self.stream, incoming=incoming)
+            return self.vm
+
+        try:
+            vm = await self.kept.states.restore(
+                suspension.file, suspension.template, start, self.limits.restore_timeout_s
+            )
+        except (RestoreFailed, OSError) as exc:
+            self.end(f"the suspended session could not be restored: {exc}")
             return
-        self._state_file.unlink(missing_ok=True)
+        self.suspension = None
+        await self.kept.forget(suspension)
         self.phase = "running"
         self.idle_since = time.monotonic()
         if self._pending_input:
@@ -177,11 +253,16 @@ class QemuSession(LiveSession):
             self._pending_input.clear()
 
     async def _finish(self) -> None:
+        """Shut the VM down and forget what is kept of the session; but when the server
+        stops, suspend a running session, and keep a suspended one."""
         vm, self.vm = self.vm, None
-        self.reason = self.reason or "the server is shutting down"
+        self.reason = self.reason or SHUTTING_DOWN
         try:
             if vm is not None and not vm.exited.is_set():
-                await vm.shutdown(self.reason)
+                stopping = self.reason == SHUTTING_DOWN and self.phase == "running"
+                if not (stopping and await self._suspend(vm, SERVER_STOPPED)):
+                    await vm.shutdown(self.reason)
         finally:
-            self._state_file.unlink(missing_ok=True)
+            if self.suspension is not None and self.reason != SHUTTING_DOWN:
+                await self.kept.forget(self.suspension)
             self.phase = "ended"
