@@ -105,11 +105,19 @@ test-fast: $(STAMP) $(LLM_STAMP)
 test: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS) $(REDIS) image lint
 	$(BIN)/pytest -q tests
 
-bench: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS)
-	$(BIN)/capos-playground bench kernel --json bench/results/kernel.json
-	$(BIN)/capos-playground bench browser --json bench/results/browser.json
-	$(BIN)/capos-playground bench browser --browser firefox --json bench/results/browser-firefox.json
-	$(BIN)/capos-playground bench agent --json bench/results/agent.json
+# Every benchmark, each writing bench/results/NAME.json, then README.md's figures
+# tables regenerated from those results (`capos-playground bench readme`).
+bench: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS) $(REDIS) image
+	$(BIN)/capos-playground bench kernel
+	$(BIN)/capos-playground bench kernel --stress 20000
+	$(BIN)/capos-playground bench browser
+	$(BIN)/capos-playground bench browser --browser firefox
+	$(BIN)/capos-playground bench agent
+	$(BIN)/capos-playground bench pool
+	$(BIN)/capos-playground bench share
+	$(BIN)/capos-playground bench faults
+	$(BIN)/capos-playground bench abuse
+	$(BIN)/capos-playground bench readme
 
 schema: $(STAMP)
 	$(BIN)/capos-playground schema build

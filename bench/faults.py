@@ -428,5 +428,4 @@ def run_benchmark(json_path: str | None, quick: bool = False) -> int:
         bystanders=2 if quick else BYSTANDERS,
         healthz_after=status,
         faults={f.name: {"reason": f.reason, **f.details} for f in faults},
-        cores=os.cpu_count(),
     )

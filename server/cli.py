@@ -12,6 +12,8 @@ from kernel.hosts.models.settings import add_model_options
 from server.admission import AdmissionLimits
 from server.settings import MIB, AgentLimits, QemuSettings, RecordingLimits, ShareLimits
 
+RESULTS_HELP = "write the JSON here instead of bench/results/NAME.json"
+
 
 def _schema_build(args: argparse.Namespace) -> int:
     from server.schemabuild import build_command
@@ -19,20 +21,36 @@ def _schema_build(args: argparse.Namespace) -> int:
     return build_command(check=args.check)
 
 
+def _begin(name: str, *uses: str) -> None:
+    """Note the machine before benchmark `name` does anything (bench/figures.py)."""
+    from bench.figures import begin
+
+    begin(name, uses)
+
+
 def _bench_kernel(args: argparse.Namespace) -> int:
     if args.stress:
         from bench.stress import run_benchmark as run_stress
 
+        _begin("stress")
         return run_stress(args.stress, json_path=args.json, jitter_us=args.jitter_us)
     from bench.kernel import run_benchmark
 
+    _begin("kernel", "pycapnp")
     return run_benchmark(json_path=args.json, quick=args.quick)
 
 
 def _bench_browser(args: argparse.Namespace) -> int:
     from bench.browser import run_benchmark
 
+    _begin("browser" if args.browser == "chromium" else f"browser-{args.browser}", "node")
     return run_benchmark(json_path=args.json, quick=args.quick, browser=args.browser)
+
+
+def _bench_readme(args: argparse.Namespace) -> int:
+    from bench.readme import readme_command
+
+    return readme_command(check=args.check)
 
 
 def _image_build(args: argparse.Namespace) -> int:
@@ -44,30 +62,35 @@ def _image_build(args: argparse.Namespace) -> int:
 def _bench_share(args: argparse.Namespace) -> int:
     from bench.share import run_benchmark
 
+    _begin("share", "qemu", "redis-server", "pycapnp")
     return run_benchmark(json_path=args.json, quick=args.quick, accel=args.accel)
 
 
 def _bench_pool(args: argparse.Namespace) -> int:
     from bench.pool import run_benchmark
 
+    _begin("pool", "qemu", "zstd", "pycapnp")
     return run_benchmark(json_path=args.json, quick=args.quick, accel=args.accel)
 
 
 def _bench_agent(args: argparse.Namespace) -> int:
     from bench.agent import run_benchmark
 
+    _begin("agent", "qemu", "llama-cpp-python", "pycapnp")
     return run_benchmark(json_path=args.json, quick=args.quick)
 
 
 def _bench_abuse(args: argparse.Namespace) -> int:
     from bench.abuse import run_benchmark
 
+    _begin("abuse", "qemu", "pycapnp")
     return run_benchmark(json_path=args.json, quick=args.quick)
 
 
 def _bench_faults(args: argparse.Namespace) -> int:
     from bench.faults import run_benchmark
 
+    _begin("faults", "qemu", "redis-server", "pycapnp")
     return run_benchmark(json_path=args.json, quick=args.quick)
 
 
@@ -345,8 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="run a benchmark")
     bench_sub = bench.add_subparsers(dest="bench_command", required=True)
+    readme = bench_sub.add_parser(
+        "readme", help="rewrite README.md's figures tables from bench/results/ (no benchmark runs)"
+    )
+    readme.add_argument("--check", action="store_true", help="fail if README.md is stale")
+    readme.set_defaults(func=_bench_readme)
     kernel = bench_sub.add_parser("kernel", help="ring, IPC and spawn figures, against pycapnp")
-    kernel.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    kernel.add_argument("--json", metavar="PATH", help=RESULTS_HELP)
     kernel.add_argument("--quick", action="store_true", help="fewer iterations (smoke run)")
     kernel.add_argument(
         "--stress",
@@ -365,24 +393,24 @@ def build_parser() -> argparse.ArgumentParser:
     browser = bench_sub.add_parser(
         "browser", help="the playground tab in headless Chromium or Firefox ESR"
     )
-    browser.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    browser.add_argument("--json", metavar="PATH", help=RESULTS_HELP)
     browser.add_argument("--quick", action="store_true", help="one run of each (smoke run)")
     browser.add_argument("--browser", choices=["chromium", "firefox"], default="chromium")
     browser.set_defaults(func=_bench_browser)
     agent = bench_sub.add_parser("agent", help="the local model's tool calls in agent mode")
-    agent.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    agent.add_argument("--json", metavar="PATH", help=RESULTS_HELP)
     agent.add_argument("--quick", action="store_true", help="one round of requests")
     agent.set_defaults(func=_bench_agent)
 
     pool = bench_sub.add_parser("pool", help="the QEMU pool: handout, echo, resume, capacity")
-    pool.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    pool.add_argument("--json", metavar="PATH", help=RESULTS_HELP)
     pool.add_argument("--quick", action="store_true", help="fewer samples and sessions (smoke run)")
     pool.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     pool.set_defaults(func=_bench_pool)
     share = bench_sub.add_parser(
         "share", help="share-link viewers and a second replica through Redis: output lag"
     )
-    share.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    share.add_argument("--json", metavar="PATH", help=RESULTS_HELP)
     share.add_argument("--quick", action="store_true", help="fewer rounds and viewers")
     share.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     share.set_defaults(func=_bench_share)
@@ -390,13 +418,13 @@ def build_parser() -> argparse.ArgumentParser:
         "faults",
         help="faults injected into a live service (QEMU, guests, Redis, disk): what they cost",
     )
-    faults.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    faults.add_argument("--json", metavar="PATH", help=RESULTS_HELP)
     faults.add_argument("--quick", action="store_true", help="two bystander sessions, not four")
     faults.set_defaults(func=_bench_faults)
     abuse = bench_sub.add_parser(
         "abuse", help="a flood from several addresses, and an honest visitor meanwhile"
     )
-    abuse.add_argument("--json", metavar="PATH", help="also write the figures as JSON here")
+    abuse.add_argument("--json", metavar="PATH", help=RESULTS_HELP)
     abuse.add_argument("--quick", action="store_true", help="fewer rounds")
     abuse.set_defaults(func=_bench_abuse)
 
