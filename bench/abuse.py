@@ -242,7 +242,6 @@ def run_benchmark(json_path: str | None, quick: bool = False) -> int:
         figures,
         targets,
         json_path,
-        benchmark="abuse",
         quick=quick,
         flooders=FLOODERS,
         rounds=rounds,

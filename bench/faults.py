@@ -9,7 +9,7 @@ recording's writes), then checks what a user would: the broken thing ended (or
 degraded) with a reason the API, the page and `/healthz` show; every bystander
 session still echoes a keystroke; no byte the host produced was lost or repeated.
 
-`capos-playground bench faults --json PATH` runs them all and reports:
+`capos-playground bench faults` runs them all and reports (bench/results/faults.json):
   faults_injected          scenarios run
   sessions_lost_unrelated  bystander sessions that ended or stopped echoing (target 0)
   bytes_lost               bytes a viewer or owner never got, or got twice (target 0)
@@ -423,7 +423,6 @@ def run_benchmark(json_path: str | None, quick: bool = False) -> int:
         figures,
         TARGETS,
         json_path,
-        benchmark="faults",
         quick=quick,
         bystanders=2 if quick else BYSTANDERS,
         healthz_after=status,
