@@ -331,10 +331,13 @@ class NativeHost:
             self.resize_terminal(*terminal.size())
 
     def _poll(self, wait: float | None) -> list[tuple[int, int]]:
-        """Ready descriptors: look for a bounded while (yielding the CPU), then block."""
+        """Ready descriptors: block for them, or with a spin window first look for a
+        bounded while (yielding the CPU on each look)."""
+        if not self._spin_ns:
+            return self._epoll.poll(-1 if wait is None else wait)
         events = self._epoll.poll(0)
-        if events or not self._spin_ns:
-            return events or self._epoll.poll(-1 if wait is None else wait)
+        if events:
+            return events
         limit_ns = self._spin_ns if wait is None else min(self._spin_ns, int(wait * 1e9))
         spin_until = time.monotonic_ns() + limit_ns
         while time.monotonic_ns() < spin_until:
