@@ -33,13 +33,17 @@ TARGETS = {
 }
 ROUNDS = 5  # runs of each round-trip measurement, alternated: on a shared machine
 # two runs of the same thing can differ by half
+PACE_US = 1000  # idle before each paced round trip: longer than any spin window
 
 
-def _manifest(count: int, services: list[dict], binaries: dict[str, str]) -> bytes:
+def _manifest(
+    count: int, services: list[dict], binaries: dict[str, str], **params: object
+) -> bytes:
+    """A system of `services`; its MOTD holds the benchmark programs' parameters."""
     return encode_document(
         {
             "schemaVersion": 1,
-            "kernelParams": {"motd": json.dumps({"count": count}), "hostname": "bench"},
+            "kernelParams": {"motd": json.dumps({"count": count, **params}), "hostname": "bench"},
             "binaries": [{"name": "init", "module": "kernel.programs.init"}]
             + [{"name": n, "module": m} for n, m in binaries.items()],
             "initConfig": {"init": "init", "services": services},
@@ -122,10 +126,12 @@ def measure_nops(count: int, spin_us: int = DEFAULT_SPIN_US) -> float:
 
 
 def measure_endpoint_rtt(
-    spin_us: int = DEFAULT_SPIN_US, *, tracing: bool = True
+    spin_us: int = DEFAULT_SPIN_US, *, tracing: bool = True, pause_us: int = 0
 ) -> tuple[float, float]:
     """The `ping` program's median Echo round trip between two isolated processes, in
-    us, and the CPU us per call that the kernel loop and every process spent on it."""
+    us, and the CPU us per call that the kernel loop and every process spent on it.
+    `pause_us`: the same round trips, each after that long idle (`paced_ping`)."""
+    pinger = "bench.programs.paced_ping" if pause_us else "kernel.programs.ping"
     image = _manifest(
         0,
         [
@@ -138,11 +144,12 @@ def measure_endpoint_rtt(
             {
                 "name": "ping",
                 "binary": "ping",
-                "caps": _kernel_caps("console")
+                "caps": _kernel_caps("console", "info")
                 + [{"name": "echo", "source": {"import": {"service": "echo", "export": "echo"}}}],
             },
         ],
-        {"echo-server": "kernel.programs.echo_server", "ping": "kernel.programs.ping"},
+        {"echo-server": "kernel.programs.echo_server", "ping": pinger},
+        pause_us=pause_us,
     )
     run = _run_system(
         image,
@@ -175,8 +182,8 @@ def measure_spawn(count: int) -> float:
 
 def measure_round_trips(rounds: int) -> dict[str, float]:
     """Echo round trips: ours with the shipped defaults, with the IPC trace off, and
-    with a spin window before blocking, and pycapnp's between two processes;
-    alternated.
+    with a spin window before blocking, each of the last two also paced (PACE_US
+    idle before each call), and pycapnp's between two processes; alternated.
 
     Each run's figure is already a median of the `ping` program's round trips
     (pycapnp: as many, same payload); each figure here is the median over
@@ -186,10 +193,10 @@ def measure_round_trips(rounds: int) -> dict[str, float]:
     from bench.pycapnp_echo import measure_pycapnp
 
     def ours(
-        key: str, spin_us: int = DEFAULT_SPIN_US, tracing: bool = True
+        key: str, spin_us: int = DEFAULT_SPIN_US, tracing: bool = True, pause_us: int = 0
     ) -> Callable[[], dict[str, float]]:
         def measure() -> dict[str, float]:
-            rtt, cpu = measure_endpoint_rtt(spin_us, tracing=tracing)
+            rtt, cpu = measure_endpoint_rtt(spin_us, tracing=tracing, pause_us=pause_us)
             return {f"endpoint_rtt{key}_us": rtt, f"cpu_us_per_call{key}": cpu}
 
         return measure
@@ -198,6 +205,8 @@ def measure_round_trips(rounds: int) -> dict[str, float]:
         ours(""),
         ours("_untraced", tracing=False),
         ours("_spin", spin_us=SPIN_WINDOW_US),
+        ours("_paced", pause_us=PACE_US),
+        ours("_paced_spin", spin_us=SPIN_WINDOW_US, pause_us=PACE_US),
         lambda: measure_pycapnp(PING_COUNT),
     ]
     runs: dict[str, list[float]] = {}
@@ -220,8 +229,9 @@ def run_benchmark(json_path: str | None, quick: bool = False) -> int:
         (
             "endpoint_rtt_us",
             "Echo CALL->RECV->RETURN->CQE between two processes, median us, and CPU us "
-            f"per call: ours traced, untraced, with a {SPIN_WINDOW_US} us spin window, and pycapnp "
-            f"between two processes ({rounds} runs each, alternated)",
+            f"per call: ours traced, untraced, with a {SPIN_WINDOW_US} us spin window, paced "
+            f"({PACE_US} us idle before each call) with and without it, and pycapnp between two "
+            f"processes ({rounds} runs each, alternated)",
             lambda: measure_round_trips(rounds),
         ),
         (

@@ -6,7 +6,7 @@ import os
 
 import pytest
 
-from bench.kernel import measure_endpoint_rtt
+from bench.kernel import PACE_US, measure_endpoint_rtt
 from bench.pycapnp_echo import measure_pycapnp
 from kernel.hosts.native import SPIN_WINDOW_US
 
@@ -30,9 +30,9 @@ def children() -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("spin_us", [0, SPIN_WINDOW_US])
-def test_our_round_trip_comes_with_the_cpu_time_it_cost(spin_us):
-    rtt_us, cpu_us = measure_endpoint_rtt(spin_us=spin_us)
+@pytest.mark.parametrize(("spin_us", "pause_us"), [(0, 0), (SPIN_WINDOW_US, 0), (0, PACE_US)])
+def test_our_round_trip_comes_with_the_cpu_time_it_cost(spin_us, pause_us):
+    rtt_us, cpu_us = measure_endpoint_rtt(spin_us=spin_us, pause_us=pause_us)
     assert rtt_us > 0 and cpu_us > 0
 
 

@@ -45,12 +45,14 @@ from kernel.region import MemoryRegion
 SPAWN_REPLY_TIMEOUT_S = 10.0
 # How long a waiter (the kernel loop, or a process in cap_enter) looks for
 # work before it blocks on its eventfd; see NativeSyscalls. 0: block at once.
-# Blocking at once ships. A window pays only when it spares waking an idle
-# CPU, and a shared machine such as a public server's seldom has one: there
-# `bench kernel` showed no steady gain in the round trip with the window and
-# as much or more CPU time per call, and the round trip without it already
-# beats pycapnp's between two processes. With gaps between calls the window
-# costs more still: each waiter spins all of it for nothing.
+# Blocking at once ships. A window trades CPU for latency: it spares waking
+# an idle CPU, and a shared machine such as a public server's seldom has one.
+# `bench kernel` shows the trade: with the window, round trips back to back
+# are at times faster for about the same CPU time per call, but when calls
+# come with gaps (its `_paced` figures) each call costs more CPU, as every
+# waiter spins through its window with nothing to find: CPU taken from other
+# sessions. Without it the round trip already beats pycapnp's between two
+# processes.
 SPIN_WINDOW_US = 200  # the window the benchmark compares against
 DEFAULT_SPIN_US = 0
 ZYGOTE_START_TIMEOUT_S = 30.0

@@ -14,12 +14,30 @@ from __future__ import annotations
 import statistics
 import time
 
-from kernel.runtime import Runtime
+from kernel.runtime import Cap, Runtime
 
 WARMUP = 50
 COUNT = 500
 PAYLOAD = b"x" * 64
 HEADER = f"ping: timing {COUNT} round trips of {len(PAYLOAD)} bytes"
+
+
+def round_trips(echo: Cap, count: int, pause_s: float = 0.0) -> list[int]:
+    """Nanoseconds for each of `count` Echo round trips, idle `pause_s` before each."""
+    samples = []
+    for _ in range(count):
+        if pause_s:
+            time.sleep(pause_s)
+        start = time.perf_counter_ns()
+        echo.echo(data=PAYLOAD)
+        samples.append(time.perf_counter_ns() - start)
+    return samples
+
+
+def summary(samples: list[int]) -> str:
+    median_us = statistics.median(samples) / 1000
+    best_us = min(samples) / 1000
+    return f"ping: {len(samples)} round trips, median {median_us:.1f} us, best {best_us:.1f} us"
 
 
 def main(rt: Runtime) -> int:
@@ -35,15 +53,7 @@ def main(rt: Runtime) -> int:
         def say(text: str) -> None:
             console.writeLine(text=text)
 
-    for _ in range(WARMUP):
-        echo.echo(data=PAYLOAD)
+    round_trips(echo, WARMUP)
     say(HEADER)
-    samples = []
-    for _ in range(COUNT):
-        start = time.perf_counter_ns()
-        echo.echo(data=PAYLOAD)
-        samples.append(time.perf_counter_ns() - start)
-    median_us = statistics.median(samples) / 1000
-    best_us = min(samples) / 1000
-    say(f"ping: {COUNT} round trips, median {median_us:.1f} us, best {best_us:.1f} us")
+    say(summary(round_trips(echo, COUNT)))
     return 0
