@@ -7,9 +7,10 @@ blocks in epoll on every submit doorbell, lets the kernel drain that ring,
 and writes the wake doorbell of each process the kernel woke. By default
 nothing polls: every waiter (this loop, or a process in cap_enter) blocks
 as soon as it has no work. Given `spin_us`, each waiter instead keeps
-looking for work for up to that long, yielding the CPU on each look, before
-it blocks; the kernel benchmark measures both. Children are forked by the
-zygote (see zygote.py), never by the kernel, so they share no memory with it.
+looking for work for up to that long (never past its timeout), yielding the
+CPU on each look, before it blocks; the kernel benchmark measures both.
+Children are forked by the zygote (see zygote.py), never by the kernel, so
+they share no memory with it.
 """
 
 from __future__ import annotations
