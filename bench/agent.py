@@ -58,7 +58,7 @@ def measure_local(rounds: int) -> dict:
         ],
         {"model-service": "kernel.programs.model_service", "probe": "bench.programs.agent_probe"},
     )
-    return json.loads(_run_system(image, timeout=600, model=LocalModel()))
+    return json.loads(_run_system(image, timeout=600, model=LocalModel()).line)
 
 
 def measure_mcp(calls: int) -> dict:

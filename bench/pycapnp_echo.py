@@ -1,50 +1,92 @@
 """The peer for endpoint_rtt_us: the same Echo over pycapnp's own RPC.
 
-Server and client run over a local socketpair in one asyncio loop, which
-is pycapnp's best case (no process switch at all).
+The client (this process) and the server (a child process) talk over a
+socketpair, so each round trip crosses processes as ours does (ours crosses
+three: ping, the kernel loop, echo-server). Both block in their event loops
+between messages; nothing polls. Alongside the median round trip it reports
+the CPU time both processes spent per call over the timed calls.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import capnp
 
-SCHEMA = Path(__file__).resolve().parents[1] / "schema" / "capos.capnp"
+from bench.cputime import cpu_snapshot, cpu_spent_ns
+from kernel.programs.ping import PAYLOAD, WARMUP
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "schema" / "capos.capnp"
+SERVER_EXIT_TIMEOUT_S = 10
 
 
-def measure_pycapnp_rtt_us(count: int, payload: bytes = b"x" * 64) -> float:
-    """Median microseconds for one Echo.echo round trip."""
+def measure_pycapnp(count: int, payload: bytes = PAYLOAD) -> dict[str, float]:
+    """Median microseconds per Echo.echo round trip, and CPU microseconds per call:
+    the client's, the server's and their sum."""
+    ours, theirs = socket.socketpair()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "bench.pycapnp_echo", str(theirs.fileno())],
+        pass_fds=[theirs.fileno()],
+        cwd=ROOT,
+    )
+    theirs.close()
+    try:
+        return asyncio.run(capnp.run(_client(ours, server.pid, count, payload)))
+    finally:
+        ours.close()  # the server sees the disconnect and exits
+        try:
+            server.wait(timeout=SERVER_EXIT_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+
+
+async def _client(sock: socket.socket, server_pid: int, count: int, payload: bytes) -> dict:
+    schema = capnp.load(str(SCHEMA))
+    stream = await capnp.AsyncIoStream.create_connection(sock=sock)
+    client = capnp.TwoPartyClient(stream)
+    echo = client.bootstrap().cast_as(schema.Echo)
+    for _ in range(WARMUP):
+        await echo.echo(payload)
+    samples = []
+    sides = {"client": os.getpid(), "server": server_pid}
+    before = cpu_snapshot(sides.values())
+    for _ in range(count):
+        start = time.perf_counter_ns()
+        result = await echo.echo(payload)
+        samples.append(time.perf_counter_ns() - start)
+    spent = cpu_spent_ns(before, cpu_snapshot(sides.values()))
+    if result.data != payload:
+        raise RuntimeError("pycapnp's Echo answered with different bytes")
+    per_call = {side: spent[pid] / count / 1000 for side, pid in sides.items()}
+    return {
+        "pycapnp_rtt_us": statistics.median(samples) / 1000,
+        "pycapnp_cpu_us_per_call": sum(per_call.values()),
+        "pycapnp_client_cpu_us_per_call": per_call["client"],
+        "pycapnp_server_cpu_us_per_call": per_call["server"],
+    }
+
+
+async def _serve(fd: int) -> None:
+    """The server process: Echo on the inherited socket until the client hangs up."""
     schema = capnp.load(str(SCHEMA))
 
     class EchoImpl(schema.Echo.Server):
         async def echo(self, data, **kwargs):
             return data
 
-    async def run() -> float:
-        left, right = socket.socketpair()
-        server_stream = await capnp.AsyncIoStream.create_connection(sock=left)
-        server = capnp.TwoPartyServer(server_stream, bootstrap=EchoImpl())
-        client_stream = await capnp.AsyncIoStream.create_connection(sock=right)
-        client = capnp.TwoPartyClient(client_stream)
-        echo = client.bootstrap().cast_as(schema.Echo)
-        for _ in range(200):
-            await echo.echo(payload)
-        samples = []
-        for _ in range(count):
-            start = time.perf_counter_ns()
-            result = await echo.echo(payload)
-            samples.append(time.perf_counter_ns() - start)
-        assert result.data == payload
-        del server
-        return statistics.median(samples) / 1000
-
-    return asyncio.run(capnp.run(run()))
+    stream = await capnp.AsyncIoStream.create_connection(sock=socket.socket(fileno=fd))
+    server = capnp.TwoPartyServer(stream, bootstrap=EchoImpl())
+    await server.on_disconnect()
 
 
 if __name__ == "__main__":
-    print(measure_pycapnp_rtt_us(2000))
+    asyncio.run(capnp.run(_serve(int(sys.argv[1]))))

@@ -11,7 +11,7 @@ import time
 import pytest
 from systems import CRASH, HELLO, SPAWN_CHECKS, kernel_caps, system
 
-from kernel.hosts.native import NativeHost
+from kernel.hosts.native import DEFAULT_SPIN_US, SPIN_WINDOW_US, NativeHost
 from kernel.manifest import encode_document
 
 pytestmark = pytest.mark.native
@@ -40,15 +40,15 @@ def os_children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-def test_isolated_processes_talk_over_an_endpoint():
+@pytest.mark.parametrize("spin_us", [DEFAULT_SPIN_US, SPIN_WINDOW_US])
+def test_isolated_processes_talk_over_an_endpoint(spin_us):
     console = Console()
-    with NativeHost(image(HELLO), console=console) as host:
+    with NativeHost(image(HELLO), console=console, spin_us=spin_us) as host:
         host.boot()
         out = run_until(host, console, "echo answered")
         assert "hello: echo answered 'hello through an endpoint'" in out
-        natives = list(host._natives.values())
-        os_pids = {n.os_pid for n in natives}
-        assert len(os_pids) == len(natives) >= 2 and os.getpid() not in os_pids
+        os_pids = set(host.os_pids().values())
+        assert len(os_pids) == len(host.os_pids()) >= 2 and os.getpid() not in os_pids
         assert host.kernel.faults == []
 
 

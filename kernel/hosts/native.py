@@ -3,13 +3,14 @@
 Every process's region (ring, CapSet, buffers) is a memfd mapped only here
 and in that process. `cap_enter` is two eventfds: the process writes its
 submit doorbell and blocks reading its wake doorbell; this host's loop
-waits on every submit doorbell with epoll, lets the kernel drain that ring,
-and writes the wake doorbell of each process the kernel woke. An idle
-system polls nothing: a waiter (this loop, or a process in cap_enter) looks
-for work only for a short window (`spin_us`, yielding the CPU on each look;
-none on a machine with one CPU) before it blocks on its eventfd. Children
-are forked by the zygote (see zygote.py), never by the kernel, so they
-share no memory with it.
+blocks in epoll on every submit doorbell, lets the kernel drain that ring,
+and writes the wake doorbell of each process the kernel woke. By default
+nothing polls: every waiter (this loop, or a process in cap_enter) blocks
+as soon as it has no work. Given `spin_us`, each waiter instead keeps
+looking for work for up to that long (never past its timeout), yielding the
+CPU on each look, before it blocks; the kernel benchmark measures both.
+Children are forked by the zygote (see zygote.py), never by the kernel, so
+they share no memory with it.
 """
 
 from __future__ import annotations
@@ -45,7 +46,16 @@ from kernel.region import MemoryRegion
 SPAWN_REPLY_TIMEOUT_S = 10.0
 # How long a waiter (the kernel loop, or a process in cap_enter) looks for
 # work before it blocks on its eventfd; see NativeSyscalls. 0: block at once.
-DEFAULT_SPIN_US = 200
+# Blocking at once ships. A window trades CPU for latency: it spares waking
+# an idle CPU, and a shared machine such as a public server's seldom has one.
+# `bench kernel` shows the trade: with the window, round trips back to back
+# are at times faster for about the same CPU time per call, but when calls
+# come with gaps (its `_paced` figures) each call costs more CPU, as every
+# waiter spins through its window with nothing to find: CPU taken from other
+# sessions. Without it the round trip already beats pycapnp's between two
+# processes.
+SPIN_WINDOW_US = 200  # the window the benchmark compares against
+DEFAULT_SPIN_US = 0
 ZYGOTE_START_TIMEOUT_S = 30.0
 
 
@@ -71,17 +81,17 @@ class NativeHost:
         config: KernelConfig | None = None,
         *,
         console: Callable[[Process, bytes], None] | None = None,
-        spin_us: int | None = None,
+        spin_us: int = DEFAULT_SPIN_US,
         terminal: LocalTerminal | None = None,
         model: Provider | None = None,
         jitter_us: int = 0,
     ) -> None:
         """`model`: a language model provider to attach as the languageModel kernel cap.
+        `spin_us`: how long each waiter looks for work before it blocks (see above);
+        a window pays only where a CPU would otherwise sit idle.
         `jitter_us` (stress tests only): pause up to this long at random between the
         steps of this loop and of every process's cap_enter (see jitter.py)."""
         self._console = console or _write_stdout
-        if spin_us is None:  # on one CPU nobody else can make progress while we spin
-            spin_us = DEFAULT_SPIN_US if len(os.sched_getaffinity(0)) > 1 else 0
         self._spin_ns = spin_us * 1000
         self._jitter = jitter_for(jitter_us)
         self._terminal = terminal
@@ -200,6 +210,10 @@ class NativeHost:
         native.os_pid = reply["os_pid"]
         self._by_fd[native.submit_fd] = proc.pid
         self._epoll.register(native.submit_fd, select.EPOLLIN)
+
+    def os_pids(self) -> dict[int, int]:
+        """The OS process id of each running capOS process, by capOS pid."""
+        return {pid: n.os_pid for pid, n in self._natives.items() if n.os_pid}
 
     def stop(self, proc: Process) -> None:
         native = self._natives.get(proc.pid)
@@ -320,10 +334,13 @@ class NativeHost:
             self.resize_terminal(*terminal.size())
 
     def _poll(self, wait: float | None) -> list[tuple[int, int]]:
-        """Ready descriptors: look for a bounded while (yielding the CPU), then block."""
+        """Ready descriptors: block for them, or with a spin window first look for a
+        bounded while (yielding the CPU on each look)."""
+        if not self._spin_ns:
+            return self._epoll.poll(-1 if wait is None else wait)
         events = self._epoll.poll(0)
-        if events or not self._spin_ns:
-            return events or self._epoll.poll(-1 if wait is None else wait)
+        if events:
+            return events
         limit_ns = self._spin_ns if wait is None else min(self._spin_ns, int(wait * 1e9))
         spin_until = time.monotonic_ns() + limit_ns
         while time.monotonic_ns() < spin_until:

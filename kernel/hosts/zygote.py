@@ -78,12 +78,11 @@ def receive(sock: socket.socket, max_fds: int = 0) -> tuple[dict, list[int]]:
 class NativeSyscalls:
     """cap_enter and exit over eventfd doorbells.
 
-    A waiting process blocks reading its wake eventfd. Before it blocks it
-    may look at its CQ for a short, bounded window (`spin_ns`, yielding the
-    CPU on every look): when the answer comes within microseconds, as in a
-    conversation between processes, that saves waking an idle CPU, which
-    costs tens of microseconds on a virtual machine. Set it to 0 to block
-    at once.
+    A waiting process blocks reading its wake eventfd. With `spin_ns` (0,
+    the native host's default, blocks at once) it first looks at its CQ for
+    up to that long, never past its timeout, yielding the CPU on every look:
+    when the answer comes within microseconds and a CPU is idle, that saves
+    waking it, which costs tens of microseconds on a virtual machine.
 
     `jitter` (stress tests only) pauses at random between the steps.
     """
@@ -114,7 +113,8 @@ class NativeSyscalls:
         if jitter:
             jitter()
         if self.spin_ns:
-            spin_until = time.monotonic_ns() + min(self.spin_ns, timeout_ns or self.spin_ns)
+            window = self.spin_ns if timeout_ns is None else min(self.spin_ns, timeout_ns)
+            spin_until = time.monotonic_ns() + window
             while time.monotonic_ns() < spin_until:
                 available = ring.available()
                 if available >= min_complete and ring.submitted_unconsumed() == 0:
