@@ -109,7 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *tourapi.routes(load_tours()),
             *metrics.routes(registry),
             *sessionapi.routes(),
-            *terminal.routes(registry),
+            *terminal.routes(registry, settings.output_times),
             *monitorapi.routes(),
             *shareapi.routes(settings, registry),
             *recordapi.routes(settings),

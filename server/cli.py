@@ -146,6 +146,7 @@ def _serve(args: argparse.Namespace) -> int:
             sessions_per_client=args.agent_sessions, calls_per_s=args.agent_calls_per_s
         ),
         model=model,
+        output_times=args.output_times,
     )
     try:
         app = create_app(settings)
@@ -478,6 +479,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="URL",
         help="share sessions, links and live output with other replicas through this Redis "
         "(default: $CAPOS_REDIS_URL; none: this process alone)",
+    )
+    serve.add_argument(
+        "--output-times",
+        action="store_true",
+        help="output frames say when the server appended them (time.monotonic()), for "
+        "measuring lag on this host as `bench share` does; off: the clock tells the uptime",
     )
     add_model_options(serve)  # the model agent mode uses in every tab, run on this server
     serve.set_defaults(func=_serve)

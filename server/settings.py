@@ -116,6 +116,9 @@ class Settings:
     agent_limits: AgentLimits = field(default_factory=AgentLimits)  # MCP and the REST API
     admission: AdmissionLimits = field(default_factory=AdmissionLimits)  # per client
     model: ModelSettings = field(default_factory=ModelSettings)  # agent mode's, for every tab
+    # Output frames say when their first byte was appended (time.monotonic()), for
+    # measuring lag on this host; off, since the clock would tell the host's uptime.
+    output_times: bool = False
 
     @property
     def data_path(self) -> Path:

@@ -174,7 +174,8 @@ def routes(settings: Settings, metrics: Metrics) -> list:
         try:
             if hub.replicas is not None:
                 await hub.replicas.joined(viewer)
-            await _watch(websocket, viewer, facet_for(share.mode, session), metrics)
+            facet = facet_for(share.mode, session)
+            await _watch(websocket, viewer, facet, metrics, settings.output_times)
         finally:
             clients.dec()
             hub.shares.leave(viewer)
@@ -192,9 +193,11 @@ def routes(settings: Settings, metrics: Metrics) -> list:
     ]
 
 
-async def _watch(websocket: WebSocket, viewer: Viewer, facet, metrics: Metrics) -> None:
+async def _watch(
+    websocket: WebSocket, viewer: Viewer, facet, metrics: Metrics, output_times: bool
+) -> None:
     """Serve the viewer until it leaves, or is cut off (revoked, expired, ended by the owner)."""
-    await race(serve(websocket, facet, metrics), _until_cut_off(viewer))
+    await race(serve(websocket, facet, metrics, output_times), _until_cut_off(viewer))
     if viewer.reason is not None:
         with contextlib.suppress(Exception):  # the socket may be gone already
             await send_frame(websocket, {"type": "exit", "reason": viewer.reason})

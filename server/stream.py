@@ -11,15 +11,24 @@ byte kept.
 The stream holds valid UTF-8 only (invalid input becomes U+FFFD) and cuts
 at character boundaries, so every chunk decodes on its own and a reader's
 next offset is its last offset plus the UTF-8 length of what it got.
+
+Every reader is woken when output comes, and the ones that wait `first` (the
+session's owner) are woken before the rest, so however many viewers watch, the
+owner's echo is sent before theirs. The stream also remembers when its recent
+appends happened (time.monotonic()), so a terminal can say how old a chunk is.
 """
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import codecs
+import time
+from collections import deque
 from dataclasses import dataclass
 
 DEFAULT_SCROLLBACK = 256 * 1024
+APPEND_TIMES_KEPT = 4096  # the most recent appends whose time is remembered
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +69,9 @@ class OutputStream:
         self.start = 0  # offset of _buffer[0]
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._changed = asyncio.Event()
+        self._changed_first = asyncio.Event()  # set just before `_changed`
+        # (offset of an append's first byte, time.monotonic() then), oldest first
+        self._appended: deque[tuple[int, float]] = deque(maxlen=APPEND_TIMES_KEPT)
         self.ended: str | None = None  # why the stream ended, once it has
 
     @classmethod
@@ -81,6 +93,7 @@ class OutputStream:
         text = self._decoder.decode(data)
         if not text:
             return
+        self._appended.append((self.end, time.monotonic()))
         self._buffer += text.encode()
         excess = len(self._buffer) - self.scrollback
         if excess > 0:
@@ -96,8 +109,18 @@ class OutputStream:
             self._wake()
 
     def _wake(self) -> None:
+        # asyncio resumes waiters in the order they were woken: the first ones first.
+        self._changed_first.set()
         self._changed.set()
-        self._changed = asyncio.Event()
+        self._changed_first, self._changed = asyncio.Event(), asyncio.Event()
+
+    def appended_at(self, offset: int) -> float | None:
+        """When (time.monotonic()) the byte at `offset` was appended; None when that is
+        older than the appends remembered, or not in the stream."""
+        marks = self._appended
+        if not marks or not max(marks[0][0], self.start) <= offset < self.end:
+            return None
+        return marks[bisect.bisect_right(marks, offset, key=lambda mark: mark[0]) - 1][1]
 
     def read(self, offset: int, limit: int) -> Chunk | Reset | Ended | None:
         """What a reader at `offset` gets now; None when it must wait for more."""
@@ -113,10 +136,11 @@ class OutputStream:
             stop = _char_start(buf, stop)
         return Chunk(offset, buf[begin:stop].decode())
 
-    async def next(self, offset: int, limit: int) -> Chunk | Reset | Ended:
-        """Wait until there is something for a reader at `offset`."""
+    async def next(self, offset: int, limit: int, first: bool = False) -> Chunk | Reset | Ended:
+        """Wait until there is something for a reader at `offset`; a reader that waits
+        `first` is woken before every other."""
         while True:
-            changed = self._changed
+            changed = self._changed_first if first else self._changed
             item = self.read(offset, limit)
             if item is not None:
                 return item

@@ -6,6 +6,8 @@ Client to server (JSON text frames):
   {"type": "resize", "cols": C, "rows": R}
 Server to client:
   {"type": "output", "offset": N, "data": "..."}   N: the stream offset of data's first byte
+                                       (with --output-times also "appended_at": when the
+                                       server appended that byte, in time.monotonic())
   {"type": "reset", "offset": N}      what was asked for fell out of the scrollback:
                                        clear the screen, output continues from N
   {"type": "exit", "reason": "..."}   the session ended; the socket then closes
@@ -15,7 +17,11 @@ A client that sends no `resume` within a second gets the scrollback from
 its oldest byte. Offsets count UTF-8 bytes: after an output frame the next
 offset is N plus the UTF-8 length of data. Each client reads at its own
 pace from the session's stream, so a slow one only falls behind (and is
-reset) and never slows the session.
+reset) and never slows the session; the owner's socket is served before
+the viewers' (server/stream.py), so viewers do not delay the owner's echo.
+
+`appended_at` is for measuring lag on the server's own host (`bench share`): it is
+off by default because a monotonic clock tells how long the host has been up.
 """
 
 from __future__ import annotations
@@ -60,7 +66,7 @@ class Terminal(Protocol):
     async def resize(self, cols: int, rows: int) -> None: ...
 
 
-def routes(metrics: Metrics) -> list[WebSocketRoute]:
+def routes(metrics: Metrics, output_times: bool) -> list[WebSocketRoute]:
     async def terminal(websocket: WebSocket) -> None:
         directory = part(websocket, "directory")
         session_id = websocket.path_params["session_id"]
@@ -75,7 +81,7 @@ def routes(metrics: Metrics) -> list[WebSocketRoute]:
             with held_by(websocket, "terminal connections", "owner_sockets", CLOSE_ONE):
                 clients.inc()
                 try:
-                    await serve(websocket, session, metrics)
+                    await serve(websocket, session, metrics, output_times, owner=True)
                 finally:
                     clients.dec()
         except Refused as refused:
@@ -84,11 +90,21 @@ def routes(metrics: Metrics) -> list[WebSocketRoute]:
     return [WebSocketRoute("/api/sessions/{session_id}/terminal", terminal)]
 
 
-async def serve(websocket: WebSocket, session: Terminal, metrics: Metrics) -> None:
-    """Serve a terminal: a session, or a share link's narrower facet of one (server/facets.py)."""
+async def serve(
+    websocket: WebSocket,
+    session: Terminal,
+    metrics: Metrics,
+    output_times: bool,
+    owner: bool = False,
+) -> None:
+    """Serve a terminal: a session, or a share link's narrower facet of one (server/facets.py).
+    The `owner`'s output is sent before any viewer's; `output_times` stamps output frames."""
     start: asyncio.Future[int | None] = asyncio.get_running_loop().create_future()
     async with session.attached():
-        await race(_read(websocket, session, start), _write(websocket, session, start, metrics))
+        await race(
+            _read(websocket, session, start),
+            _write(websocket, session.stream, start, metrics, output_times, owner),
+        )
 
 
 async def _read(websocket: WebSocket, session: Terminal, start: asyncio.Future) -> None:
@@ -167,19 +183,24 @@ async def _handle(session: Terminal, frame: dict, start: asyncio.Future, first: 
 
 
 async def _write(
-    websocket: WebSocket, session: Terminal, start: asyncio.Future, metrics: Metrics
+    websocket: WebSocket,
+    stream: OutputStream,
+    start: asyncio.Future,
+    metrics: Metrics,
+    output_times: bool,
+    owner: bool,
 ) -> None:
-    stream = session.stream
     offset = await start
     if offset is None:
         offset = stream.start
     with contextlib.suppress(WebSocketDisconnect, RuntimeError):
         while True:
-            item = await stream.next(offset, OUTPUT_CHUNK)
+            item = await stream.next(offset, OUTPUT_CHUNK, first=owner)
             if isinstance(item, Chunk):
-                await send_frame(
-                    websocket, {"type": "output", "offset": item.offset, "data": item.data}
-                )
+                frame: dict = {"type": "output", "offset": item.offset, "data": item.data}
+                if output_times and (at := stream.appended_at(item.offset)) is not None:
+                    frame["appended_at"] = at
+                await send_frame(websocket, frame)
                 size = len(item.data.encode())
                 metrics.bytes_streamed.inc(size)
                 offset = item.offset + size

@@ -131,6 +131,28 @@ def test_owner_and_viewer_see_the_same_output_and_a_late_viewer_gets_the_screen_
     assert read_until(late, "and more").startswith("hello from the tab")
 
 
+def output_frame(conn: ClientConnection, timeout: float = 5) -> dict:
+    while (frame := json.loads(conn.recv(timeout)))["type"] != "output":
+        pass
+    return frame
+
+
+def test_output_frames_say_when_the_server_appended_them_only_when_asked(base, tmp_path):
+    tab = Tab(base)
+    viewer = watch(base, tab.share("view"))
+    tab.write("no clock here\r\n")
+    assert "appended_at" not in output_frame(viewer)  # off: it would tell the host's uptime
+    settings = Settings(data_dir=tmp_path, output_times=True, admission=ONE_ADDRESS_RIG)
+    with serving(settings) as stamped:
+        tab = Tab(stamped)
+        viewer = watch(stamped, tab.share("view"))
+        before = time.monotonic()
+        forged = {"type": "output", "offset": 0, "data": "hi\r\n", "appended_at": 1.0}
+        tab.relay.send(json.dumps(forged))  # the tab cannot say when: the server does
+        frame = output_frame(viewer)
+        assert frame["data"] == "hi\r\n" and before <= frame["appended_at"] <= time.monotonic()
+
+
 def test_a_view_link_cannot_type_but_a_drive_link_can(base):
     tab = Tab(base)
     viewer, driver = watch(base, tab.share("view")), watch(base, tab.share("drive"))

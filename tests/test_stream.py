@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
 from kernel.codec.errors import DecodeError
 from kernel.codec.framing import frame_size
-from server.stream import Chunk, Ended, OutputStream, Reset
+from server.stream import APPEND_TIMES_KEPT, Chunk, Ended, OutputStream, Reset
 
 
 def test_a_reader_gets_exactly_the_bytes_after_its_offset():
@@ -82,3 +83,47 @@ def test_a_reader_that_never_reads_costs_the_writer_nothing():
         stream.append(b"x" * 10_000)  # never waits, whoever is behind
     assert stream.end == 10_000_000 and stream.end - stream.start <= 64 * 1024
     assert stream.read(stalled, 100) == Reset(stream.start)
+
+
+def test_the_owner_is_woken_before_viewers_that_waited_longer():
+    async def scenario() -> list[str]:
+        stream = OutputStream()
+        order: list[str] = []
+
+        async def reader(name: str, first: bool) -> None:
+            await stream.next(0, 100, first=first)
+            order.append(name)
+
+        async with asyncio.TaskGroup() as tasks:
+            for n in range(5):
+                tasks.create_task(reader(f"viewer{n}", first=False))
+            tasks.create_task(reader("owner", first=True))  # the last to wait
+            await asyncio.sleep(0)
+            stream.append(b"echo")
+        return order
+
+    assert asyncio.run(scenario())[0] == "owner"
+
+
+def test_the_stream_knows_when_each_recent_byte_was_appended():
+    stream = OutputStream(scrollback=8)
+    before = time.monotonic()
+    stream.append(b"abc")
+    between = time.monotonic()
+    stream.append(b"defgh")
+    after = time.monotonic()
+    first, second = stream.appended_at(1), stream.appended_at(3)
+    assert first is not None and second is not None
+    assert before <= first <= between <= second <= after
+    assert stream.appended_at(7) == second
+    assert stream.appended_at(8) is None  # not appended yet
+    stream.append(b"ij")  # a, b fall out of the scrollback
+    assert stream.appended_at(1) is None and stream.appended_at(2) == first
+
+
+def test_only_the_most_recent_append_times_are_kept():
+    stream = OutputStream()
+    for _ in range(APPEND_TIMES_KEPT + 10):
+        stream.append(b"x")
+    assert stream.appended_at(0) is None  # still in the scrollback, its time forgotten
+    assert stream.appended_at(stream.end - 1) is not None
