@@ -74,6 +74,25 @@ class RedisDown(SessionError):
         )
 
 
+class RedisBusy(RedisDown):
+    """Every pooled connection stayed in use for the pool's whole wait: a burst here (say,
+    hundreds of viewers joining at once), not a Redis that is away."""
+
+    def __init__(self, what: str) -> None:
+        SessionError.__init__(
+            self,
+            f"{what} needs Redis, and this server's connections to it are all busy; "
+            "try again in a few seconds",
+            503,
+        )
+
+
+def pool_busy(exc: BaseException) -> bool:
+    """Whether `exc` is the command pool's wait running out (redis-py says "No connection
+    available" for it, from a TimeoutError) rather than Redis failing to answer."""
+    return isinstance(exc, aioredis.ConnectionError) and isinstance(exc.__cause__, TimeoutError)
+
+
 def _key(kind: str, name: str) -> str:
     return f"capos:{kind}:{name}"
 
@@ -84,7 +103,8 @@ class RedisClients:
     than once on its own: the loops here do, with backoff, and a request fails fast with
     RedisDown."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, commands: int = 32, wait_s: float = 2) -> None:
+        """`commands` connections for short commands; a caller waits up to `wait_s` for one."""
         options = {
             "socket_connect_timeout": 2,
             "socket_timeout": 5,  # longer than any blocking read here (1 s)
@@ -94,7 +114,7 @@ class RedisClients:
         }
         self.commands = aioredis.Redis(
             connection_pool=aioredis.BlockingConnectionPool.from_url(
-                url, max_connections=32, timeout=2, **options
+                url, max_connections=commands, timeout=wait_s, **options
             )
         )
         self.readers = aioredis.Redis(
@@ -143,6 +163,9 @@ class Replicas:
             self._came_back.set()
 
     def _failed(self, exc: BaseException) -> None:
+        if pool_busy(exc):  # Redis is fine; this server asks too much of it at once
+            log.debug("capOS replicas: every Redis connection is busy: %s", exc)
+            return
         if self.up:
             self.up = False
             log.warning("capOS replicas: Redis does not answer: %s", exc)
@@ -170,7 +193,7 @@ class Replicas:
             result = await call(*args, **kwargs)
         except REDIS_ERRORS as exc:
             self._failed(exc)
-            raise RedisDown(what) from None
+            raise (RedisBusy if pool_busy(exc) else RedisDown)(what) from None
         self._worked()
         return result
 
@@ -375,8 +398,10 @@ class Replicas:
 
     async def _add_viewer(self, viewer: Viewer) -> None:
         key = _key("viewers", viewer.share.session_id)
-        await self.redis.hset(key, viewer.id, json.dumps({**viewer.info(), "replica": self.id}))
-        await self.redis.expire(key, 24 * 3600)
+        async with self.redis.pipeline(transaction=False) as both:  # one connection, one trip
+            both.hset(key, viewer.id, json.dumps({**viewer.info(), "replica": self.id}))
+            both.expire(key, 24 * 3600)
+            await both.execute()
 
     async def left(self, viewer: Viewer) -> None:
         with contextlib.suppress(RedisDown):
