@@ -191,6 +191,7 @@ class RecordingRegistry:
             self.directory,
             room=lambda more: self.quota.over(recording_id, more),
             grew=lambda more: self.quota.grow(recording_id, more),
+            exit_status=lambda: session.exit_status,
         )
         session.start(self._record(session, recording, recording.recorder), "a recorder")
         return recording, token

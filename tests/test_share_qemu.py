@@ -9,6 +9,7 @@ import pytest
 from websockets.sync.client import connect
 
 from bench.poolserver import PROMPT, PoolServer, TerminalClient, pool_server
+from tests.asciicast import read_v3
 
 pytestmark = [
     pytest.mark.qemu,
@@ -67,11 +68,9 @@ def test_a_native_session_is_shared_recorded_and_driven_through_links(server):
         assert "caps" not in owner.text.split("timer.now()")[0][-50:]  # the view link's was dropped
     stop = f"/api/sessions/{session['id']}/recordings/{recording['id']}/stop"
     assert server.http.post(stop).status_code == 200
-    lines = server.http.get(recording["cast"]).text.splitlines()
-    header, events = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
-    assert header["version"] == 2
-    assert ["r", "100x30"] in [e[1:] for e in events]
-    assert ["m", "the driver types"] in [e[1:] for e in events]
+    _, events = read_v3(server.http.get(recording["cast"]).text)
+    assert ("r", "100x30") in [e[1:] for e in events]
+    assert ("m", "the driver types") in [e[1:] for e in events]
     assert "ns = " in "".join(data for _, kind, data in events if kind == "o")
     server.http.delete(f"/api/sessions/{session['id']}")
     owner.read_exit()
