@@ -92,9 +92,11 @@ class CastWriter:
 
 def event_line(interval_us: int, kind: str, data: str) -> str:
     """`[seconds, kind, data]` with the seconds written to the microsecond, as asciinema
-    writes them (`0.248848`), never in exponent form."""
+    writes them (`0.248848`), never in exponent form. A lone surrogate (a JSON body may
+    hold one: `"\\ud800"`) becomes "?", so the line is valid UTF-8 as the format asks."""
     seconds = f"{interval_us // 1_000_000}.{interval_us % 1_000_000:06d}"
-    return f"[{seconds}, {json.dumps(kind)}, {json.dumps(data, ensure_ascii=False)}]\n"
+    text = data.encode(errors="replace").decode()
+    return f"[{seconds}, {json.dumps(kind)}, {json.dumps(text, ensure_ascii=False)}]\n"
 
 
 def repair(path: Path) -> None:
@@ -149,7 +151,8 @@ class Recorder:
     def _write(self, kind: str, data: str) -> None:
         if self.reason is not None:  # stopped (perhaps deleted, its quota released)
             return
-        over = self._room(len(data.encode()) + 40)  # the line's framing: at most 40 bytes
+        framing = 40  # the line's brackets, time, kind and quotes: at most 40 bytes
+        over = self._room(len(data.encode(errors="replace")) + framing)
         if over is not None:
             self._stop_with_marker(over)
             return

@@ -384,16 +384,28 @@ def test_a_recording_is_an_asciicast_v3_with_output_resizes_and_markers(base):
 
 def test_a_recording_keeps_input_only_when_the_owner_opts_in(base):
     tab = Tab(base)
+    plain = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={}).json()
     recording = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={"input": True}).json()
-    assert recording["input"] is True
+    assert recording["input"] is True and plain["input"] is False
+    # the owner's tab is asked for the owner's keystrokes, which it types itself
+    assert json.loads(tab.relay.recv(5)) == {"type": "keys", "record": True}
+    tab.relay.send(json.dumps({"type": "keys", "data": "ls\r\ud800"}))  # a lone surrogate
+    for bad in (5, "k" * 20_000):
+        tab.relay.send(json.dumps({"type": "keys", "data": bad}))
+        error = json.loads(tab.relay.recv(5))
+        assert error["type"] == "error" and 'keys needs "data"' in error["message"]
     driver = watch(base, tab.share("drive"))
     driver.send(json.dumps({"type": "input", "data": "typed\r"}))
     assert json.loads(tab.relay.recv(5))["type"] == "input"
-    httpx.post(f"{base}/api/sessions/{tab.id}/recordings/{recording['id']}/stop")
+    for started in (recording, plain):
+        httpx.post(f"{base}/api/sessions/{tab.id}/recordings/{started['id']}/stop")
+    assert json.loads(tab.relay.recv(5)) == {"type": "keys", "record": False}
     _, events = read_v3(httpx.get(base + recording["cast"]).text)
-    assert ("i", "typed\r") in [e[1:] for e in events]
+    assert [e[1:] for e in events if e[1] == "i"] == [("i", "ls\r?"), ("i", "typed\r")]
     _, v2_events = read_v2(httpx.get(base + recording["cast"] + "?format=v2").text)
     assert v2_events == events  # v2 has input events too
+    _, plain_events = read_v3(httpx.get(base + plain["cast"]).text)
+    assert not any(kind == "i" for _, kind, _ in plain_events)
 
 
 def test_a_recording_ends_with_the_sessions_exit_status_which_v2_leaves_out(base):

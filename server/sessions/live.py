@@ -110,6 +110,10 @@ class LiveSession(ABC):
     async def resize(self, cols: int, rows: int) -> None:
         self.observe("r", f"{cols}x{rows}")
 
+    def want_keys(self, wanted: bool) -> None:  # noqa: B027 (most kinds have them already)
+        """Whether a recording that keeps keystrokes runs: a kind whose owner types
+        elsewhere (a tab) then sends them here, to be observed as input."""
+
     def observe(self, kind: str, data: str) -> None:
         """Tell the observers (recorders) of input or a resize."""
         for observer in self.observers:
