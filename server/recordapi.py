@@ -9,17 +9,21 @@ POST   /api/sessions/{id}/recordings/{rec}/stop
 DELETE /api/sessions/{id}/recordings/{rec}    delete the recording and its file
 POST   /api/sessions/{id}/markers             {"label": "..."}: a chapter in running recordings
 GET    /r/{token}                             the replay page (asciinema-player); 410 once expired
-GET    /r/{token}.cast                        the asciicast v2 file, as a download
+GET    /r/{token}.cast                        the cast as recorded (asciicast v3; v2 if
+                                               recorded before v3); `?format=v2` or
+                                               `?format=v3` converts (server/castformat.py),
+                                               `?download` saves it
 GET    /api/recordings/{token}                what the replay page shows about it
 """
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import FileResponse, JSONResponse, Response
+from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from server.apierror import NO_STORE, error, needing, part
+from server.castformat import FORMATS, convert, stored_version
 from server.jsonbody import BadBody, is_int, read_object
 from server.notice import notice
 from server.quota import QuotaError
@@ -30,6 +34,8 @@ from server.shareapi import client_ip
 from server.shares import ShareError
 from server.sharing import Sharing
 from server.terminal import MAX_COLS_ROWS
+
+CAST_TYPE = "application/x-asciicast"
 
 
 def _start_options(params: dict, retention_s: float) -> dict:
@@ -143,18 +149,35 @@ def routes(settings: Settings) -> list[Route]:
         )
 
     async def cast(request: Request) -> Response:
+        formats = request.query_params.getlist("format")
+        if len(formats) > 1 or (formats and formats[0] not in FORMATS):
+            return notice(
+                "Unknown format",
+                "The format must be v2 (asciicast v2, for older tools) or v3 (asciicast v3), "
+                "given once; leave it out for the cast as it was recorded.",
+                400,
+            )
         found = public(request)
         if isinstance(found, Response):
             return found
         hub, recording = found
-        return FileResponse(
-            hub.recordings.path(recording),
-            media_type="application/x-asciicast",
-            filename=f"capos-{recording.id}.cast",
-            content_disposition_type="attachment"
-            if "download" in request.query_params
-            else "inline",
-            headers=NO_STORE,
+        path = hub.recordings.path(recording)
+        disposition = "attachment" if "download" in request.query_params else "inline"
+        stored = stored_version(path)
+        wanted = FORMATS[formats[0]] if formats else stored
+        if wanted == stored:
+            return FileResponse(
+                path,
+                media_type=CAST_TYPE,
+                filename=f"capos-{recording.id}.cast",
+                content_disposition_type=disposition,
+                headers=NO_STORE,
+            )
+        name = f"capos-{recording.id}-v{wanted}.cast"
+        return StreamingResponse(  # a sync iterator: Starlette reads it in a thread
+            convert(path, wanted),
+            media_type=CAST_TYPE,
+            headers={**NO_STORE, "content-disposition": f'{disposition}; filename="{name}"'},
         )
 
     async def info(request: Request) -> Response:

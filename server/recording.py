@@ -1,12 +1,15 @@
-"""Recording a session as an asciicast v2 file (`.cast`), one event a line.
+"""Recording a session as an asciicast v3 file (`.cast`), one event a line.
 
-The file is the header line, then `[time, kind, data]` lines: `o` output,
-`r` resize ("COLSxROWS"), `i` input (only when the owner opted in), `m`
-markers (tour steps, or on demand). Every line is written whole and
-flushed at once, so whatever the server has written is a valid cast even
-if it is killed mid-recording; `repair` trims a torn last line left by a
-crash. A recorder reads the session's output stream like any viewer, so a
-recording never slows the session.
+The file is the header line (`{"version": 3, "term": {"cols", "rows", "type"}, ...}`),
+then `[interval, code, data]` lines, each interval in seconds since the event before:
+`o` output, `r` resize ("COLSxROWS"), `i` input (only when the owner opted in: the
+player's keystroke overlay shows it), `m` markers (tour steps, or on demand), and `x`
+the session's exit status when the session ends while recording. Intervals are whole
+microseconds, so their running sum is each event's exact time (server/castformat.py
+turns a cast into v2 for older tools). Every line is written whole and flushed at once,
+so whatever the server has written is a valid cast even if it is killed mid-recording;
+`repair` trims a torn last line left by a crash. A recorder reads the session's output
+stream like any viewer, so a recording never slows the session.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from server.supervise import race
 
 READ_CHUNK = 16 * 1024
 KEPT = "what came before is kept"
+TERM_TYPE = "xterm-256color"  # what the pages' xterm.js emulates
 FREE_CHECK_BYTES = 64 * 1024  # how often (in bytes written) a recorder looks at the disk
 log = logging.getLogger("capos.recordings")
 
@@ -37,32 +41,37 @@ def free_mib(path: Path) -> float:
 
 
 class CastWriter:
-    """Appends asciicast v2 lines to a file, each flushed whole."""
+    """Appends asciicast v3 lines to a file, each flushed whole."""
 
     def __init__(self, path: Path, cols: int, rows: int, title: str) -> None:
         self.path = path
         self.started = time.monotonic()
+        self._last_us = 0  # the time of the last event written, in µs since the start
         # Only the server's user may read a cast: its replay link is a secret.
         descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         self._file = os.fdopen(descriptor, "w", encoding="utf-8", buffering=1)  # line-buffered
         header = {
-            "version": 2,
-            "width": cols,
-            "height": rows,
+            "version": 3,
+            "term": {"cols": cols, "rows": rows, "type": TERM_TYPE},
             "timestamp": int(time.time()),
             "title": title,
-            "env": {"TERM": "xterm-256color"},
         }
         self.size = 0
-        self._line(header)
+        self._write(json.dumps(header, ensure_ascii=False) + "\n")
 
-    def _line(self, value: object) -> None:
-        line = json.dumps(value, ensure_ascii=False) + "\n"
+    def _write(self, line: str) -> None:
         self._file.write(line)
         self.size += len(line.encode())
 
+    def _event_line(self, kind: str, data: str) -> tuple[str, int]:
+        """The event's line and its time (µs since the start)."""
+        now_us = max(self._last_us, round(self.elapsed() * 1_000_000))
+        return event_line(now_us - self._last_us, kind, data), now_us
+
     def event(self, kind: str, data: str) -> None:
-        self._line([round(time.monotonic() - self.started, 6), kind, data])
+        line, now_us = self._event_line(kind, data)
+        self._write(line)
+        self._last_us = now_us  # only once written: a torn line is dropped, not counted
 
     def end_after_failure(self, kind: str, data: str) -> None:
         """After a write failed: close the file, drop the line it took only part of (which
@@ -70,7 +79,7 @@ class CastWriter:
         with contextlib.suppress(OSError):
             self._file.close()
         repair(self.path)
-        line = json.dumps([round(self.elapsed(), 6), kind, data], ensure_ascii=False) + "\n"
+        line, _ = self._event_line(kind, data)
         with self.path.open("a", encoding="utf-8") as file:
             file.write(line)
 
@@ -79,6 +88,15 @@ class CastWriter:
 
     def close(self) -> None:
         self._file.close()
+
+
+def event_line(interval_us: int, kind: str, data: str) -> str:
+    """`[seconds, kind, data]` with the seconds written to the microsecond, as asciinema
+    writes them (`0.248848`), never in exponent form. A lone surrogate (a JSON body may
+    hold one: `"\\ud800"`) becomes "?", so the line is valid UTF-8 as the format asks."""
+    seconds = f"{interval_us // 1_000_000}.{interval_us % 1_000_000:06d}"
+    text = data.encode(errors="replace").decode()
+    return f"[{seconds}, {json.dumps(kind)}, {json.dumps(text, ensure_ascii=False)}]\n"
 
 
 def repair(path: Path) -> None:
@@ -91,7 +109,8 @@ def repair(path: Path) -> None:
 
 
 class Recorder:
-    """Writes one session's output (and resizes, input, markers) into a cast until stopped."""
+    """Writes one session's output (and resizes, input, markers, its exit) into a cast until
+    stopped."""
 
     def __init__(
         self,
@@ -102,12 +121,14 @@ class Recorder:
         directory: Path,
         room: Callable[[int], str | None],
         grew: Callable[[int], None],
+        exit_status: Callable[[], int],
     ) -> None:
         """`directory`: where the cast is, whose disk must keep `limits.min_free_mib` free;
         `room(n)`: why the cast may not grow by n bytes (a quota it would pass), or None;
-        `grew(n)`: it grew by n bytes (server/quota.py counts them)."""
+        `grew(n)`: it grew by n bytes (server/quota.py counts them); `exit_status()`: the
+        session's, once its stream has ended (the `x` event)."""
         self.stream, self.writer, self.limits = stream, writer, limits
-        self._room, self._grew = room, grew
+        self._room, self._grew, self._exit_status = room, grew, exit_status
         self.record_input = record_input
         self.directory = directory
         self.reason: str | None = None  # why it stopped, once it has
@@ -130,7 +151,8 @@ class Recorder:
     def _write(self, kind: str, data: str) -> None:
         if self.reason is not None:  # stopped (perhaps deleted, its quota released)
             return
-        over = self._room(len(data.encode()) + 40)  # the line's framing: at most 40 bytes
+        framing = 40  # the line's brackets, time, kind and quotes: at most 40 bytes
+        over = self._room(len(data.encode(errors="replace")) + framing)
         if over is not None:
             self._stop_with_marker(over)
             return
@@ -192,4 +214,5 @@ class Recorder:
             elif isinstance(item, Reset):
                 offset = item.offset
             elif isinstance(item, Ended):
+                self._write("x", str(self._exit_status()))
                 self.stop(f"the session ended: {item.reason}")

@@ -191,6 +191,7 @@ class RecordingRegistry:
             self.directory,
             room=lambda more: self.quota.over(recording_id, more),
             grew=lambda more: self.quota.grow(recording_id, more),
+            exit_status=lambda: session.exit_status,
         )
         session.start(self._record(session, recording, recording.recorder), "a recorder")
         return recording, token
@@ -207,12 +208,14 @@ class RecordingRegistry:
 
     async def _record(self, session: LiveSession, recording: Recording, recorder: Recorder) -> None:
         session.observers.append(recorder.observe)
+        self._keys(session)
         try:
             await recorder.run()
         finally:
             with contextlib.suppress(ValueError):
                 session.observers.remove(recorder.observe)
             recording.recorder = None
+            self._keys(session)
             recording.stopped = time.time()
             recording.reason = recorder.reason
             recording.size = recorder.writer.size
@@ -220,6 +223,11 @@ class RecordingRegistry:
                 self.quota.settle(recording.id, recording.size)  # the last marker, a torn line
                 with contextlib.suppress(StoreError):  # the store says so on /healthz
                     await asyncio.shield(self.store.update_recording(recording.row()))
+
+    def _keys(self, session: LiveSession) -> None:
+        """Tell the session whether a running recording of it keeps keystrokes."""
+        running = [r for r in self.of_session(session.id) if r.recorder is not None]
+        session.want_keys(any(r.record_input for r in running))
 
     def of_session(self, session_id: str) -> list[Recording]:
         return [r for r in self.recordings.values() if r.session_id == session_id]

@@ -115,6 +115,7 @@ class Vm:
         self.ready = asyncio.Event()  # at the prompt (booted) or running again (restored)
         self.exited = asyncio.Event()
         self.exit_reason = ""
+        self.exit_status: int | None = None  # QEMU's, as a shell reports it, unless we ended it
         self.started_at = time.monotonic()
         self.ready_at: float | None = None
         self.pid = 0
@@ -197,6 +198,9 @@ class Vm:
                 process.kill()
                 await asyncio.shield(process.wait())
             self.exit_reason = self._planned_exit or _describe(process.returncode, self._stderr)
+            if self._planned_exit is None and process.returncode is not None:
+                code = process.returncode  # -N: killed by signal N, which a shell says as 128+N
+                self.exit_status = 128 - code if code < 0 else code
             assert self._cell is not None  # made by _start
             await self._cell.remove()
             self.exited.set()

@@ -29,6 +29,7 @@ from server.sessions.directory import SessionDirectory
 from server.settings import RecordingLimits, Settings, ShareLimits
 from server.shares import ShareRegistry
 from server.sharing import Sharing
+from tests.asciicast import read_v2, read_v3
 
 # The tests hold connections open across steps rather than in `with` blocks.
 pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
@@ -363,19 +364,7 @@ def test_a_viewer_that_never_reads_slows_neither_the_owner_nor_other_viewers(bas
     stuck.close()
 
 
-def parse_cast(text: str) -> tuple[dict, list[list]]:
-    lines = text.splitlines()
-    header = json.loads(lines[0])
-    events = [json.loads(line) for line in lines[1:]]
-    assert header["version"] == 2 and header["width"] > 0 and header["height"] > 0
-    for time_, kind, data in events:
-        assert isinstance(time_, float | int) and kind in "oirm" and isinstance(data, str)
-    times = [e[0] for e in events]
-    assert times == sorted(times)
-    return header, events
-
-
-def test_a_recording_is_an_asciicast_v2_with_output_resizes_and_markers(base):
+def test_a_recording_is_an_asciicast_v3_with_output_resizes_and_markers(base):
     tab = Tab(base)
     started = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={"cols": 100, "rows": 30})
     assert started.status_code == 201, started.text
@@ -393,27 +382,84 @@ def test_a_recording_is_an_asciicast_v2_with_output_resizes_and_markers(base):
     assert stop.status_code == 200
     cast = httpx.get(base + recording["cast"])
     assert cast.status_code == 200
-    header, events = parse_cast(cast.text)
-    assert (header["width"], header["height"]) == (100, 30)
+    assert cast.headers["content-type"] == "application/x-asciicast"
+    header, events = read_v3(cast.text)
+    assert header["term"] == {"cols": 100, "rows": 30, "type": "xterm-256color"}
     kinds = [(kind, data) for _, kind, data in events]
     assert ("r", "120x40") in kinds and ("m", "Step 2") in kinds
     output = "".join(data for kind, data in kinds if kind == "o")
     assert output == "first\r\nsecond\r\n"
-    assert not any(kind == "i" for kind, _ in kinds)  # input only when the owner opts in
+    assert not any(kind in "ix" for kind, _ in kinds)  # input only when the owner opts in
     download = httpx.get(base + recording["cast"] + "?download")
     assert "attachment" in download.headers["content-disposition"]
+    assert download.text == cast.text
+    # asciicast v2 for older tools: each time the running sum of the intervals
+    v2 = httpx.get(base + recording["cast"] + "?download&format=v2")
+    assert v2.status_code == 200 and "-v2.cast" in v2.headers["content-disposition"]
+    v2_header, v2_events = read_v2(v2.text)
+    assert (v2_header["width"], v2_header["height"]) == (100, 30)
+    assert v2_header["env"] == {"TERM": "xterm-256color"}
+    assert v2_events == events
+    assert httpx.get(base + recording["cast"] + "?format=v3").text == cast.text
     assert httpx.get(base + recording["url"]).status_code == 200
 
 
 def test_a_recording_keeps_input_only_when_the_owner_opts_in(base):
     tab = Tab(base)
+    plain = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={}).json()
     recording = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={"input": True}).json()
+    assert recording["input"] is True and plain["input"] is False
+    # the owner's tab is asked for the owner's keystrokes, which it types itself
+    assert json.loads(tab.relay.recv(5)) == {"type": "keys", "record": True}
+    tab.relay.send(json.dumps({"type": "keys", "data": "ls\r\ud800"}))  # a lone surrogate
+    for bad in (5, "k" * 20_000):
+        tab.relay.send(json.dumps({"type": "keys", "data": bad}))
+        error = json.loads(tab.relay.recv(5))
+        assert error["type"] == "error" and 'keys needs "data"' in error["message"]
     driver = watch(base, tab.share("drive"))
     driver.send(json.dumps({"type": "input", "data": "typed\r"}))
     assert json.loads(tab.relay.recv(5))["type"] == "input"
-    httpx.post(f"{base}/api/sessions/{tab.id}/recordings/{recording['id']}/stop")
-    _, events = parse_cast(httpx.get(base + recording["cast"]).text)
-    assert ["i", "typed\r"] in [e[1:] for e in events]
+    for started in (recording, plain):
+        httpx.post(f"{base}/api/sessions/{tab.id}/recordings/{started['id']}/stop")
+    assert json.loads(tab.relay.recv(5)) == {"type": "keys", "record": False}
+    _, events = read_v3(httpx.get(base + recording["cast"]).text)
+    assert [e[1:] for e in events if e[1] == "i"] == [("i", "ls\r?"), ("i", "typed\r")]
+    _, v2_events = read_v2(httpx.get(base + recording["cast"] + "?format=v2").text)
+    assert v2_events == events  # v2 has input events too
+    _, plain_events = read_v3(httpx.get(base + plain["cast"]).text)
+    assert not any(kind == "i" for _, kind, _ in plain_events)
+
+
+def test_a_recording_ends_with_the_sessions_exit_status_which_v2_leaves_out(base):
+    tab = Tab(base)
+    recording = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={}).json()
+    tab.write("bye\r\n")
+    deadline = time.monotonic() + 10
+    while "bye" not in httpx.get(base + recording["cast"]).text and time.monotonic() < deadline:
+        time.sleep(0.05)  # recorded before the session ends
+    assert httpx.delete(f"{base}/api/tabs/{tab.id}").status_code == 204
+
+    def listed() -> dict:
+        url = f"{base}/api/sessions/{tab.id}/recordings"
+        return httpx.get(url).json()["recordings"][0]
+
+    while (info := listed())["recording"] and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert info["reason"] == "the session ended: ended by its owner"
+    _, events = read_v3(httpx.get(base + recording["cast"]).text)
+    # ended from outside: a hangup's status (128 + SIGHUP), as a shell would say
+    assert [e[1:] for e in events] == [("o", "bye\r\n"), ("x", "129")]
+    _, v2_events = read_v2(httpx.get(base + recording["cast"] + "?format=v2").text)
+    assert v2_events == events[:-1]
+
+
+def test_a_malformed_format_is_a_clear_400(base):
+    tab = Tab(base)
+    recording = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={}).json()
+    for query in ("format=v1", "format=V2", "format=", "format=v2&format=v3", "format=v2%00"):
+        answer = httpx.get(f"{base}{recording['cast']}?{query}")
+        assert answer.status_code == 400, query
+        assert "must be v2" in answer.text and "v3" in answer.text
 
 
 def test_a_recording_stops_at_its_size_limit_with_a_clear_reason(base):
@@ -428,7 +474,7 @@ def test_a_recording_stops_at_its_size_limit_with_a_clear_reason(base):
             break
         time.sleep(0.05)
     assert "size limit of 0.0625 MiB" in info["reason"] and info["size"] <= 64 * 1024
-    parse_cast(httpx.get(base + recording["cast"]).text)
+    read_v3(httpx.get(base + recording["cast"]).text)
 
 
 def test_recordings_can_be_deleted_and_bad_ids_are_404(base):

@@ -2,14 +2,15 @@
 
 One tab session serves every step (the owner's tab boots once): the owner
 shares it from the page, a view link and a drive link open in other
-contexts, the owner records, and the recording replays at /r/{id}.
+contexts, the owner records, and the recording replays at /r/{id}: as the
+asciicast v3 it is recorded in, and as the v2 that casts recorded before were.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,13 +18,19 @@ import pytest
 from bench.liveserver import ONE_ADDRESS_RIG
 from bench.tab import has_prompt, screen, serving, wait_screen
 from server.settings import Settings
+from tests.asciicast import read_v2, read_v3
 
 pytestmark = pytest.mark.browser
 
 
 @pytest.fixture(scope="module")
-def base_url(tmp_path_factory) -> Iterator[str]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("data"), admission=ONE_ADDRESS_RIG)
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="module")
+def base_url(data_dir) -> Iterator[str]:
+    settings = Settings(data_dir=data_dir, admission=ONE_ADDRESS_RIG)
     with serving(settings) as url:
         yield url
 
@@ -121,38 +128,68 @@ def test_an_expired_link_answers_410(browser, owner, base_url):
     page.context.close()
 
 
-def test_a_recording_plays_back_at_its_replay_link_with_chapters(browser, owner, base_url):
+def replay(browser, url: str):
+    """The replay page at `url`, its player ready, and the errors the page raised."""
+    page = browser.new_context().new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.goto(url)
+    page.wait_for_function("() => document.body.dataset.state === 'ready'", timeout=20_000)
+    page.wait_for_selector(".ap-player", timeout=10_000)
+    return page, errors
+
+
+def test_a_recording_plays_back_at_its_replay_link_with_chapters_and_keystrokes(
+    browser, owner, base_url, data_dir
+):
+    owner.check("#share-record-input")  # the owner opts in to recording keystrokes
+    assert "passwords" in owner.text_content("label:has(#share-record-input)")
     owner.click("#share-record")
     owner.wait_for_selector("#share-recordings a.replay:text('recording…')")
+    assert "with keystrokes" in owner.text_content("#share-recordings li:last-child")
     owner_types(owner, "timer.now()\n")
     owner.click("#share-mark")
     # what web/static/tour.js announces at each tour step: a chapter too
     owner.evaluate(
         "document.dispatchEvent(new CustomEvent('capos:tour-step', {detail: 'Tour: step 2'}))"
     )
-    owner_types(owner, "caps\n")
+    owner_types(owner, "caps\n")  # the tab sends the owner's keystrokes: they are recorded
     wait_screen(owner, lambda rows: any(r.startswith("timer ") for r in rows), 30)
     time.sleep(0.5)
     owner.click("#share-stop")
     owner.wait_for_selector("#share-recordings a.replay:text('replay')")
     replay_url = owner.locator("#share-recordings a.replay").last.get_attribute("href")
+    recording_id = owner.locator("#share-recordings li").last.get_attribute("data-recording-id")
     cast = httpx.get(f"{base_url}{replay_url}.cast").text
-    lines = cast.splitlines()
-    header, events = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
-    assert header["version"] == 2 and header["width"] > 0
+    header, events = read_v3(cast)
+    assert header["term"]["cols"] > 0
     assert any(kind == "o" and "ns = " in data for _, kind, data in events)
-    markers = [data for _, kind, data in events if kind == "m"]
-    assert len(markers) == 2 and "Tour: step 2" in markers
-    page = browser.new_context().new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(base_url + replay_url)
-    page.wait_for_function("() => document.body.dataset.state === 'ready'", timeout=20_000)
+    assert "timer.now()\rcaps\r" in "".join(data for _, kind, data in events if kind == "i")
+    markers = [(at, data) for at, kind, data in events if kind == "m"]
+    assert len(markers) == 2 and "Tour: step 2" in [label for _, label in markers]
+
+    page, errors = replay(browser, base_url + replay_url)
+    assert page.evaluate("[capos.version, capos.keystrokes]") == [3, True]
     assert page.locator("#chapters button").count() == 2
-    page.wait_for_selector(".ap-player", timeout=10_000)
+    chapters = page.evaluate("capos.chapters.map((c) => [Math.round(c.time * 1e6), c.label])")
+    assert [tuple(c) for c in chapters] == markers  # the intervals summed, as the reader does
     page.locator("#chapters button").first.click()
     page.wait_for_function("() => capos.player.getCurrentTime() > 0", timeout=10_000)
+    page.wait_for_selector(".ap-keystroke-pill", timeout=15_000)  # "caps", after the marker
     page.select_option("#speed", "2")
     page.wait_for_function("() => capos.speed === 2")
+    assert errors == []
+    page.context.close()
+
+    # A cast recorded before v3, stored as v2: the page plays it just the same.
+    v2 = httpx.get(f"{base_url}{replay_url}.cast?format=v2").text
+    assert read_v2(v2)[1] == [e for e in events if e[1] != "x"]
+    (data_dir / "recordings" / f"{recording_id}.cast").write_text(v2)
+    page, errors = replay(browser, base_url + replay_url)
+    assert page.evaluate("capos.version") == 2
+    chapters = page.evaluate("capos.chapters.map((c) => [Math.round(c.time * 1e6), c.label])")
+    assert [tuple(c) for c in chapters] == markers
+    page.locator("#chapters button").last.click()
+    page.wait_for_function("() => capos.player.getCurrentTime() > 0", timeout=10_000)
     assert errors == []
     page.context.close()

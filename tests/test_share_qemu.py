@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 
 import pytest
 from websockets.sync.client import connect
 
 from bench.poolserver import PROMPT, PoolServer, TerminalClient, pool_server
+from tests.asciicast import read_v3
 
 pytestmark = [
     pytest.mark.qemu,
@@ -67,15 +69,28 @@ def test_a_native_session_is_shared_recorded_and_driven_through_links(server):
         assert "caps" not in owner.text.split("timer.now()")[0][-50:]  # the view link's was dropped
     stop = f"/api/sessions/{session['id']}/recordings/{recording['id']}/stop"
     assert server.http.post(stop).status_code == 200
-    lines = server.http.get(recording["cast"]).text.splitlines()
-    header, events = json.loads(lines[0]), [json.loads(line) for line in lines[1:]]
-    assert header["version"] == 2
-    assert ["r", "100x30"] in [e[1:] for e in events]
-    assert ["m", "the driver types"] in [e[1:] for e in events]
+    _, events = read_v3(server.http.get(recording["cast"]).text)
+    assert ("r", "100x30") in [e[1:] for e in events]
+    assert ("m", "the driver types") in [e[1:] for e in events]
     assert "ns = " in "".join(data for _, kind, data in events if kind == "o")
-    server.http.delete(f"/api/sessions/{session['id']}")
-    owner.read_exit()
+    # A recording with keystrokes, running when the shell exits: the guest powers off,
+    # and the recording ends with QEMU's exit status, 0.
+    path = f"/api/sessions/{session['id']}/recordings"
+    last = server.http.post(path, json={"input": True}).json()
+    owner.send(type="input", data="exit\r")
+    assert owner.read_exit() == "the system powered off (the shell exited)"
     owner.close()
+
+    def running() -> bool:
+        listed = server.http.get(path).json()["recordings"]
+        return next(r for r in listed if r["id"] == last["id"])["recording"]
+
+    deadline = time.monotonic() + 10
+    while running():
+        assert time.monotonic() < deadline, "the recording never stopped"
+        time.sleep(0.05)
+    _, events = read_v3(server.http.get(last["cast"]).text)
+    assert ("i", "exit\r") in [e[1:] for e in events] and events[-1][1:] == ("x", "0")
 
 
 def test_the_native_session_page_makes_a_link_that_shows_the_session(server):

@@ -18,6 +18,7 @@ from bench.redisserver import redis_server
 from bench.tab import serving
 from server.cli import build_parser, recording_limits
 from server.settings import MIB, RecordingLimits, Settings
+from tests.asciicast import read_v3
 from tests.test_share import Tab
 from tests.test_share_restart import free_port, start_server
 
@@ -287,7 +288,11 @@ def test_a_database_of_the_first_schema_is_migrated_and_keeps_no_token(tmp_path:
             assert httpx.get(f"{base}/s/{token}").status_code == 410  # known, session ended
         assert httpx.get(f"{base}/s/{'U' * 43}").status_code == 404
         assert httpx.get(f"{base}/r/{replay_token}").status_code == 200
-        assert httpx.get(f"{base}/r/{replay_token}.cast").text == cast_text
+        # a v2 cast recorded before v3 is served as it is, and as v3 on request
+        cast = f"{base}/r/{replay_token}.cast"
+        assert httpx.get(cast).text == httpx.get(cast + "?format=v2").text == cast_text
+        header, events = read_v3(httpx.get(cast + "?format=v3").text)
+        assert header["term"] == {"cols": 80, "rows": 24} and events == [(500_000, "o", "old\r\n")]
         [listed] = httpx.get(f"{base}/api/sessions/gone/recordings").json()["recordings"]
         assert listed["id"] != replay_token and len(listed["id"]) == 12 and "url" not in listed
         casts = sorted(p.name for p in (tmp_path / "recordings").iterdir())

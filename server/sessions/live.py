@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import signal
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Coroutine
@@ -31,6 +32,7 @@ log = logging.getLogger("capos.sessions")
 
 FINISH_GRACE_S = 2.0  # tasks left when the session's own work ends may finish this long
 SHUTTING_DOWN = "the server is shutting down"
+HANGUP_STATUS = 128 + signal.SIGHUP  # a shell's status when its terminal went away
 
 
 class SessionError(Exception):
@@ -55,6 +57,10 @@ class LiveSession(ABC):
         self.reason: str | None = None  # why it ended (or is ending)
         self.fault: str | None = None  # set when a task of it failed: what failed
         self.ended_at: float | None = None  # monotonic, once everything of it has stopped
+        # Its exit status, a recording's last event: its main process's (a QEMU session's
+        # VM) when that exited by itself, else a hangup's, as ended from outside (its
+        # owner, a limit, a closed tab, the server stopping).
+        self.exit_status = HANGUP_STATUS
         self.clients = 0
         self.idle_since = time.monotonic()
         # Told of input ("i") and resizes ("r", "COLSxROWS"): recorders (server/recordings.py).
@@ -103,6 +109,10 @@ class LiveSession(ABC):
 
     async def resize(self, cols: int, rows: int) -> None:
         self.observe("r", f"{cols}x{rows}")
+
+    def want_keys(self, wanted: bool) -> None:  # noqa: B027 (most kinds have them already)
+        """Whether a recording that keeps keystrokes runs: a kind whose owner types
+        elsewhere (a tab) then sends them here, to be observed as input."""
 
     def observe(self, kind: str, data: str) -> None:
         """Tell the observers (recorders) of input or a resize."""

@@ -171,6 +171,8 @@ class QemuSession(LiveSession):
         if now >= self._deadline:
             self.end(f"the session reached its lifetime of {self.limits.lifetime_s:.0f} s")
         elif vm is not None and vm.exited.is_set():
+            if vm.exit_status is not None:
+                self.exit_status = vm.exit_status
             self.end(vm.exit_reason)
         elif vm is not None and self._cpu_before + vm.cpu_seconds() > self.limits.cpu_seconds:
             self.end(f"the session used its CPU budget of {self.limits.cpu_seconds:.0f} s")

@@ -7,9 +7,14 @@ Tab to server (JSON text frames):
   {"type": "output", "offset": N, "data": "..."}  the tab terminal's output; N counts
                                                   UTF-8 bytes since the tab's system began
   {"type": "size", "cols": C, "rows": R}          the owner's terminal size
+  {"type": "keys", "data": "..."}                 the owner's keystrokes, only while the
+                                                  server asks for them (below): they are
+                                                  typed in the tab, the server only records
 Server to tab:
   {"type": "resume", "offset": N}   first: the server has everything before N; send from N
   {"type": "input", "data": "..."}  keystrokes from drive links
+  {"type": "keys", "record": B}     whether to send the owner's keystrokes: true while a
+                                    recording that keeps keystrokes runs (its owner opted in)
   {"type": "exit", "reason": "..."} the owner ended the session through the API
   {"type": "error", "message": "..."}
 
@@ -61,6 +66,7 @@ class TabSession(LiveSession):
         self.owner_since: float | None = None  # the owner's relay is connected since
         self.owner_left = time.monotonic()  # when the owner's relay last went away
         self._to_owner: asyncio.Queue[dict] | None = None
+        self._keys_wanted = False
 
     def info(self) -> dict:
         return {
@@ -81,12 +87,21 @@ class TabSession(LiveSession):
                 "the owner's tab is not keeping up; this input was dropped"
             ) from None
 
+    def want_keys(self, wanted: bool) -> None:
+        if wanted != self._keys_wanted:
+            self._keys_wanted = wanted
+            self._tell_owner({"type": "keys", "record": wanted})
+
+    def _tell_owner(self, frame: dict) -> None:
+        if self._to_owner is not None:
+            with contextlib.suppress(asyncio.QueueFull):
+                self._to_owner.put_nowait(frame)
+
     def end(self, reason: str) -> None:
         first = self.reason is None
         super().end(reason)
-        if first and self._to_owner is not None:
-            with contextlib.suppress(asyncio.QueueFull):
-                self._to_owner.put_nowait({"type": "exit", "reason": self.reason})
+        if first:
+            self._tell_owner({"type": "exit", "reason": self.reason})
 
     async def serve(self) -> None:
         """Keep the owner's grace period: a relay that dropped may come back this soon."""
@@ -120,6 +135,8 @@ class TabSession(LiveSession):
         self._to_owner = queue
         self.owner_since = time.time()
         await send_frame(websocket, {"type": "resume", "offset": self.stream.end})
+        if self._keys_wanted:
+            queue.put_nowait({"type": "keys", "record": True})
         closed_by_tab: list[bool] = []
         try:
             await race(self._receive(websocket, closed_by_tab), _send_to_owner(websocket, queue))
@@ -162,8 +179,14 @@ class TabSession(LiveSession):
             if not (is_size(cols) and is_size(rows)):
                 raise BadFrame(f'size needs "cols" and "rows", integers 1..{MAX_COLS_ROWS}')
             self.observe("r", f"{cols}x{rows}")
+        elif kind == "keys":
+            data = frame.get("data")
+            if not isinstance(data, str) or len(data.encode(errors="replace")) > MAX_INPUT:
+                raise BadFrame(f'keys needs "data", a string of at most {MAX_INPUT} bytes')
+            if self._keys_wanted:  # else a recording that wanted them has just stopped
+                self.observe("i", data)
         else:
-            raise BadFrame(f"unknown frame type {kind!r}; expected output or size")
+            raise BadFrame(f"unknown frame type {kind!r}; expected output, size or keys")
 
 
 async def _send_to_owner(websocket: WebSocket, queue: asyncio.Queue[dict]) -> None:

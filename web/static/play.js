@@ -107,8 +107,8 @@ async function main() {
   const modelEvents = sharedQueue(QUEUE);
   const modelRelay = relayModel(modelEvents, ring);
   const encoder = new TextEncoder();
-  term.onData((text) => { input.push(encoder.encode(text)); ring(); });
   const relay = shareTab(term, (text) => { input.push(encoder.encode(text)); ring(); });
+  term.onData((text) => { input.push(encoder.encode(text)); ring(); relay.keys(text); });
   const size = new Int32Array(new SharedArrayBuffer(8)); // cols, rows: the kernel polls it
   const publishSize = () => { size[0] = term.cols; size[1] = term.rows; ring(); };
   term.onResize(publishSize);

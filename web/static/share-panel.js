@@ -1,9 +1,10 @@
 // The owner's share controls, for any session whose id the page holds: make view and
 // drive links, see who is watching and end any of them, revoke links, start and stop
-// a recording and drop markers (chapters) into it. Everything goes through the API
-// in server/shareapi.py and server/recordapi.py. A link's address (its token) is
-// answered only when the link or recording is made, as the server keeps only its
-// digest: the panel remembers the addresses it was given, for this tab.
+// a recording (its keystrokes too only when the owner ticks that box, as they would
+// include any password typed) and drop markers (chapters) into it. Everything goes
+// through the API in server/shareapi.py and server/recordapi.py. A link's address
+// (its token) is answered only when the link or recording is made, as the server
+// keeps only its digest: the panel remembers the addresses it was given, for this tab.
 
 function el(tag, { dataset = {}, ...props } = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
@@ -55,14 +56,18 @@ export function sharePanel(sessionId) {
     const { recordings: list } = await api("GET", "/recordings");
     recordings.replaceChildren(...list.map((rec) => el("li", { dataset: { recordingId: rec.id } },
       linkTo(rec.id, { className: "replay" }, rec.recording ? "recording…" : "replay"),
+      rec.input ? " with keystrokes" : "",
       rec.reason ? ` (${rec.reason})` : "")));
   };
+  const keystrokes = el("input", { type: "checkbox", id: "share-record-input" });
   const running = () => [...recordings.querySelectorAll("li")]
     .find((li) => li.querySelector(".replay").textContent === "recording…");
   panel.append(
     el("button", { id: "share-view", textContent: "view link", onclick: act(() => api("POST", "/shares", { mode: "view" })) }),
     el("button", { id: "share-drive", textContent: "drive link", onclick: act(() => api("POST", "/shares", { mode: "drive" })) }),
-    el("button", { id: "share-record", textContent: "record", onclick: act(() => api("POST", "/recordings", {})) }),
+    el("button", { id: "share-record", textContent: "record", onclick: act(() => api("POST", "/recordings", { input: keystrokes.checked })) }),
+    el("label", { title: "Everything typed goes into the recording, passwords included, for anyone with its replay link to see." },
+      keystrokes, " record keystrokes too (passwords included)"),
     el("button", { id: "share-mark", textContent: "marker", onclick: act(() => api("POST", "/markers", { label: `marker ${new Date().toLocaleTimeString()}` })) }),
     el("button", { id: "share-stop", textContent: "stop recording", onclick: act(async () => {
       const li = running();

@@ -1,5 +1,7 @@
 // Sharing a tab session: the tab's terminal output goes to the server, which fans it
 // out to share links (server/relay.py); keystrokes from drive links come back here.
+// The owner's own keystrokes go to the server only while it asks for them (`keys`):
+// while a recording runs whose owner chose to keep keystrokes.
 //
 // Nothing is sent until the owner first shares or records: then the page makes a
 // tab session (POST /api/tabs), whose id only this page holds (it is the owner's
@@ -10,6 +12,7 @@
 import { sharePanel } from "/static/share-panel.js";
 
 const KEEP = 256 * 1024;
+const KEYS_CHUNK = 4 * 1024; // characters: at most the server's 16 KiB a frame in UTF-8
 const utf8 = new TextEncoder();
 
 export function shareTab(term, typeIn) {
@@ -21,6 +24,7 @@ export function shareTab(term, typeIn) {
   let live = false; // resumed: new output goes straight out
   let session = null; // {id, relay} once shared
   let over = false;
+  let sendKeys = false; // a recording that keeps keystrokes is running
 
   const send = (frame) => socket.send(JSON.stringify(frame));
   const sendSize = () => { if (live) send({ type: "size", cols: term.cols, rows: term.rows }); };
@@ -39,12 +43,15 @@ export function shareTab(term, typeIn) {
         sendSize();
       } else if (frame.type === "input") {
         typeIn(frame.data);
+      } else if (frame.type === "keys") {
+        sendKeys = frame.record;
       } else if (frame.type === "exit") {
         over = true;
       }
     };
     socket.onclose = (event) => {
       live = false;
+      sendKeys = false; // the server says again after a reconnect
       if (!over && event.code !== 4404 && event.code !== 4409) setTimeout(connect, 1000);
     };
   };
@@ -81,6 +88,12 @@ export function shareTab(term, typeIn) {
       }
       if (live) send({ type: "output", offset: end, data: text });
       end += size;
+    },
+    keys(text) { // the owner typed `text` (the tab's own kernel has it already)
+      const chars = [...text]; // whole characters: a chunk never splits a surrogate pair
+      for (let at = 0; live && sendKeys && at < chars.length; at += KEYS_CHUNK) {
+        send({ type: "keys", data: chars.slice(at, at + KEYS_CHUNK).join("") });
+      }
     },
   };
 }
