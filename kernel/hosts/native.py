@@ -131,7 +131,9 @@ class NativeHost:
     def _start_zygote() -> tuple[socket.socket, subprocess.Popen]:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         process = subprocess.Popen(
-            [sys.executable, "-m", "kernel.hosts.zygote", str(theirs.fileno())],
+            # -S as this interpreter was started (the guest's /init): no site import to pay.
+            [sys.executable, *(["-S"] if sys.flags.no_site else []), "-m", "kernel.hosts.zygote"]
+            + [str(theirs.fileno())],
             pass_fds=[theirs.fileno()],
             cwd=Path(__file__).resolve().parents[2],
         )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import array
 import contextlib
 import ctypes
+import gc
 import importlib
 import json
 import mmap
@@ -41,7 +42,8 @@ from kernel.ring import UserRing
 from kernel.runtime import ProcessEnded, Runtime
 
 MAX_MESSAGE = 4096
-PRELOAD = ("kernel.codec", "kernel.runtime", "kernel.programs.init")
+# What every child would otherwise import again: init, and the loop every service runs.
+PRELOAD = ("kernel.codec", "kernel.runtime", "kernel.runtime.service", "kernel.programs.init")
 _PR_SET_PDEATHSIG = 1
 _WAKEUP_PIPE: list[int] = []  # the zygote's SIGCHLD pipe, which a child must not keep
 
@@ -267,6 +269,9 @@ def main() -> None:
     from kernel.codec import Bundle
 
     Bundle.default()
+    # What the children inherit stays out of their collections, so it stays shared with us
+    # rather than copied page by page as a collection touches it.
+    gc.freeze()
     sock = socket.socket(fileno=fd)
     send(sock, {"ready": os.getpid()})
     serve(sock)
