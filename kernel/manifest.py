@@ -16,11 +16,14 @@ from __future__ import annotations
 import json
 import tomllib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kernel.codec import Bundle, encode
 from kernel.codec.bundle import INT_RANGES, EnumType, InterfaceType, ListType, StructType
-from kernel.shipped import File, shipped
+from kernel.shipped import shipped
+
+if TYPE_CHECKING:
+    from kernel.shipped import File
 
 
 def default_manifest() -> File:

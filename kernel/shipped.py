@@ -10,14 +10,18 @@ survive the memory snapshot the tab's workers restore.
 
 from __future__ import annotations
 
-import zipfile
 import zipimport
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import kernel
 
+if TYPE_CHECKING:  # zipfile itself only in the tab: a guest's boot need not import it
+    import zipfile
+
+    File = Path | zipfile.Path  # what `shipped` gives: both read, glob and name alike
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
-File = Path | zipfile.Path  # what `shipped` gives: both read, glob and name alike
 
 
 def shipped(relative: str) -> File:
@@ -25,5 +29,7 @@ def shipped(relative: str) -> File:
     ends with "/", which is how a zip tells one."""
     loader = kernel.__spec__.loader if kernel.__spec__ else None
     if isinstance(loader, zipimport.zipimporter):
+        import zipfile
+
         return zipfile.Path(loader.archive, relative)
     return REPO_ROOT / relative

@@ -40,9 +40,13 @@ def main() -> None:
         for fd in (0, control):
             _fastest_line(fd)
         os.environ.setdefault("TERM", "xterm-256color")
+        from kernel.hosts import zygote
         from kernel.hosts.models.settings import ModelSettings
         from kernel.hosts.native import shell_command
 
+        # Forked now, before the kernel exists, the zygote shares nothing of it but starts
+        # with every module imported so far (a second interpreter would import them again).
+        forked_zygote = zygote.fork(close=[control])
         # No model files in the VM: agent mode uses the server's, over the control channel.
         status = shell_command(
             None,
@@ -50,6 +54,7 @@ def main() -> None:
             ModelSettings(disabled=True),
             control=control,
             remote_model=served_model(os.environ.get(MODEL_ENV)),
+            forked_zygote=forked_zygote,
         )
     except BaseException:
         traceback.print_exc()

@@ -85,12 +85,14 @@ class NativeHost:
         terminal: LocalTerminal | None = None,
         model: Provider | None = None,
         jitter_us: int = 0,
+        forked_zygote: tuple[socket.socket, zygote.Forked] | None = None,
     ) -> None:
         """`model`: a language model provider to attach as the languageModel kernel cap.
         `spin_us`: how long each waiter looks for work before it blocks (see above);
         a window pays only where a CPU would otherwise sit idle.
         `jitter_us` (stress tests only): pause up to this long at random between the
-        steps of this loop and of every process's cap_enter (see jitter.py)."""
+        steps of this loop and of every process's cap_enter (see jitter.py).
+        `forked_zygote`: one `zygote.fork` made (the guest's); else a fresh one is started."""
         self._console = console or _write_stdout
         self._spin_ns = spin_us * 1000
         self._jitter = jitter_for(jitter_us)
@@ -103,7 +105,7 @@ class NativeHost:
         self.agent_replies: Callable[[dict], None] | None = None
         self._faults_seen = 0
         self._epoll = select.epoll()
-        self._zygote_sock, self._zygote = self._start_zygote()
+        self._zygote_sock, self._zygote = self._start_zygote(forked_zygote)
         self._epoll.register(self._zygote_sock.fileno(), select.EPOLLIN)
         self.kernel = Kernel(self, manifest, config, manual=build_corpus())
         if terminal is not None:
@@ -138,14 +140,20 @@ class NativeHost:
     # --- zygote ----------------------------------------------------------------------
 
     @staticmethod
-    def _start_zygote() -> tuple[socket.socket, subprocess.Popen]:
-        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        process = subprocess.Popen(
-            [sys.executable, "-m", "kernel.hosts.zygote", str(theirs.fileno())],
-            pass_fds=[theirs.fileno()],
-            cwd=Path(__file__).resolve().parents[2],
-        )
-        theirs.close()
+    def _start_zygote(
+        forked: tuple[socket.socket, zygote.Forked] | None,
+    ) -> tuple[socket.socket, subprocess.Popen | zygote.Forked]:
+        process: subprocess.Popen | zygote.Forked
+        if forked is not None:
+            ours, process = forked
+        else:
+            ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+            process = subprocess.Popen(
+                [sys.executable, "-m", "kernel.hosts.zygote", str(theirs.fileno())],
+                pass_fds=[theirs.fileno()],
+                cwd=Path(__file__).resolve().parents[2],
+            )
+            theirs.close()
         ours.settimeout(ZYGOTE_START_TIMEOUT_S)
         try:
             message, _ = zygote.receive(ours)
@@ -427,7 +435,7 @@ class NativeHost:
             self._zygote_sock.close()
             try:
                 self._zygote.wait(timeout=5)
-            except subprocess.TimeoutExpired:
+            except (subprocess.TimeoutExpired, TimeoutError):
                 self._zygote.kill()
                 self._zygote.wait()
         self._epoll.close()
@@ -489,11 +497,13 @@ def shell_command(
     *,
     control: int = -1,
     remote_model: dict | None = None,
+    forked_zygote: tuple[socket.socket, zygote.Forked] | None = None,
 ) -> int:
     """`capos-playground shell`: boot natively with this terminal attached to the shell.
 
     `remote_model` (a ModelInfo dict, with a `control` channel): the model the server
-    serves over that channel, attached as the languageModel kernel cap.
+    serves over that channel, attached as the languageModel kernel cap. `forked_zygote`:
+    see NativeHost.
 
     Runs until the shell exits (or, with a `control` channel's descriptor, as
     in a QEMU guest, until the server asks for a shutdown), then shuts
@@ -524,7 +534,13 @@ def shell_command(
         provider = open_provider(model or ModelSettings())
         with (
             terminal,
-            NativeHost(image, console=console, terminal=terminal, model=provider) as host,
+            NativeHost(
+                image,
+                console=console,
+                terminal=terminal,
+                model=provider,
+                forked_zygote=forked_zygote,
+            ) as host,
         ):
             if control >= 0:
                 channel = ControlChannel(control, host)

@@ -10,10 +10,14 @@ one-line summary; interface pages come from the schema bundle and the
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
 from kernel.codec import Bundle, InterfaceType, StructType
 from kernel.codec.bundle import capnp_type_name
-from kernel.shipped import File, shipped
+from kernel.shipped import shipped
+
+if TYPE_CHECKING:
+    from kernel.shipped import File
 
 
 def build_corpus(bundle: Bundle | None = None) -> list[dict]:

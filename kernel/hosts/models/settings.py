@@ -8,12 +8,15 @@ the environment here and nowhere else. `--no-llm` attaches none (the shell's
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from kernel.hosts.models.runner import Provider
+
+if TYPE_CHECKING:  # the guest, which boots with these settings, never parses arguments
+    import argparse
 
 
 @dataclass(frozen=True)
