@@ -10,8 +10,9 @@ Refills restore a snapshot rather than boot: at start the pool boots one VM
 to the prompt and saves it to a file (the template); each new VM is QEMU
 restoring that file, a fraction of a second instead of seconds of CPU
 under TCG (see `bench pool`). A restored clone is sent fresh entropy over
-the control channel before it is handed out, and its output stream starts
-with the screen the template had. Values drawn before the snapshot (the
+the control channel and is sent one unseen Enter (so TCG has translated its
+input path before the visitor's first key) before it is handed out, and its
+output stream starts with the screen the template had. Values drawn before the snapshot (the
 guest kernel's secret) are shared by the clones, each in its own VM.
 """
 
@@ -43,6 +44,7 @@ log = logging.getLogger("capos.pool")
 MAX_BACKOFF_S = 60
 FAILURES_DOWN = 3  # VMs in a row that did not come up before the pool says it is down
 REFILL_DELAY_S = 0.25  # after a handout, so the new session's first round trips go first
+WARM_UP_TIMEOUT_S = 10  # for a restored VM's unseen Enter (Vm.warm_up)
 
 
 class PoolFull(Exception):
@@ -198,6 +200,8 @@ class VmPool:
         try:
             if await self._ready(vm) and vm.incoming is not None:
                 await vm.control.call(reseed=os.urandom(32))
+                if not await vm.warm_up(WARM_UP_TIMEOUT_S):
+                    vm.kill(f"the restored VM did not answer Enter within {WARM_UP_TIMEOUT_S} s")
         except (ControlError, TimeoutError) as exc:
             vm.kill(f"the restored VM did not take fresh entropy: {exc}")
         finally:

@@ -127,6 +127,8 @@ class Vm:
         self.qmp = Qmp(qmp_ours)
         self._theirs = [term_theirs, control_theirs, qmp_theirs]
         self._term_writer: asyncio.StreamWriter | None = None
+        self._unseen: bytearray | None = None  # the guest's output while the pool warms it
+        self._warmed = asyncio.Event()
         self._stderr = b""
         self._cell: Cell | None = None  # this VM's confinement, while QEMU runs
 
@@ -257,6 +259,16 @@ class Vm:
         reader, self._term_writer = await asyncio.open_connection(sock=self._term)
         tail = b""
         while data := await _read(reader):
+            if self._unseen is not None:
+                self._unseen += data
+                end = self._unseen.find(PROMPT)
+                if end < 0:
+                    continue
+                data = bytes(self._unseen[end + len(PROMPT) :])
+                self._unseen = None
+                self._warmed.set()
+                if not data:
+                    continue
             self.stream.append(data)
             if not self.ready.is_set():
                 tail = (tail + data)[-64:]
@@ -267,6 +279,26 @@ class Vm:
     def _mark_ready(self) -> None:
         self.ready_at = time.monotonic()
         self.ready.set()
+
+    async def warm_up(self, timeout: float) -> bool:
+        """Press Enter once, unseen, before the VM is handed out; False if no fresh prompt
+        comes within `timeout` s.
+
+        A restored QEMU starts with no translated code, so under TCG the first keystroke
+        after a restore takes about twice as long as the next ones: the pool pays for that
+        once, not the visitor's first key. The guest's answer (a newline and a fresh
+        prompt) stays out of the session's output, whose screen is the template's.
+        """
+        self._warmed.clear()
+        self._unseen = bytearray()
+        self.write(b"\r")
+        try:
+            await asyncio.wait_for(self._warmed.wait(), timeout)
+        except TimeoutError:
+            return False
+        finally:
+            self._unseen = None
+        return True
 
     async def _read_stderr(self, stderr: asyncio.StreamReader) -> None:
         while data := await _read(stderr, 4096):

@@ -100,6 +100,8 @@ def test_post_hands_out_a_warm_vm_and_a_command_runs_over_the_websocket(server):
     assert server.pool()["refill"] == "snapshot restore"
     client = TerminalClient(server, session)
     client.read_prompt()
+    # The template's screen, one prompt: the pool's unseen warm-up Enter left no trace.
+    assert client.text.count("@capos> ") == 1 and client.text.endswith("@capos> ")
     assert "ns = " in client.command("timer.now()")
     assert "value = 5" in client.command("counter.increment(by=5)")
     scraped = server.http.get("/metrics").text
