@@ -61,14 +61,26 @@ def test_motd_comes_first_and_names_the_demo_commands():
     assert 'run "chat-client" with { stdio: client @stdio, chat: client @chat }' in screen
 
 
-def test_caps_lists_the_anonymous_bundle_with_interfaces_and_origin():
-    lines = after_motd(shell_session("caps\nexit\n"))
-    assert lines[0].split() == ["NAME", "INTERFACE", "ORIGIN"]
-    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+def test_caps_lists_every_cap_the_shell_holds_with_interfaces_and_origin():
+    lines = after_motd(
+        shell_session(
+            'spawn "sleeper" with { timer: @timer }\ncaps\n'
+            'run "greeter" with { stdio: @terminal }\nkill\nexit\n'
+        )
+    )
+    refusal = "terminal is the shell's own: it never passes it on"
+    assert refusal in lines
+    own = lines.index("The shell's own, never passed on:")
+    table = lines[lines.index(next(x for x in lines if x.startswith("NAME"))) : own]
+    assert table[0].split() == ["NAME", "INTERFACE", "ORIGIN"]
+    rows = {line.split()[0]: line.split()[1:] for line in table[1:]}
+    own_rows = {line.split()[0]: line.split()[1:] for line in lines[own + 2 : lines.index(refusal)]}
     assert rows["timer"] == ["Timer", "bundle", "(anonymous)"]
     assert rows["launcher"] == ["ProcessSpawner", "bundle", "(anonymous)"]
     assert "entropy" not in rows  # not offered to anonymous sessions
-    assert "terminal" not in rows  # the shell never lists (or hands out) its terminal
+    assert own_rows["terminal"] == ["TerminalSession", "spawn"]
+    assert own_rows["sessionManager"] == ["SessionManager", "spawn"]
+    assert rows["%1"] == ["ProcessHandle", "job", "(sleeper)"]
 
 
 def test_methods_shows_parameter_and_result_types():

@@ -49,8 +49,10 @@ wait [%N]      the most recent job, or job N
         """\
 caps
 
-Each cap's name, interface and origin: the broker-issued bundle of this
-session's profile, or a let binding. A shell can do nothing else.
+Every cap the shell holds, with its interface and origin: the broker-issued
+bundle of this session's profile, let bindings, the shell's own CapSet
+(its terminal: never passed on) and its jobs' handles and StdIO endpoints.
+A shell can do nothing else.
 """,
     ),
     "methods": ("list a cap's methods with their types", "methods NAME\n"),
