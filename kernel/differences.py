@@ -106,17 +106,23 @@ DIFFERENCES: tuple[Difference, ...] = (
         commands=("move",),
     ),
     Difference(
-        title="Session epochs and expiry",
+        title="Session expiry, and what a session's end reaches",
         book=(
             "Broker-issued bundle caps are bound to a session whose liveness makes stale "
             "sessions fail closed; sessions end by logout, terminal close or revocation, "
             "and a manifest may give operator sessions a lifetime."
         ),
         playground=(
-            "A session never ends: logout swaps the shell's bundle, yet caps already handed "
-            "to children keep working. Nothing expires."
+            "Logout ends the session's lease: every bundle cap issued under it, in the "
+            "shell or copied to its children (spawn grants, IPC transfers), then fails with "
+            "disconnected. Nothing expires by time, closing a terminal does not end the "
+            "session, and caps a child got by calling a bundle cap (a monitor.subtree "
+            "facet, a ProcessHandle) are not bound to the lease."
         ),
-        why="Not built yet.",
+        why=(
+            "Logout is what a visitor does and sees; a lifetime, terminal-close ending and "
+            "leases on derived caps are not built yet."
+        ),
     ),
     Difference(
         title="system.local.toml instead of CUE",

@@ -144,6 +144,9 @@ struct SessionInfo {
 # A session the SessionManager issued; show it to the broker for a bundle.
 interface UserSession {
   info @0 () -> (info :SessionInfo);
+  # Ends the session: every cap the broker issued for it, in this shell or copied to its
+  # children, fails with disconnected from then on.
+  logout @1 () -> ();
 }
 
 struct LoginResult {

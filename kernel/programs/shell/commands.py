@@ -486,8 +486,9 @@ class Commands:
         self._login_result(self.rt.call(self.shell.sessions, "guest")["result"], "guest")
 
     def logout(self, args: list[str]) -> None:
+        self.resolve("session").logout()  # revokes the bundle here and in every child
         self.adopt(self.rt.call(self.shell.sessions, "anonymous")["session"])
-        self.shell.say("logout: back to anonymous")
+        self.shell.say("logout: back to anonymous; caps the old session granted are revoked")
 
     def whoami(self, args: list[str]) -> None:
         info = self.resolve("session").info()["info"]

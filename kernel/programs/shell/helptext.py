@@ -97,7 +97,15 @@ Asks for a password twice (hidden). The account lasts until the system halts.
 """,
     ),
     "guest": ("switch to the guest profile", "guest\n"),
-    "logout": ("back to the anonymous profile", "logout\n"),
+    "logout": (
+        "end the session, then back to the anonymous profile",
+        """\
+logout
+
+Every cap the broker issued for the session is revoked, in this shell and in
+every child it was granted to: their calls fail with disconnected.
+""",
+    ),
     "whoami": ("this session's profile and provenance", "whoami\n"),
     "man": (
         "read a manual page",
