@@ -25,20 +25,24 @@ class Difference:
 
 DIFFERENCES: tuple[Difference, ...] = (
     Difference(
-        title="The anonymous shell holds a demo bundle",
+        title="The anonymous and guest shells hold a demo bundle",
         book=(
-            "A shell starts anonymous with its terminal and minimal authority; service "
-            "endpoints come in broker-issued bundles after login, and a guest bundle has none."
+            "A shell starts anonymous with its terminal and minimal authority; `guest` "
+            "selects a manifest-gated bundle with no service endpoints; login brings the "
+            "operator bundle with the service endpoints (chat, adventure)."
         ),
         playground=(
             "The anonymous bundle already holds a launcher, the public demo endpoints "
             "(echo, counter, paperclips, model), a timer, a logger and a whole-system "
-            "monitor. Chat and the adventure stay in the operator bundle, as in the book."
+            "monitor; guest adds entropy. Chat and the adventure stay in the operator "
+            "bundle, as in the book."
         ),
         why=(
-            "A visitor arrives with no account and the first tours run programs at once; "
-            "moving the demo bundle behind `guest` means rewriting every tour and the MOTD "
-            "around that step, which is not done yet."
+            "A visitor arrives with no account and the first tours run programs at once. "
+            "Moving the demo bundle behind `guest` also means the MOTD, every tour, and "
+            "outside agents (MCP, the REST API), which drive the shell with the caps it "
+            "holds and have no way yet to ask for a profile, must take that step first; "
+            "that change is not made yet."
         ),
     ),
     Difference(
