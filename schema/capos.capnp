@@ -425,6 +425,7 @@ struct CapSlot {
   servedBy @5 :UInt32;     # the pid serving it (0: the kernel)
   origin @6 :Text;         # kernel, spawn_grant, ipc_transfer, result_cap
   transfer @7 :Text;       # copy, move, non_transferable
+  revoked @8 :Text;        # why a call through it now fails ("" while calls go through)
 }
 
 struct ProcessInfo {
