@@ -161,11 +161,20 @@ DIFFERENCES: tuple[Difference, ...] = (
     Difference(
         title="The adventure is an original quest",
         book=(
-            "The book's adventure is a resident service with a world of its own "
-            "(expeditions, `resume`, status, look, inventory, go)."
+            "The Aurelian Frontier is a Roman-frontier adventure with wards, combat, spells, "
+            "NPC actors and a custody mission, its content generated from CUE sources; the "
+            "client gets only StdIO, Adventure and Chat, and `resume` returns to the "
+            "session's expedition."
         ),
-        playground="demos/adventure is a quest written for the playground, on the same idea.",
-        why="The book's world is not published in full; only its shape is.",
+        playground=(
+            "The same name and shape (a resident server keyed by the caller's session, a "
+            "client granted StdIO, Adventure and Chat, `resume`), with a seven-room quest "
+            "written for the playground: no combat, spells or NPCs."
+        ),
+        why=(
+            "The book describes the game, but its mission content lives in the capOS "
+            "sources, which are not available here."
+        ),
     ),
 )
 
