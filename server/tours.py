@@ -132,14 +132,14 @@ def extensions_used(line: str) -> list[str]:
     words: list[str] = []
     if isinstance(command, Let):
         words.append("let")
-        command = command.value  # type: ignore[assignment]
-    if isinstance(command, Builtin):
-        words.append(command.word)
-    elif isinstance(command, Call):
+    body = command.value if isinstance(command, Let) else command
+    if isinstance(body, Builtin):
+        words.append(body.word)
+    elif isinstance(body, Call):
         words.append("calls")
-        words += ["move" for ref in _refs(command.args) if ref.move]
-    elif isinstance(command, Launch):
-        for _, ref in command.grants:
+        words += ["move" for ref in _refs(body.args) if ref.move]
+    elif isinstance(body, Launch):
+        for _, ref in body.grants:
             words += ["new"] if ref.new else ["move"] if ref.move else []
     known = extension_commands()
     return list(dict.fromkeys(LABELS.get(word, word) for word in words if word in known))
