@@ -3,8 +3,9 @@
 Init offers caps for named profiles (from the manifest's `bundles`); a
 shell presents its UserSession and receives a copy of that session plus
 every cap offered to its profile, each bound to the session's lease, so
-logging out revokes them wherever they were copied. The broker checks the session is one the
-SessionManager issued: holding the object is the proof, as everywhere.
+logging out revokes them wherever they were copied. The broker checks the
+session is one the SessionManager issued and still live: holding the
+object is the proof, as everywhere.
 """
 
 from __future__ import annotations
