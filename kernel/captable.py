@@ -25,6 +25,7 @@ from kernel.ledger import Resource, ResourceLedger
 
 if TYPE_CHECKING:
     from kernel.capobject import CapObject
+    from kernel.lease import Lease
 
 
 class TransferPolicy(StrEnum):
@@ -49,6 +50,8 @@ class CapEntry:
     policy: TransferPolicy
     origin: Origin
     reserved: bool = False
+    # The session it was issued under (broker bundles and their copies); None: no session's.
+    lease: Lease | None = None
 
 
 class CapTable:

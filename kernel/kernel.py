@@ -226,8 +226,14 @@ class Kernel:
             elif kind == "clientOf":
                 ep = value if isinstance(value, Endpoint) else value.obj
                 entry = CapEntry(ep.client, ep.serves, TransferPolicy.COPY, Origin.SPAWN_GRANT)
-            else:
-                entry = CapEntry(value.obj, value.interface_id, value.policy, Origin.SPAWN_GRANT)
+            else:  # a copy of the hold edge, bound to the same session as the original
+                entry = CapEntry(
+                    value.obj,
+                    value.interface_id,
+                    value.policy,
+                    Origin.SPAWN_GRANT,
+                    lease=value.lease,
+                )
             cap_id = proc.table.insert(entry)
             proc.capset.append((grant_name, cap_id, entry.interface_id))
         proc.write_capset()
@@ -373,6 +379,10 @@ class Kernel:
         try:
             if obj.revoked:
                 raise CapError.disconnected(f"{obj.describe()} is gone")
+            if entry.lease is not None and not entry.lease.live:
+                raise CapError.disconnected(
+                    f"{obj.describe()}: revoked, the session that granted it {entry.lease.ended}"
+                )
             obj.invoke(ctx)
         except CapError as exc:
             finish(transfer, commit=False)

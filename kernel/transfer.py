@@ -91,7 +91,9 @@ class Transfer:
         try:
             for item in self.items:
                 source = item.entry
-                entry = CapEntry(source.obj, source.interface_id, source.policy, origin)
+                entry = CapEntry(
+                    source.obj, source.interface_id, source.policy, origin, lease=source.lease
+                )
                 inserted.append(receiver.table.insert(entry))
         except BaseException:
             for cap_id in inserted:

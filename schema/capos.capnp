@@ -144,6 +144,9 @@ struct SessionInfo {
 # A session the SessionManager issued; show it to the broker for a bundle.
 interface UserSession {
   info @0 () -> (info :SessionInfo);
+  # Ends the session: every cap the broker issued for it, in this shell or copied to its
+  # children, fails with disconnected from then on.
+  logout @1 () -> ();
 }
 
 struct LoginResult {
@@ -422,6 +425,7 @@ struct CapSlot {
   servedBy @5 :UInt32;     # the pid serving it (0: the kernel)
   origin @6 :Text;         # kernel, spawn_grant, ipc_transfer, result_cap
   transfer @7 :Text;       # copy, move, non_transferable
+  revoked @8 :Text;        # why a call through it now fails ("" while calls go through)
 }
 
 struct ProcessInfo {

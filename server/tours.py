@@ -4,7 +4,9 @@ A tour is `demos/NAME/tour.toml` (the guide for writing one is demos/README.md).
 The server validates every tour when it starts and serves them as JSON; the
 page's tour panel (web/static/tour.js) shows the steps and evaluates their
 checks against the live system. A malformed file is refused with a message
-naming the file, the step and the field, never half-loaded.
+naming the file, the step and the field, never half-loaded. A step whose
+command uses a playground extension (kernel.differences lists them) is served
+with those words under `extensions`, and the panel marks them as such.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kernel.differences import extension_commands
+from kernel.programs.shell.syntax import Builtin, Call, CapRef, Launch, Let, ParseError, parse
 from server.settings import REPO_ROOT
 
 TOURS_ROOT = REPO_ROOT / "demos"
 TOUR_FILE = "tour.toml"
 NAME = re.compile(r"^[a-z][a-z0-9-]{0,39}$")
+LABELS = {"calls": "typed calls"}  # how the panel names an extension that is not a word
 
 # What a check may ask of the live system. Each kind maps its fields to their types;
 # every field given must match (strings compare exactly, except `text`, a substring).
@@ -108,7 +113,47 @@ def _step(step: Any, where: str) -> dict[str, Any]:
         raise TourError(f"{where}: input: only a step with a command types input after it")
     if not all(isinstance(line, str) and "\n" not in line for line in lines):
         raise TourError(f"{where}: input: a list of single-line strings")
-    return {key: step[key] for key in STEP_FIELDS if key in step}
+    served = {key: step[key] for key in STEP_FIELDS if key in step}
+    used = extensions_used(step.get("command", ""))
+    if used:
+        served["extensions"] = used
+    return served
+
+
+def extensions_used(line: str) -> list[str]:
+    """The playground extensions a shell command line uses, in the order written.
+
+    Lines typed to a child program (`look`, `/exit`) parse as words no list names.
+    """
+    try:
+        command = parse(line)
+    except ParseError:
+        return []
+    words: list[str] = []
+    if isinstance(command, Let):
+        words.append("let")
+    body = command.value if isinstance(command, Let) else command
+    if isinstance(body, Builtin):
+        words.append(body.word)
+    elif isinstance(body, Call):
+        words.append("calls")
+        words += ["move" for ref in _refs(body.args) if ref.move]
+    elif isinstance(body, Launch):
+        for _, ref in body.grants:
+            words += ["new"] if ref.new else ["move"] if ref.move else []
+    known = extension_commands()
+    return list(dict.fromkeys(LABELS.get(word, word) for word in words if word in known))
+
+
+def _refs(value: Any) -> list[CapRef]:
+    """The cap references anywhere in a typed call's arguments."""
+    if isinstance(value, CapRef):
+        return [value]
+    if isinstance(value, dict):
+        return [ref for item in value.values() for ref in _refs(item)]
+    if isinstance(value, list):
+        return [ref for item in value for ref in _refs(item)]
+    return []
 
 
 def _fields(table: dict, known: dict[str, type], required: tuple[str, ...], where: str) -> None:

@@ -61,14 +61,26 @@ def test_motd_comes_first_and_names_the_demo_commands():
     assert 'run "chat-client" with { stdio: client @stdio, chat: client @chat }' in screen
 
 
-def test_caps_lists_the_anonymous_bundle_with_interfaces_and_origin():
-    lines = after_motd(shell_session("caps\nexit\n"))
-    assert lines[0].split() == ["NAME", "INTERFACE", "ORIGIN"]
-    rows = {line.split()[0]: line.split()[1:] for line in lines[1:]}
+def test_caps_lists_every_cap_the_shell_holds_with_interfaces_and_origin():
+    lines = after_motd(
+        shell_session(
+            'spawn "sleeper" with { timer: @timer }\ncaps\n'
+            'run "greeter" with { stdio: @terminal }\nkill\nexit\n'
+        )
+    )
+    refusal = "terminal is the shell's own: it never passes it on"
+    assert refusal in lines
+    own = lines.index("The shell's own, never passed on:")
+    table = lines[lines.index(next(x for x in lines if x.startswith("NAME"))) : own]
+    assert table[0].split() == ["NAME", "INTERFACE", "ORIGIN"]
+    rows = {line.split()[0]: line.split()[1:] for line in table[1:]}
+    own_rows = {line.split()[0]: line.split()[1:] for line in lines[own + 2 : lines.index(refusal)]}
     assert rows["timer"] == ["Timer", "bundle", "(anonymous)"]
     assert rows["launcher"] == ["ProcessSpawner", "bundle", "(anonymous)"]
     assert "entropy" not in rows  # not offered to anonymous sessions
-    assert "terminal" not in rows  # the shell never lists (or hands out) its terminal
+    assert own_rows["terminal"] == ["TerminalSession", "spawn"]
+    assert own_rows["sessionManager"] == ["SessionManager", "spawn"]
+    assert rows["%1"] == ["ProcessHandle", "job", "(sleeper)"]
 
 
 def test_methods_shows_parameter_and_result_types():
@@ -217,7 +229,7 @@ def test_setup_login_guest_logout_swap_the_bundle():
     assert (
         lines[2].startswith("alice  profile=operator") and "via setup -> password-login" in lines[2]
     )
-    assert lines[3] == "logout: back to anonymous"
+    assert lines[3] == "logout: back to anonymous; caps the old session granted are revoked"
     assert lines[4].startswith("(no account)  profile=anonymous")
     assert lines[5] == "login: now alice (operator); type caps to see what you hold"
     assert lines[6] == "guest: now guest (guest); type caps to see what you hold"
@@ -465,3 +477,24 @@ def test_move_gives_a_cap_away_and_copy_keeps_it():
     assert lines[2].startswith("ns = ")  # a copy leaves the shell's cap in place
     assert lines[3] == "moved: timer is no longer held by this shell"
     assert lines[6] == "no cap named 'timer' in this shell: type caps"
+
+
+def test_logout_revokes_the_caps_the_sessions_children_hold():
+    lines = after_motd(
+        shell_session(
+            "guest\n"
+            'spawn "counter" with { stdio: client @stdio, counter: client @counter }\n'
+            "logout\n"
+            "wait %1\n"
+            "inc\n"
+            "counter.increment(by=1)\n"
+            "exit\n"
+        )
+    )
+    text = "\n".join(lines)
+    assert "logout: back to anonymous; caps the old session granted are revoked" in text
+    # the child still runs, but the counter cap it was granted under the guest session is dead
+    assert "[counter] the counter is gone: disconnected: ClientEndpoint of #" in text
+    assert "revoked, the session that granted it logged out" in text
+    # the shell's new anonymous bundle is a fresh grant, untouched by the logout
+    assert "value = 1" in text

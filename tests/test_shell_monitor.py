@@ -158,3 +158,18 @@ def test_init_logs_the_services_it_started():
         "info  init[1]: started echo (echo-server)",
         "info  init[1]: started counter (counter-server)",
     ]
+
+
+def test_graph_shows_a_childs_cap_revoked_once_the_session_that_granted_it_logged_out():
+    lines = after_motd(
+        shell_session(
+            "guest\n"
+            'spawn "greeter" with { stdio: client @stdio, timer: @timer }\n'
+            "graph timer\nlogout\ngraph timer\nkill\nexit\n"
+        )
+    )
+    held = [line for line in lines if line.lstrip().startswith("greeter[")]
+    assert held[0].endswith("as timer        (copy, spawn_grant)")
+    assert held[1].endswith("(copy, spawn_grant, revoked: the session that granted it logged out)")
+    shell = [line for line in lines if line.lstrip().startswith("shell[")]
+    assert not any("revoked" in line for line in shell)  # the fresh anonymous bundle works

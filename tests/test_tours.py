@@ -10,7 +10,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from server.app import create_app
-from server.tours import CHECKS, TourError, load_tour, load_tours
+from server.tours import CHECKS, TourError, extensions_used, load_tour, load_tours
 
 GOOD_STEP = '[[steps]]\ntitle = "Look"\ntext = "Type caps."\ncommand = "caps"\n'
 
@@ -123,3 +123,20 @@ def test_the_api_lists_tours_and_serves_one_whole():
     assert tour["steps"][1]["input"] == ["tour-pass", "tour-pass"]
     missing = client.get("/api/tours/nope")
     assert missing.status_code == 404 and "first-steps" in missing.json()["error"]
+
+
+def test_steps_that_use_playground_extensions_are_marked_with_them():
+    client = TestClient(create_app(), base_url="http://localhost")
+    steps = client.get("/api/tours/revocation").json()["steps"]
+    marked = {step["command"]: step.get("extensions") for step in steps}
+    assert marked['spawn "counter-server" with { counter: new Counter }'] == ["new"]
+    assert marked["kill %1"] == ["kill"]
+    assert marked["counter2.increment(by=2)"] == ["typed calls"]
+    grants = 'spawn "paperclips-server" with { timer: move @timer, paperclips: new PaperclipsGame }'
+    assert extensions_used(grants) == ["move", "new"]
+    assert extensions_used("let mine = monitor.subtree(pid=3)") == ["let", "typed calls"]
+    # the book's own commands, and lines typed to a child program, are not marked
+    for line in ("man Timer", "setup ada", 'run "paperclips" with { stdio: client @stdio }'):
+        assert extensions_used(line) == [], line
+    for line in ("look", "/exit", "hello, capabilities", "make 100"):
+        assert extensions_used(line) == [], line

@@ -36,6 +36,10 @@ def test_a_link_opens_a_step_and_a_reload_keeps_the_place(browser, base_url):
     wait_screen(page, has_prompt, 120)
     wait_title(page, steps[2]["title"])
     assert "Waiting for the terminal shows" in page.text_content("#tour-expect")
+    assert page.text_content("#tour .tour-extension") == (  # timer.now() is the playground's
+        "Playground extension: typed calls (not in the capOS book; "
+        "man differences lists every departure)."
+    )
     page.click("#tour-back")
     wait_title(page, steps[1]["title"])
     page.goto(f"{base_url}/play?tour=first-steps")  # no step: local storage remembers

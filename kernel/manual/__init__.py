@@ -4,7 +4,7 @@ The host builds it once at boot and hands it to the kernel's Manual cap,
 as capOS boot-packages a compiled ManualCorpus. A hand-written page is a
 Markdown file under `pages/<section>/<topic>.md` whose first line is its
 one-line summary; interface pages come from the schema bundle and the
-.capnp doc comments.
+.capnp doc comments; `differences` comes from kernel.differences.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from kernel.codec import Bundle, InterfaceType, StructType
 from kernel.codec.bundle import capnp_type_name
+from kernel.differences import manual_page as differences_page
 from kernel.shipped import shipped
 
 if TYPE_CHECKING:
@@ -29,6 +30,7 @@ def build_corpus(bundle: Bundle | None = None) -> list[dict]:
         for page in _listing(section)
         if page.name.endswith(".md")
     ]
+    pages.append(differences_page())
     pages += [interface_page(i) for i in sorted(bundle.interfaces, key=lambda i: i.name)]
     return pages
 

@@ -2,8 +2,10 @@
 
 Init offers caps for named profiles (from the manifest's `bundles`); a
 shell presents its UserSession and receives a copy of that session plus
-every cap offered to its profile. The broker checks the session is one the
-SessionManager issued: holding the object is the proof, as everywhere.
+every cap offered to its profile, each bound to the session's lease, so
+logging out revokes them wherever they were copied. The broker checks the
+session is one the SessionManager issued and still live: holding the
+object is the proof, as everywhere.
 """
 
 from __future__ import annotations
@@ -28,13 +30,22 @@ class AuthorityBroker(KernelService):
         session = ctx.param_cap(params["session"]).obj
         if not isinstance(session, UserSession):
             raise CapError.invalid_argument("that is not a session the SessionManager issued")
+        if not session.lease.live:
+            raise CapError.disconnected(f"that session has ended: it {session.lease.ended}")
+        lease = session.lease  # every cap issued here, and each copy of it, ends with it
         names = ["session"]
-        caps = [CapEntry(session, session.interface_id, TransferPolicy.COPY, Origin.RESULT_CAP)]
+        caps = [
+            CapEntry(
+                session, session.interface_id, TransferPolicy.COPY, Origin.RESULT_CAP, lease=lease
+            )
+        ]
         for name, (entry, profiles) in self.offers.items():
             if session.profile in profiles:
                 names.append(name)
                 caps.append(
-                    CapEntry(entry.obj, entry.interface_id, entry.policy, Origin.RESULT_CAP)
+                    CapEntry(
+                        entry.obj, entry.interface_id, entry.policy, Origin.RESULT_CAP, lease=lease
+                    )
                 )
         ctx.require_result_room(
             {"caps": [{"name": n, "cap": i} for i, n in enumerate(names)]}, len(caps)

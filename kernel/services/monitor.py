@@ -175,6 +175,7 @@ class SystemMonitor(KernelService):
                     "servedBy": entry.obj.server_pid(),
                     "origin": entry.origin.value,
                     "transfer": entry.policy.value,
+                    "revoked": _revoked(entry),
                 }
             )
         return {
@@ -248,3 +249,12 @@ class _Timeout:
 
     def cancel(self) -> None:
         self.deferred.cancel()
+
+
+def _revoked(entry: CapEntry) -> str:
+    """Why a call through this hold edge fails now, as `_op_call` would refuse it."""
+    if entry.obj.revoked:
+        return "its server has ended"
+    if entry.lease is not None and not entry.lease.live:
+        return f"the session that granted it {entry.lease.ended}"
+    return ""

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from kernel.capobject import CallContext, KernelService
 from kernel.captable import CapEntry, Origin, TransferPolicy
+from kernel.lease import Lease
 from kernel.services.credentials import CredentialError, CredentialStore
 
 if TYPE_CHECKING:
@@ -31,6 +32,7 @@ class UserSession(KernelService):
         self.username = username
         self.session_id = session_id
         self.chain = chain
+        self.lease = Lease()  # the broker binds this session's bundles to it
 
     def describe(self) -> str:
         return f"UserSession ({self.profile})"
@@ -44,6 +46,11 @@ class UserSession(KernelService):
                 "delegationChain": self.chain,
             }
         }
+
+    def logout(self, ctx: CallContext, params: dict) -> dict:
+        """End the session: every cap issued under it fails from now on, wherever it is."""
+        self.lease.end("logged out")
+        return {}
 
 
 @dataclass

@@ -18,13 +18,18 @@ export function table(headers, rows) {
 export const seconds = (ns) => (ns / 1e9).toFixed(3);
 export const duration = (ns) => (ns < 1e6 ? `${Math.round(ns / 1e3)}us` : `${(ns / 1e6).toFixed(1)}ms`);
 
+// A hold edge's origin, and why calls through it fail if they do (a dead server, an ended session).
+export function origin(cap) {
+  return cap.revoked ? `${cap.origin}; revoked: ${cap.revoked}` : cap.origin;
+}
+
 // A process's cap table and ledger: what clicking a process shows.
 export function processDetail(proc, names) {
   const caps = proc.caps.map((c) => el("tr", { "data-cap": c.capId },
     el("td", {}, `0x${c.capId.toString(16)}`), el("td", {}, c.name || "-"),
     el("td", {}, c.interface), el("td", {}, c.object),
     el("td", {}, c.servedBy ? `${names.get(c.servedBy) ?? "?"}[${c.servedBy}]` : "kernel"),
-    el("td", {}, c.transfer), el("td", {}, c.origin)));
+    el("td", {}, c.transfer), el("td", {}, origin(c))));
   const ledger = proc.ledger.map((u) => el("tr", {},
     el("td", {}, u.resource), el("td", {}, `${u.used} / ${u.limit}`)));
   const errors = proc.counters.errors.map((e) => `${e.name} ×${e.count}`).join(", ") || "none";

@@ -3,7 +3,7 @@
 // right one (endpoints by their server, kernel objects last); a solid edge is
 // a cap-table slot, a dashed one joins an endpoint to the process serving it.
 // Clicking a node shows its cap table and ledger, or the object's holders.
-import { el, processDetail, table } from "/static/monitor-dom.js";
+import { el, origin, processDetail, table } from "/static/monitor-dom.js";
 
 const SVG = "http://www.w3.org/2000/svg";
 const ROW = 26;
@@ -94,7 +94,7 @@ export function drawGraph(snap, names, selected, onSelect) {
   if (object) {
     const holders = procs.flatMap((p) => p.caps.filter((c) => c.objectId === object.id).map((c) =>
       el("tr", {}, el("td", {}, `${p.name}[${p.pid}]`), el("td", {}, c.name || "-"),
-        el("td", {}, c.interface), el("td", {}, c.transfer), el("td", {}, c.origin))));
+        el("td", {}, c.interface), el("td", {}, c.transfer), el("td", {}, origin(c)))));
     const ep = snap.endpoints.find((e) => e.objectId === object.id);
     out.append(el("div", { class: "mon-detail", "data-detail": object.id },
       el("h3", {}, `${object.object} (${object.interface})`),

@@ -139,6 +139,15 @@ class TourPanel {
       button.addEventListener("click", () => this.type());
       this.root.append(command, button);
     }
+    if (step.extensions) {
+      // Generated from kernel/differences.py: shell words the capOS book does not have.
+      const note = document.createElement("p");
+      note.className = "tour-extension";
+      note.textContent =
+        `Playground extension: ${step.extensions.join(", ")} (not in the capOS book; ` +
+        "man differences lists every departure).";
+      this.root.append(note);
+    }
     this.expect = document.createElement("p");
     this.expect.id = "tour-expect";
     this.progress = document.createElement("p");

@@ -97,6 +97,8 @@ class Commands:
 
     def resolve(self, name: str) -> Cap:
         binding = self.shell.names.get(name)
+        if binding is None and name in self.rt.caps:
+            raise CommandError(f"{name} is the shell's own: it never passes it on")
         if binding is None:
             close = difflib.get_close_matches(name, list(self.shell.names), n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
@@ -369,18 +371,35 @@ class Commands:
     # --- looking at caps -----------------------------------------------------------------------
 
     def caps(self, args: list[str]) -> None:
+        """Every cap this shell holds: its names and its jobs' caps, then its own CapSet."""
         rows = []
         for name, binding in sorted(self.shell.names.items()):
             if binding.cap is None:
                 rows.append((name, "(value)", binding.origin))
             else:
-                iface = binding.cap.interface.name if binding.cap.interface else "?"
                 origin = (
                     binding.origin
                     if binding.origin != "bundle"
                     else f"bundle ({self.shell.profile})"
                 )
-                rows.append((name, iface, origin))
+                rows.append((name, _interface_name(binding.cap), origin))
+        named = {id(b.cap) for b in self.shell.names.values()}
+        for job in self.shell.jobs.values():
+            if id(job.handle) not in named:
+                rows.append((f"%{job.number}", "ProcessHandle", f"job ({job.binary})"))
+            for index, _ in enumerate(job.stdio, 1):
+                name = f"%{job.number}.stdio{index if index > 1 else ''}"
+                rows.append((name, "Endpoint", "job: a StdIO this shell serves"))
+        self._table(rows)
+        own = [  # what init gave the shell: used by it, never passed on
+            (entry.name, _interface_name(self.rt.caps[entry.name]), "spawn")
+            for entry in self.rt.capset
+            if self.rt.caps[entry.name].cap_id
+        ]
+        self.shell.say("The shell's own, never passed on:")
+        self._table(own)
+
+    def _table(self, rows: list[tuple[str, str, str]]) -> None:
         width = max((len(r[0]) for r in rows), default=4)
         iwidth = max((len(r[1]) for r in rows), default=9)
         self.shell.say(f"{'NAME':<{width}}  {'INTERFACE':<{iwidth}}  ORIGIN")
@@ -467,8 +486,9 @@ class Commands:
         self._login_result(self.rt.call(self.shell.sessions, "guest")["result"], "guest")
 
     def logout(self, args: list[str]) -> None:
+        self.resolve("session").logout()  # revokes the bundle here and in every child
         self.adopt(self.rt.call(self.shell.sessions, "anonymous")["session"])
-        self.shell.say("logout: back to anonymous")
+        self.shell.say("logout: back to anonymous; caps the old session granted are revoked")
 
     def whoami(self, args: list[str]) -> None:
         info = self.resolve("session").info()["info"]
@@ -541,3 +561,7 @@ class Commands:
 
     def clear(self, args: list[str]) -> None:
         self.shell.out(b"\x1b[H\x1b[2J" if self.shell.interactive else b"")
+
+
+def _interface_name(cap: Cap) -> str:
+    return cap.interface.name if cap.interface else "?"

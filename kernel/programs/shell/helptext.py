@@ -1,10 +1,13 @@
 """`help` and `help TOPIC`: what each command does, with playground additions marked.
 
-Commands marked [ext] are playground extensions; the rest are capOS's own
-(run, spawn, wait, login, setup, guest, man, apropos, exit).
+Commands marked [ext] are playground extensions, as kernel.differences lists
+them; the rest are capOS's own (run, spawn, wait, login, setup, guest, man,
+apropos, exit).
 """
 
 from __future__ import annotations
+
+from kernel.differences import extension_commands
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": (
@@ -39,20 +42,22 @@ Example: spawn "counter-server" with { counter: new Counter }
 wait [%N]      the most recent job, or job N
 """,
     ),
-    "ps": ("[ext] list this shell's jobs", "ps\n"),
-    "kill": ("[ext] end a job through its ProcessHandle", "kill [%N]\n"),
+    "ps": ("list this shell's jobs", "ps\n"),
+    "kill": ("end a job through its ProcessHandle", "kill [%N]\n"),
     "caps": (
-        "[ext] list the caps this shell holds",
+        "list the caps this shell holds",
         """\
 caps
 
-Each cap's name, interface and origin: the broker-issued bundle of this
-session's profile, or a let binding. A shell can do nothing else.
+Every cap the shell holds, with its interface and origin: the broker-issued
+bundle of this session's profile, let bindings, the shell's own CapSet
+(its terminal: never passed on) and its jobs' handles and StdIO endpoints.
+A shell can do nothing else.
 """,
     ),
-    "methods": ("[ext] list a cap's methods with their types", "methods NAME\n"),
+    "methods": ("list a cap's methods with their types", "methods NAME\n"),
     "calls": (
-        "[ext] call a method: NAME.method(field=value, ...)",
+        "call a method: NAME.method(field=value, ...)",
         """\
 NAME.method(field=value, ...)
 
@@ -65,7 +70,7 @@ Examples:  timer.now()    entropy.getRandom(len=8)
 """,
     ),
     "let": (
-        "[ext] keep a call's result caps under a name",
+        "keep a call's result caps under a name",
         """\
 let NAME = CAP.method(...)     keep the result (its caps stay held)
 let NAME = spawn "..."         keep a child's ProcessHandle
@@ -73,7 +78,7 @@ let NAME = @CAP                another name for a cap
 One cap in the result: NAME is that cap. Several: NAME.field names each.
 """,
     ),
-    "release": ("[ext] give back a let-bound cap (RELEASE)", "release NAME\n"),
+    "release": ("give back a let-bound cap (RELEASE)", "release NAME\n"),
     "login": (
         "log in: asks username> and a hidden password>",
         """\
@@ -92,15 +97,23 @@ Asks for a password twice (hidden). The account lasts until the system halts.
 """,
     ),
     "guest": ("switch to the guest profile", "guest\n"),
-    "logout": ("[ext] back to the anonymous profile", "logout\n"),
-    "whoami": ("[ext] this session's profile and provenance", "whoami\n"),
+    "logout": (
+        "end the session, then back to the anonymous profile",
+        """\
+logout
+
+Every cap the broker issued for the session is revoked, in this shell and in
+every child it was granted to: their calls fail with disconnected.
+""",
+    ),
+    "whoami": ("this session's profile and provenance", "whoami\n"),
     "man": (
         "read a manual page",
         "man TOPIC      (topics: apropos WORD; interfaces: man Console)\n",
     ),
     "apropos": ("find manual pages about a word", "apropos WORD\n"),
     "top": (
-        "[ext] a live process table from the monitor cap",
+        "a live process table from the monitor cap",
         """\
 top [MONITOR]
 
@@ -112,7 +125,7 @@ monitor); a narrower one shows less:  let mine = monitor.subtree(pid=9)
 """,
     ),
     "log": (
-        "[ext] the kernel log: records processes wrote through a Log cap",
+        "the kernel log: records processes wrote through a Log cap",
         """\
 log [MONITOR] [LEVEL] [PROCESS ...]
 
@@ -121,7 +134,7 @@ name or pid. Write a record yourself:  logger.write(level=info, text="hi")
 """,
     ),
     "trace": (
-        "[ext] the latest calls in the kernel's IPC trace",
+        "the latest calls in the kernel's IPC trace",
         """\
 trace [MONITOR] [N] [PROCESS ...]
 
@@ -131,7 +144,7 @@ transport error). PROCESS (a name or pid) keeps the calls it made or served.
 """,
     ),
     "graph": (
-        "[ext] who holds caps to what",
+        "who holds caps to what",
         """\
 graph [MONITOR] NAME
 
@@ -140,10 +153,10 @@ process holding a cap to it. NAME a process (name, binary or pid): the caps
 it holds, and who holds caps to the objects it serves.
 """,
     ),
-    "history": ("[ext] the lines typed so far", "history\n"),
-    "clear": ("[ext] clear the screen", "clear\n"),
+    "history": ("the lines typed so far", "history\n"),
+    "clear": ("clear the screen", "clear\n"),
     "agent": (
-        "[ext] agent mode: a language model proposes calls, this shell runs them",
+        "agent mode: a language model proposes calls, this shell runs them",
         """\
 agent [CAP ...]
 
@@ -169,7 +182,7 @@ caps and methods, Ctrl-C interrupts the foreground child or call, Ctrl-D ends in
 def overview() -> str:
     width = max(len(name) for name in COMMANDS)
     lines = ["Commands ([ext] marks playground extensions to capOS's shell):"]
-    lines += [f"  {name:<{width}}  {summary}" for name, (summary, _) in COMMANDS.items()]
+    lines += [f"  {name:<{width}}  {_summary(name)}" for name in COMMANDS]
     lines.append("help TOPIC for details; man TOPIC for the manual (man Console, man run).")
     return "\n".join(lines) + "\n" + KEYS
 
@@ -179,5 +192,9 @@ def topic(name: str) -> str:
     if entry is None:
         known = ", ".join(COMMANDS)
         return f"help: no topic {name!r}. Topics: {known}\n"
-    summary, body = entry
-    return f"{name}: {summary}\n\n{body}"
+    return f"{name}: {_summary(name)}\n\n{entry[1]}"
+
+
+def _summary(name: str) -> str:
+    summary = COMMANDS[name][0]
+    return f"[ext] {summary}" if name in extension_commands() else summary

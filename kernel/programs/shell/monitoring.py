@@ -274,7 +274,8 @@ def _matches(who: list[str], pid: int, name: str) -> bool:
 def _hold(proc: dict, cap: dict) -> str:
     label = f"{proc['name']}[{proc['pid']}]"
     as_name = f" as {cap['name']}" if cap["name"] else ""
-    return f"{label:<20}{as_name:<16} ({cap['transfer']}, {cap['origin']})"
+    revoked = f", revoked: {cap['revoked']}" if cap["revoked"] else ""
+    return f"{label:<20}{as_name:<16} ({cap['transfer']}, {cap['origin']}{revoked})"
 
 
 def _duration(ns: int) -> str:
