@@ -1,15 +1,18 @@
 """The peer for endpoint_rtt_us: the same Echo over pycapnp's own RPC.
 
-The client (this process) and the server (a child process) talk over a
-socketpair, so each round trip crosses processes as ours does (ours crosses
-three: ping, the kernel loop, echo-server). Both block in their event loops
-between messages; nothing polls. Alongside the median round trip it reports
-the CPU time both processes spent per call over the timed calls.
+The client and the server are two child processes talking over a socketpair,
+so each round trip crosses processes as ours does (ours crosses three: ping,
+the kernel loop, echo-server). Both block in their event loops between
+messages; nothing polls. Alongside the median round trip it reports the CPU
+time both processes spent per call over the timed calls. The caller runs
+neither side: pycapnp's event loop aborts the process when it starts in one
+where capnp already served other threads (a test run's servers).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import socket
 import statistics
@@ -28,30 +31,42 @@ SCHEMA = ROOT / "schema" / "capos.capnp"
 SERVER_EXIT_TIMEOUT_S = 10
 
 
-def measure_pycapnp(count: int, payload: bytes = PAYLOAD) -> dict[str, float]:
+def measure_pycapnp(count: int) -> dict[str, float]:
     """Median microseconds per Echo.echo round trip, and CPU microseconds per call:
     the client's, the server's and their sum."""
-    ours, theirs = socket.socketpair()
-    server = subprocess.Popen(
-        [sys.executable, "-m", "bench.pycapnp_echo", str(theirs.fileno())],
-        pass_fds=[theirs.fileno()],
-        cwd=ROOT,
-    )
-    theirs.close()
-    try:
-        return asyncio.run(capnp.run(_client(ours, server.pid, count, payload)))
-    finally:
-        ours.close()  # the server sees the disconnect and exits
+    client_end, server_end = socket.socketpair()
+    with client_end, server_end:
+        server = _child("serve", server_end)
         try:
-            server.wait(timeout=SERVER_EXIT_TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+            client = _child("client", client_end, str(server.pid), str(count))
+            out, _ = client.communicate()
+            if client.returncode != 0:
+                raise RuntimeError(f"pycapnp's client exited with status {client.returncode}")
+            return json.loads(out)
+        finally:
+            client_end.close()
+            server_end.close()  # the server sees the disconnect and exits
+            try:
+                server.wait(timeout=SERVER_EXIT_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
 
 
-async def _client(sock: socket.socket, server_pid: int, count: int, payload: bytes) -> dict:
+def _child(role: str, sock: socket.socket, *more: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bench.pycapnp_echo", role, str(sock.fileno()), *more],
+        pass_fds=[sock.fileno()],
+        cwd=ROOT,
+        stdout=subprocess.PIPE if role == "client" else None,
+        text=True,
+    )
+
+
+async def _client(fd: int, server_pid: int, count: int, payload: bytes = PAYLOAD) -> dict:
+    """The client process: times `count` calls; its figures go to stdout as JSON."""
     schema = capnp.load(str(SCHEMA))
-    stream = await capnp.AsyncIoStream.create_connection(sock=sock)
+    stream = await capnp.AsyncIoStream.create_connection(sock=socket.socket(fileno=fd))
     client = capnp.TwoPartyClient(stream)
     echo = client.bootstrap().cast_as(schema.Echo)
     for _ in range(WARMUP):
@@ -89,4 +104,9 @@ async def _serve(fd: int) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(capnp.run(_serve(int(sys.argv[1]))))
+    role, fd, *more = sys.argv[1:]
+    if role == "serve":
+        asyncio.run(capnp.run(_serve(int(fd))))
+    else:
+        server_pid, count = map(int, more)
+        print(json.dumps(asyncio.run(capnp.run(_client(int(fd), server_pid, count)))))
