@@ -14,7 +14,8 @@ cgroup). QEMU opens no path itself: the kernel, the initramfs and a state
 file to restore (or a pipe that a decompressor fills, server/vmstate.py) are
 opened here and inherited, and a suspend hands QEMU the file to save into
 over QMP (`getfd`, then `migrate fd:`), so no migration ever goes through a
-shell.
+shell. A pool's template and its clones keep their RAM in a file the server
+hands them too (server/templateram.py).
 
 A VM fails alone: whatever goes wrong in one of the tasks that serve it (a
 malformed control frame, a connection reset by a QEMU that died with unread
