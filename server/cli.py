@@ -266,6 +266,7 @@ def _qemu_settings(args: argparse.Namespace) -> QemuSettings | None:
         idle_timeout_s=args.idle_timeout,
         lifetime_s=args.lifetime,
         cpu_seconds=args.cpu_limit,
+        max_sessions=args.max_sessions,
         snapshot=not args.cold_boot,
     )
 
@@ -321,6 +322,12 @@ def _add_qemu_options(command: argparse.ArgumentParser) -> None:
         type=int,
         default=qemu.max_vms,
         help="QEMU VMs at once (0: no server-hosted sessions)",
+    )
+    command.add_argument(
+        "--max-sessions",
+        type=int,
+        default=qemu.max_sessions,
+        help="QEMU sessions at once, running and suspended, of all clients",
     )
     command.add_argument("--memory", type=int, default=qemu.memory_mib, help="MiB per VM")
     command.add_argument("--accel", choices=["auto", "kvm", "tcg"], default=qemu.accel)

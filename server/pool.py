@@ -9,16 +9,20 @@ another in the background.
 Refills restore a snapshot rather than boot: at start the pool boots one VM
 to the prompt and saves it to a file (the template); each new VM is QEMU
 restoring that file, a fraction of a second instead of seconds of CPU
-under TCG (see `bench pool`). A restored clone is sent fresh entropy over
-the control channel and is sent one unseen Enter (so TCG has translated its
-input path before the visitor's first key) before it is handed out, and its
-output stream starts with the screen the template had. Values drawn before the snapshot (the
+under TCG (see `bench pool`). The template's RAM is kept in a sealed memfd
+that each clone maps copy-on-write, so clones share the pages none of them
+has written (server/templateram.py); where that cannot be set up, each clone
+loads the whole stream. A restored clone is sent fresh entropy over the
+control channel and one unseen Enter (so TCG has translated its input path
+before the visitor's first key) before it is handed out, and its output
+stream starts with the screen the template had. Values drawn before the snapshot (the
 guest kernel's secret) are shared by the clones, each in its own VM.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import os
@@ -38,6 +42,7 @@ from server.qmp import QmpError
 from server.sandbox import sandbox
 from server.stream import OutputStream
 from server.supervise import any_set, supervised
+from server.templateram import GuestRam, TemplateRam
 from server.vm import Vm, VmConfig
 
 log = logging.getLogger("capos.pool")
@@ -93,18 +98,23 @@ class VmPool:
         self._failures = 0  # VMs in a row that did not come up
         self._refill_at = 0.0  # monotonic time before which no refill starts
         self._making_template = False  # the first VM boots to be saved, then warm ones follow
+        self._shared: TemplateRam | None = None  # the template's RAM, once sealed
 
     async def run(self) -> None:
         """Keep the pool filled until cancelled; every VM lives in this task group.
 
         The refill loop runs supervised inside it: if it fails, it starts again (and
         `/healthz` says the pool is down meanwhile), while every VM runs on."""
-        async with asyncio.TaskGroup() as tasks:
-            self._tasks = tasks
-            try:
-                await supervised("pool", self.health, self._keep_filled)
-            finally:
-                self._tasks = None
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                self._tasks = tasks
+                try:
+                    await supervised("pool", self.health, self._keep_filled)
+                finally:
+                    self._tasks = None
+        finally:
+            if self._shared is not None:  # every VM, each clone that mapped it, has exited
+                self._shared.close()
 
     async def _keep_filled(self) -> None:
         if self.config.snapshot and self._template_screen is None:
@@ -130,15 +140,25 @@ class VmPool:
 
     async def _make_template(self) -> None:
         """Boot one VM to the prompt and save it; on failure, refills boot instead."""
-        vm = self.start(OutputStream(self.config.scrollback), serve_model=False)
+        shared = None
+        with contextlib.suppress(OSError):  # no memfd: each clone loads the whole stream
+            shared = TemplateRam(self.vm_config.memory_mib)
+        vm = self.start(
+            OutputStream(self.config.scrollback),
+            serve_model=False,
+            ram=shared.for_template() if shared else None,
+        )
         self._booting.add(vm)  # for Retry-After meanwhile
         ready = await self._ready(vm)
         self._booting.discard(vm)
         if ready:
             screen = vm.stream.snapshot().data.encode()
             try:
-                await vm.suspend(self._template)
+                await vm.suspend(self._template, shared.devices if shared else None)
                 self._template_screen = screen
+                if shared is not None:
+                    shared.seal()
+                    self._shared = shared
                 return
             except (QmpError, OSError) as exc:
                 print(
@@ -146,6 +166,9 @@ class VmPool:
                     file=sys.stderr,
                 )
         vm.kill("no template")
+        if shared is not None:
+            await vm.exited.wait()
+            shared.close()
 
     async def _ready(self, vm: Vm) -> bool:
         """Wait for `vm` to reach the prompt (or be restored); False if it exits or times out."""
@@ -177,7 +200,10 @@ class VmPool:
             vm = self.start(stream)
         else:
             stream.append(self._template_screen)
-            vm = self.start(stream, incoming=self._template)
+            if self._shared is not None:
+                vm = self.start(stream, self._shared.devices, ram=self._shared.for_clone())
+            else:
+                vm = self.start(stream, incoming=self._template)
         self._booting.add(vm)
         self._own_task(self._await_boot(vm), vm)
 
@@ -217,9 +243,11 @@ class VmPool:
         *,
         serve_model: bool = True,
         image: Image | None = None,
+        ram: GuestRam | None = None,
     ) -> Vm:
         """A new QEMU writing into `stream` (restored from `incoming` if given), owned here;
-        `image`: another guest than the pool's (the fault tests boot misbehaving ones)."""
+        `image`: another guest than the pool's (the fault tests boot misbehaving ones);
+        `ram`: its RAM in a file (server/templateram.py)."""
         vm = Vm(
             image or self.image,
             self.vm_config,
@@ -228,6 +256,7 @@ class VmPool:
             incoming=incoming,
             model=self.model,
             serve_model=serve_model,
+            ram=ram,
         )
         self._own_task(self._own(vm), vm)
         self.vms.add(vm)

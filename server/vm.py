@@ -14,7 +14,8 @@ cgroup). QEMU opens no path itself: the kernel, the initramfs and a state
 file to restore (or a pipe that a decompressor fills, server/vmstate.py) are
 opened here and inherited, and a suspend hands QEMU the file to save into
 over QMP (`getfd`, then `migrate fd:`), so no migration ever goes through a
-shell.
+shell. A pool's template and its clones keep their RAM in a file the server
+hands them too (server/templateram.py).
 
 A VM fails alone: whatever goes wrong in one of the tasks that serve it (a
 malformed control frame, a connection reset by a QEMU that died with unread
@@ -46,6 +47,7 @@ from server.modelhub import ModelHub
 from server.qmp import Qmp, QmpError
 from server.sandbox import Cell, sandbox
 from server.stream import OutputStream
+from server.templateram import GuestRam
 from server.vmmodel import serve_model
 
 log = logging.getLogger("capos.vm")
@@ -68,6 +70,9 @@ class VmConfig:
         """`model`: the ModelInfo of the server's model, for the guest's agent mode."""
         cpu = "host" if self.accel == "kvm" else "max"  # max has RDRAND: no entropy wait
         append = f"quiet panic=-1 tsc_early_khz={host_tsc_khz()} 8250.nr_uarts=2"
+        # So that an idle guest sleeps: no clocksource watchdog checking the TSC, no lockup
+        # detector. Without them an idle VM under TCG took 4% of a core, with them 0.4%.
+        append += " tsc=reliable nowatchdog"
         if model is not None:  # init's environment (no dot): kernel/hosts/guest.py reads it
             encoded = base64.urlsafe_b64encode(json.dumps(model).encode()).decode()
             append += f" CAPOS_MODEL={encoded}"
@@ -103,13 +108,17 @@ class Vm:
         incoming: Path | int | None = None,
         model: ModelHub | None = None,
         serve_model: bool = True,
+        ram: GuestRam | None = None,
     ) -> None:
         """`incoming`: a saved VM to restore, a file or a descriptor to read it from (the
         caller's: QEMU gets a copy as it starts); `model`: the server's model, which the
         guest's agent mode uses; `serve_model`: False for a template VM, which is saved,
-        never used (its clones serve their own)."""
+        never used (its clones serve their own); `ram`: guest RAM in a file rather than
+        QEMU's own (server/templateram.py), a clone's private view of which already holds
+        the RAM, so that `incoming` is device state alone."""
         self.image, self.config, self.stream, self.name = image, config, stream, name
         self.incoming = incoming
+        self.ram = ram
         self.model = model
         self._serves: ModelHub | None = model if serve_model else None  # this VM's agent mode
         self.ready = asyncio.Event()  # at the prompt (booted) or running again (restored)
@@ -131,10 +140,12 @@ class Vm:
         self._warmed = asyncio.Event()
         self._stderr = b""
         self._cell: Cell | None = None  # this VM's confinement, while QEMU runs
+        self._incoming_fd = -1  # QEMU's number for the saved VM's descriptor
 
     def _open_files(self) -> list[int]:
-        """What QEMU reads, opened here and inherited: the kernel, the initramfs and the
-        state to restore (each VM its own descriptor: a template restores many at once)."""
+        """What QEMU reads, opened here and inherited: the kernel, the initramfs, the guest's
+        RAM file if any and the state to restore (each VM its own descriptor: a template
+        restores many at once)."""
         paths = [self.image.kernel, self.image.initrd]
         if isinstance(self.incoming, Path):
             paths.append(self.incoming)
@@ -144,6 +155,8 @@ class Vm:
                 files.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
             if isinstance(self.incoming, int):
                 files.append(os.dup(self.incoming))
+            if self.ram is not None:
+                files.append(os.dup(self.ram.fd))
         except OSError:
             for fd in files:
                 os.close(fd)
@@ -153,6 +166,7 @@ class Vm:
     def _command(self, files: list[int]) -> list[str]:
         term, control, qmp = (s.fileno() for s in self._theirs)
         kernel, initrd, *incoming = files
+        ram = incoming.pop() if self.ram is not None else None
         inherited = dataclasses.replace(
             self.image,
             kernel=Path(f"/proc/self/fd/{kernel}"),
@@ -163,9 +177,22 @@ class Vm:
         command += ["-chardev", f"socket,id=term,fd={term}", "-serial", "chardev:term"]
         command += ["-chardev", f"socket,id=ctl,fd={control}", "-device", "isa-serial,chardev=ctl"]
         command += ["-chardev", f"socket,id=qmp,fd={qmp}", "-mon", "chardev=qmp,mode=control"]
+        if ram is not None and self.ram is not None:
+            memory = f"size={self.config.memory_mib}M,mem-path=/proc/self/fd/{ram}"
+            share = "on" if self.ram.shared else "off"
+            # The id of microvm's own RAM: the saved VM's RAM has one name either way.
+            backend = f"memory-backend-file,id=microvm.ram,{memory},share={share}"
+            command += ["-object", backend, "-machine", "memory-backend=microvm.ram"]
         if incoming:
-            command += ["-incoming", f"fd:{incoming[0]}"]
+            # A stream without RAM is read once the monitor has said so (`_monitor`).
+            command += ["-incoming", "defer" if self._devices_only else f"fd:{incoming[0]}"]
+            self._incoming_fd = incoming[0]
         return command
+
+    @property
+    def _devices_only(self) -> bool:
+        """Restoring device state onto RAM a clone maps from the template's file."""
+        return self.incoming is not None and self.ram is not None and not self.ram.shared
 
     async def run(self) -> None:
         """Run QEMU until it exits; the caller's task group owns this. Never leaves QEMU behind."""
@@ -241,6 +268,9 @@ class Vm:
     async def _monitor(self) -> None:
         with contextlib.suppress(QmpError, OSError):
             await self.qmp.connect()
+            if self._devices_only:
+                await self._ignore_shared(True)
+                await self.qmp.command("migrate-incoming", uri=f"fd:{self._incoming_fd}")
             if self.incoming is not None:
                 # The saved VM was stopped, so the restored one comes up paused: continue it.
                 while (status := (await self.qmp.command("query-status"))["status"]) == "inmigrate":
@@ -320,12 +350,33 @@ class Vm:
             )
         writer.write(data)
 
-    async def suspend(self, path: Path) -> None:
-        """Save the whole VM to `path` (migration to a file), then end this QEMU."""
+    async def _ignore_shared(self, on: bool) -> None:
+        """Whether migrations leave out RAM shared with a file (both ends must agree)."""
+        capability = {"capability": "x-ignore-shared", "state": on}
+        await self.qmp.command("migrate-set-capabilities", capabilities=[capability])
+
+    async def suspend(self, path: Path, devices: Path | None = None) -> None:
+        """Save the whole VM to `path` (migration to a file), and its device state alone to
+        `devices` if given (a template whose RAM is shared with a file), then end this QEMU."""
         qmp = self.qmp
         unlimited: dict[str, Any] = {"max-bandwidth": 1 << 40}
         await qmp.command("migrate-set-parameters", **unlimited)
         await qmp.command("stop")
+        await self._ignore_shared(False)
+        await self._save(path)
+        if devices is not None:  # QEMU 7.2 saves a VM only once, unless it ran in between
+            await qmp.command("cont")
+            await qmp.command("stop")
+            await self._ignore_shared(True)
+            await self._save(devices)
+        self._planned_exit = "suspended"
+        with contextlib.suppress(QmpError):
+            await qmp.command("quit")
+        await self.exited.wait()
+
+    async def _save(self, path: Path) -> None:
+        """Migrate the stopped VM into `path`; on failure it runs on and QmpError says why."""
+        qmp = self.qmp
         state = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
         try:
             await qmp.command("getfd", fdname="state", fds=[state])
@@ -340,10 +391,6 @@ class Vm:
                 await qmp.command("cont")
                 raise QmpError(f"saving the VM failed (migration {status})")
             await asyncio.sleep(0.01)
-        self._planned_exit = "suspended"
-        with contextlib.suppress(QmpError):
-            await qmp.command("quit")
-        await self.exited.wait()
 
     async def shutdown(self, reason: str, grace: float = 2.0) -> None:
         """Ask the guest to power off; kill QEMU if it has not within `grace` seconds."""
