@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import math
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -81,12 +83,32 @@ class AgentError(Exception):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who asks. An MCP client owns the sessions it created and may use no other; a REST
-    caller holds a session by its id, which is a 128-bit secret."""
+    """Who asks. An MCP client holds an owner token (owner_caller): it owns the sessions it
+    created with that token and may use no other. A REST caller holds a session by its
+    id, which is a 128-bit secret."""
 
-    key: str  # "mcp:<its MCP session id>", "rest:<address>"
+    key: str  # "owner:<its token's digest>", "rest:<address>"
     owns_sessions: bool
     client: str  # its address (server/admission.py): the per-client limits and call rate
+    new_owner: bool = False  # a token minted for this call: it owns nothing yet
+
+
+def new_owner_token() -> str:
+    """A fresh owner token: 192 random bits, the credential a client's sessions bind to."""
+    return secrets.token_urlsafe(24)
+
+
+def owner_caller(token: str, client: str, new: bool = False) -> Caller:
+    """The client holding `token`, from `client` (its address). The server keeps only
+    the token's digest, so its memory and logs hold nothing a caller could present."""
+    if not token:
+        raise AgentError(
+            "forbidden",
+            "no owner token: pass `owner`, the token create_session returned "
+            "(leave it out of create_session to get a new one)",
+        )
+    digest = hashlib.sha256(token.encode(errors="replace")).hexdigest()
+    return Caller(f"owner:{digest}", owns_sessions=True, client=client, new_owner=new)
 
 
 class Agents:
@@ -112,6 +134,12 @@ class Agents:
         hosting = self._hosting()
         if caller.owns_sessions:
             self._forget_forgotten()
+            if not caller.new_owner and caller.key not in self._owners.values():
+                raise AgentError(
+                    "forbidden",
+                    "unknown owner token (its sessions have all ended, or it was never "
+                    "given out): leave `owner` out of create_session to get a new one",
+                )
             mine = [
                 session_id
                 for session_id, owner in self._owners.items()
@@ -293,7 +321,9 @@ class Agents:
         owner = self._owners.get(session_id)
         if caller.owns_sessions and session is not None and owner != caller.key:
             raise AgentError(
-                "forbidden", f"session {session_id[:40]!r} belongs to another client: make your own"
+                "forbidden",
+                f"session {session_id[:40]!r} is not this owner token's: pass the `owner` "
+                "token create_session gave with it, or make your own session",
             )
         if session is None:
             raise AgentError(

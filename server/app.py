@@ -59,7 +59,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     snapshot = load_snapshot(settings, archive, assets.vendor_versions(settings)["pyodide"])
     registry = metrics.Metrics()
     allow = HostAllowList(settings.public_hosts, settings.port)
-    mcp = mcpserver.build(allow)
+    mcp = mcpserver.build()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
@@ -115,7 +115,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *recordapi.routes(settings),
             *relay.routes(settings),
             *modelapi.routes(settings.model),
-            mcpserver.route(mcp),
+            mcpserver.route(mcp, allow),
         ],
         exception_handlers={RequestValidationError: agentapi.invalid_request},
         # SecurityHeaders outermost: the Guard's refusals carry the headers too.
