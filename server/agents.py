@@ -40,6 +40,7 @@ MAX_INPUT = 16 * 1024  # UTF-8 bytes a terminal_write may send
 MAX_READ = 64 * 1024
 MAX_WAIT_MS = 10_000  # the longest terminal_read waits for output
 MAX_NAME = 48  # a cap, method, binary or bind name (the CapSet's limit)
+MAX_RECORDS = 50  # recent calls or logs in a monitor snapshot (the shell answers <= 16 KiB)
 
 # What each kind of failure is, as an HTTP status.
 STATUS = {
@@ -282,12 +283,32 @@ class Agents:
             "ended": item.reason if isinstance(item, Ended) else None,
         }
 
-    async def monitor_snapshot(self, caller: Caller, session_id: str) -> dict:
-        async with self._running(caller, session_id) as session:
-            try:
-                return await session.control.monitor()
-            except (ControlError, TimeoutError) as exc:
-                raise AgentError("transport", f"the monitor did not answer: {exc}") from None
+    async def monitor_snapshot(
+        self,
+        caller: Caller,
+        session_id: str,
+        cap: str = "monitor",
+        max_calls: int = 5,
+        max_logs: int = 5,
+    ) -> dict:
+        """What the shell's SystemMonitor cap `cap` sees: by default the `monitor` its
+        manifest gave it; a narrower one it made (monitor.subtree) sees less, and a shell
+        that holds none shows nothing. The same authority as `top` typed at it."""
+        if not 0 <= max_calls <= MAX_RECORDS or not 0 <= max_logs <= MAX_RECORDS:
+            raise AgentError("input", f"max_calls and max_logs must be 0..{MAX_RECORDS}")
+        params = {"maxCalls": max_calls, "maxLogs": max_logs}
+        try:
+            answer = await self.call_method(caller, session_id, cap, "snapshot", params)
+        except AgentError as exc:
+            if exc.kind != "input":
+                raise
+            raise AgentError(
+                "input",
+                f"{exc.message} (a snapshot comes through the shell, whose answers are at "
+                "most 16 KiB: ask for fewer max_calls and max_logs, or narrow the view with "
+                "monitor.subtree(pid=N) and `bind`, then pass that name as `cap`)",
+            ) from None
+        return answer["results"]["snapshot"]
 
     # --- inside ---------------------------------------------------------------------------------
 

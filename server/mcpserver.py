@@ -5,7 +5,8 @@ Built on the official SDK's MCPServer. It speaks the current revision
 Mcp-Session-Id) and, for older clients, the handshake revisions
 (2025-11-25, 2025-06-18, ...), also without a session: the SDK's stateless
 mode. Every tool is one operation of server/agents.py, so MCP and the REST
-API cannot drift apart; results are structured content (a JSON object), and
+API cannot drift apart; results are structured content (a JSON object, each
+tool's described by its output schema: server/agentanswers.py), and
 a failure is a tool error whose structured content is `{"error": {"kind",
 "type", "message"}}`. With no MCP session to hang ownership on, a client
 holds an owner token: create_session returns it, every later call carries it
@@ -31,7 +32,25 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kernel.manual import build_corpus
 from server.admission import client_of
-from server.agents import AgentError, Agents, Caller, new_owner_token, owner_caller
+from server.agentanswers import (
+    CallAnswer,
+    CapDescription,
+    CapsAnswer,
+    EndAnswer,
+    InputAnswer,
+    MonitorAnswer,
+    OutputAnswer,
+    SessionAnswer,
+    SpawnAnswer,
+)
+from server.agents import (
+    MAX_RECORDS,
+    AgentError,
+    Agents,
+    Caller,
+    new_owner_token,
+    owner_caller,
+)
 from server.apierror import error
 from server.jsonbody import BadBody, read_unparsed
 from server.origin import HostAllowList
@@ -114,7 +133,7 @@ def build() -> MCPServer:
                 "leave it out and a new token comes back"
             ),
         ] = "",
-    ) -> CallToolResult:
+    ) -> Annotated[CallToolResult, SessionAnswer]:
         """Boot a capOS session (a warm VM: about 20 ms) owned by this client.
         Returns {"id", "owner", "watch", ...}: pass id as `session` and owner as `owner` to
         every other tool. Both are this client's secret credentials: never show or share
@@ -129,7 +148,9 @@ def build() -> MCPServer:
         return await _result(ctx, create)
 
     @mcp.tool()
-    async def list_caps(ctx: Context, owner: Owner, session: Session) -> CallToolResult:
+    async def list_caps(
+        ctx: Context, owner: Owner, session: Session
+    ) -> Annotated[CallToolResult, CapsAnswer]:
         """The caps the session's shell holds: name, interface, and where each came from."""
         return await _result(ctx, lambda agents: agents.list_caps(_caller(ctx, owner), session))
 
@@ -139,7 +160,7 @@ def build() -> MCPServer:
         owner: Owner,
         session: Session,
         cap: Annotated[str, Field(description="a cap's name")],
-    ) -> CallToolResult:
+    ) -> Annotated[CallToolResult, CapDescription]:
         """A held cap's interface: each method with its params and results as JSON Schema
         (derived from the capnp schema). A cap-typed value is written {"$cap": "name"}."""
         return await _result(
@@ -160,7 +181,7 @@ def build() -> MCPServer:
         bind: Annotated[
             str, Field(description="keep caps in the results under this name ('' releases them)")
         ] = "",
-    ) -> CallToolResult:
+    ) -> Annotated[CallToolResult, CallAnswer]:
         """Call a method on a held cap. Returns {"results": ...}; caps in the results are
         {"$cap": name} when kept with `bind`. A CapException or transport error is a tool
         error naming its kind."""
@@ -186,7 +207,7 @@ def build() -> MCPServer:
                 "fresh endpoint the child serves, whose client the shell keeps"
             ),
         ] = None,
-    ) -> CallToolResult:
+    ) -> Annotated[CallToolResult, SpawnAnswer]:
         """Start a process holding exactly the grants named (nothing else)."""
         return await _result(
             ctx, lambda agents: agents.spawn(_caller(ctx, owner), session, binary, grants)
@@ -198,7 +219,7 @@ def build() -> MCPServer:
         owner: Owner,
         session: Session,
         data: Annotated[str, Field(description='keystrokes; end a line with "\\r"')],
-    ) -> CallToolResult:
+    ) -> Annotated[CallToolResult, InputAnswer]:
         """Type into the session's terminal, as a person at it would."""
         return await _result(
             ctx, lambda agents: agents.terminal_write(_caller(ctx, owner), session, data)
@@ -216,7 +237,7 @@ def build() -> MCPServer:
         wait_ms: Annotated[
             int, Field(ge=0, le=10000, description="wait this long for output if there is none")
         ] = 0,
-    ) -> CallToolResult:
+    ) -> Annotated[CallToolResult, OutputAnswer]:
         """Terminal output from `offset`: {"offset", "data", "next_offset", "reset",
         "ended"}; read on from next_offset. `reset`: the bytes asked for fell out of the
         scrollback, and data starts at the oldest byte kept."""
@@ -228,15 +249,36 @@ def build() -> MCPServer:
         )
 
     @mcp.tool()
-    async def monitor_snapshot(ctx: Context, owner: Owner, session: Session) -> CallToolResult:
-        """The whole system as its SystemMonitor sees it: processes, caps, endpoints,
-        recent calls, logs and exits."""
+    async def monitor_snapshot(
+        ctx: Context,
+        owner: Owner,
+        session: Session,
+        cap: Annotated[
+            str, Field(description="a SystemMonitor cap the shell holds, from list_caps")
+        ] = "monitor",
+        max_calls: Annotated[
+            int, Field(ge=0, le=MAX_RECORDS, description="recent calls to include")
+        ] = 5,
+        max_logs: Annotated[
+            int, Field(ge=0, le=MAX_RECORDS, description="recent log records to include")
+        ] = 5,
+    ) -> Annotated[CallToolResult, MonitorAnswer]:
+        """What the shell's monitor cap sees: processes with their caps and ledgers,
+        endpoints, recent calls, logs and exits. Only as much as that cap's scope (the
+        manifest's `monitor`, or a narrower one made with monitor.subtree and kept with
+        bind): the same view as `top` typed at the shell. The answer comes through the
+        shell (at most 16 KiB): a busy system needs a narrower view or fewer records."""
         return await _result(
-            ctx, lambda agents: agents.monitor_snapshot(_caller(ctx, owner), session)
+            ctx,
+            lambda agents: agents.monitor_snapshot(
+                _caller(ctx, owner), session, cap, max_calls, max_logs
+            ),
         )
 
     @mcp.tool()
-    async def end_session(ctx: Context, owner: Owner, session: Session) -> CallToolResult:
+    async def end_session(
+        ctx: Context, owner: Owner, session: Session
+    ) -> Annotated[CallToolResult, EndAnswer]:
         """End the session: its VM shuts down."""
         return await _result(ctx, lambda agents: agents.end_session(_caller(ctx, owner), session))
 

@@ -71,7 +71,9 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
         seen = {}
         async with mcp_over_http(server) as client:
             seen["version"] = client.protocol_version
-            seen["tools"] = {t.name for t in (await client.list_tools()).tools}
+            listed = (await client.list_tools()).tools
+            seen["tools"] = {t.name for t in listed}
+            seen["unschemed"] = {t.name for t in listed if not t.output_schema}
             session = await new_session(client)
             seen["caps"] = (await tool(client, "list_caps", **session))[1]["caps"]
             seen["described"] = (await tool(client, "describe_cap", **session, cap="counter"))[1]
@@ -117,8 +119,23 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
                 if "ORIGIN" in text and "spawned by an agent" in text:
                     break
             seen["terminal"], seen["written"] = text, written
-            snapshot = (await tool(client, "monitor_snapshot", **session))[1]
+            whole = {"max_calls": 0, "max_logs": 0}  # the whole system nearly fills an answer
+            snapshot = (await tool(client, "monitor_snapshot", **session, **whole))[1]
             seen["binaries"] = {p["binary"] for p in snapshot["processes"]}
+            # A narrower monitor the shell makes and keeps: the agent sees only its subtree.
+            child = seen["spawned"][1]["pid"]
+            narrowed = await tool(
+                client,
+                "call_method",
+                **session,
+                cap="monitor",
+                method="subtree",
+                arguments={"pid": child},
+                bind="mine",
+            )
+            assert not narrowed[0], narrowed
+            seen["narrow"] = (await tool(client, "monitor_snapshot", **session, cap="mine"))[1]
+            seen["not a monitor"] = await tool(client, "monitor_snapshot", **session, cap="echo")
             seen["ended"] = await tool(client, "end_session", **session)
             seen["after"] = await tool(client, "list_caps", **session)
         return seen
@@ -126,6 +143,7 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
     seen = asyncio.run(scenario())
     assert seen["version"] == "2026-07-28"
     assert seen["tools"] >= TOOLS
+    assert not seen["unschemed"]  # every tool says what it answers (and the SDK checks it)
     held = {c["name"]: c["interface"] for c in seen["caps"]}
     assert held["counter"] == "Counter" and held["echo"] == "Echo"
     increment = next(m for m in seen["described"]["methods"] if m["name"] == "increment")
@@ -142,6 +160,10 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
     assert raised["error"]["type"] == "invalidArgument"
     assert seen["spawned"][1]["binary"] == "counter"
     assert "counter" in seen["binaries"] and "shell" in seen["binaries"]
+    assert seen["narrow"]["scopePid"] == seen["spawned"][1]["pid"]
+    assert {p["binary"] for p in seen["narrow"]["processes"]} == {"counter"}
+    failed, not_a_monitor = seen["not a monitor"]
+    assert failed and "snapshot" in not_a_monitor["error"]["message"], not_a_monitor
     assert "ORIGIN" in seen["terminal"]  # the shell ran `caps`, typed by the agent
     assert seen["ended"] == (False, {"id": seen["ended"][1]["id"], "ended": True})
     failed, after = seen["after"]
