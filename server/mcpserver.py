@@ -12,7 +12,9 @@ a failure is a tool error whose structured content is `{"error": {"kind",
 holds an owner token: create_session returns it, every later call carries it
 as `owner`, and it reaches only the sessions made with it.
 `capos-playground mcp` offers the same server over stdio
-(server/mcpstdio.py). Resources: the schema files and the manual pages.
+(server/mcpstdio.py). Resources: the schema files and the manual pages. Slow calls
+become Tasks (server/mcptasks.py), and create_session comes with an MCP App that
+shows the session live (server/mcpapp.py).
 """
 
 from __future__ import annotations
@@ -53,6 +55,8 @@ from server.agents import (
 )
 from server.apierror import error
 from server.jsonbody import BadBody, read_unparsed
+from server.mcpapp import SESSION_APP, session_app
+from server.mcptasks import ToolTasks
 from server.origin import HostAllowList
 from server.settings import REPO_ROOT
 
@@ -115,14 +119,16 @@ def _caller(ctx: Context, owner: str) -> Caller:
     return owner_caller(owner, _address(ctx))
 
 
-def build() -> MCPServer:
+def build(tasks: ToolTasks) -> MCPServer:
+    """The tools; `tasks` answers slow calls with tasks (server/mcptasks.py)."""
     mcp = MCPServer(
         "capos-playground",
         instructions=INSTRUCTIONS,
+        extensions=[tasks, session_app()],
         log_level="WARNING",  # the SDK configures logging; keep requests out of the server's log
     )
 
-    @mcp.tool()
+    @mcp.tool(meta={"ui": {"resourceUri": SESSION_APP}})  # shown live by hosts with Apps
     async def create_session(
         ctx: Context,
         backend: Annotated[str, Field(description='where it runs: "qemu" (a VM)')] = "qemu",

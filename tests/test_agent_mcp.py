@@ -340,6 +340,24 @@ def test_resources_are_the_schema_and_the_manual(server):
     assert "interface AgentPort" in schema
 
 
+def test_create_session_comes_with_an_app_that_shows_the_session(server):
+    """MCP Apps: a host that renders them finds the App on create_session, and reads it."""
+
+    async def scenario():
+        async with mcp_over_http(server) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            uri = tools["create_session"].meta["ui"]["resourceUri"]
+            app = (await client.read_resource(uri)).contents[0]
+            return client.server_capabilities, uri, app
+
+    capabilities, uri, app = asyncio.run(scenario())
+    assert "io.modelcontextprotocol/ui" in (capabilities.extensions or {})
+    assert "io.modelcontextprotocol/tasks" in (capabilities.extensions or {})
+    assert uri.startswith("ui://") and app.mime_type == "text/html;profile=mcp-app"
+    assert '"ui/initialize"' in app.text
+    assert 'callTool("terminal_read"' in app.text and 'callTool("monitor_snapshot"' in app.text
+
+
 def test_mcp_refuses_a_page_from_another_site(server):
     hello = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
     headers = {"accept": "application/json, text/event-stream", "origin": "http://evil.example"}
@@ -374,6 +392,82 @@ def test_the_stdio_server_talks_to_a_running_server(server):
         assert spoke == version
         assert names >= TOOLS
         assert echoed == (False, {"results": {"data": "over stdio"}})
+
+
+class ModernWire:
+    """2026-07-28 as raw JSON-RPC over HTTP, as a client of that revision sends it: each
+    request carries its revision, capabilities and routing headers."""
+
+    def __init__(self, server, extensions: dict) -> None:
+        self.http = httpx.Client(base_url=server.base, timeout=60)
+        self.capabilities = {"extensions": extensions}
+        self.sent = 0
+
+    def request(self, method: str, params: dict, name: str | None = None) -> dict:
+        self.sent += 1
+        meta = {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": self.capabilities,
+            "io.modelcontextprotocol/clientInfo": {"name": "raw-2026", "version": "1"},
+        }
+        headers = {
+            "accept": "application/json, text/event-stream",
+            "mcp-protocol-version": "2026-07-28",
+            "mcp-method": method,
+            **({"mcp-name": name} if name else {}),
+        }
+        body = raw_request(self.sent, method, {**params, "_meta": meta})
+        return self.http.post("/mcp", json=body, headers=headers).json()
+
+    def call(self, tool: str, **arguments) -> dict:
+        answer = self.request("tools/call", {"name": tool, "arguments": arguments}, tool)
+        return answer["result"]
+
+    def task(self, task_id: str, verb: str = "get") -> dict:
+        return self.request(f"tasks/{verb}", {"taskId": task_id}, task_id)
+
+    def settled(self, task_id: str) -> dict:
+        for _ in range(120):
+            task = self.task(task_id)["result"]
+            if task["status"] != "working":
+                return task
+            time.sleep(task["pollIntervalMs"] / 1000)
+        raise AssertionError(f"task {task_id} never settled")
+
+
+def test_a_slow_call_becomes_a_task_the_client_polls_or_cancels(server):
+    tasks = ModernWire(server, {"io.modelcontextprotocol/tasks": {}})
+    created = tasks.call("create_session")
+    assert created["resultType"] == "complete"  # a warm VM: quick, so answered at once
+    held = {"owner": created["structuredContent"]["owner"]}
+    held["session"] = created["structuredContent"]["id"]
+    try:
+        end = tasks.call("terminal_read", **held, wait_ms=0)["structuredContent"]["next_offset"]
+        waiting = tasks.call("terminal_read", **held, offset=end, wait_ms=8000)
+        assert waiting["resultType"] == "task" and waiting["status"] == "working"
+        assert tasks.call("terminal_write", **held, data="help\r")["structuredContent"]["written"]
+        done = tasks.settled(waiting["taskId"])
+        assert done["status"] == "completed"
+        echoed = done["result"]["structuredContent"]["data"]  # the keystrokes' echo woke it
+        assert echoed.startswith("h")
+
+        end = done["result"]["structuredContent"]["next_offset"]
+        while read := tasks.call("terminal_read", **held, offset=end, wait_ms=500):
+            if not read["structuredContent"]["data"]:  # the shell is quiet now
+                break
+            end = read["structuredContent"]["next_offset"]
+        abandoned = tasks.call("terminal_read", **held, offset=end, wait_ms=10000)
+        assert abandoned["resultType"] == "task"
+        assert tasks.task(abandoned["taskId"], "cancel")["result"]["resultType"] == "complete"
+        assert tasks.settled(abandoned["taskId"])["status"] == "cancelled"
+        unknown = tasks.task("f" * 32)
+        assert "no task" in unknown["error"]["message"]
+
+        plain = ModernWire(server, {})  # no Tasks extension: never a task
+        waited = plain.call("terminal_read", **held, offset=end, wait_ms=1500)
+        assert waited["resultType"] == "complete" and not waited.get("isError")
+    finally:
+        tasks.call("end_session", **held)
 
 
 # --- the REST API: the same operations ------------------------------------------------------
