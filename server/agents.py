@@ -288,8 +288,8 @@ class Agents:
         caller: Caller,
         session_id: str,
         cap: str = "monitor",
-        max_calls: int = 5,
-        max_logs: int = 5,
+        max_calls: int = 0,
+        max_logs: int = 0,
     ) -> dict:
         """What the shell's SystemMonitor cap `cap` sees: by default the `monitor` its
         manifest gave it; a narrower one it made (monitor.subtree) sees less, and a shell

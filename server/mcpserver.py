@@ -264,16 +264,17 @@ def build(tasks: ToolTasks) -> MCPServer:
         ] = "monitor",
         max_calls: Annotated[
             int, Field(ge=0, le=MAX_RECORDS, description="recent calls to include")
-        ] = 5,
+        ] = 0,
         max_logs: Annotated[
             int, Field(ge=0, le=MAX_RECORDS, description="recent log records to include")
-        ] = 5,
+        ] = 0,
     ) -> Annotated[CallToolResult, MonitorAnswer]:
         """What the shell's monitor cap sees: processes with their caps and ledgers,
         endpoints, recent calls, logs and exits. Only as much as that cap's scope (the
         manifest's `monitor`, or a narrower one made with monitor.subtree and kept with
         bind): the same view as `top` typed at the shell. The answer comes through the
-        shell (at most 16 KiB): a busy system needs a narrower view or fewer records."""
+        shell (at most 16 KiB), which the whole system nearly fills: ask for recent calls
+        and logs (max_calls, max_logs) on a narrower view."""
         return await _result(
             ctx,
             lambda agents: agents.monitor_snapshot(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import sys
 import time
@@ -119,8 +120,7 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
                 if "ORIGIN" in text and "spawned by an agent" in text:
                     break
             seen["terminal"], seen["written"] = text, written
-            whole = {"max_calls": 0, "max_logs": 0}  # the whole system nearly fills an answer
-            snapshot = (await tool(client, "monitor_snapshot", **session, **whole))[1]
+            snapshot = (await tool(client, "monitor_snapshot", **session))[1]
             seen["binaries"] = {p["binary"] for p in snapshot["processes"]}
             # A narrower monitor the shell makes and keeps: the agent sees only its subtree.
             child = seen["spawned"][1]["pid"]
@@ -134,7 +134,9 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
                 bind="mine",
             )
             assert not narrowed[0], narrowed
-            seen["narrow"] = (await tool(client, "monitor_snapshot", **session, cap="mine"))[1]
+            seen["narrow"] = (
+                await tool(client, "monitor_snapshot", **session, cap="mine", max_calls=5)
+            )[1]
             seen["not a monitor"] = await tool(client, "monitor_snapshot", **session, cap="echo")
             seen["ended"] = await tool(client, "end_session", **session)
             seen["after"] = await tool(client, "list_caps", **session)
@@ -356,6 +358,74 @@ def test_create_session_comes_with_an_app_that_shows_the_session(server):
     assert uri.startswith("ui://") and app.mime_type == "text/html;profile=mcp-app"
     assert '"ui/initialize"' in app.text
     assert 'callTool("terminal_read"' in app.text and 'callTool("monitor_snapshot"' in app.text
+
+
+# A host page for the App, as an agent's host plays it: the App in a sandboxed iframe,
+# its ui/initialize answered, the create_session result handed to it, and its tools/call
+# passed to the real server (`mcpCall`, the host's own MCP client).
+APP_HOST = """<!doctype html><body><script>
+window.appCalls = [];
+const frame = document.createElement("iframe");
+frame.sandbox = "allow-scripts";
+frame.srcdoc = APP_HTML;
+document.body.append(frame);
+window.addEventListener("message", async (event) => {
+  const m = event.data;
+  const answer = (result) =>
+    frame.contentWindow.postMessage({jsonrpc: "2.0", id: m.id, result}, "*");
+  if (m.method === "ui/initialize") {
+    answer({protocolVersion: m.params.protocolVersion, hostInfo: {name: "test-host", version: "1"},
+            hostCapabilities: {serverTools: {}}, hostContext: {}});
+  } else if (m.method === "ui/notifications/initialized") {
+    frame.contentWindow.postMessage({jsonrpc: "2.0", method: "ui/notifications/tool-result",
+                                     params: CREATED}, "*");
+  } else if (m.method === "tools/call") {
+    window.appCalls.push(m.params.name);
+    answer(JSON.parse(await window.mcpCall(m.params.name, JSON.stringify(m.params.arguments))));
+  }
+});
+</script></body>"""
+
+
+@pytest.mark.browser
+def test_the_app_shows_the_sessions_terminal_and_processes_in_a_host(server):
+    from playwright.sync_api import sync_playwright
+
+    from bench.tab import CHROMIUM, CHROMIUM_FLAGS
+
+    http = httpx.Client(base_url=server.base, timeout=60)
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-11-25",
+    }
+
+    def mcp_call(name: str, arguments: str) -> str:
+        params = {"name": name, "arguments": json.loads(arguments)}
+        answer = http.post("/mcp", json=raw_request(1, "tools/call", params), headers=headers)
+        return json.dumps(answer.json()["result"])
+
+    created = json.loads(mcp_call("create_session", "{}"))
+    held = {"owner": created["structuredContent"]["owner"]}
+    held["session"] = created["structuredContent"]["id"]
+    app = (REPO / "web" / "mcp-app.html").read_text()
+    inlined = json.dumps(app).replace("</", "<\\/")  # its </script> must not end the host's
+    host = APP_HOST.replace("APP_HTML", inlined).replace("CREATED", json.dumps(created))
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            page = browser.new_page()
+            page.expose_function("mcpCall", mcp_call)
+            page.set_content(host)
+            frame = page.frame_locator("iframe")
+            mcp_call("terminal_write", json.dumps({**held, "data": "echo.echo(data=app)\r"}))
+            frame.locator("#terminal").get_by_text("app", exact=False).first.wait_for(timeout=60000)
+            shell = frame.locator("#processes td", has_text="shell").first
+            shell.wait_for(timeout=60000)
+            calls = set(page.evaluate("window.appCalls"))
+            browser.close()
+    finally:
+        mcp_call("end_session", json.dumps(held))
+    assert calls >= {"terminal_read", "monitor_snapshot"}
 
 
 def test_mcp_refuses_a_page_from_another_site(server):

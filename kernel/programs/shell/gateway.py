@@ -109,12 +109,12 @@ class Gateway:
             if "listCaps" in request:
                 return {"caps": self._held()}
             if "describeCap" in request:
-                return {"json": json.dumps(self._describe(request["describeCap"]))}
+                return {"json": _compact(self._describe(request["describeCap"]))}
             if "call" in request:
                 self._call(request["id"], request["call"])
                 return None
             if "spawn" in request:
-                return {"json": json.dumps(self._spawn(request["spawn"]))}
+                return {"json": _compact(self._spawn(request["spawn"]))}
         except (CommandError, InputError) as exc:
             raise Refused("input", str(exc)) from None
         except EncodeError as exc:  # a spawn's binary or grant name that is not Unicode
@@ -190,7 +190,7 @@ class Gateway:
         answer = {"results": plain(_caps_out(results, kept))}
         if found and not bind:
             answer["note"] = "caps in the results were released: pass bind to keep them"
-        return {"json": json.dumps(answer, ensure_ascii=False)}
+        return {"json": _compact(answer)}
 
     def _spawn(self, spawn: dict) -> dict:
         grants = _json_object(spawn["grantsJson"] or "{}", "spawn: the grants")
@@ -266,3 +266,9 @@ def _code_name(code: int) -> str:
         return Err(code).name
     except ValueError:
         return str(code)
+
+
+def _compact(value: Any) -> str:
+    """JSON without spaces: an answer must fit MAX_JSON, and a whole-system monitor
+    snapshot nearly fills it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
