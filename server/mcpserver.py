@@ -23,6 +23,7 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
+from mcp.server.caching import CacheHint
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.resources import TextResource
 from mcp.server.transport_security import TransportSecuritySettings
@@ -62,6 +63,7 @@ from server.settings import REPO_ROOT
 
 PATH = "/mcp"
 MAX_BODY = 64 * 1024
+LISTS_TTL_MS = 60 * 60 * 1000  # how long tools/list and resources/list stay fresh
 SCHEMA_FILES = ("capos.capnp", "manifest.capnp", "control.capnp", "demos.capnp")
 INSTRUCTIONS = """\
 capOS Playground runs capOS-like systems in QEMU VMs. Every resource in one is a typed
@@ -125,6 +127,12 @@ def build(tasks: ToolTasks) -> MCPServer:
         "capos-playground",
         instructions=INSTRUCTIONS,
         extensions=[tasks, session_app()],
+        # The tools, resources and their schemas change only with the server's version:
+        # the same for everyone, so a client (or a cache between) may keep the lists.
+        cache_hints={
+            method: CacheHint(ttl_ms=LISTS_TTL_MS, scope="public")
+            for method in ("tools/list", "resources/list")
+        },
         log_level="WARNING",  # the SDK configures logging; keep requests out of the server's log
     )
 

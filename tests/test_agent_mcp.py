@@ -72,7 +72,9 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
         seen = {}
         async with mcp_over_http(server) as client:
             seen["version"] = client.protocol_version
-            listed = (await client.list_tools()).tools
+            tool_list = await client.list_tools()
+            seen["cacheable"] = (tool_list.ttl_ms, tool_list.cache_scope)
+            listed = tool_list.tools
             seen["tools"] = {t.name for t in listed}
             seen["unschemed"] = {t.name for t in listed if not t.output_schema}
             session = await new_session(client)
@@ -146,6 +148,7 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
     assert seen["version"] == "2026-07-28"
     assert seen["tools"] >= TOOLS
     assert not seen["unschemed"]  # every tool says what it answers (and the SDK checks it)
+    assert seen["cacheable"] == (3_600_000, "public")  # the same list for everyone, an hour
     held = {c["name"]: c["interface"] for c in seen["caps"]}
     assert held["counter"] == "Counter" and held["echo"] == "Echo"
     increment = next(m for m in seen["described"]["methods"] if m["name"] == "increment")
