@@ -10,7 +10,8 @@ tool's described by its output schema: server/agentanswers.py), and
 a failure is a tool error whose structured content is `{"error": {"kind",
 "type", "message"}}`. With no MCP session to hang ownership on, a client
 holds an owner token: create_session returns it, every later call carries it
-as `owner`, and it reaches only the sessions made with it.
+as `owner` (or as its HTTP bearer authorization), and it reaches only the
+sessions made with it.
 `capos-playground mcp` offers the same server over stdio
 (server/mcpstdio.py). Resources: the schema files and the manual pages. Slow calls
 become Tasks (server/mcptasks.py), and create_session comes with an MCP App that
@@ -72,7 +73,8 @@ shell holds, describe_cap for a cap's methods as JSON Schema, and call_method to
 You hold exactly what that shell holds: the same checks as a person typing at it.
 terminal_write and terminal_read drive the shell's terminal itself (try `help`).
 create_session returns an `owner` token: pass it as `owner` to every later call (and to
-create_session, for a second session under the same token). It and a session's id are
+create_session, for a second session under the same token), or over HTTP as
+`Authorization: Bearer <token>`. It and a session's id are
 secret credentials: to show a person the session, give them its `watch` link
 (read-only), never the id or the token.
 Read the manual pages (capos://manual/...) for the concepts."""
@@ -81,7 +83,11 @@ Session = Annotated[
     str, Field(description="the session id create_session returned (a secret: keep it)")
 ]
 Owner = Annotated[
-    str, Field(description="the owner token create_session returned (a secret: keep it)")
+    str,
+    Field(
+        description="the owner token create_session returned (a secret: keep it); or "
+        "leave it out and send the token as HTTP `Authorization: Bearer <token>`"
+    ),
 ]
 
 
@@ -116,9 +122,16 @@ def _address(ctx: Context) -> str:
     return client_of(request) if isinstance(request, Request) else "unknown"
 
 
+def _bearer(ctx: Context) -> str:
+    """The owner token an HTTP client sends as its authorization, if it does."""
+    request = ctx.request_context.request
+    scheme, _, token = (request.headers.get("authorization", "") if request else "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
 def _caller(ctx: Context, owner: str) -> Caller:
-    """The client holding `owner`; AgentError when it holds none."""
-    return owner_caller(owner, _address(ctx))
+    """The client holding `owner` (or the bearer token); AgentError when it holds none."""
+    return owner_caller(owner or _bearer(ctx), _address(ctx))
 
 
 def build(tasks: ToolTasks) -> MCPServer:
@@ -153,17 +166,18 @@ def build(tasks: ToolTasks) -> MCPServer:
         every other tool. Both are this client's secret credentials: never show or share
         them. A person can watch the session live, read-only, at the `watch` path of this
         server (a view link, expiring at `watch_expires_at`)."""
-        token = owner or new_owner_token()
+        held = owner or _bearer(ctx)
+        token = held or new_owner_token()
 
         async def create(agents: Agents) -> dict:
-            caller = owner_caller(token, _address(ctx), new=not owner)
+            caller = owner_caller(token, _address(ctx), new=not held)
             return {**await agents.create_session(caller, backend), "owner": token}
 
         return await _result(ctx, create)
 
     @mcp.tool()
     async def list_caps(
-        ctx: Context, owner: Owner, session: Session
+        ctx: Context, session: Session, owner: Owner = ""
     ) -> Annotated[CallToolResult, CapsAnswer]:
         """The caps the session's shell holds: name, interface, and where each came from."""
         return await _result(ctx, lambda agents: agents.list_caps(_caller(ctx, owner), session))
@@ -171,9 +185,9 @@ def build(tasks: ToolTasks) -> MCPServer:
     @mcp.tool()
     async def describe_cap(
         ctx: Context,
-        owner: Owner,
         session: Session,
         cap: Annotated[str, Field(description="a cap's name")],
+        owner: Owner = "",
     ) -> Annotated[CallToolResult, CapDescription]:
         """A held cap's interface: each method with its params and results as JSON Schema
         (derived from the capnp schema). A cap-typed value is written {"$cap": "name"}."""
@@ -184,7 +198,6 @@ def build(tasks: ToolTasks) -> MCPServer:
     @mcp.tool()
     async def call_method(
         ctx: Context,
-        owner: Owner,
         session: Session,
         cap: Annotated[str, Field(description="a cap's name, from list_caps")],
         method: Annotated[str, Field(description="one of its methods, from describe_cap")],
@@ -195,6 +208,7 @@ def build(tasks: ToolTasks) -> MCPServer:
         bind: Annotated[
             str, Field(description="keep caps in the results under this name ('' releases them)")
         ] = "",
+        owner: Owner = "",
     ) -> Annotated[CallToolResult, CallAnswer]:
         """Call a method on a held cap. Returns {"results": ...}; caps in the results are
         {"$cap": name} when kept with `bind`. A CapException or transport error is a tool
@@ -209,7 +223,6 @@ def build(tasks: ToolTasks) -> MCPServer:
     @mcp.tool()
     async def spawn(
         ctx: Context,
-        owner: Owner,
         session: Session,
         binary: Annotated[str, Field(description='a binary of the boot manifest, e.g. "counter"')],
         grants: Annotated[
@@ -221,6 +234,7 @@ def build(tasks: ToolTasks) -> MCPServer:
                 "fresh endpoint the child serves, whose client the shell keeps"
             ),
         ] = None,
+        owner: Owner = "",
     ) -> Annotated[CallToolResult, SpawnAnswer]:
         """Start a process holding exactly the grants named (nothing else)."""
         return await _result(
@@ -230,9 +244,9 @@ def build(tasks: ToolTasks) -> MCPServer:
     @mcp.tool()
     async def terminal_write(
         ctx: Context,
-        owner: Owner,
         session: Session,
         data: Annotated[str, Field(description='keystrokes; end a line with "\\r"')],
+        owner: Owner = "",
     ) -> Annotated[CallToolResult, InputAnswer]:
         """Type into the session's terminal, as a person at it would."""
         return await _result(
@@ -242,7 +256,6 @@ def build(tasks: ToolTasks) -> MCPServer:
     @mcp.tool()
     async def terminal_read(
         ctx: Context,
-        owner: Owner,
         session: Session,
         offset: Annotated[
             int | None, Field(description="where to read from; omit for the oldest kept")
@@ -251,6 +264,7 @@ def build(tasks: ToolTasks) -> MCPServer:
         wait_ms: Annotated[
             int, Field(ge=0, le=10000, description="wait this long for output if there is none")
         ] = 0,
+        owner: Owner = "",
     ) -> Annotated[CallToolResult, OutputAnswer]:
         """Terminal output from `offset`: {"offset", "data", "next_offset", "reset",
         "ended"}; read on from next_offset. `reset`: the bytes asked for fell out of the
@@ -265,7 +279,6 @@ def build(tasks: ToolTasks) -> MCPServer:
     @mcp.tool()
     async def monitor_snapshot(
         ctx: Context,
-        owner: Owner,
         session: Session,
         cap: Annotated[
             str, Field(description="a SystemMonitor cap the shell holds, from list_caps")
@@ -276,6 +289,7 @@ def build(tasks: ToolTasks) -> MCPServer:
         max_logs: Annotated[
             int, Field(ge=0, le=MAX_RECORDS, description="recent log records to include")
         ] = 0,
+        owner: Owner = "",
     ) -> Annotated[CallToolResult, MonitorAnswer]:
         """What the shell's monitor cap sees: processes with their caps and ledgers,
         endpoints, recent calls, logs and exits. Only as much as that cap's scope (the
@@ -292,7 +306,7 @@ def build(tasks: ToolTasks) -> MCPServer:
 
     @mcp.tool()
     async def end_session(
-        ctx: Context, owner: Owner, session: Session
+        ctx: Context, session: Session, owner: Owner = ""
     ) -> Annotated[CallToolResult, EndAnswer]:
         """End the session: its VM shuts down."""
         return await _result(ctx, lambda agents: agents.end_session(_caller(ctx, owner), session))

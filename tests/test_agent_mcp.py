@@ -213,7 +213,14 @@ def test_older_revisions_drive_a_session_too(server):
     held = {"owner": created["owner"], "session": created["id"]}
     echoed = call(3, "call_method", **held, cap="echo", method="echo", arguments={"data": "0618"})
     assert echoed["result"]["structuredContent"] == {"results": {"data": "0618"}}
-    assert call(4, "end_session", **held)["result"]["structuredContent"]["ended"]
+    # The token as HTTP authorization instead of an argument; a wrong one reaches nothing.
+    headers["authorization"] = f"Bearer {held['owner']}"
+    authorized = call(4, "list_caps", session=held["session"])["result"]
+    assert any(c["name"] == "echo" for c in authorized["structuredContent"]["caps"])
+    headers["authorization"] = "Bearer not-a-token"
+    refused = call(5, "list_caps", session=held["session"])["result"]["structuredContent"]
+    assert refused["error"]["kind"] == "forbidden"
+    assert call(6, "end_session", **held)["result"]["structuredContent"]["ended"]
 
 
 INITIALIZE_0618 = {
@@ -238,9 +245,7 @@ def test_a_session_answers_only_its_owner_token(server):
             try:
                 return {
                     "no token": await tool(other, "call_method", **mine | {"owner": ""}, **echo),
-                    "missing": await other.call_tool(
-                        "call_method", {"session": mine["session"], **echo}
-                    ),
+                    "missing": await tool(other, "call_method", session=mine["session"], **echo),
                     "made up": await tool(
                         other, "call_method", **mine | {"owner": "guessed"}, **echo
                     ),
@@ -255,14 +260,13 @@ def test_a_session_answers_only_its_owner_token(server):
                 await tool(other, "end_session", **theirs)
 
     seen = asyncio.run(scenario())
-    for case in ("no token", "made up", "another's", "made-up owner"):
+    for case in ("no token", "missing", "made up", "another's", "made-up owner"):
         failed, answer = seen[case]
         assert failed and answer["error"]["kind"] == "forbidden", case
     assert "no owner token" in seen["no token"][1]["error"]["message"]
     assert "not this owner token's" in seen["another's"][1]["error"]["message"]
     assert "unknown owner token" in seen["made-up owner"][1]["error"]["message"]
-    missing = seen["missing"]
-    assert missing.is_error and "owner" in missing.content[0].text
+    assert "no owner token" in seen["missing"][1]["error"]["message"]
     assert seen["own"] == (False, {"results": {"data": "mine now"}})
 
 
