@@ -58,6 +58,8 @@ class SpawnAnswer(BaseModel):
     pid: int
     binary: str
     kept: list[str] = Field(description="clients of what the child serves, now held")
+    exit_code: int | None = Field(None, description="with `wait`: how the child exited")
+    exit: str | None = Field(None, description='with `wait`: "exit N", "killed (...)"')
 
 
 class InputAnswer(BaseModel):

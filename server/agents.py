@@ -229,11 +229,19 @@ class Agents:
         return json.loads((await self._ask(caller, session_id, call=call))["json"])
 
     async def spawn(
-        self, caller: Caller, session_id: str, binary: str, grants: dict[str, Any] | None = None
+        self,
+        caller: Caller,
+        session_id: str,
+        binary: str,
+        grants: dict[str, Any] | None = None,
+        wait: bool = False,
     ) -> dict:
+        """The child's job and pid; with `wait`, once it has exited, with its exit code."""
         _check_name("binary", binary)
-        spawn = {"binary": binary, "grantsJson": self._json(grants or {}, "grants")}
-        return json.loads((await self._ask(caller, session_id, spawn=spawn))["json"])
+        spawn = {"binary": binary, "grantsJson": self._json(grants or {}, "grants"), "wait": wait}
+        timeout = self.limits.spawn_wait_s if wait else self.limits.call_timeout_s
+        answer = await self._ask(caller, session_id, timeout, spawn=spawn)
+        return json.loads(answer["json"])
 
     # --- the terminal and the monitor ------------------------------------------------------
 
@@ -368,8 +376,10 @@ class Agents:
                 ) from None
             yield Running(session, vm.control)
 
-    async def _ask(self, caller: Caller, session_id: str, **request: Any) -> dict:
-        timeout = self.limits.call_timeout_s
+    async def _ask(
+        self, caller: Caller, session_id: str, timeout: float | None = None, **request: Any
+    ) -> dict:
+        timeout = timeout or self.limits.call_timeout_s
         async with self._running(caller, session_id) as session:
             try:
                 answer = await session.control.agent(timeout, **request)

@@ -234,11 +234,18 @@ def build(tasks: ToolTasks) -> MCPServer:
                 "fresh endpoint the child serves, whose client the shell keeps"
             ),
         ] = None,
+        wait: Annotated[
+            bool,
+            Field(
+                description="answer once the program exits, with its exit code (a client "
+                "with the Tasks extension gets a task to poll meanwhile)"
+            ),
+        ] = False,
         owner: Owner = "",
     ) -> Annotated[CallToolResult, SpawnAnswer]:
         """Start a process holding exactly the grants named (nothing else)."""
         return await _result(
-            ctx, lambda agents: agents.spawn(_caller(ctx, owner), session, binary, grants)
+            ctx, lambda agents: agents.spawn(_caller(ctx, owner), session, binary, grants, wait)
         )
 
     @mcp.tool()

@@ -540,6 +540,13 @@ def test_a_slow_call_becomes_a_task_the_client_polls_or_cancels(server):
         unknown = tasks.task("f" * 32)
         assert "no task" in unknown["error"]["message"]
 
+        # A program that runs a while, waited for: its exit code at the end, a task meanwhile.
+        grants = {"stdio": {"client": "stdio"}, "echo": "echo"}
+        ping = tasks.call("spawn", **held, binary="ping", grants=grants, wait=True)
+        ran = tasks.settled(ping["taskId"])["result"] if ping["resultType"] == "task" else ping
+        assert ran["structuredContent"]["exit_code"] == 0, ran
+        assert ran["structuredContent"]["binary"] == "ping"
+
         plain = ModernWire(server, {})  # no Tasks extension: never a task
         waited = plain.call("terminal_read", **held, offset=end, wait_ms=1500)
         assert waited["resultType"] == "complete" and not waited.get("isError")

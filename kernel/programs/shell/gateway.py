@@ -114,7 +114,7 @@ class Gateway:
                 self._call(request["id"], request["call"])
                 return None
             if "spawn" in request:
-                return {"json": _compact(self._spawn(request["spawn"]))}
+                return self._spawn(request["id"], request["spawn"])
         except (CommandError, InputError) as exc:
             raise Refused("input", str(exc)) from None
         except EncodeError as exc:  # a spawn's binary or grant name that is not Unicode
@@ -192,14 +192,27 @@ class Gateway:
             answer["note"] = "caps in the results were released: pass bind to keep them"
         return {"json": _compact(answer)}
 
-    def _spawn(self, spawn: dict) -> dict:
+    def _spawn(self, request_id: int, spawn: dict) -> dict | None:
+        """The child's job; with `wait`, None now and the answer once it exits."""
         grants = _json_object(spawn["grantsJson"] or "{}", "spawn: the grants")
         launch = Launch("spawn", spawn["binary"], [_grant(n, g) for n, g in grants.items()])
         job, kept = self.commands.spawn_job(launch)
         self.shell.say(f"[{job.number}] {job.binary} (pid {job.pid}), spawned by an agent")
         for line in kept:
             self.shell.say(line)
-        return {"job": job.number, "pid": job.pid, "binary": job.binary, "kept": kept}
+        started = {"job": job.number, "pid": job.pid, "binary": job.binary, "kept": kept}
+
+        def ended() -> dict:
+            return {
+                "json": _compact({**started, "exit_code": job.exit_code, "exit": job.status_text})
+            }
+
+        if not spawn.get("wait"):
+            return {"json": _compact(started)}
+        if job.done:
+            return ended()
+        job.exited.append(lambda: self._answer(request_id, ended))
+        return None
 
 
 def _json_object(text: str, what: str) -> dict:
