@@ -62,8 +62,7 @@ def measure_local(rounds: int) -> dict:
 
 
 def measure_mcp(calls: int) -> dict:
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
+    from mcp import Client
 
     echo = {"cap": "echo", "method": "echo", "arguments": {"data": "ping"}}
 
@@ -75,24 +74,20 @@ def measure_mcp(calls: int) -> dict:
         return pool["warm"] >= 1 and pool["booting"] == 0
 
     async def through_mcp() -> tuple[list[float], str]:
-        async with (
-            streamable_http_client(f"{server.base}/mcp") as (read, write, _),
-            ClientSession(read, write) as client,
-        ):
-            await client.initialize()
-            created = await client.call_tool("create_session", {})
-            session = created.structuredContent["id"]
+        async with Client(f"{server.base}/mcp") as client:  # the current revision
+            created = (await client.call_tool("create_session", {})).structured_content
+            held = {"owner": created["owner"], "session": created["id"]}
             # Time the steady state, not the pool restoring a VM to replace the one taken.
             await asyncio.to_thread(server.wait_for, settled, "the pool to refill")
             samples = []
             for index in range(calls + 10):  # the first ten warm the path up
                 start = time.perf_counter()
-                answer = await client.call_tool("call_method", {"session": session, **echo})
+                answer = await client.call_tool("call_method", held | echo)
                 if index >= 10:
                     samples.append(time.perf_counter() - start)
-                if answer.isError:
-                    raise RuntimeError(f"call_method failed: {answer.structuredContent}")
-            return samples, session
+                if answer.is_error:
+                    raise RuntimeError(f"call_method failed: {answer.structured_content}")
+            return samples, held["session"]
 
     with pool_server("--warm", "1", "--max-vms", "2", "--agent-calls-per-s", "10000") as server:
         server.wait_for(lambda: server.pool()["warm"] >= 1, "a warm VM")

@@ -33,7 +33,6 @@ ONE_ADDRESS_RIG = AdmissionLimits(
     owner_sockets=1000,
     monitor_streams=1000,
     model_sockets=1000,
-    mcp_sessions=1000,
 )
 
 

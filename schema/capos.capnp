@@ -321,6 +321,7 @@ struct AgentSpawn {
   # {"client": "stdio"} a StdIO the shell serves), {"new": "Interface"} a fresh
   # endpoint the child serves, whose client the shell keeps.
   grantsJson @1 :Text;
+  wait @2 :Bool;               # answer once the child exits, with its exit code
 }
 
 struct HeldCap {

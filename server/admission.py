@@ -36,7 +36,6 @@ class AdmissionLimits:
     owner_sockets: int = 16  # terminal websockets to sessions it owns, at once
     monitor_streams: int = 4  # monitor websockets, at once
     model_sockets: int = 2  # tabs' sockets to the server's model, at once
-    mcp_sessions: int = 8  # MCP client sessions, at once
     model_tokens_per_hour: int = 20_000  # what the model generates for one client
     trusted_proxies: tuple[str, ...] = ()  # addresses or networks whose X-Forwarded-For counts
 

@@ -20,6 +20,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.responses import Response
 
 from server.admission import client_of
+from server.agentanswers import (
+    CallAnswer,
+    CapDescription,
+    CapsAnswer,
+    InputAnswer,
+    OutputAnswer,
+    SpawnAnswer,
+)
 from server.agents import STATUS, AgentError, Agents, Caller
 from server.apierror import NO_STORE, error
 from server.jsonbody import BadBody, read_unparsed
@@ -60,54 +68,6 @@ class ErrorBody(BaseModel):
     kind: str = Field(description="how it failed: " + ", ".join(STATUS))
     type: str | None = Field(None, description="a CapException's type, or a transport code")
     retry_after: int | None = Field(None, description="seconds to wait before trying again")
-
-
-class HeldCap(BaseModel):
-    name: str
-    interface: str
-    origin: str = Field(description='"bundle", "let" (bound by a call) or "alias"')
-
-
-class CapsAnswer(BaseModel):
-    caps: list[HeldCap]
-
-
-class MethodDescription(BaseModel):
-    name: str
-    description: str
-    params: dict[str, Any] = Field(description="JSON Schema of the params")
-    results: dict[str, Any] = Field(description="JSON Schema of the results")
-
-
-class CapDescription(BaseModel):
-    name: str
-    interface: str
-    methods: list[MethodDescription]
-
-
-class CallAnswer(BaseModel):
-    results: dict[str, Any] = Field(description='caps in them are {"$cap": name or null}')
-    note: str | None = None
-
-
-class SpawnAnswer(BaseModel):
-    job: int
-    pid: int
-    binary: str
-    kept: list[str] = Field(description="clients of what the child serves, now held")
-
-
-class InputAnswer(BaseModel):
-    written: int
-    output_offset: int
-
-
-class OutputAnswer(BaseModel):
-    offset: int
-    data: str
-    next_offset: int
-    reset: bool = Field(description="the bytes asked for fell out of the scrollback")
-    ended: str | None = Field(description="why the session ended, once it has")
 
 
 def _errors() -> dict[int | str, dict[str, Any]]:

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import math
+import secrets
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -38,6 +40,7 @@ MAX_INPUT = 16 * 1024  # UTF-8 bytes a terminal_write may send
 MAX_READ = 64 * 1024
 MAX_WAIT_MS = 10_000  # the longest terminal_read waits for output
 MAX_NAME = 48  # a cap, method, binary or bind name (the CapSet's limit)
+MAX_RECORDS = 50  # recent calls or logs in a monitor snapshot (the shell answers <= 16 KiB)
 
 # What each kind of failure is, as an HTTP status.
 STATUS = {
@@ -81,12 +84,32 @@ class AgentError(Exception):
 
 @dataclass(frozen=True)
 class Caller:
-    """Who asks. An MCP client owns the sessions it created and may use no other; a REST
-    caller holds a session by its id, which is a 128-bit secret."""
+    """Who asks. An MCP client holds an owner token (owner_caller): it owns the sessions it
+    created with that token and may use no other. A REST caller holds a session by its
+    id, which is a 128-bit secret."""
 
-    key: str  # "mcp:<its MCP session id>", "rest:<address>"
+    key: str  # "owner:<its token's digest>", "rest:<address>"
     owns_sessions: bool
     client: str  # its address (server/admission.py): the per-client limits and call rate
+    new_owner: bool = False  # a token minted for this call: it owns nothing yet
+
+
+def new_owner_token() -> str:
+    """A fresh owner token: 192 random bits, the credential a client's sessions bind to."""
+    return secrets.token_urlsafe(24)
+
+
+def owner_caller(token: str, client: str, new: bool = False) -> Caller:
+    """The client holding `token`, from `client` (its address). The server keeps only
+    the token's digest, so its memory and logs hold nothing a caller could present."""
+    if not token:
+        raise AgentError(
+            "forbidden",
+            "no owner token: pass `owner`, the token create_session returned "
+            "(leave it out of create_session to get a new one)",
+        )
+    digest = hashlib.sha256(token.encode(errors="replace")).hexdigest()
+    return Caller(f"owner:{digest}", owns_sessions=True, client=client, new_owner=new)
 
 
 class Agents:
@@ -112,6 +135,12 @@ class Agents:
         hosting = self._hosting()
         if caller.owns_sessions:
             self._forget_forgotten()
+            if not caller.new_owner and caller.key not in self._owners.values():
+                raise AgentError(
+                    "forbidden",
+                    "unknown owner token (its sessions have all ended, or it was never "
+                    "given out): leave `owner` out of create_session to get a new one",
+                )
             mine = [
                 session_id
                 for session_id, owner in self._owners.items()
@@ -200,11 +229,19 @@ class Agents:
         return json.loads((await self._ask(caller, session_id, call=call))["json"])
 
     async def spawn(
-        self, caller: Caller, session_id: str, binary: str, grants: dict[str, Any] | None = None
+        self,
+        caller: Caller,
+        session_id: str,
+        binary: str,
+        grants: dict[str, Any] | None = None,
+        wait: bool = False,
     ) -> dict:
+        """The child's job and pid; with `wait`, once it has exited, with its exit code."""
         _check_name("binary", binary)
-        spawn = {"binary": binary, "grantsJson": self._json(grants or {}, "grants")}
-        return json.loads((await self._ask(caller, session_id, spawn=spawn))["json"])
+        spawn = {"binary": binary, "grantsJson": self._json(grants or {}, "grants"), "wait": wait}
+        timeout = self.limits.spawn_wait_s if wait else self.limits.call_timeout_s
+        answer = await self._ask(caller, session_id, timeout, spawn=spawn)
+        return json.loads(answer["json"])
 
     # --- the terminal and the monitor ------------------------------------------------------
 
@@ -254,12 +291,32 @@ class Agents:
             "ended": item.reason if isinstance(item, Ended) else None,
         }
 
-    async def monitor_snapshot(self, caller: Caller, session_id: str) -> dict:
-        async with self._running(caller, session_id) as session:
-            try:
-                return await session.control.monitor()
-            except (ControlError, TimeoutError) as exc:
-                raise AgentError("transport", f"the monitor did not answer: {exc}") from None
+    async def monitor_snapshot(
+        self,
+        caller: Caller,
+        session_id: str,
+        cap: str = "monitor",
+        max_calls: int = 0,
+        max_logs: int = 0,
+    ) -> dict:
+        """What the shell's SystemMonitor cap `cap` sees: by default the `monitor` its
+        manifest gave it; a narrower one it made (monitor.subtree) sees less, and a shell
+        that holds none shows nothing. The same authority as `top` typed at it."""
+        if not 0 <= max_calls <= MAX_RECORDS or not 0 <= max_logs <= MAX_RECORDS:
+            raise AgentError("input", f"max_calls and max_logs must be 0..{MAX_RECORDS}")
+        params = {"maxCalls": max_calls, "maxLogs": max_logs}
+        try:
+            answer = await self.call_method(caller, session_id, cap, "snapshot", params)
+        except AgentError as exc:
+            if exc.kind != "input":
+                raise
+            raise AgentError(
+                "input",
+                f"{exc.message} (a snapshot comes through the shell, whose answers are at "
+                "most 16 KiB: ask for fewer max_calls and max_logs, or narrow the view with "
+                "monitor.subtree(pid=N) and `bind`, then pass that name as `cap`)",
+            ) from None
+        return answer["results"]["snapshot"]
 
     # --- inside ---------------------------------------------------------------------------------
 
@@ -293,7 +350,9 @@ class Agents:
         owner = self._owners.get(session_id)
         if caller.owns_sessions and session is not None and owner != caller.key:
             raise AgentError(
-                "forbidden", f"session {session_id[:40]!r} belongs to another client: make your own"
+                "forbidden",
+                f"session {session_id[:40]!r} is not this owner token's: pass the `owner` "
+                "token create_session gave with it, or make your own session",
             )
         if session is None:
             raise AgentError(
@@ -317,8 +376,10 @@ class Agents:
                 ) from None
             yield Running(session, vm.control)
 
-    async def _ask(self, caller: Caller, session_id: str, **request: Any) -> dict:
-        timeout = self.limits.call_timeout_s
+    async def _ask(
+        self, caller: Caller, session_id: str, timeout: float | None = None, **request: Any
+    ) -> dict:
+        timeout = timeout or self.limits.call_timeout_s
         async with self._running(caller, session_id) as session:
             try:
                 answer = await session.control.agent(timeout, **request)

@@ -42,6 +42,7 @@ from server.guard import Guard
 from server.headers import SecurityHeaders
 from server.health import Health
 from server.hosting import QemuHosting, qemu_hosting
+from server.mcptasks import ToolTasks
 from server.modelhub import ModelHub, model_hub, no_model_reason
 from server.origin import HostAllowList
 from server.package import build_archive
@@ -59,7 +60,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     snapshot = load_snapshot(settings, archive, assets.vendor_versions(settings)["pyodide"])
     registry = metrics.Metrics()
     allow = HostAllowList(settings.public_hosts, settings.port)
-    mcp = mcpserver.build(allow)
+    tool_tasks = ToolTasks()
+    mcp = mcpserver.build(tool_tasks)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict]:
@@ -67,7 +69,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         directory = SessionDirectory(registry)
         admission = Admission(settings.admission)
         tokens_per_hour = settings.admission.model_tokens_per_hour
-        async with mcp.session_manager.run(), model_hub(settings.model, tokens_per_hour) as model:
+        async with (
+            mcp.session_manager.run(),
+            tool_tasks.running(),
+            model_hub(settings.model, tokens_per_hour) as model,
+        ):
             health.ok("mcp")
             if model is None:
                 health.off("model", no_model_reason(settings.model))
@@ -115,7 +121,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             *recordapi.routes(settings),
             *relay.routes(settings),
             *modelapi.routes(settings.model),
-            mcpserver.route(mcp),
+            mcpserver.route(mcp, allow),
         ],
         exception_handlers={RequestValidationError: agentapi.invalid_request},
         # SecurityHeaders outermost: the Guard's refusals carry the headers too.

@@ -168,7 +168,6 @@ _PER_CLIENT = (
     ("--client-terminals", "owner_sockets", "terminal websockets open at once"),
     ("--client-monitors", "monitor_streams", "monitor websockets open at once"),
     ("--client-model-sockets", "model_sockets", "tabs' sockets to the model at once"),
-    ("--client-mcp-sessions", "mcp_sessions", "MCP sessions at once"),
     ("--client-model-tokens", "model_tokens_per_hour", "tokens the model generates an hour"),
 )
 

@@ -1,43 +1,70 @@
 """The MCP server: server-hosted capOS sessions as typed tools, at `/mcp` (streamable HTTP).
 
-Built on the official SDK's FastMCP. Every tool is one operation of
-server/agents.py, so MCP and the REST API cannot drift apart; results are
-structured content (a JSON object), and a failure is a tool error whose
-structured content is `{"error": {"kind", "type", "message"}}`. Each MCP
-session is one client: it owns the capOS sessions it creates and may use
-no other. `capos-playground mcp` offers the same server over stdio
-(server/mcpstdio.py). Resources: the schema files and the manual pages.
+Built on the official SDK's MCPServer. It speaks the current revision
+(2026-07-28: every request stands alone, no `initialize` and no
+Mcp-Session-Id) and, for older clients, the handshake revisions
+(2025-11-25, 2025-06-18, ...), also without a session: the SDK's stateless
+mode. Every tool is one operation of server/agents.py, so MCP and the REST
+API cannot drift apart; results are structured content (a JSON object, each
+tool's described by its output schema: server/agentanswers.py), and
+a failure is a tool error whose structured content is `{"error": {"kind",
+"type", "message"}}`. With no MCP session to hang ownership on, a client
+holds an owner token: create_session returns it, every later call carries it
+as `owner` (or as its HTTP bearer authorization), and it reaches only the
+sessions made with it.
+`capos-playground mcp` offers the same server over stdio
+(server/mcpstdio.py). Resources: the schema files and the manual pages. Slow calls
+become Tasks (server/mcptasks.py), and create_session comes with an MCP App that
+shows the session live (server/mcpapp.py).
 """
 
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
-import anyio
-from mcp.server.fastmcp import Context, FastMCP
-from mcp.server.fastmcp.resources import TextResource
+from mcp.server.caching import CacheHint
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.resources import TextResource
 from mcp.server.transport_security import TransportSecuritySettings
 from mcp.types import CallToolResult, TextContent
-from pydantic import AnyUrl, Field
-from starlette.requests import HTTPConnection, Request
-from starlette.responses import JSONResponse
+from pydantic import Field
+from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kernel.manual import build_corpus
-from server.admission import Refused, admission_of, client_of
-from server.agents import AgentError, Agents, Caller
+from server.admission import client_of
+from server.agentanswers import (
+    CallAnswer,
+    CapDescription,
+    CapsAnswer,
+    EndAnswer,
+    InputAnswer,
+    MonitorAnswer,
+    OutputAnswer,
+    SessionAnswer,
+    SpawnAnswer,
+)
+from server.agents import (
+    MAX_RECORDS,
+    AgentError,
+    Agents,
+    Caller,
+    new_owner_token,
+    owner_caller,
+)
 from server.apierror import error
 from server.jsonbody import BadBody, read_unparsed
+from server.mcpapp import SESSION_APP, session_app
+from server.mcptasks import ToolTasks
 from server.origin import HostAllowList
 from server.settings import REPO_ROOT
 
 PATH = "/mcp"
 MAX_BODY = 64 * 1024
-MAX_CLIENTS = 1000  # MCP sessions at once (each idle one ends after 30 minutes)
+LISTS_TTL_MS = 60 * 60 * 1000  # how long tools/list and resources/list stay fresh
 SCHEMA_FILES = ("capos.capnp", "manifest.capnp", "control.capnp", "demos.capnp")
 INSTRUCTIONS = """\
 capOS Playground runs capOS-like systems in QEMU VMs. Every resource in one is a typed
@@ -45,12 +72,22 @@ Cap'n Proto capability. Start with create_session, then list_caps to see what th
 shell holds, describe_cap for a cap's methods as JSON Schema, and call_method to call one.
 You hold exactly what that shell holds: the same checks as a person typing at it.
 terminal_write and terminal_read drive the shell's terminal itself (try `help`).
-A session's id is its owner's secret credential: to show a person the session, give them
-its `watch` link (read-only), never the id.
+create_session returns an `owner` token: pass it as `owner` to every later call (and to
+create_session, for a second session under the same token), or over HTTP as
+`Authorization: Bearer <token>`. It and a session's id are
+secret credentials: to show a person the session, give them its `watch` link
+(read-only), never the id or the token.
 Read the manual pages (capos://manual/...) for the concepts."""
 
 Session = Annotated[
     str, Field(description="the session id create_session returned (a secret: keep it)")
+]
+Owner = Annotated[
+    str,
+    Field(
+        description="the owner token create_session returned (a secret: keep it); or "
+        "leave it out and send the token as HTTP `Authorization: Bearer <token>`"
+    ),
 ]
 
 
@@ -71,76 +108,92 @@ async def _result(ctx: Context, operation: Callable[[Agents], Awaitable[dict]]) 
         error = {"error": exc.as_dict()}
         return CallToolResult(
             content=[TextContent(type="text", text=json.dumps(error))],
-            structuredContent=error,
-            isError=True,
+            structured_content=error,
+            is_error=True,
         )
     return CallToolResult(
         content=[TextContent(type="text", text=json.dumps(value, ensure_ascii=False))],
-        structuredContent=value,
+        structured_content=value,
     )
 
 
-class _ClosedStreamNoise(logging.Filter):
-    """mcp 1.30 logs a traceback whenever a client ends its session while its GET stream
-    is open (the stream is closed under its own writer). Nothing is wrong: drop that record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        return not (
-            isinstance(error, anyio.ClosedResourceError)
-            and record.getMessage() == "Error in standalone SSE writer"
-        )
-
-
-logging.getLogger("mcp.server.streamable_http").addFilter(_ClosedStreamNoise())
-
-
-def _caller(ctx: Context) -> Caller:
+def _address(ctx: Context) -> str:
     request = ctx.request_context.request
-    session = request.headers.get("mcp-session-id") if request is not None else None
-    address = client_of(request) if request is not None else "unknown"
-    return Caller(f"mcp:{session or id(ctx.session)}", owns_sessions=True, client=address)
+    return client_of(request) if isinstance(request, Request) else "unknown"
 
 
-def build(allow: HostAllowList) -> FastMCP:
-    hosts, origins = allow.patterns()
-    mcp = FastMCP(
+def _bearer(ctx: Context) -> str:
+    """The owner token an HTTP client sends as its authorization, if it does."""
+    request = ctx.request_context.request
+    scheme, _, token = (request.headers.get("authorization", "") if request else "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else ""
+
+
+def _caller(ctx: Context, owner: str) -> Caller:
+    """The client holding `owner` (or the bearer token); AgentError when it holds none."""
+    return owner_caller(owner or _bearer(ctx), _address(ctx))
+
+
+def build(tasks: ToolTasks) -> MCPServer:
+    """The tools; `tasks` answers slow calls with tasks (server/mcptasks.py)."""
+    mcp = MCPServer(
         "capos-playground",
         instructions=INSTRUCTIONS,
-        streamable_http_path=PATH,
-        json_response=True,  # one JSON answer per request: no event stream to hold open
+        extensions=[tasks, session_app()],
+        # The tools, resources and their schemas change only with the server's version:
+        # the same for everyone, so a client (or a cache between) may keep the lists.
+        cache_hints={
+            method: CacheHint(ttl_ms=LISTS_TTL_MS, scope="public")
+            for method in ("tools/list", "resources/list")
+        },
         log_level="WARNING",  # the SDK configures logging; keep requests out of the server's log
-        max_request_body_size=MAX_BODY,
-        max_sessions=MAX_CLIENTS,
-        # server/guard.py checks Host (on the exact port) and Origin for every route; the
-        # SDK checks them again here, from the same allow-list.
-        transport_security=TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins),
     )
 
-    @mcp.tool()
+    @mcp.tool(meta={"ui": {"resourceUri": SESSION_APP}})  # shown live by hosts with Apps
     async def create_session(
         ctx: Context,
         backend: Annotated[str, Field(description='where it runs: "qemu" (a VM)')] = "qemu",
-    ) -> CallToolResult:
+        owner: Annotated[
+            str,
+            Field(
+                description="an owner token you hold, for another session under it; "
+                "leave it out and a new token comes back"
+            ),
+        ] = "",
+    ) -> Annotated[CallToolResult, SessionAnswer]:
         """Boot a capOS session (a warm VM: about 20 ms) owned by this client.
-        Returns {"id", "watch", ...}: pass id as `session` to every other tool. The id is
-        this client's secret credential for the session: never show or share it. A person
-        can watch the session live, read-only, at the `watch` path of this server (a view
-        link, expiring at `watch_expires_at`)."""
-        return await _result(ctx, lambda agents: agents.create_session(_caller(ctx), backend))
+        Returns {"id", "owner", "watch", ...}: pass id as `session` and owner as `owner` to
+        every other tool. Both are this client's secret credentials: never show or share
+        them. A person can watch the session live, read-only, at the `watch` path of this
+        server (a view link, expiring at `watch_expires_at`)."""
+        held = owner or _bearer(ctx)
+        token = held or new_owner_token()
+
+        async def create(agents: Agents) -> dict:
+            caller = owner_caller(token, _address(ctx), new=not held)
+            return {**await agents.create_session(caller, backend), "owner": token}
+
+        return await _result(ctx, create)
 
     @mcp.tool()
-    async def list_caps(ctx: Context, session: Session) -> CallToolResult:
+    async def list_caps(
+        ctx: Context, session: Session, owner: Owner = ""
+    ) -> Annotated[CallToolResult, CapsAnswer]:
         """The caps the session's shell holds: name, interface, and where each came from."""
-        return await _result(ctx, lambda agents: agents.list_caps(_caller(ctx), session))
+        return await _result(ctx, lambda agents: agents.list_caps(_caller(ctx, owner), session))
 
     @mcp.tool()
     async def describe_cap(
-        ctx: Context, session: Session, cap: Annotated[str, Field(description="a cap's name")]
-    ) -> CallToolResult:
+        ctx: Context,
+        session: Session,
+        cap: Annotated[str, Field(description="a cap's name")],
+        owner: Owner = "",
+    ) -> Annotated[CallToolResult, CapDescription]:
         """A held cap's interface: each method with its params and results as JSON Schema
         (derived from the capnp schema). A cap-typed value is written {"$cap": "name"}."""
-        return await _result(ctx, lambda agents: agents.describe_cap(_caller(ctx), session, cap))
+        return await _result(
+            ctx, lambda agents: agents.describe_cap(_caller(ctx, owner), session, cap)
+        )
 
     @mcp.tool()
     async def call_method(
@@ -155,13 +208,16 @@ def build(allow: HostAllowList) -> FastMCP:
         bind: Annotated[
             str, Field(description="keep caps in the results under this name ('' releases them)")
         ] = "",
-    ) -> CallToolResult:
+        owner: Owner = "",
+    ) -> Annotated[CallToolResult, CallAnswer]:
         """Call a method on a held cap. Returns {"results": ...}; caps in the results are
         {"$cap": name} when kept with `bind`. A CapException or transport error is a tool
         error naming its kind."""
         return await _result(
             ctx,
-            lambda agents: agents.call_method(_caller(ctx), session, cap, method, arguments, bind),
+            lambda agents: agents.call_method(
+                _caller(ctx, owner), session, cap, method, arguments, bind
+            ),
         )
 
     @mcp.tool()
@@ -178,10 +234,18 @@ def build(allow: HostAllowList) -> FastMCP:
                 "fresh endpoint the child serves, whose client the shell keeps"
             ),
         ] = None,
-    ) -> CallToolResult:
+        wait: Annotated[
+            bool,
+            Field(
+                description="answer once the program exits, with its exit code (a client "
+                "with the Tasks extension gets a task to poll meanwhile)"
+            ),
+        ] = False,
+        owner: Owner = "",
+    ) -> Annotated[CallToolResult, SpawnAnswer]:
         """Start a process holding exactly the grants named (nothing else)."""
         return await _result(
-            ctx, lambda agents: agents.spawn(_caller(ctx), session, binary, grants)
+            ctx, lambda agents: agents.spawn(_caller(ctx, owner), session, binary, grants, wait)
         )
 
     @mcp.tool()
@@ -189,9 +253,12 @@ def build(allow: HostAllowList) -> FastMCP:
         ctx: Context,
         session: Session,
         data: Annotated[str, Field(description='keystrokes; end a line with "\\r"')],
-    ) -> CallToolResult:
+        owner: Owner = "",
+    ) -> Annotated[CallToolResult, InputAnswer]:
         """Type into the session's terminal, as a person at it would."""
-        return await _result(ctx, lambda agents: agents.terminal_write(_caller(ctx), session, data))
+        return await _result(
+            ctx, lambda agents: agents.terminal_write(_caller(ctx, owner), session, data)
+        )
 
     @mcp.tool()
     async def terminal_read(
@@ -204,35 +271,62 @@ def build(allow: HostAllowList) -> FastMCP:
         wait_ms: Annotated[
             int, Field(ge=0, le=10000, description="wait this long for output if there is none")
         ] = 0,
-    ) -> CallToolResult:
+        owner: Owner = "",
+    ) -> Annotated[CallToolResult, OutputAnswer]:
         """Terminal output from `offset`: {"offset", "data", "next_offset", "reset",
         "ended"}; read on from next_offset. `reset`: the bytes asked for fell out of the
         scrollback, and data starts at the oldest byte kept."""
         return await _result(
             ctx,
-            lambda agents: agents.terminal_read(_caller(ctx), session, offset, max_bytes, wait_ms),
+            lambda agents: agents.terminal_read(
+                _caller(ctx, owner), session, offset, max_bytes, wait_ms
+            ),
         )
 
     @mcp.tool()
-    async def monitor_snapshot(ctx: Context, session: Session) -> CallToolResult:
-        """The whole system as its SystemMonitor sees it: processes, caps, endpoints,
-        recent calls, logs and exits."""
-        return await _result(ctx, lambda agents: agents.monitor_snapshot(_caller(ctx), session))
+    async def monitor_snapshot(
+        ctx: Context,
+        session: Session,
+        cap: Annotated[
+            str, Field(description="a SystemMonitor cap the shell holds, from list_caps")
+        ] = "monitor",
+        max_calls: Annotated[
+            int, Field(ge=0, le=MAX_RECORDS, description="recent calls to include")
+        ] = 0,
+        max_logs: Annotated[
+            int, Field(ge=0, le=MAX_RECORDS, description="recent log records to include")
+        ] = 0,
+        owner: Owner = "",
+    ) -> Annotated[CallToolResult, MonitorAnswer]:
+        """What the shell's monitor cap sees: processes with their caps and ledgers,
+        endpoints, recent calls, logs and exits. Only as much as that cap's scope (the
+        manifest's `monitor`, or a narrower one made with monitor.subtree and kept with
+        bind): the same view as `top` typed at the shell. The answer comes through the
+        shell (at most 16 KiB), which the whole system nearly fills: ask for recent calls
+        and logs (max_calls, max_logs) on a narrower view."""
+        return await _result(
+            ctx,
+            lambda agents: agents.monitor_snapshot(
+                _caller(ctx, owner), session, cap, max_calls, max_logs
+            ),
+        )
 
     @mcp.tool()
-    async def end_session(ctx: Context, session: Session) -> CallToolResult:
+    async def end_session(
+        ctx: Context, session: Session, owner: Owner = ""
+    ) -> Annotated[CallToolResult, EndAnswer]:
         """End the session: its VM shuts down."""
-        return await _result(ctx, lambda agents: agents.end_session(_caller(ctx), session))
+        return await _result(ctx, lambda agents: agents.end_session(_caller(ctx, owner), session))
 
     _add_resources(mcp)
     return mcp
 
 
-def _add_resources(mcp: FastMCP) -> None:
+def _add_resources(mcp: MCPServer) -> None:
     for name in SCHEMA_FILES:
         mcp.add_resource(
             TextResource(
-                uri=AnyUrl(f"capos://schema/{name}"),
+                uri=f"capos://schema/{name}",
                 name=name,
                 description=f"the Cap'n Proto schema {name}",
                 mime_type="text/plain",
@@ -242,7 +336,7 @@ def _add_resources(mcp: FastMCP) -> None:
     for page in build_corpus():
         mcp.add_resource(
             TextResource(
-                uri=AnyUrl(f"capos://manual/{page['section']}/{page['topic']}"),
+                uri=f"capos://manual/{page['section']}/{page['topic']}",
                 name=f"man {page['topic']}",
                 description=page["summary"],
                 mime_type="text/markdown",
@@ -260,9 +354,6 @@ class BoundedBody:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
         try:
             body = await read_unparsed(Request(scope, receive), MAX_BODY)
         except BadBody as exc:
@@ -280,66 +371,20 @@ class BoundedBody:
         await self.app(scope, replay, send)
 
 
-class SessionsPerClient:
-    """At most `mcp_sessions` MCP sessions per client (server/admission.py): an
-    `initialize` (a POST without Mcp-Session-Id) past that is refused with 429, so one
-    address cannot fill the SDK's table of sessions and lock everyone else out.
-
-    The SDK names a new session in its answer's Mcp-Session-Id header; a session counts
-    while the SDK still holds it (its table, `_server_instances`, of the pinned SDK:
-    ended, deleted and idled-out sessions leave it)."""
-
-    def __init__(self, app: ASGIApp, mcp: FastMCP) -> None:
-        self.app, self.mcp = app, mcp
-        self._by_client: dict[str, set[str]] = {}
-
-    def _open(self, client: str) -> set[str]:
-        held = self.mcp.session_manager._server_instances
-        mine = {s for s in self._by_client.get(client, set()) if s in held}
-        if mine:
-            self._by_client[client] = mine
-        else:
-            self._by_client.pop(client, None)
-        return mine
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        connection = HTTPConnection(scope)
-        admission = admission_of(connection)
-        if admission is None or scope["method"] != "POST" or "mcp-session-id" in connection.headers:
-            await self.app(scope, receive, send)
-            return
-        client = admission.client(connection)
-        try:
-            admission.check(
-                "MCP sessions",
-                len(self._open(client)),
-                admission.limits.mcp_sessions,
-                "end one (DELETE /mcp with its Mcp-Session-Id) or reuse it",
-            )
-        except Refused as refused:
-            body = {
-                "jsonrpc": "2.0",
-                "id": None,
-                "error": {"code": -32000, "message": str(refused)},
-            }
-            await JSONResponse(body, 429, headers=refused.headers)(scope, receive, send)
-            return
-
-        async def noting_the_session(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                for name, value in message.get("headers", []):
-                    if name.lower() == b"mcp-session-id":
-                        self._by_client.setdefault(client, set()).add(value.decode("latin-1"))
-            await send(message)
-
-        await self.app(scope, receive, noting_the_session)
-
-
-def route(mcp: FastMCP) -> Route:
+def route(mcp: MCPServer, allow: HostAllowList) -> Route:
     """`/mcp`, served by the SDK's streamable HTTP transport; run `mcp.session_manager`
     for the app's lifetime."""
-    endpoint = next(
-        r for r in mcp.streamable_http_app().routes if isinstance(r, Route) and r.path == PATH
+    hosts, origins = allow.patterns()
+    app = mcp.streamable_http_app(
+        streamable_http_path=PATH,
+        json_response=True,  # one JSON answer per request: no event stream to hold open
+        stateless_http=True,  # older clients too: nothing kept between requests
+        max_request_body_size=MAX_BODY,
+        # server/guard.py checks Host (on the exact port) and Origin for every route; the
+        # SDK checks them again here, from the same allow-list.
+        transport_security=TransportSecuritySettings(allowed_hosts=hosts, allowed_origins=origins),
     )
-    gated = BoundedBody(SessionsPerClient(endpoint.app, mcp))
-    return Route(PATH, endpoint=gated, methods=["GET", "POST", "DELETE"])
+    endpoint = next(r for r in app.routes if isinstance(r, Route) and r.path == PATH)
+    # POST only: with no session there is nothing to end (DELETE) and nothing to push on a
+    # GET stream, which would only hold a connection open; both are 405, as the spec allows.
+    return Route(PATH, endpoint=BoundedBody(endpoint.app), methods=["POST"])

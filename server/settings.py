@@ -89,6 +89,7 @@ class AgentLimits:
     call_timeout_s: float = 30.0  # the guest drops a request not taken within 20 s
     wake_timeout_s: float = 30.0  # restoring a suspended session
     boot_wait_s: float = 60.0  # create_session waits this long for a VM the pool is booting
+    spawn_wait_s: float = 600.0  # a spawn told to wait answers within this, or times out
     max_params_json: int = 6 * 1024  # the shell takes requests into an 8 KiB buffer
 
     @property

@@ -2,7 +2,9 @@
 
 One real server (`capos-playground serve`, a subprocess, TCG) serves the
 module; the MCP tests use the official SDK's own client, as an agent's
-host would. Every call crosses the VM's control channel and is served by
+host would, speaking the current revision (2026-07-28, no handshake) and
+the handshake revisions (2025-11-25 through the SDK, 2025-06-18 as raw
+JSON-RPC). Every call crosses the VM's control channel and is served by
 the session's shell with its own caps.
 """
 
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import re
 import sys
 import time
@@ -17,9 +20,7 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
-from mcp.client.streamable_http import streamable_http_client
+from mcp import Client, StdioServerParameters
 
 from bench.poolserver import REPO, pool_server
 
@@ -48,40 +49,41 @@ def server():
 
 
 @contextlib.asynccontextmanager
-async def mcp_over_http(server) -> AsyncIterator[ClientSession]:
-    async with (
-        streamable_http_client(f"{server.base}/mcp") as (read, write, _),
-        ClientSession(read, write) as session,
-    ):
-        await session.initialize()
-        yield session
+async def mcp_over_http(server, mode: str = "auto") -> AsyncIterator[Client]:
+    """The SDK's client: "auto" finds the current revision; "legacy" shakes hands."""
+    async with Client(f"{server.base}/mcp", mode=mode) as client:
+        yield client
 
 
-async def tool(client: ClientSession, name: str, **arguments) -> tuple[bool, dict]:
+async def tool(client: Client, name: str, **arguments) -> tuple[bool, dict]:
     result = await client.call_tool(name, arguments)
-    return result.isError, result.structuredContent
+    return result.is_error, result.structured_content
 
 
-async def new_session(client: ClientSession) -> str:
-    failed, answer = await tool(client, "create_session", backend="qemu")
+async def new_session(client: Client, owner: str = "") -> dict:
+    """{"owner", "session"}: the arguments every later tool call takes."""
+    failed, answer = await tool(client, "create_session", backend="qemu", owner=owner)
     assert not failed, answer
-    return answer["id"]
+    return {"owner": answer["owner"], "session": answer["id"]}
 
 
 def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
     async def scenario() -> dict:
         seen = {}
         async with mcp_over_http(server) as client:
-            seen["tools"] = {t.name for t in (await client.list_tools()).tools}
+            seen["version"] = client.protocol_version
+            tool_list = await client.list_tools()
+            seen["cacheable"] = (tool_list.ttl_ms, tool_list.cache_scope)
+            listed = tool_list.tools
+            seen["tools"] = {t.name for t in listed}
+            seen["unschemed"] = {t.name for t in listed if not t.output_schema}
             session = await new_session(client)
-            seen["caps"] = (await tool(client, "list_caps", session=session))[1]["caps"]
-            seen["described"] = (
-                await tool(client, "describe_cap", session=session, cap="counter")
-            )[1]
+            seen["caps"] = (await tool(client, "list_caps", **session))[1]["caps"]
+            seen["described"] = (await tool(client, "describe_cap", **session, cap="counter"))[1]
             seen["good"] = await tool(
                 client,
                 "call_method",
-                session=session,
+                **session,
                 cap="counter",
                 method="increment",
                 arguments={"by": 3},
@@ -89,7 +91,7 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
             seen["bad"] = await tool(
                 client,
                 "call_method",
-                session=session,
+                **session,
                 cap="counter",
                 method="increment",
                 arguments={"by": "three"},
@@ -97,7 +99,7 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
             seen["raised"] = await tool(
                 client,
                 "call_method",
-                session=session,
+                **session,
                 cap="launcher",
                 method="spawn",
                 arguments={"name": "x", "binaryName": "no-such-binary", "grants": []},
@@ -105,31 +107,48 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
             seen["spawned"] = await tool(
                 client,
                 "spawn",
-                session=session,
+                **session,
                 binary="counter",
                 grants={"stdio": {"client": "stdio"}, "counter": {"client": "counter"}},
             )
-            written = (await tool(client, "terminal_write", session=session, data="caps\r"))[1]
+            written = (await tool(client, "terminal_write", **session, data="caps\r"))[1]
             text, offset = "", 0
             for _ in range(50):
                 read = (
-                    await tool(
-                        client, "terminal_read", session=session, offset=offset, wait_ms=2000
-                    )
+                    await tool(client, "terminal_read", **session, offset=offset, wait_ms=2000)
                 )[1]
                 text += read["data"]
                 offset = read["next_offset"]
                 if "ORIGIN" in text and "spawned by an agent" in text:
                     break
             seen["terminal"], seen["written"] = text, written
-            snapshot = (await tool(client, "monitor_snapshot", session=session))[1]
+            snapshot = (await tool(client, "monitor_snapshot", **session))[1]
             seen["binaries"] = {p["binary"] for p in snapshot["processes"]}
-            seen["ended"] = await tool(client, "end_session", session=session)
-            seen["after"] = await tool(client, "list_caps", session=session)
+            # A narrower monitor the shell makes and keeps: the agent sees only its subtree.
+            child = seen["spawned"][1]["pid"]
+            narrowed = await tool(
+                client,
+                "call_method",
+                **session,
+                cap="monitor",
+                method="subtree",
+                arguments={"pid": child},
+                bind="mine",
+            )
+            assert not narrowed[0], narrowed
+            seen["narrow"] = (
+                await tool(client, "monitor_snapshot", **session, cap="mine", max_calls=5)
+            )[1]
+            seen["not a monitor"] = await tool(client, "monitor_snapshot", **session, cap="echo")
+            seen["ended"] = await tool(client, "end_session", **session)
+            seen["after"] = await tool(client, "list_caps", **session)
         return seen
 
     seen = asyncio.run(scenario())
+    assert seen["version"] == "2026-07-28"
     assert seen["tools"] >= TOOLS
+    assert not seen["unschemed"]  # every tool says what it answers (and the SDK checks it)
+    assert seen["cacheable"] == (3_600_000, "public")  # the same list for everyone, an hour
     held = {c["name"]: c["interface"] for c in seen["caps"]}
     assert held["counter"] == "Counter" and held["echo"] == "Echo"
     increment = next(m for m in seen["described"]["methods"] if m["name"] == "increment")
@@ -146,30 +165,109 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
     assert raised["error"]["type"] == "invalidArgument"
     assert seen["spawned"][1]["binary"] == "counter"
     assert "counter" in seen["binaries"] and "shell" in seen["binaries"]
+    assert seen["narrow"]["scopePid"] == seen["spawned"][1]["pid"]
+    assert {p["binary"] for p in seen["narrow"]["processes"]} == {"counter"}
+    failed, not_a_monitor = seen["not a monitor"]
+    assert failed and "snapshot" in not_a_monitor["error"]["message"], not_a_monitor
     assert "ORIGIN" in seen["terminal"]  # the shell ran `caps`, typed by the agent
     assert seen["ended"] == (False, {"id": seen["ended"][1]["id"], "ended": True})
     failed, after = seen["after"]
     assert failed and after["error"]["kind"] in ("gone", "notFound")
 
 
-def test_a_client_may_not_use_another_clients_session(server):
+def test_older_revisions_drive_a_session_too(server):
+    """A 2025-11-25 client (the SDK's handshake) and a 2025-06-18 one (raw JSON-RPC over
+    HTTP, as a client of that revision sends it): no session id comes back, and the
+    owner token is the credential either way."""
+
+    async def through_the_sdk():
+        async with mcp_over_http(server, mode="legacy") as client:
+            session = await new_session(client)
+            echoed = await tool(
+                client,
+                "call_method",
+                **session,
+                cap="echo",
+                method="echo",
+                arguments={"data": "25"},
+            )
+            await tool(client, "end_session", **session)
+            return client.protocol_version, echoed
+
+    version, echoed = asyncio.run(through_the_sdk())
+    assert version == "2025-11-25"
+    assert echoed == (False, {"results": {"data": "25"}})
+
+    http = httpx.Client(base_url=server.base, timeout=60)
+    headers = {"accept": "application/json, text/event-stream"}
+    hello = http.post("/mcp", json=raw_request(1, "initialize", INITIALIZE_0618), headers=headers)
+    assert hello.json()["result"]["protocolVersion"] == "2025-06-18"
+    assert "mcp-session-id" not in hello.headers
+    headers["mcp-protocol-version"] = "2025-06-18"
+
+    def call(n: int, name: str, **arguments) -> dict:
+        params = {"name": name, "arguments": arguments}
+        return http.post("/mcp", json=raw_request(n, "tools/call", params), headers=headers).json()
+
+    created = call(2, "create_session")["result"]["structuredContent"]
+    held = {"owner": created["owner"], "session": created["id"]}
+    echoed = call(3, "call_method", **held, cap="echo", method="echo", arguments={"data": "0618"})
+    assert echoed["result"]["structuredContent"] == {"results": {"data": "0618"}}
+    # The token as HTTP authorization instead of an argument; a wrong one reaches nothing.
+    headers["authorization"] = f"Bearer {held['owner']}"
+    authorized = call(4, "list_caps", session=held["session"])["result"]
+    assert any(c["name"] == "echo" for c in authorized["structuredContent"]["caps"])
+    headers["authorization"] = "Bearer not-a-token"
+    refused = call(5, "list_caps", session=held["session"])["result"]["structuredContent"]
+    assert refused["error"]["kind"] == "forbidden"
+    assert call(6, "end_session", **held)["result"]["structuredContent"]["ended"]
+
+
+INITIALIZE_0618 = {
+    "protocolVersion": "2025-06-18",
+    "capabilities": {},
+    "clientInfo": {"name": "raw-0618", "version": "1"},
+}
+
+
+def raw_request(n: int, method: str, params: dict) -> dict:
+    return {"jsonrpc": "2.0", "id": n, "method": method, "params": params}
+
+
+def test_a_session_answers_only_its_owner_token(server):
+    """Hostile callers: no token, a made-up token, another client's token."""
+
     async def scenario():
         async with mcp_over_http(server) as owner, mcp_over_http(server) as other:
-            session = await new_session(owner)
+            mine = await new_session(owner)
+            theirs = await new_session(other)
+            echo = {"cap": "echo", "method": "echo", "arguments": {"data": "mine now"}}
             try:
-                return await tool(
-                    other,
-                    "call_method",
-                    session=session,
-                    cap="echo",
-                    method="echo",
-                    arguments={"data": "mine now"},
-                )
+                return {
+                    "no token": await tool(other, "call_method", **mine | {"owner": ""}, **echo),
+                    "missing": await tool(other, "call_method", session=mine["session"], **echo),
+                    "made up": await tool(
+                        other, "call_method", **mine | {"owner": "guessed"}, **echo
+                    ),
+                    "another's": await tool(
+                        other, "call_method", **mine | {"owner": theirs["owner"]}, **echo
+                    ),
+                    "made-up owner": await tool(other, "create_session", owner="guessed"),
+                    "own": await tool(owner, "call_method", **mine, **echo),
+                }
             finally:
-                await tool(owner, "end_session", session=session)
+                await tool(owner, "end_session", **mine)
+                await tool(other, "end_session", **theirs)
 
-    failed, answer = asyncio.run(scenario())
-    assert failed and answer["error"]["kind"] == "forbidden"
+    seen = asyncio.run(scenario())
+    for case in ("no token", "missing", "made up", "another's", "made-up owner"):
+        failed, answer = seen[case]
+        assert failed and answer["error"]["kind"] == "forbidden", case
+    assert "no owner token" in seen["no token"][1]["error"]["message"]
+    assert "not this owner token's" in seen["another's"][1]["error"]["message"]
+    assert "unknown owner token" in seen["made-up owner"][1]["error"]["message"]
+    assert "no owner token" in seen["missing"][1]["error"]["message"]
+    assert seen["own"] == (False, {"results": {"data": "mine now"}})
 
 
 @pytest.mark.browser
@@ -181,8 +279,8 @@ def test_create_session_gives_a_view_link_to_watch_and_no_address_holds_the_id(s
     async def scenario():
         async with mcp_over_http(server) as client:
             result = await client.call_tool("create_session", {})
-            assert not result.isError, result.structuredContent
-            return result.structuredContent, result.model_dump_json()
+            assert not result.is_error, result.structured_content
+            return result.structured_content, result.model_dump_json()
 
     made, whole = asyncio.run(scenario())
     session = made["id"]
@@ -214,17 +312,22 @@ def test_create_session_gives_a_view_link_to_watch_and_no_address_holds_the_id(s
         assert http.delete(f"/api/sessions/{ending}").status_code == 204
 
 
-def test_sessions_per_client_and_call_rate_are_limited(server):
+def test_sessions_per_owner_token_and_call_rate_are_limited(server):
     async def scenario():
         async with mcp_over_http(server) as client:
-            sessions = [await new_session(client), await new_session(client)]
-            third = await tool(client, "create_session")
-            for session in sessions:
-                await tool(client, "end_session", session=session)
-            flood = [await tool(client, "list_caps", session="nope") for _ in range(150)]
-        return third, flood
+            first = await new_session(client)
+            second = await new_session(client, owner=first["owner"])
+            third = await tool(client, "create_session", owner=first["owner"])
+            for session in (first, second):
+                await tool(client, "end_session", **session)
+            flood = [
+                await tool(client, "list_caps", owner=first["owner"], session="nope")
+                for _ in range(150)
+            ]
+        return first, second, third, flood
 
-    (failed, third), flood = asyncio.run(scenario())
+    first, second, (failed, third), flood = asyncio.run(scenario())
+    assert second["owner"] == first["owner"]  # one token, two sessions
     assert failed and third["error"]["kind"] == "limit"
     kinds = [answer["error"]["kind"] for _, answer in flood]
     assert kinds[0] == "notFound"
@@ -246,6 +349,92 @@ def test_resources_are_the_schema_and_the_manual(server):
     assert "interface AgentPort" in schema
 
 
+def test_create_session_comes_with_an_app_that_shows_the_session(server):
+    """MCP Apps: a host that renders them finds the App on create_session, and reads it."""
+
+    async def scenario():
+        async with mcp_over_http(server) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            uri = tools["create_session"].meta["ui"]["resourceUri"]
+            app = (await client.read_resource(uri)).contents[0]
+            return client.server_capabilities, uri, app
+
+    capabilities, uri, app = asyncio.run(scenario())
+    assert "io.modelcontextprotocol/ui" in (capabilities.extensions or {})
+    assert "io.modelcontextprotocol/tasks" in (capabilities.extensions or {})
+    assert uri.startswith("ui://") and app.mime_type == "text/html;profile=mcp-app"
+    assert '"ui/initialize"' in app.text
+    assert 'callTool("terminal_read"' in app.text and 'callTool("monitor_snapshot"' in app.text
+
+
+# A host page for the App, as an agent's host plays it: the App in a sandboxed iframe,
+# its ui/initialize answered, the create_session result handed to it, and its tools/call
+# passed to the real server (`mcpCall`, the host's own MCP client).
+APP_HOST = """<!doctype html><body><script>
+window.appCalls = [];
+const frame = document.createElement("iframe");
+frame.sandbox = "allow-scripts";
+frame.srcdoc = APP_HTML;
+document.body.append(frame);
+window.addEventListener("message", async (event) => {
+  const m = event.data;
+  const answer = (result) =>
+    frame.contentWindow.postMessage({jsonrpc: "2.0", id: m.id, result}, "*");
+  if (m.method === "ui/initialize") {
+    answer({protocolVersion: m.params.protocolVersion, hostInfo: {name: "test-host", version: "1"},
+            hostCapabilities: {serverTools: {}}, hostContext: {}});
+  } else if (m.method === "ui/notifications/initialized") {
+    frame.contentWindow.postMessage({jsonrpc: "2.0", method: "ui/notifications/tool-result",
+                                     params: CREATED}, "*");
+  } else if (m.method === "tools/call") {
+    window.appCalls.push(m.params.name);
+    answer(JSON.parse(await window.mcpCall(m.params.name, JSON.stringify(m.params.arguments))));
+  }
+});
+</script></body>"""
+
+
+@pytest.mark.browser
+def test_the_app_shows_the_sessions_terminal_and_processes_in_a_host(server):
+    from playwright.sync_api import sync_playwright
+
+    from bench.tab import CHROMIUM, CHROMIUM_FLAGS
+
+    http = httpx.Client(base_url=server.base, timeout=60)
+    headers = {
+        "accept": "application/json, text/event-stream",
+        "mcp-protocol-version": "2025-11-25",
+    }
+
+    def mcp_call(name: str, arguments: str) -> str:
+        params = {"name": name, "arguments": json.loads(arguments)}
+        answer = http.post("/mcp", json=raw_request(1, "tools/call", params), headers=headers)
+        return json.dumps(answer.json()["result"])
+
+    created = json.loads(mcp_call("create_session", "{}"))
+    held = {"owner": created["structuredContent"]["owner"]}
+    held["session"] = created["structuredContent"]["id"]
+    app = (REPO / "web" / "mcp-app.html").read_text()
+    inlined = json.dumps(app).replace("</", "<\\/")  # its </script> must not end the host's
+    host = APP_HOST.replace("APP_HTML", inlined).replace("CREATED", json.dumps(created))
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+            page = browser.new_page()
+            page.expose_function("mcpCall", mcp_call)
+            page.set_content(host)
+            frame = page.frame_locator("iframe")
+            mcp_call("terminal_write", json.dumps({**held, "data": "echo.echo(data=app)\r"}))
+            frame.locator("#terminal").get_by_text("app", exact=False).first.wait_for(timeout=60000)
+            shell = frame.locator("#processes td", has_text="shell").first
+            shell.wait_for(timeout=60000)
+            calls = set(page.evaluate("window.appCalls"))
+            browser.close()
+    finally:
+        mcp_call("end_session", json.dumps(held))
+    assert calls >= {"terminal_read", "monitor_snapshot"}
+
+
 def test_mcp_refuses_a_page_from_another_site(server):
     hello = {"jsonrpc": "2.0", "id": 1, "method": "ping"}
     headers = {"accept": "application/json, text/event-stream", "origin": "http://evil.example"}
@@ -253,31 +442,116 @@ def test_mcp_refuses_a_page_from_another_site(server):
     assert response.status_code == 403
 
 
+def stdio(*args: str) -> StdioServerParameters:
+    return StdioServerParameters(
+        command=sys.executable, args=["-m", "server.cli", "mcp", *args], cwd=str(REPO)
+    )
+
+
 def test_the_stdio_server_talks_to_a_running_server(server):
-    async def scenario():
-        params = StdioServerParameters(
-            command=sys.executable,
-            args=["-m", "server.cli", "mcp", "--url", f"{server.base}/mcp"],
-            cwd=str(REPO),
-        )
-        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
-            await client.initialize()
+    async def scenario(mode: str):
+        async with Client(stdio("--url", f"{server.base}/mcp"), mode=mode) as client:
             names = {t.name for t in (await client.list_tools()).tools}
             session = await new_session(client)
             echoed = await tool(
                 client,
                 "call_method",
-                session=session,
+                **session,
                 cap="echo",
                 method="echo",
                 arguments={"data": "over stdio"},
             )
-            await tool(client, "end_session", session=session)
-            return names, echoed
+            await tool(client, "end_session", **session)
+            return client.protocol_version, names, echoed
 
-    names, echoed = asyncio.run(scenario())
-    assert names >= TOOLS
-    assert echoed == (False, {"results": {"data": "over stdio"}})
+    for mode, version in (("auto", "2026-07-28"), ("legacy", "2025-11-25")):
+        spoke, names, echoed = asyncio.run(scenario(mode))
+        assert spoke == version
+        assert names >= TOOLS
+        assert echoed == (False, {"results": {"data": "over stdio"}})
+
+
+class ModernWire:
+    """2026-07-28 as raw JSON-RPC over HTTP, as a client of that revision sends it: each
+    request carries its revision, capabilities and routing headers."""
+
+    def __init__(self, server, extensions: dict) -> None:
+        self.http = httpx.Client(base_url=server.base, timeout=60)
+        self.capabilities = {"extensions": extensions}
+        self.sent = 0
+
+    def request(self, method: str, params: dict, name: str | None = None) -> dict:
+        self.sent += 1
+        meta = {
+            "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+            "io.modelcontextprotocol/clientCapabilities": self.capabilities,
+            "io.modelcontextprotocol/clientInfo": {"name": "raw-2026", "version": "1"},
+        }
+        headers = {
+            "accept": "application/json, text/event-stream",
+            "mcp-protocol-version": "2026-07-28",
+            "mcp-method": method,
+            **({"mcp-name": name} if name else {}),
+        }
+        body = raw_request(self.sent, method, {**params, "_meta": meta})
+        return self.http.post("/mcp", json=body, headers=headers).json()
+
+    def call(self, tool: str, **arguments) -> dict:
+        answer = self.request("tools/call", {"name": tool, "arguments": arguments}, tool)
+        return answer["result"]
+
+    def task(self, task_id: str, verb: str = "get") -> dict:
+        return self.request(f"tasks/{verb}", {"taskId": task_id}, task_id)
+
+    def settled(self, task_id: str) -> dict:
+        for _ in range(120):
+            task = self.task(task_id)["result"]
+            if task["status"] != "working":
+                return task
+            time.sleep(task["pollIntervalMs"] / 1000)
+        raise AssertionError(f"task {task_id} never settled")
+
+
+def test_a_slow_call_becomes_a_task_the_client_polls_or_cancels(server):
+    tasks = ModernWire(server, {"io.modelcontextprotocol/tasks": {}})
+    created = tasks.call("create_session")
+    assert created["resultType"] == "complete"  # a warm VM: quick, so answered at once
+    held = {"owner": created["structuredContent"]["owner"]}
+    held["session"] = created["structuredContent"]["id"]
+    try:
+        end = tasks.call("terminal_read", **held, wait_ms=0)["structuredContent"]["next_offset"]
+        waiting = tasks.call("terminal_read", **held, offset=end, wait_ms=8000)
+        assert waiting["resultType"] == "task" and waiting["status"] == "working"
+        assert tasks.call("terminal_write", **held, data="help\r")["structuredContent"]["written"]
+        done = tasks.settled(waiting["taskId"])
+        assert done["status"] == "completed"
+        echoed = done["result"]["structuredContent"]["data"]  # the keystrokes' echo woke it
+        assert echoed.startswith("h")
+
+        end = done["result"]["structuredContent"]["next_offset"]
+        while read := tasks.call("terminal_read", **held, offset=end, wait_ms=500):
+            if not read["structuredContent"]["data"]:  # the shell is quiet now
+                break
+            end = read["structuredContent"]["next_offset"]
+        abandoned = tasks.call("terminal_read", **held, offset=end, wait_ms=10000)
+        assert abandoned["resultType"] == "task"
+        assert tasks.task(abandoned["taskId"], "cancel")["result"]["resultType"] == "complete"
+        assert tasks.settled(abandoned["taskId"])["status"] == "cancelled"
+        unknown = tasks.task("f" * 32)
+        assert "no task" in unknown["error"]["message"]
+
+        # A program that runs a while, waited for: its exit code at the end, a task meanwhile.
+        grants = {"stdio": {"client": "stdio"}, "echo": "echo"}
+        ping = tasks.call("spawn", **held, binary="ping", grants=grants, wait=True)
+        ran = tasks.settled(ping["taskId"])["result"] if ping["resultType"] == "task" else ping
+        assert ran["structuredContent"]["exit_code"] == 0, ran
+        assert ran["structuredContent"]["binary"] == "ping"
+
+        plain = ModernWire(server, {})  # no Tasks extension: never a task
+        waited = plain.call("terminal_read", **held, offset=end, wait_ms=1500)
+        assert waited["resultType"] == "complete" and not waited.get("isError")
+    finally:
+        tasks.call("end_session", **held)
 
 
 # --- the REST API: the same operations ------------------------------------------------------
@@ -353,16 +627,10 @@ def test_the_stdio_server_can_start_its_own(server):
     """No --url: an embedded server with its own pool, stopped when stdin closes."""
 
     async def scenario():
-        params = StdioServerParameters(
-            command=sys.executable,
-            args=["-m", "server.cli", "mcp", "--warm", "1", "--max-vms", "1"],
-            cwd=str(REPO),
-        )
-        async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
-            await client.initialize()
+        async with Client(stdio("--warm", "1", "--max-vms", "1")) as client:
             session = await new_session(client)
-            caps = await tool(client, "list_caps", session=session)
-            await tool(client, "end_session", session=session)
+            caps = await tool(client, "list_caps", **session)
+            await tool(client, "end_session", **session)
             return caps
 
     failed, caps = asyncio.run(scenario())

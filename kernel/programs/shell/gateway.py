@@ -109,12 +109,12 @@ class Gateway:
             if "listCaps" in request:
                 return {"caps": self._held()}
             if "describeCap" in request:
-                return {"json": json.dumps(self._describe(request["describeCap"]))}
+                return {"json": _compact(self._describe(request["describeCap"]))}
             if "call" in request:
                 self._call(request["id"], request["call"])
                 return None
             if "spawn" in request:
-                return {"json": json.dumps(self._spawn(request["spawn"]))}
+                return self._spawn(request["id"], request["spawn"])
         except (CommandError, InputError) as exc:
             raise Refused("input", str(exc)) from None
         except EncodeError as exc:  # a spawn's binary or grant name that is not Unicode
@@ -190,16 +190,29 @@ class Gateway:
         answer = {"results": plain(_caps_out(results, kept))}
         if found and not bind:
             answer["note"] = "caps in the results were released: pass bind to keep them"
-        return {"json": json.dumps(answer, ensure_ascii=False)}
+        return {"json": _compact(answer)}
 
-    def _spawn(self, spawn: dict) -> dict:
+    def _spawn(self, request_id: int, spawn: dict) -> dict | None:
+        """The child's job; with `wait`, None now and the answer once it exits."""
         grants = _json_object(spawn["grantsJson"] or "{}", "spawn: the grants")
         launch = Launch("spawn", spawn["binary"], [_grant(n, g) for n, g in grants.items()])
         job, kept = self.commands.spawn_job(launch)
         self.shell.say(f"[{job.number}] {job.binary} (pid {job.pid}), spawned by an agent")
         for line in kept:
             self.shell.say(line)
-        return {"job": job.number, "pid": job.pid, "binary": job.binary, "kept": kept}
+        started = {"job": job.number, "pid": job.pid, "binary": job.binary, "kept": kept}
+
+        def ended() -> dict:
+            return {
+                "json": _compact({**started, "exit_code": job.exit_code, "exit": job.status_text})
+            }
+
+        if not spawn.get("wait"):
+            return {"json": _compact(started)}
+        if job.done:
+            return ended()
+        job.exited.append(lambda: self._answer(request_id, ended))
+        return None
 
 
 def _json_object(text: str, what: str) -> dict:
@@ -266,3 +279,9 @@ def _code_name(code: int) -> str:
         return Err(code).name
     except ValueError:
         return str(code)
+
+
+def _compact(value: Any) -> str:
+    """JSON without spaces: an answer must fit MAX_JSON, and a whole-system monitor
+    snapshot nearly fills it."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))

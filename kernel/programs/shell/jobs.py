@@ -9,6 +9,7 @@ child is in the foreground, and waits while it is in the background.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kernel.codec import DecodeError, decode, encode
@@ -39,6 +40,7 @@ class Job:
     reads: list[StdioRequest] = field(default_factory=list)
     exit_code: int | None = None
     status_text: str = ""
+    exited: list[Callable[[], None]] = field(default_factory=list)  # told once it exits
 
     @property
     def done(self) -> bool:

@@ -192,6 +192,8 @@ class Shell:
         except (RemoteError, TransportFailure) as exc:
             job.exit_code = -1
             job.status_text = f"lost ({exc})"
+        for told in job.exited:
+            told()
         for endpoint in job.stdio:
             endpoint.release()  # its pending RECV completes CANCELLED
         for user_data in list(job.recvs):
