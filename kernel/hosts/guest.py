@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import sys
@@ -30,6 +31,9 @@ _LINUX_REBOOT_CMD_RESTART = 0x01234567
 
 def main() -> None:
     status = 1
+    # No collections while the boot imports: they would only find the modules' objects alive,
+    # and each pass through them is slow under TCG. The zygote re-enables them once frozen.
+    gc.disable()
     try:
         terminal = os.open(TERMINAL, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -47,6 +51,8 @@ def main() -> None:
         # Forked now, before the kernel exists, the zygote shares nothing of it but starts
         # with every module imported so far (a second interpreter would import them again).
         forked_zygote = zygote.fork(close=[control])
+        gc.freeze()  # what is imported stays: later collections need not look at it again
+        gc.enable()
         # No model files in the VM: agent mode uses the server's, over the control channel.
         status = shell_command(
             None,

@@ -21,13 +21,13 @@ import os
 import select
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kernel.abi import Header
 from kernel.host import ModelBackend
@@ -42,6 +42,9 @@ from kernel.manifest import ManifestError, build
 from kernel.manual import build_corpus
 from kernel.process import Process
 from kernel.region import MemoryRegion
+
+if TYPE_CHECKING:
+    import subprocess
 
 SPAWN_REPLY_TIMEOUT_S = 10.0
 # How long a waiter (the kernel loop, or a process in cap_enter) looks for
@@ -147,6 +150,8 @@ class NativeHost:
         if forked is not None:
             ours, process = forked
         else:
+            import subprocess  # here: a guest's forked zygote never needs it, nor its import
+
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             process = subprocess.Popen(
                 [sys.executable, "-m", "kernel.hosts.zygote", str(theirs.fileno())],
@@ -433,6 +438,8 @@ class NativeHost:
         self._wake()
         if self._zygote.poll() is None:
             self._zygote_sock.close()
+            import subprocess  # as in _start_zygote; a guest imports it only at shutdown
+
             try:
                 self._zygote.wait(timeout=5)
             except (subprocess.TimeoutExpired, TimeoutError):

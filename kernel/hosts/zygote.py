@@ -323,6 +323,7 @@ def start(fd: int) -> None:
     # What the children inherit stays out of their collections, so it stays shared with us
     # rather than copied page by page as a collection touches it.
     gc.freeze()
+    gc.enable()  # a guest's PID 1 forked us with collections off for its boot
     sock = socket.socket(fileno=fd)
     send(sock, {"ready": os.getpid()})
     serve(sock)
