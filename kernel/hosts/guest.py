@@ -44,10 +44,12 @@ def main() -> None:
         for fd in (0, control):
             _fastest_line(fd)
         os.environ.setdefault("TERM", "xterm-256color")
+        from kernel.codec import Bundle
         from kernel.hosts import zygote
         from kernel.hosts.models.settings import ModelSettings
         from kernel.hosts.native import shell_command
 
+        Bundle.default()  # the kernel's and every process's schemas: read once, for both sides
         # Forked now, before the kernel exists, the zygote shares nothing of it but starts
         # with every module imported so far (a second interpreter would import them again).
         forked_zygote = zygote.fork(close=[control])
