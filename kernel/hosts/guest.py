@@ -48,6 +48,8 @@ def main() -> None:
         from kernel.hosts import zygote
         from kernel.hosts.models.settings import ModelSettings
         from kernel.hosts.native import shell_command
+        from kernel.manifest import BUILT_MANIFEST
+        from kernel.shipped import shipped
 
         Bundle.default()  # the kernel's and every process's schemas: read once, for both sides
         # Forked now, before the kernel exists, the zygote shares nothing of it but starts
@@ -63,6 +65,7 @@ def main() -> None:
             control=control,
             remote_model=served_model(os.environ.get(MODEL_ENV)),
             forked_zygote=forked_zygote,
+            built_manifest=shipped(BUILT_MANIFEST).read_bytes(),
         )
     except BaseException:
         traceback.print_exc()

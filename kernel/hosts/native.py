@@ -505,19 +505,23 @@ def shell_command(
     control: int = -1,
     remote_model: dict | None = None,
     forked_zygote: tuple[socket.socket, zygote.Forked] | None = None,
+    built_manifest: bytes | None = None,
 ) -> int:
     """`capos-playground shell`: boot natively with this terminal attached to the shell.
 
     `remote_model` (a ModelInfo dict, with a `control` channel): the model the server
     serves over that channel, attached as the languageModel kernel cap. `forked_zygote`:
-    see NativeHost.
+    see NativeHost. `built_manifest`: the manifest already encoded (a guest image's
+    BUILT_MANIFEST), booted instead of reading `manifest` and `overlay`.
 
     Runs until the shell exits (or, with a `control` channel's descriptor, as
     in a QEMU guest, until the server asks for a shutdown), then shuts
     everything down; the exit status is the shell's.
     """
     try:
-        image = build(Path(manifest) if manifest else None, Path(overlay) if overlay else None)
+        image = built_manifest or build(
+            Path(manifest) if manifest else None, Path(overlay) if overlay else None
+        )
     except ManifestError as exc:
         print(f"capos-playground: bad manifest: {exc}", file=sys.stderr)
         return 2
