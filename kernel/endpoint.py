@@ -10,7 +10,9 @@ is revoked: every queued and in-flight call, and every later one, fails with
 
 from __future__ import annotations
 
-import hashlib
+# hashlib's own blake2b, without hashlib: importing it loads OpenSSL, a cost at every guest
+# boot, and every delivered call needs this hash.
+from _blake2 import blake2b
 from collections import deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -221,7 +223,7 @@ class Endpoint(CapObject):
         """The caller's session as this endpoint sees it: opaque, not portable."""
         cached = self._refs.get(session.session_id)
         if cached is None:
-            digest = hashlib.blake2b(
+            digest = blake2b(
                 self.endpoint_id.to_bytes(8, "little") + session.session_id,
                 key=self._secret,
                 digest_size=16,

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from kernel.manifest import BUILT_MANIFEST, default_manifest, encode_document, load_document
 from server.settings import default_cache_dir
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -178,6 +179,8 @@ def build_image(cache_dir: Path, progress: Callable[[str], None] = _say) -> Imag
         for guest, host in _project_files():
             (root / guest).parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(host, root / guest)
+        built = encode_document(load_document(default_manifest()))
+        (root / GUEST_ROOT / BUILT_MANIFEST).write_bytes(built)
         progress("compiling the Python modules")
         _compile(root)
         progress("writing the initramfs")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import ctypes
+import gc
 import json
 import os
 import sys
@@ -30,6 +31,9 @@ _LINUX_REBOOT_CMD_RESTART = 0x01234567
 
 def main() -> None:
     status = 1
+    # No collections while the boot imports: they would only find the modules' objects alive,
+    # and each pass through them is slow under TCG. The zygote re-enables them once frozen.
+    gc.disable()
     try:
         terminal = os.open(TERMINAL, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -40,13 +44,19 @@ def main() -> None:
         for fd in (0, control):
             _fastest_line(fd)
         os.environ.setdefault("TERM", "xterm-256color")
+        from kernel.codec import Bundle
         from kernel.hosts import zygote
         from kernel.hosts.models.settings import ModelSettings
         from kernel.hosts.native import shell_command
+        from kernel.manifest import BUILT_MANIFEST
+        from kernel.shipped import shipped
 
+        Bundle.default()  # the kernel's and every process's schemas: read once, for both sides
         # Forked now, before the kernel exists, the zygote shares nothing of it but starts
         # with every module imported so far (a second interpreter would import them again).
         forked_zygote = zygote.fork(close=[control])
+        gc.freeze()  # what is imported stays: later collections need not look at it again
+        gc.enable()
         # No model files in the VM: agent mode uses the server's, over the control channel.
         status = shell_command(
             None,
@@ -55,6 +65,7 @@ def main() -> None:
             control=control,
             remote_model=served_model(os.environ.get(MODEL_ENV)),
             forked_zygote=forked_zygote,
+            built_manifest=shipped(BUILT_MANIFEST).read_bytes(),
         )
     except BaseException:
         traceback.print_exc()

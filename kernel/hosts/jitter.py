@@ -13,7 +13,6 @@ without it (the default) does not call it at all.
 from __future__ import annotations
 
 import os
-import random
 import time
 
 # Of every step, the share that pauses; the rest run straight through.
@@ -30,6 +29,8 @@ class Jitter:
     __slots__ = ("_max_ns", "_random")
 
     def __init__(self, max_us: int, seed: int | None = None) -> None:
+        import random  # here: only stress runs draw, and every guest boot would import it
+
         self._max_ns = max_us * 1000
         self._random = random.Random(seed if seed is not None else os.getpid() ^ time.time_ns())
 

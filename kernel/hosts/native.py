@@ -21,13 +21,13 @@ import os
 import select
 import signal
 import socket
-import subprocess
 import sys
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from kernel.abi import Header
 from kernel.host import ModelBackend
@@ -42,6 +42,9 @@ from kernel.manifest import ManifestError, build
 from kernel.manual import build_corpus
 from kernel.process import Process
 from kernel.region import MemoryRegion
+
+if TYPE_CHECKING:
+    import subprocess
 
 SPAWN_REPLY_TIMEOUT_S = 10.0
 # How long a waiter (the kernel loop, or a process in cap_enter) looks for
@@ -147,6 +150,8 @@ class NativeHost:
         if forked is not None:
             ours, process = forked
         else:
+            import subprocess  # here: a guest's forked zygote never needs it, nor its import
+
             ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
             process = subprocess.Popen(
                 [sys.executable, "-m", "kernel.hosts.zygote", str(theirs.fileno())],
@@ -433,6 +438,8 @@ class NativeHost:
         self._wake()
         if self._zygote.poll() is None:
             self._zygote_sock.close()
+            import subprocess  # as in _start_zygote; a guest imports it only at shutdown
+
             try:
                 self._zygote.wait(timeout=5)
             except (subprocess.TimeoutExpired, TimeoutError):
@@ -498,19 +505,23 @@ def shell_command(
     control: int = -1,
     remote_model: dict | None = None,
     forked_zygote: tuple[socket.socket, zygote.Forked] | None = None,
+    built_manifest: bytes | None = None,
 ) -> int:
     """`capos-playground shell`: boot natively with this terminal attached to the shell.
 
     `remote_model` (a ModelInfo dict, with a `control` channel): the model the server
     serves over that channel, attached as the languageModel kernel cap. `forked_zygote`:
-    see NativeHost.
+    see NativeHost. `built_manifest`: the manifest already encoded (a guest image's
+    BUILT_MANIFEST), booted instead of reading `manifest` and `overlay`.
 
     Runs until the shell exits (or, with a `control` channel's descriptor, as
     in a QEMU guest, until the server asks for a shutdown), then shuts
     everything down; the exit status is the shell's.
     """
     try:
-        image = build(Path(manifest) if manifest else None, Path(overlay) if overlay else None)
+        image = built_manifest or build(
+            Path(manifest) if manifest else None, Path(overlay) if overlay else None
+        )
     except ManifestError as exc:
         print(f"capos-playground: bad manifest: {exc}", file=sys.stderr)
         return 2

@@ -9,7 +9,6 @@ a pipe or file is read line by line as a script.
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import sys
 import termios
@@ -31,8 +30,12 @@ class LocalTerminal:
     def size(self) -> tuple[int, int]:
         if not self.interactive:
             return 80, 24
-        size = shutil.get_terminal_size()
-        return size.columns, size.lines
+        # Not shutil's: importing shutil loads bz2 and lzma, a cost at every guest boot.
+        try:
+            size = os.get_terminal_size(self.stdout)
+        except OSError:
+            return 80, 24
+        return size.columns or 80, size.lines or 24
 
     def __enter__(self) -> LocalTerminal:
         if self.interactive:

@@ -175,7 +175,10 @@ def run_child(
         syscalls = NativeSyscalls(
             UserRing.attach(region), submit_fd, wake_fd, spin_ns, jitter_for(jitter_us)
         )
+        gc.disable()  # as in the guest's PID 1: no collections while the program imports
         program = importlib.import_module(module)
+        gc.freeze()
+        gc.enable()
         code = program.main(Runtime(region, syscalls))
         syscalls.exit(int(code or 0))
     except ProcessEnded:
@@ -323,6 +326,7 @@ def start(fd: int) -> None:
     # What the children inherit stays out of their collections, so it stays shared with us
     # rather than copied page by page as a collection touches it.
     gc.freeze()
+    gc.enable()  # a guest's PID 1 forked us with collections off for its boot
     sock = socket.socket(fileno=fd)
     send(sock, {"ready": os.getpid()})
     serve(sock)

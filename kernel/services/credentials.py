@@ -9,8 +9,6 @@ and die in that tab).
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 
 from kernel.capobject import CallContext, KernelService
@@ -53,10 +51,14 @@ class CredentialStore(KernelService):
     def verify(self, username: str, password: str) -> bool:
         salt, expected = self._verifiers.get(username, (self._dummy_salt, b""))
         actual = _hash(password[:MAX_PASSWORD], salt)
+        import hmac  # as hashlib in _hash: it imports hashlib
+
         return hmac.compare_digest(actual, expected) and bool(expected)
 
 
 def _hash(password: str, salt: bytes) -> bytes:
+    import hashlib  # here, not at boot: it loads OpenSSL, and only a password needs it
+
     if hasattr(hashlib, "scrypt"):
         return hashlib.scrypt(password.encode(), salt=salt, **_SCRYPT)
     return pbkdf2_sha256(password.encode(), salt, PBKDF2_ITERATIONS)
@@ -68,6 +70,8 @@ def pbkdf2_sha256(password: bytes, salt: bytes, iterations: int) -> bytes:
     The HMAC pads are hashed once and copied per iteration, the usual trick
     that halves the work of calling `hmac.new` each time.
     """
+    import hashlib  # as in _hash
+
     if len(password) > 64:
         password = hashlib.sha256(password).digest()
     key = password.ljust(64, b"\0")

@@ -14,7 +14,6 @@ from collections.abc import Callable
 from kernel.codec import Method, StructType
 from kernel.manual import signature
 from kernel.programs.shell import helptext
-from kernel.programs.shell.agent import Agent
 from kernel.programs.shell.jobs import Job
 from kernel.programs.shell.monitoring import MonitorCommands
 from kernel.programs.shell.shell import CALL_RESULT_SIZE, Binding, CommandError, Shell
@@ -513,6 +512,9 @@ class Commands:
             if name not in self.shell.names:
                 raise CommandError(f"agent: no cap named {name!r} to offer as tools (see: caps)")
         tools = tools_for(self.shell.names, only=args or None)
+        # Imported here: agent mode is rare, and every boot of a shell would import it.
+        from kernel.programs.shell.agent import Agent
+
         Agent(self.shell, model, tools, log=self._held("Log", prefer="logger")).run()
 
     def _held(self, interface: str, prefer: str) -> Cap | None:
