@@ -20,7 +20,7 @@ from bench.cputime import cpu_snapshot, cpu_spent_ns
 from bench.figures import report
 from bench.programs.report import PREFIX
 from kernel.hosts.models.runner import Provider
-from kernel.hosts.native import DEFAULT_SPIN_US, SPIN_WINDOW_US, NativeHost
+from kernel.hosts.native import NativeHost, default_spin_us
 from kernel.manifest import encode_document
 from kernel.programs.ping import COUNT as PING_COUNT
 from kernel.programs.ping import HEADER as PING_HEADER
@@ -64,7 +64,7 @@ class SystemRun(NamedTuple):
 def _run_system(
     image: bytes,
     timeout: float,
-    spin_us: int = DEFAULT_SPIN_US,
+    spin_us: int | None = None,
     marker: str = PREFIX,
     *,
     tracing: bool = True,
@@ -111,12 +111,12 @@ def _run_system(
     return SystemRun(lines[0], spent[0] if spent else None)
 
 
-def _figures(image: bytes, spin_us: int = DEFAULT_SPIN_US) -> dict:
+def _figures(image: bytes, spin_us: int | None = None) -> dict:
     """The JSON a benchmark program printed after its BENCH marker."""
     return json.loads(_run_system(image, timeout=120, spin_us=spin_us).line)
 
 
-def measure_nops(count: int, spin_us: int = DEFAULT_SPIN_US) -> float:
+def measure_nops(count: int, spin_us: int | None = None) -> float:
     image = _manifest(
         count,
         [{"name": "nop", "binary": "nop", "caps": _kernel_caps("console", "info")}],
@@ -126,7 +126,7 @@ def measure_nops(count: int, spin_us: int = DEFAULT_SPIN_US) -> float:
 
 
 def measure_endpoint_rtt(
-    spin_us: int = DEFAULT_SPIN_US, *, tracing: bool = True, pause_us: int = 0
+    spin_us: int | None = None, *, tracing: bool = True, pause_us: int = 0
 ) -> tuple[float, float]:
     """The `ping` program's median Echo round trip between two isolated processes, in
     us, and the CPU us per call that the kernel loop and every process spent on it.
@@ -182,8 +182,8 @@ def measure_spawn(count: int) -> float:
 
 def measure_round_trips(rounds: int) -> dict[str, float]:
     """Echo round trips: ours with the shipped defaults, with the IPC trace off, and
-    with a spin window before blocking, each of the last two also paced (PACE_US
-    idle before each call), and pycapnp's between two processes; alternated.
+    with no spin window (blocking at once), the defaults and the last also paced
+    (PACE_US idle before each call), and pycapnp's between two processes; alternated.
 
     Each run's figure is already a median of the `ping` program's round trips
     (pycapnp: as many, same payload); each figure here is the median over
@@ -193,7 +193,7 @@ def measure_round_trips(rounds: int) -> dict[str, float]:
     from bench.pycapnp_echo import measure_pycapnp
 
     def ours(
-        key: str, spin_us: int = DEFAULT_SPIN_US, tracing: bool = True, pause_us: int = 0
+        key: str, spin_us: int | None = None, tracing: bool = True, pause_us: int = 0
     ) -> Callable[[], dict[str, float]]:
         def measure() -> dict[str, float]:
             rtt, cpu = measure_endpoint_rtt(spin_us, tracing=tracing, pause_us=pause_us)
@@ -204,9 +204,9 @@ def measure_round_trips(rounds: int) -> dict[str, float]:
     measurements = [
         ours(""),
         ours("_untraced", tracing=False),
-        ours("_spin", spin_us=SPIN_WINDOW_US),
+        ours("_nospin", spin_us=0),
         ours("_paced", pause_us=PACE_US),
-        ours("_paced_spin", spin_us=SPIN_WINDOW_US, pause_us=PACE_US),
+        ours("_paced_nospin", spin_us=0, pause_us=PACE_US),
         lambda: measure_pycapnp(PING_COUNT),
     ]
     runs: dict[str, list[float]] = {}
@@ -229,7 +229,8 @@ def run_benchmark(json_path: str | None, quick: bool = False) -> int:
         (
             "endpoint_rtt_us",
             "Echo CALL->RECV->RETURN->CQE between two processes, median us, and CPU us "
-            f"per call: ours traced, untraced, with a {SPIN_WINDOW_US} us spin window, paced "
+            f"per call: ours traced, untraced, with no spin window ({default_spin_us()} us "
+            "ships here), paced "
             f"({PACE_US} us idle before each call) with and without it, and pycapnp between two "
             f"processes ({rounds} runs each, alternated)",
             lambda: measure_round_trips(rounds),
@@ -240,9 +241,9 @@ def run_benchmark(json_path: str | None, quick: bool = False) -> int:
             lambda: measure_spawn(spawns),
         ),
         (
-            "nop_per_s_spin",
-            f"NOPs per second, with a {SPIN_WINDOW_US} us spin window before blocking",
-            lambda: measure_nops(nops // 4, spin_us=SPIN_WINDOW_US),
+            "nop_per_s_nospin",
+            "NOPs per second, blocking at once (no spin window)",
+            lambda: measure_nops(nops // 4, spin_us=0),
         ),
     ]
     figures: dict[str, float] = {}
@@ -258,7 +259,6 @@ def run_benchmark(json_path: str | None, quick: bool = False) -> int:
         figures,
         targets,
         json_path,
-        spin_us=DEFAULT_SPIN_US,
-        spin_window_us=SPIN_WINDOW_US,
+        spin_us=default_spin_us(),
         quick=quick,
     )

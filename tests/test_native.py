@@ -11,7 +11,7 @@ import time
 import pytest
 from systems import CRASH, HELLO, SPAWN_CHECKS, kernel_caps, system
 
-from kernel.hosts.native import DEFAULT_SPIN_US, SPIN_WINDOW_US, NativeHost
+from kernel.hosts.native import SPIN_WINDOW_US, NativeHost
 from kernel.manifest import encode_document
 
 pytestmark = pytest.mark.native
@@ -40,7 +40,7 @@ def os_children(pid: int) -> list[int]:
     return [int(p) for p in out.stdout.split()]
 
 
-@pytest.mark.parametrize("spin_us", [DEFAULT_SPIN_US, SPIN_WINDOW_US])
+@pytest.mark.parametrize("spin_us", [0, SPIN_WINDOW_US])
 def test_isolated_processes_talk_over_an_endpoint(spin_us):
     console = Console()
     with NativeHost(image(HELLO), console=console, spin_us=spin_us) as host:

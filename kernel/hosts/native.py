@@ -4,11 +4,12 @@ Every process's region (ring, CapSet, buffers) is a memfd mapped only here
 and in that process. `cap_enter` is two eventfds: the process writes its
 submit doorbell and blocks reading its wake doorbell; this host's loop
 blocks in epoll on every submit doorbell, lets the kernel drain that ring,
-and writes the wake doorbell of each process the kernel woke. By default
-nothing polls: every waiter (this loop, or a process in cap_enter) blocks
-as soon as it has no work. Given `spin_us`, each waiter instead keeps
-looking for work for up to that long (never past its timeout), yielding the
-CPU on each look, before it blocks; the kernel benchmark measures both.
+and writes the wake doorbell of each process the kernel woke. A waiter (this
+loop, or a process in cap_enter) with no work blocks at once, or, given a
+spin window (`spin_us`; by default only on a host with more than one CPU, see
+default_spin_us), first keeps looking for work for up to that long (never
+past its timeout), yielding the CPU on each look; the kernel benchmark
+measures both.
 Children are forked by the zygote (see zygote.py), never by the kernel, so
 they share no memory with it.
 """
@@ -49,16 +50,24 @@ if TYPE_CHECKING:
 SPAWN_REPLY_TIMEOUT_S = 10.0
 # How long a waiter (the kernel loop, or a process in cap_enter) looks for
 # work before it blocks on its eventfd; see NativeSyscalls. 0: block at once.
-# Blocking at once ships. A window trades CPU for latency: it spares waking
-# an idle CPU, and a shared machine such as a public server's seldom has one.
-# `bench kernel` shows the trade: with the window, round trips back to back
-# are at times faster for about the same CPU time per call, but when calls
-# come with gaps (its `_paced` figures) each call costs more CPU, as every
-# waiter spins through its window with nothing to find: CPU taken from other
-# sessions. Without it the round trip already beats pycapnp's between two
-# processes.
-SPIN_WINDOW_US = 200  # the window the benchmark compares against
-DEFAULT_SPIN_US = 0
+# `bench kernel` shows the trade. Back to back, the window makes round trips
+# about three times faster and NOPs several times more per second, for less
+# CPU per call (a wake costs more than a short look). With gaps between calls
+# (its `_paced` figures) every waiter spins through its window with nothing to
+# find, so each call costs about twice the CPU. The window ships where the
+# host has more than one CPU: the native host runs there as a developer's
+# `capos-playground shell`, where an answer usually comes from a process on
+# another CPU within the window. On one CPU (each QEMU guest of the public
+# server's pool has one vCPU) nothing else can make progress while a waiter
+# looks, so there it blocks at once and an idle guest costs nothing.
+SPIN_WINDOW_US = 200
+
+
+def default_spin_us() -> int:
+    """The window that ships on this machine: SPIN_WINDOW_US, or 0 on one CPU."""
+    return SPIN_WINDOW_US if len(os.sched_getaffinity(0)) > 1 else 0
+
+
 ZYGOTE_START_TIMEOUT_S = 30.0
 
 
@@ -84,20 +93,20 @@ class NativeHost:
         config: KernelConfig | None = None,
         *,
         console: Callable[[Process, bytes], None] | None = None,
-        spin_us: int = DEFAULT_SPIN_US,
+        spin_us: int | None = None,
         terminal: LocalTerminal | None = None,
         model: Provider | None = None,
         jitter_us: int = 0,
         forked_zygote: tuple[socket.socket, zygote.Forked] | None = None,
     ) -> None:
         """`model`: a language model provider to attach as the languageModel kernel cap.
-        `spin_us`: how long each waiter looks for work before it blocks (see above);
-        a window pays only where a CPU would otherwise sit idle.
+        `spin_us`: how long each waiter looks for work before it blocks; None: the
+        default for this machine (see default_spin_us).
         `jitter_us` (stress tests only): pause up to this long at random between the
         steps of this loop and of every process's cap_enter (see jitter.py).
         `forked_zygote`: one `zygote.fork` made (the guest's); else a fresh one is started."""
         self._console = console or _write_stdout
-        self._spin_ns = spin_us * 1000
+        self._spin_ns = (default_spin_us() if spin_us is None else spin_us) * 1000
         self._jitter = jitter_for(jitter_us)
         self._terminal = terminal
         self._natives: dict[int, _Native] = {}

@@ -266,7 +266,8 @@ async function echo(page) {
 
 async function endpointRtt(page) {
   await settle(page);
-  const reports = (rows) => rows.filter((row) => row.startsWith("ping: "));
+  // ping's last line, its result: the first ("ping: timing N round trips ...") says it began.
+  const reports = (rows) => rows.filter((row) => /^ping: .* median [0-9.]+ us/.test(row));
   const before = reports(await page.evaluate(screen)).length;
   await page.keyboard.type(PING);
   const rows = await waitRows(page, "ping's report", 120, (rows) => reports(rows).length > before);
