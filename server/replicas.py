@@ -67,24 +67,17 @@ Entry = tuple[bytes, dict[bytes, bytes]]  # a Redis stream entry: its id and fie
 class RedisDown(SessionError):
     """Redis does not answer; the request needs it. The message says what to do."""
 
+    why = "which this server cannot reach now"
+
     def __init__(self, what: str) -> None:
-        super().__init__(
-            f"{what} needs Redis, which this server cannot reach now; try again in a few seconds",
-            503,
-        )
+        super().__init__(f"{what} needs Redis, {self.why}; try again in a few seconds", 503)
 
 
 class RedisBusy(RedisDown):
     """Every pooled connection stayed in use for the pool's whole wait: a burst here (say,
     hundreds of viewers joining at once), not a Redis that is away."""
 
-    def __init__(self, what: str) -> None:
-        SessionError.__init__(
-            self,
-            f"{what} needs Redis, and this server's connections to it are all busy; "
-            "try again in a few seconds",
-            503,
-        )
+    why = "and this server's connections to it are all busy"
 
 
 def pool_busy(exc: BaseException) -> bool:

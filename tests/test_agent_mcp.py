@@ -67,6 +67,16 @@ async def new_session(client: Client, owner: str = "") -> dict:
     return {"owner": answer["owner"], "session": answer["id"]}
 
 
+async def echo_in_a_new_session(client: Client, data: str) -> tuple[bool, dict]:
+    """Make a session, call its echo cap once, end it: the echo call's answer."""
+    session = await new_session(client)
+    echoed = await tool(
+        client, "call_method", **session, cap="echo", method="echo", arguments={"data": data}
+    )
+    await tool(client, "end_session", **session)
+    return echoed
+
+
 def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
     async def scenario() -> dict:
         seen = {}
@@ -182,16 +192,7 @@ def test_older_revisions_drive_a_session_too(server):
 
     async def through_the_sdk():
         async with mcp_over_http(server, mode="legacy") as client:
-            session = await new_session(client)
-            echoed = await tool(
-                client,
-                "call_method",
-                **session,
-                cap="echo",
-                method="echo",
-                arguments={"data": "25"},
-            )
-            await tool(client, "end_session", **session)
+            echoed = await echo_in_a_new_session(client, "25")
             return client.protocol_version, echoed
 
     version, echoed = asyncio.run(through_the_sdk())
@@ -452,16 +453,7 @@ def test_the_stdio_server_talks_to_a_running_server(server):
     async def scenario(mode: str):
         async with Client(stdio("--url", f"{server.base}/mcp"), mode=mode) as client:
             names = {t.name for t in (await client.list_tools()).tools}
-            session = await new_session(client)
-            echoed = await tool(
-                client,
-                "call_method",
-                **session,
-                cap="echo",
-                method="echo",
-                arguments={"data": "over stdio"},
-            )
-            await tool(client, "end_session", **session)
+            echoed = await echo_in_a_new_session(client, "over stdio")
             return client.protocol_version, names, echoed
 
     for mode, version in (("auto", "2026-07-28"), ("legacy", "2025-11-25")):
