@@ -62,6 +62,12 @@ class SpawnAnswer(BaseModel):
     exit: str | None = Field(None, description='with `wait`: "exit N", "killed (...)"')
 
 
+class GenerateAnswer(BaseModel):
+    text: str = Field(description="what the model answered")
+    stop: str = Field(description='why it stopped: "stop", "length", "tool_calls"')
+    usage: dict[str, int] = Field(description="promptTokens and completionTokens")
+
+
 class InputAnswer(BaseModel):
     written: int
     output_offset: int

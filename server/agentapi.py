@@ -24,6 +24,7 @@ from server.agentanswers import (
     CallAnswer,
     CapDescription,
     CapsAnswer,
+    GenerateAnswer,
     InputAnswer,
     OutputAnswer,
     SpawnAnswer,
@@ -56,6 +57,14 @@ class SpawnRequest(BaseModel):
         '({"client": "stdio"}: the terminal), {"new": "Interface"} a fresh endpoint',
         examples=[{"stdio": {"client": "stdio"}, "counter": {"client": "counter"}}],
     )
+
+
+class GenerateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    prompt: str = Field(max_length=4096, examples=["Say hello in five words."])
+    system: str = Field("", max_length=4096, description="a system message")
+    max_tokens: int = Field(256, ge=1, le=1024)
+    cap: str = Field("model", description="a LanguageModel cap the shell holds")
 
 
 class InputRequest(BaseModel):
@@ -175,6 +184,19 @@ def router() -> APIRouter:
         return await answer(
             request,
             lambda agents: agents.spawn(caller(request), session_id, spawn.binary, spawn.grants),
+        )
+
+    @api.post(
+        "/generate",
+        summary="Ask the session's language model, and read the whole completion",
+        response_model=GenerateAnswer,
+    )
+    async def generate(session_id: str, body: GenerateRequest, request: Request) -> Response:
+        return await answer(
+            request,
+            lambda agents: agents.generate(
+                caller(request), session_id, body.prompt, body.system, body.max_tokens, body.cap
+            ),
         )
 
     @api.post(

@@ -41,6 +41,8 @@ MAX_READ = 64 * 1024
 MAX_WAIT_MS = 10_000  # the longest terminal_read waits for output
 MAX_NAME = 48  # a cap, method, binary or bind name (the CapSet's limit)
 MAX_RECORDS = 50  # recent calls or logs in a monitor snapshot (the shell answers <= 16 KiB)
+MAX_PROMPT = 4 * 1024  # characters of a generate prompt or system message
+MAX_GENERATED = 64 * 1024  # characters of text one generation returns (the model stops sooner)
 
 # What each kind of failure is, as an HTTP status.
 STATUS = {
@@ -55,6 +57,7 @@ STATUS = {
     "busy": 503,  # no VM free, or the shell did not take the request in time
     "unavailable": 503,  # this server runs no sessions
     "timeout": 504,
+    "model": 502,  # the session's model failed (its message says why)
     "internal": 500,  # the shell failed serving the request (a bug); it serves on
 }
 
@@ -224,9 +227,22 @@ class Agents:
             _check_name(what, name)
         if bind:
             _check_name("bind", bind)
-        params = self._json(arguments or {}, "arguments")
+        return await self._call(caller, session_id, cap, method, arguments or {}, bind)
+
+    async def _call(
+        self,
+        caller: Caller,
+        session_id: str,
+        cap: str,
+        method: str,
+        arguments: dict[str, Any],
+        bind: str = "",
+        admit: bool = True,
+    ) -> dict:
+        params = self._json(arguments, "arguments")
         call = {"cap": cap, "method": method, "paramsJson": params, "bind": bind}
-        return json.loads((await self._ask(caller, session_id, call=call))["json"])
+        answer = await self._ask(caller, session_id, call=call, admit=admit)
+        return json.loads(answer["json"])
 
     async def spawn(
         self,
@@ -242,6 +258,64 @@ class Agents:
         timeout = self.limits.spawn_wait_s if wait else self.limits.call_timeout_s
         answer = await self._ask(caller, session_id, timeout, spawn=spawn)
         return json.loads(answer["json"])
+
+    async def generate(
+        self,
+        caller: Caller,
+        session_id: str,
+        prompt: str,
+        system: str = "",
+        max_tokens: int = 256,
+        cap: str = "model",
+    ) -> dict:
+        """One completion from the shell's LanguageModel cap `cap` (the model its agent mode
+        uses), read to its end: {"text", "stop", "usage"}. The shell makes every call, as
+        agent mode does; the reads belong to this one admitted call, and a caller that
+        gives up (a cancelled task, a closed request) cancels the generation."""
+        for what, given in (("prompt", prompt), ("system", system)):
+            if len(given) > MAX_PROMPT:
+                raise AgentError("input", f"{what} may be at most {MAX_PROMPT} characters")
+        if not prompt.strip():
+            raise AgentError("input", "prompt is empty: say what the model should answer")
+        said = [("system", system)] if system else []
+        messages = [
+            {"role": role, "content": content, "toolCalls": [], "toolCallId": ""}
+            for role, content in [*said, ("user", prompt)]
+        ]
+        params = {"maxTokens": max_tokens, "temperature": 0.0}
+        request = {"messages": messages, "tools": [], "params": params}
+        started = await self.call_method(caller, session_id, cap, "generate", request)
+        stream = {"stream": started["results"]["stream"]}
+        text: list[str] = []
+        usage: dict[str, int] = {}
+        try:
+            async with asyncio.timeout(self.limits.generate_s):
+                while True:
+                    read = await self._call(caller, session_id, cap, "next", stream, admit=False)
+                    for event in read["results"]["events"]:
+                        if "error" in event:
+                            raise AgentError("model", event["error"])
+                        if "done" in event:
+                            return {"text": "".join(text), "stop": event["done"], "usage": usage}
+                        if sum(map(len, text)) < MAX_GENERATED:
+                            text.append(event.get("textDelta", ""))
+                        usage = event.get("usage", usage)
+        except TimeoutError:
+            await self._cancel_generation(caller, session_id, cap, stream)
+            message = f"the model did not finish within {self.limits.generate_s:g} s"
+            raise AgentError("timeout", message) from None
+        except asyncio.CancelledError:
+            await self._cancel_generation(caller, session_id, cap, stream)
+            raise
+
+    async def _cancel_generation(
+        self, caller: Caller, session_id: str, cap: str, stream: dict
+    ) -> None:
+        """Stop a generation nobody reads any more, so the model serves someone else."""
+        with contextlib.suppress(AgentError, TimeoutError):
+            async with asyncio.timeout(5):
+                cancel = self._call(caller, session_id, cap, "cancel", stream, admit=False)
+                await asyncio.shield(cancel)
 
     # --- the terminal and the monitor ------------------------------------------------------
 
@@ -343,8 +417,10 @@ class Agents:
                 retry_after=wait,
             )
 
-    def _session(self, caller: Caller, session_id: str) -> QemuSession:
-        self._admit(caller)
+    def _session(self, caller: Caller, session_id: str, admit: bool = True) -> QemuSession:
+        """The caller's live session; `admit`: count this against the caller's call rate."""
+        if admit:
+            self._admit(caller)
         self._hosting()
         session = self.directory.get(session_id, QemuSession)
         owner = self._owners.get(session_id)
@@ -363,9 +439,11 @@ class Agents:
         return session
 
     @contextlib.asynccontextmanager
-    async def _running(self, caller: Caller, session_id: str) -> AsyncIterator[Running]:
+    async def _running(
+        self, caller: Caller, session_id: str, admit: bool = True
+    ) -> AsyncIterator[Running]:
         """The session with its VM running, kept awake (restored if it was suspended)."""
-        session = self._session(caller, session_id)
+        session = self._session(caller, session_id, admit)
         async with session.attached():
             try:
                 vm = await session.running_vm(self.limits.wake_timeout_s)
@@ -377,10 +455,15 @@ class Agents:
             yield Running(session, vm.control)
 
     async def _ask(
-        self, caller: Caller, session_id: str, timeout: float | None = None, **request: Any
+        self,
+        caller: Caller,
+        session_id: str,
+        timeout: float | None = None,
+        admit: bool = True,
+        **request: Any,
     ) -> dict:
         timeout = timeout or self.limits.call_timeout_s
-        async with self._running(caller, session_id) as session:
+        async with self._running(caller, session_id, admit) as session:
             try:
                 answer = await session.control.agent(timeout, **request)
             except TimeoutError:

@@ -41,6 +41,7 @@ from server.agentanswers import (
     CapDescription,
     CapsAnswer,
     EndAnswer,
+    GenerateAnswer,
     InputAnswer,
     MonitorAnswer,
     OutputAnswer,
@@ -246,6 +247,29 @@ def build(tasks: ToolTasks) -> MCPServer:
         """Start a process holding exactly the grants named (nothing else)."""
         return await _result(
             ctx, lambda agents: agents.spawn(_caller(ctx, owner), session, binary, grants, wait)
+        )
+
+    @mcp.tool()
+    async def generate(
+        ctx: Context,
+        session: Session,
+        prompt: Annotated[str, Field(description="what to ask the model", max_length=4096)],
+        system: Annotated[str, Field(description="a system message", max_length=4096)] = "",
+        max_tokens: Annotated[int, Field(ge=1, le=1024)] = 256,
+        cap: Annotated[
+            str, Field(description="a LanguageModel cap the shell holds, from list_caps")
+        ] = "model",
+        owner: Owner = "",
+    ) -> Annotated[CallToolResult, GenerateAnswer]:
+        """Ask the session's language model (the one its agent mode uses) and get the whole
+        completion: {"text", "stop", "usage"}. A generation can take a minute on the local
+        model: a client with the Tasks extension gets a task to poll or cancel meanwhile
+        (cancelling stops the model)."""
+        return await _result(
+            ctx,
+            lambda agents: agents.generate(
+                _caller(ctx, owner), session, prompt, system, max_tokens, cap
+            ),
         )
 
     @mcp.tool()

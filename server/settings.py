@@ -90,6 +90,7 @@ class AgentLimits:
     wake_timeout_s: float = 30.0  # restoring a suspended session
     boot_wait_s: float = 60.0  # create_session waits this long for a VM the pool is booting
     spawn_wait_s: float = 600.0  # a spawn told to wait answers within this, or times out
+    generate_s: float = 300.0  # a model generation read to its end within this, or cancelled
     max_params_json: int = 6 * 1024  # the shell takes requests into an 8 KiB buffer
 
     @property

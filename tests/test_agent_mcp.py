@@ -35,6 +35,7 @@ TOOLS = {
     "terminal_write",
     "terminal_read",
     "monitor_snapshot",
+    "generate",
     "end_session",
 }
 
@@ -683,3 +684,40 @@ def test_agent_mode_in_a_session_uses_the_servers_model(server):
     ).json()
     assert counter["results"]["value"] > 0  # the call the person allowed ran in the VM
     server.http.delete(f"/api/sessions/{session}")
+
+
+def test_a_model_generation_is_a_task_the_client_polls_or_cancels(server):
+    tasks = ModernWire(server, {"io.modelcontextprotocol/tasks": {}})
+    created = tasks.call("create_session")["structuredContent"]
+    held = {"owner": created["owner"], "session": created["id"]}
+    try:
+        asked = tasks.call("generate", **held, prompt="Name three colours.", max_tokens=32)
+        done = tasks.settled(asked["taskId"])["result"] if asked["resultType"] == "task" else asked
+        answer = done["structuredContent"]
+        assert answer["text"].strip() and answer["stop"] in ("stop", "length"), answer
+        assert answer["usage"]["completionTokens"] > 0
+
+        story = tasks.call(
+            "generate", **held, prompt="Tell a very long story about a robot.", max_tokens=1024
+        )
+        assert story["resultType"] == "task" and story["status"] == "working"
+        assert tasks.task(story["taskId"], "cancel")["result"]["resultType"] == "complete"
+        assert tasks.settled(story["taskId"])["status"] == "cancelled"
+
+        empty = tasks.call("generate", **held, prompt="   ")
+        assert (
+            empty["isError"] and "prompt is empty" in empty["structuredContent"]["error"]["message"]
+        )
+        none = tasks.call("generate", **held, prompt="hi", cap="echo")
+        assert none["isError"], none  # echo is no LanguageModel: the shell refuses the call
+    finally:
+        tasks.call("end_session", **held)
+
+    rest = server.new_session()["id"]
+    said = server.http.post(
+        f"/api/sessions/{rest}/generate", json={"prompt": "Say hi.", "max_tokens": 64}
+    )
+    assert said.status_code == 200 and said.json()["usage"]["completionTokens"] > 0, said.text
+    too_long = server.http.post(f"/api/sessions/{rest}/generate", json={"prompt": "x" * 5000})
+    assert too_long.status_code == 400 and too_long.json()["kind"] == "input"
+    server.http.delete(f"/api/sessions/{rest}")
