@@ -10,12 +10,29 @@ Tab to server (JSON text frames):
   {"type": "keys", "data": "..."}                 the owner's keystrokes, only while the
                                                   server asks for them (below): they are
                                                   typed in the tab, the server only records
+  {"type": "agent-reply", "id": N,                the tab's shell answered agent request N:
+   "response": {"caps": [...]} | {"json": "..."}  an AgentResponse without its id (checked:
+               | {"error": {"kind", "type",       server/sessions/tabagent.py); a bad one
+                            "message"}}}          fails that call and is answered `error`
 Server to tab:
   {"type": "resume", "offset": N}   first: the server has everything before N; send from N
   {"type": "input", "data": "..."}  keystrokes from drive links
   {"type": "keys", "record": B}     whether to send the owner's keystrokes: true while a
                                     recording that keeps keystrokes runs (its owner opted in)
   {"type": "exit", "reason": "..."} the owner ended the session through the API
+  {"type": "agent", "id": N, "request": R}
+                                    an outside agent's request through an agent link: R is
+                                    an AgentRequest without its id ({"listCaps": null},
+                                    {"describeCap": name}, {"call": {...}}, {"spawn": {...}},
+                                    schema/capos.capnp); the tab's own shell serves it and
+                                    the tab answers `agent-reply` with the same N. At most
+                                    16 wait at once; one unanswered within the call's
+                                    timeout, or whose link is revoked, is refused to the
+                                    agent and its late answer is an unknown id
+  {"type": "agent-call", "link": S, "tool": T, "target": "...", "outcome": O}
+                                    what an agent did through agent link S (the share's
+                                    id), for the page to show: T an MCP tool's name, O
+                                    "ok" or the kind of error it was answered
   {"type": "error", "message": "..."}
 
 The server keeps the tab's output in an `OutputStream`, so viewers get the
@@ -37,6 +54,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.jsonbody import is_int
 from server.sessions.live import LiveSession, SessionError
+from server.sessions.tabagent import BadReply, TabAgents
 from server.settings import TabLimits
 from server.stream import DEFAULT_SCROLLBACK, OutputStream
 from server.supervise import any_set, race
@@ -67,6 +85,7 @@ class TabSession(LiveSession):
         self.owner_left = time.monotonic()  # when the owner's relay last went away
         self._to_owner: asyncio.Queue[dict] | None = None
         self._keys_wanted = False
+        self.agents = TabAgents(self._send_owner)  # agent links' requests (tabagent.py)
 
     def info(self) -> dict:
         return {
@@ -90,18 +109,29 @@ class TabSession(LiveSession):
     def want_keys(self, wanted: bool) -> None:
         if wanted != self._keys_wanted:
             self._keys_wanted = wanted
-            self._tell_owner({"type": "keys", "record": wanted})
+            self._send_owner({"type": "keys", "record": wanted})
 
-    def _tell_owner(self, frame: dict) -> None:
-        if self._to_owner is not None:
-            with contextlib.suppress(asyncio.QueueFull):
-                self._to_owner.put_nowait(frame)
+    def _send_owner(self, frame: dict) -> bool:
+        """Queue a frame for the owner's tab; False when none is connected or it lags."""
+        if self._to_owner is None:
+            return False
+        try:
+            self._to_owner.put_nowait(frame)
+        except asyncio.QueueFull:
+            return False
+        return True
+
+    def agent_called(self, link: str, tool: str, target: str, outcome: str) -> None:
+        """Show the owner's page what an agent did through agent link `link`."""
+        frame = {"type": "agent-call", "link": link, "tool": tool, "target": target}
+        self._send_owner({**frame, "outcome": outcome})
 
     def end(self, reason: str) -> None:
         first = self.reason is None
         super().end(reason)
         if first:
-            self._tell_owner({"type": "exit", "reason": self.reason})
+            self._send_owner({"type": "exit", "reason": self.reason})
+            self.agents.fail(f"the session ended: {self.reason}", 410)
 
     async def serve(self) -> None:
         """Keep the owner's grace period: a relay that dropped may come back this soon."""
@@ -143,6 +173,7 @@ class TabSession(LiveSession):
         finally:
             if self._to_owner is queue:
                 self._to_owner = None
+                self.agents.fail("the owner's tab disconnected before it answered", 503)
                 self.owner_since = None
                 self.owner_left = time.monotonic()
                 if closed_by_tab:
@@ -185,8 +216,15 @@ class TabSession(LiveSession):
                 raise BadFrame(f'keys needs "data", a string of at most {MAX_INPUT} bytes')
             if self._keys_wanted:  # else a recording that wanted them has just stopped
                 self.observe("i", data)
+        elif kind == "agent-reply":
+            try:
+                self.agents.take_reply(frame)
+            except BadReply as exc:
+                raise BadFrame(str(exc)) from None
         else:
-            raise BadFrame(f"unknown frame type {kind!r}; expected output, size or keys")
+            raise BadFrame(
+                f"unknown frame type {kind!r}; expected output, size, keys or agent-reply"
+            )
 
 
 async def _send_to_owner(websocket: WebSocket, queue: asyncio.Queue[dict]) -> None:
