@@ -426,20 +426,16 @@ class Agents:
         link = await self._link(caller, session_id, tool)
         if link is not None:
             async with link.call(tool, target):
-                answer = await link.ask(request, timeout)
-        else:
-            async with self._running(caller, session_id) as session:
-                try:
-                    answer = await session.control.agent(timeout, **request)
-                except TimeoutError:
-                    message = f"the session did not answer within {timeout:g} s"
-                    raise AgentError("timeout", message) from None
-                except ControlError as exc:
-                    raise AgentError("transport", str(exc)) from None
-        if "error" in answer:
-            error = answer["error"]
-            raise AgentError(error["kind"], error["message"], type_=error["type"])
-        return answer
+                return _answered(await link.ask(request, timeout))
+        async with self._running(caller, session_id) as session:
+            try:
+                answer = await session.control.agent(timeout, **request)
+            except TimeoutError:
+                message = f"the session did not answer within {timeout:g} s"
+                raise AgentError("timeout", message) from None
+            except ControlError as exc:
+                raise AgentError("transport", str(exc)) from None
+        return _answered(answer)
 
     def _json(self, value: Any, what: str) -> str:
         if not isinstance(value, dict):
@@ -489,6 +485,14 @@ class TabLink:
 
     def called(self, tool: str, target: str, outcome: str) -> None:
         self.tab.agent_called(self.share.id, tool, target[: MAX_NAME * 2 + 1], outcome)
+
+
+def _answered(answer: dict) -> dict:
+    """An AgentResponse's answer, or the AgentError it carries."""
+    if "error" in answer:
+        error = answer["error"]
+        raise AgentError(error["kind"], error["message"], type_=error["type"])
+    return answer
 
 
 def _reason(tab: TabSession | None) -> str:
