@@ -47,9 +47,7 @@ def calls_shown(page) -> list[str]:
     return page.locator("#agent-calls li").all_inner_texts()
 
 
-def test_an_agent_drives_a_tab_through_its_agent_link_until_the_owner_revokes_it(
-    browser, base_url
-):
+def test_an_agent_drives_a_tab_through_its_agent_link_until_the_owner_revokes_it(browser, base_url):
     page = browser.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))

@@ -85,7 +85,7 @@ class TabSession(LiveSession):
         self.owner_left = time.monotonic()  # when the owner's relay last went away
         self._to_owner: asyncio.Queue[dict] | None = None
         self._keys_wanted = False
-        self.agents = TabAgents(self._send_owner)  # agent links' requests (tabagent.py)
+        self.agents = TabAgents(self._deliver)  # agent links' requests (tabagent.py)
 
     def info(self) -> dict:
         return {
@@ -96,30 +96,31 @@ class TabSession(LiveSession):
 
     def input(self, data: bytes) -> None:
         self.observe("i", data.decode(errors="replace"))
+        self._deliver({"type": "input", "data": data.decode(errors="replace")}, "this input")
+
+    def _deliver(self, frame: dict, what: str) -> None:
+        """Queue a frame for the owner's tab; SessionError (503) saying why it cannot."""
         queue = self._to_owner
         if queue is None:
-            raise SessionError("the owner's tab is not connected, so input cannot reach it", 503)
-        try:
-            queue.put_nowait({"type": "input", "data": data.decode(errors="replace")})
-        except asyncio.QueueFull:
             raise SessionError(
-                "the owner's tab is not keeping up; this input was dropped"
-            ) from None
+                f"the owner's tab is not connected (it may be reconnecting), so {what} "
+                "cannot reach it",
+                503,
+            )
+        try:
+            queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            raise SessionError(f"the owner's tab is not keeping up; {what} was dropped") from None
 
     def want_keys(self, wanted: bool) -> None:
         if wanted != self._keys_wanted:
             self._keys_wanted = wanted
             self._send_owner({"type": "keys", "record": wanted})
 
-    def _send_owner(self, frame: dict) -> bool:
-        """Queue a frame for the owner's tab; False when none is connected or it lags."""
-        if self._to_owner is None:
-            return False
-        try:
-            self._to_owner.put_nowait(frame)
-        except asyncio.QueueFull:
-            return False
-        return True
+    def _send_owner(self, frame: dict) -> None:
+        """Queue a frame for the owner's tab if it is connected and keeping up."""
+        with contextlib.suppress(SessionError):
+            self._deliver(frame, "it")
 
     def agent_called(self, link: str, tool: str, target: str, outcome: str) -> None:
         """Show the owner's page what an agent did through agent link `link`."""

@@ -31,7 +31,6 @@ MAX_JSON = 16 * 1024  # an answer's `json`, in UTF-8 bytes: the shell's own limi
 MAX_CAPS = 512  # names in a listCaps answer
 MAX_TEXT = 1024  # a cap's name, interface or origin, or an error's message, in UTF-8 bytes
 ERROR_KINDS = ("input", "capException", "transport", "busy", "gone", "internal")
-NOT_CONNECTED = "the owner's tab is not connected now (it may be reconnecting): try again"
 
 
 class BadReply(Exception):
@@ -39,10 +38,10 @@ class BadReply(Exception):
 
 
 class TabAgents:
-    """The agent requests one tab has not answered yet; `send` queues a frame to the tab
-    (False when no relay is connected)."""
+    """The agent requests one tab has not answered yet; `send(frame, what)` queues a frame
+    to the tab, or raises SessionError saying why it cannot."""
 
-    def __init__(self, send: Callable[[dict], bool]) -> None:
+    def __init__(self, send: Callable[[dict, str], None]) -> None:
         self._send = send
         self._pending: dict[int, asyncio.Future[dict]] = {}
         # Ids start anywhere: the tab's kernel outlives a relay, and an answer it still
@@ -61,8 +60,7 @@ class TabAgents:
             )
         request_id = next(self._ids) & 0xFFFFFFFF
         answer: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
-        if not self._send({"type": "agent", "id": request_id, "request": request}):
-            raise SessionError(NOT_CONNECTED, 503)
+        self._send({"type": "agent", "id": request_id, "request": request}, "the request")
         self._pending[request_id] = answer
         revoked = asyncio.ensure_future(cut.wait())
         wait = min(timeout, max(0.0, expires_at - time.time()))
