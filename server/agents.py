@@ -22,7 +22,7 @@ import math
 import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +36,7 @@ from server.sessions.directory import SessionDirectory
 from server.sessions.live import SessionError
 from server.sessions.qemu import QemuSession
 from server.sessions.tab import TabSession
+from server.sessions.tabagent import unless_cut
 from server.settings import AgentLimits
 from server.shares import Share, ShareError
 from server.sharing import Sharing
@@ -300,7 +301,7 @@ class Agents:
         if link is None:
             return await _read(self._session(caller, session_id).stream, offset, max_bytes, wait_ms)
         async with link.call("terminal_read", "" if offset is None else f"from {offset}"):
-            return await _read(link.tab.stream, offset, max_bytes, wait_ms)
+            return await link.guard(_read(link.tab.stream, offset, max_bytes, wait_ms))
 
     async def monitor_snapshot(
         self,
@@ -469,9 +470,14 @@ class TabLink:
         except TimeoutError:
             raise AgentError("timeout", f"the tab did not answer within {timeout:g} s") from None
         except SessionError as exc:
-            kind = {410: "gone", 502: "transport"}.get(exc.status, "busy")
-            retry = 1 if kind == "busy" else None
-            raise AgentError(kind, str(exc), retry_after=retry) from None
+            raise _tab_error(exc) from None
+
+    async def guard(self, work: Awaitable[dict]) -> dict:
+        """What `work` answers, unless the owner revokes the link first."""
+        try:
+            return await unless_cut(work, self.share.cut, None)
+        except SessionError as exc:
+            raise _tab_error(exc) from None
 
     @contextlib.asynccontextmanager
     async def call(self, tool: str, target: str) -> AsyncIterator[None]:
@@ -485,6 +491,11 @@ class TabLink:
 
     def called(self, tool: str, target: str, outcome: str) -> None:
         self.tab.agent_called(self.share.id, tool, target[: MAX_NAME * 2 + 1], outcome)
+
+
+def _tab_error(exc: SessionError) -> AgentError:
+    kind = {410: "gone", 502: "transport"}.get(exc.status, "busy")
+    return AgentError(kind, str(exc), retry_after=1 if kind == "busy" else None)
 
 
 def _answered(answer: dict) -> dict:

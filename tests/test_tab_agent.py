@@ -10,6 +10,7 @@ client are in test_tab_agent_browser.py.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
@@ -142,11 +143,17 @@ def test_revoking_cuts_off_a_call_in_flight_and_every_later_one(base, pool):
     token = share["url"].rsplit("/s/", 1)[1]
     asked = caps(pool, base, token)
     request = next_frame(tab, "agent")
+    reading = pool.submit(  # waits for output that never comes, unless cut off
+        httpx.get, f"{base}/api/sessions/{token}/terminal/output?wait_ms=10000", timeout=20
+    )
+    time.sleep(0.5)  # the read is waiting by now (refused either way, but this way in flight)
     revoked = httpx.delete(f"{base}/api/sessions/{tab.id}/shares/{share['id']}")
     assert revoked.status_code == 204
-    answer = asked.result()  # cut off now, not when the tab answers or the call times out
-    assert answer.status_code == 410 and "revoked" in answer.json()["error"]
-    assert next_frame(tab, "agent-call")["outcome"] == "gone"
+    for call in (asked, reading):  # cut off now, not when the tab answers or time runs out
+        answer = call.result()
+        assert answer.status_code == 410 and "revoked" in answer.json()["error"]
+    shown = {(f["tool"], f["outcome"]) for f in (next_frame(tab, "agent-call") for _ in "12")}
+    assert shown == {("list_caps", "gone"), ("terminal_read", "gone")}
     reply(tab, request["id"], {"caps": CAPS})  # the tab's late answer matches nothing
     assert "no agent request" in next_frame(tab, "error")["message"]
     again = caps(pool, base, token).result()

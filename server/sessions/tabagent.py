@@ -20,16 +20,18 @@ import asyncio
 import itertools
 import secrets
 import time
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from server.jsonbody import is_int
 from server.sessions.live import SessionError
 
+T = TypeVar("T")
 MAX_PENDING = 16  # requests sent to one tab and not yet answered
 MAX_JSON = 16 * 1024  # an answer's `json`, in UTF-8 bytes: the shell's own limit
 MAX_CAPS = 512  # names in a listCaps answer
 MAX_TEXT = 1024  # a cap's name, interface or origin, or an error's message, in UTF-8 bytes
+REVOKED = "the session's owner revoked this agent link"
 ERROR_KINDS = ("input", "capException", "transport", "busy", "gone", "internal")
 
 
@@ -62,22 +64,14 @@ class TabAgents:
         answer: asyncio.Future[dict] = asyncio.get_running_loop().create_future()
         self._send({"type": "agent", "id": request_id, "request": request}, "the request")
         self._pending[request_id] = answer
-        revoked = asyncio.ensure_future(cut.wait())
-        wait = min(timeout, max(0.0, expires_at - time.time()))
         try:
-            await asyncio.wait((answer, revoked), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            return await unless_cut(answer, cut, min(timeout, expires_at - time.time()))
+        except TimeoutError:
+            if time.time() >= expires_at:
+                raise SessionError("this agent link has expired", 410) from None
+            raise
         finally:
-            revoked.cancel()
-            await asyncio.gather(revoked, return_exceptions=True)
             self._pending.pop(request_id, None)
-        if answer.done():
-            return answer.result()  # the answer, or the SessionError `fail` set
-        answer.cancel()
-        if cut.is_set():
-            raise SessionError("the session's owner revoked this agent link", 410)
-        if time.time() >= expires_at:
-            raise SessionError("this agent link has expired", 410)
-        raise TimeoutError
 
     def take_reply(self, frame: dict) -> None:
         """An agent-reply frame from the tab; BadReply when it is not one we can take."""
@@ -85,7 +79,7 @@ class TabAgents:
         if not is_int(request_id):
             raise BadReply('agent-reply needs "id", the integer of the agent frame it answers')
         answer = self._pending.get(request_id)
-        if answer is None:
+        if answer is None or answer.done():
             raise BadReply(
                 f"no agent request {request_id} is waiting (it timed out, was cut off, "
                 "or was never sent)"
@@ -102,6 +96,25 @@ class TabAgents:
         for answer in self._pending.values():
             if not answer.done():
                 answer.set_exception(SessionError(reason, status))
+
+
+async def unless_cut(work: Awaitable[T], cut: asyncio.Event, timeout: float | None) -> T:
+    """What `work` comes to, unless `cut` is set first (SessionError: the link was revoked)
+    or `timeout` seconds pass first (TimeoutError); either way `work` is cancelled."""
+    task = asyncio.ensure_future(work)
+    revoked = asyncio.ensure_future(cut.wait())
+    wait = None if timeout is None else max(0.0, timeout)
+    try:
+        await asyncio.wait((task, revoked), timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        task.cancel()
+        revoked.cancel()
+        await asyncio.gather(task, revoked, return_exceptions=True)
+    if not task.cancelled():
+        return task.result()
+    if cut.is_set():
+        raise SessionError(REVOKED, 410)
+    raise TimeoutError
 
 
 def checked_response(response: object) -> dict:
