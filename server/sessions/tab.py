@@ -16,7 +16,7 @@ Tab to server (JSON text frames):
                             "message"}}}          fails that call and is answered `error`
 Server to tab:
   {"type": "resume", "offset": N}   first: the server has everything before N; send from N
-  {"type": "input", "data": "..."}  keystrokes from drive links
+  {"type": "input", "data": "..."}  keystrokes from drive links and agents' terminal_write
   {"type": "keys", "record": B}     whether to send the owner's keystrokes: true while a
                                     recording that keeps keystrokes runs (its owner opted in)
   {"type": "exit", "reason": "..."} the owner ended the session through the API
@@ -28,12 +28,13 @@ Server to tab:
                                     the tab answers `agent-reply` with the same N. At most
                                     16 wait at once; one unanswered within the call's
                                     timeout, or whose link is revoked, is refused to the
-                                    agent and its late answer is an unknown id
+                                    agent and its late answer is an unknown id; a relay
+                                    that drops fails every one waiting
   {"type": "agent-call", "link": S, "tool": T, "target": "...", "outcome": O}
                                     what an agent did through agent link S (the share's
                                     id), for the page to show: T an MCP tool's name, O
                                     "ok" or the kind of error it was answered
-  {"type": "error", "message": "..."}
+  {"type": "error", "message": "..."}  a frame refused (every frame: at most 64 Ki chars)
 
 The server keeps the tab's output in an `OutputStream`, so viewers get the
 same protocol as for a QEMU session (offsets, resume, reset). Output the
