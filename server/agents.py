@@ -7,9 +7,10 @@ object, so an agent holds exactly what that shell holds and meets the
 same checks. A tab session is reached the same way through an agent link
 (server/shares.py): the link's token is the session argument, and each
 request crosses the owner's relay to the tab's own shell
-(server/sessions/tabagent.py). What the server decides lives here: who may use which
-session, how fast a client may call, how long a call may take, and what
-each failure is called (`AgentError.kind`, with the HTTP status that fits).
+(server/sessions/tabagent.py). What the server decides lives here: who
+may use which session, how fast a client may call, how long a call may
+take, and what each failure is called (`AgentError.kind`, with the HTTP
+status that fits).
 """
 
 from __future__ import annotations
