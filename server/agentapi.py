@@ -2,7 +2,8 @@
 
 The same operations as the MCP tools (server/agents.py), documented by the
 OpenAPI page at /docs. A REST caller holds a session by its id, the secret
-POST /api/sessions returned. Errors are `{"error": message, "kind": ...,
+POST /api/sessions returned, or a tab session by an agent link's token in its
+place (server/agents.py). Errors are `{"error": message, "kind": ...,
 "type": ...}` with the status `AgentError.kind` maps to, and Retry-After
 where waiting helps.
 """

@@ -4,9 +4,13 @@ Every operation on a session's capabilities is an AgentRequest that the
 session's own shell serves over the VM's control channel
 (kernel/programs/shell/gateway.py). The server never touches a kernel
 object, so an agent holds exactly what that shell holds and meets the
-same checks. What the server decides lives here: who may use which
-session, how fast a client may call, how long a call may take, and what
-each failure is called (`AgentError.kind`, with the HTTP status that fits).
+same checks. A tab session is reached the same way through an agent link
+(server/shares.py): the link's token is the session argument, and each
+request crosses the owner's relay to the tab's own shell
+(server/sessions/tabagent.py). What the server decides lives here: who
+may use which session, how fast a client may call, how long a call may
+take, and what each failure is called (`AgentError.kind`, with the HTTP
+status that fits).
 """
 
 from __future__ import annotations
@@ -16,9 +20,10 @@ import contextlib
 import hashlib
 import json
 import math
+import re
 import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,10 +36,12 @@ from server.ratelimit import RateLimiter
 from server.sessions.directory import SessionDirectory
 from server.sessions.live import SessionError
 from server.sessions.qemu import QemuSession
+from server.sessions.tab import TabSession
+from server.sessions.tabagent import unless_cut
 from server.settings import AgentLimits
-from server.shares import ShareError
+from server.shares import Share, ShareError
 from server.sharing import Sharing
-from server.stream import Chunk, Ended, Reset
+from server.stream import Chunk, Ended, OutputStream, Reset
 
 MAX_INPUT = 16 * 1024  # UTF-8 bytes a terminal_write may send
 MAX_READ = 64 * 1024
@@ -43,6 +50,16 @@ MAX_NAME = 48  # a cap, method, binary or bind name (the CapSet's limit)
 MAX_RECORDS = 50  # recent calls or logs in a monitor snapshot (the shell answers <= 16 KiB)
 MAX_PROMPT = 4 * 1024  # characters of a generate prompt or system message
 MAX_GENERATED = 64 * 1024  # characters of text one generation returns (the model stops sooner)
+# An agent link, as its token or its whole address (…/s/TOKEN): the session argument.
+LINK = re.compile(r"(?:.*/s/)?([A-Za-z0-9_-]{43})/?")
+NO_OWNER = (
+    "no owner token: pass `owner`, the token create_session returned "
+    "(leave it out of create_session to get a new one)"
+)
+NOT_FOR_LINKS = (
+    "an agent link cannot end the tab's session: only its owner can, by closing the tab; "
+    "the owner revokes the link to cut the agent off"
+)
 
 # What each kind of failure is, as an HTTP status.
 STATUS = {
@@ -89,9 +106,10 @@ class AgentError(Exception):
 class Caller:
     """Who asks. An MCP client holds an owner token (owner_caller): it owns the sessions it
     created with that token and may use no other. A REST caller holds a session by its
-    id, which is a 128-bit secret."""
+    id, which is a 128-bit secret. Either may hold an agent link to a tab session instead,
+    which is the credential then (no owner token needed)."""
 
-    key: str  # "owner:<its token's digest>", "rest:<address>"
+    key: str  # "owner:<its token's digest>" ("" without a token), "rest:<address>"
     owns_sessions: bool
     client: str  # its address (server/admission.py): the per-client limits and call rate
     new_owner: bool = False  # a token minted for this call: it owns nothing yet
@@ -104,13 +122,10 @@ def new_owner_token() -> str:
 
 def owner_caller(token: str, client: str, new: bool = False) -> Caller:
     """The client holding `token`, from `client` (its address). The server keeps only
-    the token's digest, so its memory and logs hold nothing a caller could present."""
+    the token's digest, so its memory and logs hold nothing a caller could present.
+    Without a token it reaches only tab sessions, through agent links."""
     if not token:
-        raise AgentError(
-            "forbidden",
-            "no owner token: pass `owner`, the token create_session returned "
-            "(leave it out of create_session to get a new one)",
-        )
+        return Caller("", owns_sessions=True, client=client)
     digest = hashlib.sha256(token.encode(errors="replace")).hexdigest()
     return Caller(f"owner:{digest}", owns_sessions=True, client=client, new_owner=new)
 
@@ -135,6 +150,8 @@ class Agents:
 
     async def create_session(self, caller: Caller, backend: str = "qemu") -> dict:
         self._admit(caller)
+        if caller.owns_sessions and not caller.key:
+            raise AgentError("forbidden", NO_OWNER)
         hosting = self._hosting()
         if caller.owns_sessions:
             self._forget_forgotten()
@@ -199,6 +216,10 @@ class Agents:
                 self.metrics.pool_waiting.dec()
 
     async def end_session(self, caller: Caller, session_id: str) -> dict:
+        link = await self._link(caller, session_id, "end_session")
+        if link is not None:
+            link.called("end_session", "", "forbidden")
+            raise AgentError("forbidden", NOT_FOR_LINKS)
         session = self._session(caller, session_id)
         session.end("ended by its owner")
         return {"id": session_id, "ended": True}
@@ -323,6 +344,14 @@ class Agents:
         size = len(data.encode(errors="replace"))
         if size > MAX_INPUT:
             raise AgentError("input", f"at most {MAX_INPUT} bytes a write, not {size}")
+        link = await self._link(caller, session_id, "terminal_write")
+        if link is not None:
+            async with link.call("terminal_write", f"{size} bytes"):
+                try:
+                    link.tab.input(data.encode(errors="replace"))
+                except SessionError as exc:
+                    raise AgentError("busy", str(exc), retry_after=1) from None
+                return {"written": size, "output_offset": link.tab.stream.end}
         async with self._running(caller, session_id) as session:
             try:
                 session.live.input(data.encode(errors="replace"))
@@ -338,32 +367,16 @@ class Agents:
         max_bytes: int = 16 * 1024,
         wait_ms: int = 0,
     ) -> dict:
-        """Output from `offset` (None: the oldest byte kept), as the terminal websocket sends
-        it; waits up to `wait_ms` when there is none yet."""
-        session = self._session(caller, session_id)
+        """Output from `offset` (see `_read`)."""
         if not 1 <= max_bytes <= MAX_READ or not 0 <= wait_ms <= MAX_WAIT_MS:
             raise AgentError(
                 "input", f"max_bytes must be 1..{MAX_READ} and wait_ms 0..{MAX_WAIT_MS}"
             )
-        stream = session.stream
-        at = stream.start if offset is None else offset
-        item = stream.read(at, max_bytes)
-        if item is None and wait_ms:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(wait_ms / 1000):
-                    item = await stream.next(at, max_bytes)
-        reset = isinstance(item, Reset)
-        if isinstance(item, Reset):  # what was asked for is gone: continue from the oldest
-            at = item.offset
-            item = stream.read(at, max_bytes)
-        data = item.data if isinstance(item, Chunk) else ""
-        return {
-            "offset": at,
-            "data": data,
-            "next_offset": at + len(data.encode()),
-            "reset": reset,
-            "ended": item.reason if isinstance(item, Ended) else None,
-        }
+        link = await self._link(caller, session_id, "terminal_read")
+        if link is None:
+            return await _read(self._session(caller, session_id).stream, offset, max_bytes, wait_ms)
+        async with link.call("terminal_read", "" if offset is None else f"from {offset}"):
+            return await link.guard(_read(link.tab.stream, offset, max_bytes, wait_ms))
 
     async def monitor_snapshot(
         self,
@@ -421,6 +434,8 @@ class Agents:
         """The caller's live session; `admit`: count this against the caller's call rate."""
         if admit:
             self._admit(caller)
+        if caller.owns_sessions and not caller.key:
+            raise AgentError("forbidden", NO_OWNER)
         self._hosting()
         session = self.directory.get(session_id, QemuSession)
         owner = self._owners.get(session_id)
@@ -454,6 +469,38 @@ class Agents:
                 ) from None
             yield Running(session, vm.control)
 
+    async def _link(
+        self, caller: Caller, session_id: str, tool: str, admit: bool = True
+    ) -> TabLink | None:
+        """The tab session an agent link opens, when `session_id` is one; None when it
+        is not a link's token (a session id). AgentError when the link does not work,
+        which the tab's page is told when there is one (`tool` was refused)."""
+        match = LINK.fullmatch(session_id)
+        if match is None:
+            return None
+        if admit:
+            self._admit(caller)
+        try:
+            share = await self.hub.find_share(match.group(1))
+        except SessionError as exc:  # Redis is away and this replica does not know it
+            raise AgentError("busy", str(exc), retry_after=5) from None
+        if share is None:
+            raise AgentError("notFound", "no such agent link (check it was copied whole)")
+        if share.mode != "agent":
+            raise AgentError(
+                "forbidden", f"this is a {share.mode} link: an agent needs an agent link"
+            )
+        tab = self.directory.get(share.session_id, TabSession)
+        why = share.gone()
+        if tab is None or tab.reason is not None:
+            why = why or f"the tab session this link reached has ended: {_reason(tab)}"
+        if why is not None:
+            if tab is not None:  # the owner's page shows what was refused, and why
+                tab.agent_called(share.id, tool, "", "gone")
+            raise AgentError("gone", why)
+        assert tab is not None  # the check above
+        return TabLink(tab, share)
+
     async def _ask(
         self,
         caller: Caller,
@@ -463,6 +510,11 @@ class Agents:
         **request: Any,
     ) -> dict:
         timeout = timeout or self.limits.call_timeout_s
+        tool, target = _label(request)
+        link = await self._link(caller, session_id, tool, admit)
+        if link is not None:
+            async with link.call(tool, target):
+                return _answered(await link.ask(request, timeout))
         async with self._running(caller, session_id, admit) as session:
             try:
                 answer = await session.control.agent(timeout, **request)
@@ -471,10 +523,7 @@ class Agents:
                 raise AgentError("timeout", message) from None
             except ControlError as exc:
                 raise AgentError("transport", str(exc)) from None
-        if "error" in answer:
-            error = answer["error"]
-            raise AgentError(error["kind"], error["message"], type_=error["type"])
-        return answer
+        return _answered(answer)
 
     def _json(self, value: Any, what: str) -> str:
         if not isinstance(value, dict):
@@ -490,6 +539,96 @@ class Agents:
         """Owners of sessions the directory no longer knows (it keeps ended ones a while)."""
         for session_id in [s for s in self._owners if self.directory.get(s, QemuSession) is None]:
             del self._owners[session_id]
+
+
+@dataclass(frozen=True)
+class TabLink:
+    """A tab session reached through an agent link, for one operation."""
+
+    tab: TabSession
+    share: Share
+
+    async def ask(self, request: dict, timeout: float) -> dict:
+        """The tab's shell's answer to `request`, over the owner's relay."""
+        try:
+            return await self.tab.agents.ask(
+                request, timeout, self.share.cut, self.share.expires_at
+            )
+        except TimeoutError:
+            raise AgentError("timeout", f"the tab did not answer within {timeout:g} s") from None
+        except SessionError as exc:
+            raise _tab_error(exc) from None
+
+    async def guard(self, work: Awaitable[dict]) -> dict:
+        """What `work` answers, unless the owner revokes the link first."""
+        try:
+            return await unless_cut(work, self.share.cut, None)
+        except SessionError as exc:
+            raise _tab_error(exc) from None
+
+    @contextlib.asynccontextmanager
+    async def call(self, tool: str, target: str) -> AsyncIterator[None]:
+        """Tell the owner's page what the agent does and how it went."""
+        try:
+            yield
+        except AgentError as exc:
+            self.called(tool, target, exc.kind)
+            raise
+        self.called(tool, target, "ok")
+
+    def called(self, tool: str, target: str, outcome: str) -> None:
+        self.tab.agent_called(self.share.id, tool, target[: MAX_NAME * 2 + 1], outcome)
+
+
+def _tab_error(exc: SessionError) -> AgentError:
+    kind = {410: "gone", 502: "transport"}.get(exc.status, "busy")
+    return AgentError(kind, str(exc), retry_after=1 if kind == "busy" else None)
+
+
+def _answered(answer: dict) -> dict:
+    """An AgentResponse's answer, or the AgentError it carries."""
+    if "error" in answer:
+        error = answer["error"]
+        raise AgentError(error["kind"], error["message"], type_=error["type"])
+    return answer
+
+
+def _reason(tab: TabSession | None) -> str:
+    return "it is no longer known here" if tab is None else str(tab.reason)
+
+
+def _label(request: dict) -> tuple[str, str]:
+    """The MCP tool an AgentRequest serves, and what it targets: for the owner's page."""
+    if "describeCap" in request:
+        return "describe_cap", request["describeCap"]
+    if "call" in request:
+        return "call_method", f"{request['call']['cap']}.{request['call']['method']}"
+    if "spawn" in request:
+        return "spawn", request["spawn"]["binary"]
+    return "list_caps", ""
+
+
+async def _read(stream: OutputStream, offset: int | None, max_bytes: int, wait_ms: int) -> dict:
+    """Terminal output from `offset` (None: the oldest byte kept), as the terminal
+    websocket sends it; waits up to `wait_ms` when there is none yet."""
+    at = stream.start if offset is None else offset
+    item = stream.read(at, max_bytes)
+    if item is None and wait_ms:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(wait_ms / 1000):
+                item = await stream.next(at, max_bytes)
+    reset = isinstance(item, Reset)
+    if isinstance(item, Reset):  # what was asked for is gone: continue from the oldest
+        at = item.offset
+        item = stream.read(at, max_bytes)
+    data = item.data if isinstance(item, Chunk) else ""
+    return {
+        "offset": at,
+        "data": data,
+        "next_offset": at + len(data.encode()),
+        "reset": reset,
+        "ended": item.reason if isinstance(item, Ended) else None,
+    }
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,8 @@
 The terminal protocol (server/terminal.py) serves any object with `stream`,
 `attached()`, `input()` and `resize()`. A view link gets a `ViewTerminal`,
 whose `input` refuses, so a view link cannot type however its page is
-changed; a drive link gets a `DriveTerminal`, which passes keystrokes on.
+changed; a drive link gets a `DriveTerminal`, which passes keystrokes on, and so does an
+agent link (its agent may type through terminal_write anyway).
 Neither may resize: the owner's terminal sets the size everyone sees.
 """
 
@@ -39,4 +40,4 @@ class DriveTerminal(ViewTerminal):
 
 
 def facet_for(mode: str, session: LiveSession) -> ViewTerminal:
-    return {"view": ViewTerminal, "drive": DriveTerminal}[mode](session)
+    return {"view": ViewTerminal, "drive": DriveTerminal, "agent": DriveTerminal}[mode](session)

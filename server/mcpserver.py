@@ -11,7 +11,10 @@ a failure is a tool error whose structured content is `{"error": {"kind",
 "type", "message"}}`. With no MCP session to hang ownership on, a client
 holds an owner token: create_session returns it, every later call carries it
 as `owner` (or as its HTTP bearer authorization), and it reaches only the
-sessions made with it.
+sessions made with it. A visitor can hand their browser tab to an agent with an
+agent link: the link (its address or token) is then the `session`, no owner
+token is needed, and every tool but create_session and end_session works on
+the tab, served by the tab's own shell over its relay (server/agents.py).
 `capos-playground mcp` offers the same server over stdio
 (server/mcpstdio.py). Resources: the schema files and the manual pages. Slow calls
 become Tasks (server/mcptasks.py), and create_session comes with an MCP App that
@@ -78,16 +81,24 @@ create_session, for a second session under the same token), or over HTTP as
 `Authorization: Bearer <token>`. It and a session's id are
 secret credentials: to show a person the session, give them its `watch` link
 (read-only), never the id or the token.
+A person may instead hand you their browser tab with an agent link (…/s/TOKEN): pass
+the link as `session` and no `owner`; every tool but create_session and end_session works
+on that tab, until its owner revokes the link.
 Read the manual pages (capos://manual/...) for the concepts."""
 
 Session = Annotated[
-    str, Field(description="the session id create_session returned (a secret: keep it)")
+    str,
+    Field(
+        description="the session id create_session returned, or an agent link a person "
+        "gave you to their browser tab (its address or token); a secret: keep it"
+    ),
 ]
 Owner = Annotated[
     str,
     Field(
         description="the owner token create_session returned (a secret: keep it); or "
-        "leave it out and send the token as HTTP `Authorization: Bearer <token>`"
+        "leave it out and send the token as HTTP `Authorization: Bearer <token>`; not "
+        "needed with an agent link"
     ),
 ]
 
@@ -131,7 +142,8 @@ def _bearer(ctx: Context) -> str:
 
 
 def _caller(ctx: Context, owner: str) -> Caller:
-    """The client holding `owner` (or the bearer token); AgentError when it holds none."""
+    """The client holding `owner` (or the bearer token); one holding neither reaches only
+    tabs, through agent links."""
     return owner_caller(owner or _bearer(ctx), _address(ctx))
 
 
@@ -279,7 +291,8 @@ def build(tasks: ToolTasks) -> MCPServer:
         data: Annotated[str, Field(description='keystrokes; end a line with "\\r"')],
         owner: Owner = "",
     ) -> Annotated[CallToolResult, InputAnswer]:
-        """Type into the session's terminal, as a person at it would."""
+        """Type into the session's terminal, as a person at it would (with an agent link,
+        into the owner's tab, as a drive link types)."""
         return await _result(
             ctx, lambda agents: agents.terminal_write(_caller(ctx, owner), session, data)
         )
@@ -339,7 +352,8 @@ def build(tasks: ToolTasks) -> MCPServer:
     async def end_session(
         ctx: Context, session: Session, owner: Owner = ""
     ) -> Annotated[CallToolResult, EndAnswer]:
-        """End the session: its VM shuts down."""
+        """End the session: its VM shuts down. Refused for an agent link: a tab ends only
+        when its owner closes it (or revokes the link, to cut the agent off)."""
         return await _result(ctx, lambda agents: agents.end_session(_caller(ctx, owner), session))
 
     _add_resources(mcp)

@@ -3,7 +3,8 @@
 A client that declares the extension on a tools/call gets its answer at once
 when the call is quick; one still running after TASK_AFTER_S (create_session
 while the pool boots a VM, a spawn waiting for its program to exit, a model
-generation, a terminal_read waiting for output, any slow call) is answered with a task instead of a request held open for up to a minute.
+generation, a terminal_read waiting for output, any slow call) is answered
+with a task instead of a request held open for up to a minute.
 The client polls tasks/get, which carries the tool's result once the task
 completes, or ends it with tasks/cancel. The work runs in the server's task
 group, so it ends with the server. A task id is a 128-bit secret: whoever

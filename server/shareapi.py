@@ -1,6 +1,7 @@
 """Share links over HTTP and the viewer's page and socket.
 
-POST   /api/sessions/{id}/shares           {"mode": "view"|"drive", "expires_in": s}
+POST   /api/sessions/{id}/shares           {"mode": "view"|"drive"|"agent", "expires_in": s}
+                                           ("agent": tab sessions only, see server/agents.py)
                                            -> 201 {"id", "url", "mode", "expires_at"}
                                            (the url only here: its token is not kept)
 GET    /api/sessions/{id}/shares           the links, each with who is watching
@@ -31,6 +32,7 @@ from server.jsonbody import BadBody, read_object
 from server.metrics import Metrics
 from server.notice import notice
 from server.sessions.live import SessionError
+from server.sessions.tab import TabSession
 from server.settings import Settings
 from server.shares import Share, ShareError, Viewer
 from server.sharing import Sharing
@@ -60,6 +62,12 @@ def routes(settings: Settings, metrics: Metrics) -> list:
             if session is None:
                 return error(404, "no such live session (it never existed, or it has ended)")
             params = await read_object(request, {"mode", "expires_in"})
+            if params.get("mode") == "agent" and not isinstance(session, TabSession):
+                return error(
+                    400,
+                    "agent links are for tab sessions; an agent drives a server session "
+                    "with the owner token create_session gave it",
+                )
             share, token = await hub.share(
                 session, params.get("mode"), params.get("expires_in"), client_ip(request)
             )

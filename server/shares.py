@@ -1,4 +1,4 @@
-"""Share links: unguessable, scoped (view or drive), expiring, revocable links to a live session.
+"""Share links: unguessable, scoped (view, drive or agent), expiring, revocable links to a session.
 
 Who owns a session: whoever holds its id, which is itself an unguessable
 token (128 bits from `secrets`) handed only to its creator. The owner
@@ -9,9 +9,14 @@ the database opens no link. Tokens are looked up by digest and the digests
 then compared in constant time, so neither the lookup nor the comparison
 tells a guesser how close they came.
 
+An agent link (tab sessions only) is a credential for an outside agent: the
+MCP tools and the REST API take its token (or its address) as the session
+(server/agents.py). Its page and terminal are a drive link's.
+
 A viewer is one connection through a link. Revoking a link, its expiry,
 or the owner ending a viewer sets the viewer's `ended` event, which the
-connection serving it waits on, so it is cut off at once.
+connection serving it waits on, so it is cut off at once; revoking also
+sets the link's `cut` event, which an agent's call in flight waits on.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ from dataclasses import dataclass, field
 
 from server.settings import ShareLimits
 
-MODES = ("view", "drive")
+MODES = ("view", "drive", "agent")
 TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{43}")  # token_urlsafe(32)
 
 
@@ -73,12 +78,13 @@ class Share:
     id: str
     token_digest: str  # hex SHA-256 of the token; the token itself is never kept
     session_id: str
-    mode: str  # "view" | "drive"
+    mode: str  # "view" | "drive" | "agent"
     created: float
     expires_at: float
     creator_ip: str
     revoked_at: float | None = None
     viewers: dict[str, Viewer] = field(default_factory=dict)
+    cut: asyncio.Event = field(default_factory=asyncio.Event)  # set once revoked
 
     def gone(self, now: float | None = None) -> str | None:
         """Why the link no longer works, or None while it does."""
@@ -156,7 +162,7 @@ class ShareRegistry:
     ) -> tuple[Share, str]:
         """A new link and its token, which the caller hands out once: it is not kept."""
         if mode not in MODES:
-            raise ShareError(f'"mode" must be "view" or "drive", not {mode!r}', 400)
+            raise ShareError(f'"mode" must be "view", "drive" or "agent", not {mode!r}', 400)
         limit = self.limits.max_expires_in
         if expires_in is None:
             expires_in = self.limits.default_expires_in
@@ -244,7 +250,8 @@ class ShareRegistry:
         self.cut_off(share)
 
     def cut_off(self, share: Share) -> None:
-        """End every viewer of a revoked link."""
+        """End every viewer of a revoked link, and its agent's calls in flight."""
+        share.cut.set()
         for viewer in list(share.viewers.values()):
             viewer.end("the session's owner revoked this share link")
 

@@ -16,6 +16,12 @@ generations go to the page, which relays them to the server's model over a
 websocket (web/static/model-relay.js, server/modelapi.py) and queues the
 events back, one JSON line each.
 
+Outside agents reach the tab's shell the same way a VM's: the server sends
+each AgentRequest over the tab's relay (server/sessions/tabagent.py), the
+page queues it as a JSON line for the kernel's AgentPort (`agent` in the
+page's events), and the shell's answer goes back to the page
+(`bridge.agentReply`), which relays it to the server.
+
 The JavaScript side is web/static/*-worker.js, ring-port.js and play.js;
 `bridge` is the object the kernel worker hands to `run_kernel`. One
 crossing per pass of the kernel's loop (`step`) publishes what the kernel
@@ -119,9 +125,24 @@ class BrowserHost:
         self.bridge.output(to_js(data))
 
     def agent_reply(self, response: dict) -> None:
-        """Never called: this host queues no outside agent requests, so there is nothing
-        to answer; a call would be a kernel bug, said loudly."""
-        raise RuntimeError("a tab's kernel answered an agent request it was never given")
+        """The shell answered an outside agent: the page relays it to the server."""
+        self.bridge.agentReply(json.dumps(response))
+
+    def _agent_requests(self, data: bytes) -> None:
+        """Lines of {"id", "request"}: AgentRequests the page relayed from the server, for
+        the shell to serve. AgentPort refuses (answers) one that does not encode."""
+        for line in data.splitlines():
+            try:
+                item = json.loads(line)
+                request_id, request = item["id"], item["request"]
+            except (ValueError, TypeError, KeyError):
+                continue  # not from the relay; no id to answer on
+            if (
+                isinstance(request, dict)
+                and isinstance(request_id, int)
+                and 0 <= request_id < 1 << 32
+            ):
+                self.kernel.agents.submit({**request, "id": request_id})
 
     def _model_events(self, data: bytes) -> None:
         """Lines of {"stream", "event"} the page relayed from the server's model."""
@@ -164,9 +185,12 @@ class BrowserHost:
         self.bridge.publish()  # the last pass's exits and wakes
 
     def _page_events(self, state: dict) -> None:
-        """Terminal input, model events, workers that ended, a resize: what the page queued."""
+        """Terminal input, model events, agent requests, workers that ended, a resize: what
+        the page queued."""
         if len(state["input"]):
             self.terminal.feed(bytes(state["input"]))
+        if len(state["agent"]):
+            self._agent_requests(bytes(state["agent"]))
         if len(state["model"]) and self.kernel.model is not None:
             self._model_events(bytes(state["model"]))
         for pid, reason in zip(state["ended"][::2], state["ended"][1::2], strict=True):

@@ -10,13 +10,31 @@ Tab to server (JSON text frames):
   {"type": "keys", "data": "..."}                 the owner's keystrokes, only while the
                                                   server asks for them (below): they are
                                                   typed in the tab, the server only records
+  {"type": "agent-reply", "id": N,                the tab's shell answered agent request N:
+   "response": {"caps": [...]} | {"json": "..."}  an AgentResponse without its id (checked:
+               | {"error": {"kind", "type",       server/sessions/tabagent.py); a bad one
+                            "message"}}}          fails that call and is answered `error`
 Server to tab:
   {"type": "resume", "offset": N}   first: the server has everything before N; send from N
-  {"type": "input", "data": "..."}  keystrokes from drive links
+  {"type": "input", "data": "..."}  keystrokes from drive links and agents' terminal_write
   {"type": "keys", "record": B}     whether to send the owner's keystrokes: true while a
                                     recording that keeps keystrokes runs (its owner opted in)
   {"type": "exit", "reason": "..."} the owner ended the session through the API
-  {"type": "error", "message": "..."}
+  {"type": "agent", "id": N, "request": R}
+                                    an outside agent's request through an agent link: R is
+                                    an AgentRequest without its id ({"listCaps": null},
+                                    {"describeCap": name}, {"call": {...}}, {"spawn": {...}},
+                                    schema/capos.capnp); the tab's own shell serves it and
+                                    the tab answers `agent-reply` with the same N. At most
+                                    16 wait at once; one unanswered within the call's
+                                    timeout, or whose link is revoked, is refused to the
+                                    agent and its late answer is an unknown id; a relay
+                                    that drops fails every one waiting
+  {"type": "agent-call", "link": S, "tool": T, "target": "...", "outcome": O}
+                                    what an agent did through agent link S (the share's
+                                    id), for the page to show: T an MCP tool's name, O
+                                    "ok" or the kind of error it was answered
+  {"type": "error", "message": "..."}  a frame refused (every frame: at most 64 Ki chars)
 
 The server keeps the tab's output in an `OutputStream`, so viewers get the
 same protocol as for a QEMU session (offsets, resume, reset). Output the
@@ -37,6 +55,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.jsonbody import is_int
 from server.sessions.live import LiveSession, SessionError
+from server.sessions.tabagent import BadReply, TabAgents
 from server.settings import TabLimits
 from server.stream import DEFAULT_SCROLLBACK, OutputStream
 from server.supervise import any_set, race
@@ -67,6 +86,7 @@ class TabSession(LiveSession):
         self.owner_left = time.monotonic()  # when the owner's relay last went away
         self._to_owner: asyncio.Queue[dict] | None = None
         self._keys_wanted = False
+        self.agents = TabAgents(self._deliver)  # agent links' requests (tabagent.py)
 
     def info(self) -> dict:
         return {
@@ -77,31 +97,43 @@ class TabSession(LiveSession):
 
     def input(self, data: bytes) -> None:
         self.observe("i", data.decode(errors="replace"))
+        self._deliver({"type": "input", "data": data.decode(errors="replace")}, "this input")
+
+    def _deliver(self, frame: dict, what: str) -> None:
+        """Queue a frame for the owner's tab; SessionError (503) saying why it cannot."""
         queue = self._to_owner
         if queue is None:
-            raise SessionError("the owner's tab is not connected, so input cannot reach it", 503)
-        try:
-            queue.put_nowait({"type": "input", "data": data.decode(errors="replace")})
-        except asyncio.QueueFull:
             raise SessionError(
-                "the owner's tab is not keeping up; this input was dropped"
-            ) from None
+                f"the owner's tab is not connected (it may be reconnecting), so {what} "
+                "cannot reach it",
+                503,
+            )
+        try:
+            queue.put_nowait(frame)
+        except asyncio.QueueFull:
+            raise SessionError(f"the owner's tab is not keeping up; {what} was dropped") from None
 
     def want_keys(self, wanted: bool) -> None:
         if wanted != self._keys_wanted:
             self._keys_wanted = wanted
-            self._tell_owner({"type": "keys", "record": wanted})
+            self._send_owner({"type": "keys", "record": wanted})
 
-    def _tell_owner(self, frame: dict) -> None:
-        if self._to_owner is not None:
-            with contextlib.suppress(asyncio.QueueFull):
-                self._to_owner.put_nowait(frame)
+    def _send_owner(self, frame: dict) -> None:
+        """Queue a frame for the owner's tab if it is connected and keeping up."""
+        with contextlib.suppress(SessionError):
+            self._deliver(frame, "it")
+
+    def agent_called(self, link: str, tool: str, target: str, outcome: str) -> None:
+        """Show the owner's page what an agent did through agent link `link`."""
+        frame = {"type": "agent-call", "link": link, "tool": tool, "target": target}
+        self._send_owner({**frame, "outcome": outcome})
 
     def end(self, reason: str) -> None:
         first = self.reason is None
         super().end(reason)
         if first:
-            self._tell_owner({"type": "exit", "reason": self.reason})
+            self._send_owner({"type": "exit", "reason": self.reason})
+            self.agents.fail(f"the session ended: {self.reason}", 410)
 
     async def serve(self) -> None:
         """Keep the owner's grace period: a relay that dropped may come back this soon."""
@@ -143,6 +175,7 @@ class TabSession(LiveSession):
         finally:
             if self._to_owner is queue:
                 self._to_owner = None
+                self.agents.fail("the owner's tab disconnected before it answered", 503)
                 self.owner_since = None
                 self.owner_left = time.monotonic()
                 if closed_by_tab:
@@ -185,8 +218,15 @@ class TabSession(LiveSession):
                 raise BadFrame(f'keys needs "data", a string of at most {MAX_INPUT} bytes')
             if self._keys_wanted:  # else a recording that wanted them has just stopped
                 self.observe("i", data)
+        elif kind == "agent-reply":
+            try:
+                self.agents.take_reply(frame)
+            except BadReply as exc:
+                raise BadFrame(str(exc)) from None
         else:
-            raise BadFrame(f"unknown frame type {kind!r}; expected output, size or keys")
+            raise BadFrame(
+                f"unknown frame type {kind!r}; expected output, size, keys or agent-reply"
+            )
 
 
 async def _send_to_owner(websocket: WebSocket, queue: asyncio.Queue[dict]) -> None:

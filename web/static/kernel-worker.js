@@ -22,7 +22,7 @@ function takeQueue(sab) {
 function makeBridge(data, memory) {
   const bell = new Int32Array(data.bell);
   const size = new Int32Array(data.size);
-  const queues = [data.terminalInput, data.modelEvents, data.ended].map(
+  const queues = [data.terminalInput, data.modelEvents, data.agentRequests, data.ended].map(
     (sab) => new Int32Array(sab, 0, 2));
   const rings = new Map(); // pid -> { port: RegionPort, last: its DOORBELL when last taken }
   let commands; // the kernel's pid list: woken pids on the way out, rung ones back
@@ -64,6 +64,8 @@ function makeBridge(data, memory) {
     // the server's model, through the page (web/static/model-relay.js)
     modelStart: (stream, request) => postMessage({ kind: "model-start", stream, request }),
     modelCancel: (stream) => postMessage({ kind: "model-cancel", stream }),
+    // an outside agent's answer, from the tab's shell: the page relays it (share-relay.js)
+    agentReply: (json) => postMessage({ kind: "agent-reply", json }),
     listen: (pids) => { commands = new HeapBytes(pids, memory); },
     publish,
     // One pass's crossing: publish, sleep until the bell rings (or `timeoutMs`),
@@ -88,10 +90,12 @@ function makeBridge(data, memory) {
       return queues.some(queued) || Atomics.load(size, 0) !== shown[0]
         || Atomics.load(size, 1) !== shown[1];
     },
-    // What the page queued: terminal input, model events, ended workers, the size.
+    // What the page queued: terminal input, model events, agent requests, ended workers,
+    // the size.
     pageEvents() {
       shown = [Atomics.load(size, 0), Atomics.load(size, 1)];
       return { input: takeQueue(data.terminalInput), model: takeQueue(data.modelEvents),
+               agent: takeQueue(data.agentRequests),
                ended: Array.from(new Uint32Array(takeQueue(data.ended).buffer)),
                cols: shown[0], rows: shown[1] };
     },

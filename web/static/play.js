@@ -11,6 +11,7 @@ import { WorkerPool } from "/static/worker-pool.js";
 
 const status = document.getElementById("status");
 const QUEUE = 64 * 1024;
+const AGENT_QUEUE = 160 * 1024; // the server sends at most 16 requests of under 8 KiB at once
 // Milestones of this tab's start, for the benchmark and for anyone asking why it was slow.
 const marks = [];
 const mark = (what) => marks.push([what, Math.round(performance.now())]);
@@ -107,7 +108,9 @@ async function main() {
   const modelEvents = sharedQueue(QUEUE);
   const modelRelay = relayModel(modelEvents, ring);
   const encoder = new TextEncoder();
-  const relay = shareTab(term, (text) => { input.push(encoder.encode(text)); ring(); });
+  const agentRequests = sharedQueue(AGENT_QUEUE);
+  const relay = shareTab(term, (text) => { input.push(encoder.encode(text)); ring(); },
+    (line) => { const queued = agentRequests.push(encoder.encode(line)); ring(); return queued; });
   term.onData((text) => { input.push(encoder.encode(text)); ring(); relay.keys(text); });
   const size = new Int32Array(new SharedArrayBuffer(8)); // cols, rows: the kernel polls it
   const publishSize = () => { size[0] = term.cols; size[1] = term.rows; ring(); };
@@ -144,6 +147,7 @@ async function main() {
     window.capos.model = info;
     kernel.postMessage({ kind: "start", bell, terminalInput: input.sab,
                          ended: ended.sab, modelEvents: modelEvents.sab, size: size.buffer,
+                         agentRequests: agentRequests.sab,
                          memoryMiB, model: info ? JSON.stringify(info) : "" });
   });
   window.capos = { term, processes, marks, restoredBy, spares: () => pool.spares };
@@ -171,6 +175,8 @@ async function main() {
       modelRelay.start(data.stream, data.request);
     } else if (data.kind === "model-cancel") {
       modelRelay.cancel(data.stream);
+    } else if (data.kind === "agent-reply") {
+      relay.agentReply(data.json);
     } else if (data.kind === "monitor") { // a whole-system snapshot: web/static/monitor.js
       window.dispatchEvent(new CustomEvent("capos-monitor", { detail: data.json }));
     } else if (data.kind === "restored") {

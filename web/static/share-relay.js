@@ -9,13 +9,18 @@
 // keeps its last KEEP bytes of output, so after a reconnect it resends from where
 // the server says it left off. Closing the tab closes the socket with 1001 ("going
 // away"), and the server ends the session for viewers with that reason.
+//
+// An agent link's agent reaches this tab's shell through the same socket: each
+// `agent` frame is queued for the kernel's AgentPort (`queueAgent`), and the shell's
+// answer goes back as `agent-reply` (server/sessions/tab.py). `agent-call` frames
+// tell the share panel what the agent did.
 import { sharePanel } from "/static/share-panel.js";
 
 const KEEP = 256 * 1024;
 const KEYS_CHUNK = 4 * 1024; // characters: at most the server's 16 KiB a frame in UTF-8
 const utf8 = new TextEncoder();
 
-export function shareTab(term, typeIn) {
+export function shareTab(term, typeIn, queueAgent) {
   const decoder = new TextDecoder();
   const kept = []; // {offset, text}: the recent output, oldest first
   let keptBytes = 0;
@@ -43,6 +48,14 @@ export function shareTab(term, typeIn) {
         sendSize();
       } else if (frame.type === "input") {
         typeIn(frame.data);
+      } else if (frame.type === "agent") {
+        const line = JSON.stringify({ id: frame.id, request: frame.request }) + "\n";
+        if (!queueAgent(line)) {
+          const error = { kind: "busy", type: "", message: "the tab's queue of agent requests is full" };
+          send({ type: "agent-reply", id: frame.id, response: { error } });
+        }
+      } else if (frame.type === "agent-call") {
+        panel.agentCalled(frame);
       } else if (frame.type === "keys") {
         sendKeys = frame.record;
       } else if (frame.type === "exit") {
@@ -67,7 +80,7 @@ export function shareTab(term, typeIn) {
     return session.id;
   };
   term.onResize(sendSize);
-  sharePanel(ensure);
+  const panel = sharePanel(ensure);
   // Each tour step is a chapter in a running recording (409: none is running, fine).
   document.addEventListener("capos:tour-step", ({ detail }) => {
     if (session === null) return;
@@ -88,6 +101,10 @@ export function shareTab(term, typeIn) {
       }
       if (live) send({ type: "output", offset: end, data: text });
       end += size;
+    },
+    agentReply(json) { // the tab's shell answered an agent request (kernel/hosts/browser.py)
+      const { id, ...response } = JSON.parse(json);
+      if (live) send({ type: "agent-reply", id, response }); // else the server failed it
     },
     keys(text) { // the owner typed `text` (the tab's own kernel has it already)
       const chars = [...text]; // whole characters: a chunk never splits a surrogate pair

@@ -1,5 +1,6 @@
 // The viewer's page for a share link (/s/{token}): the live terminal, read-only for a
-// view link. The server enforces the mode; the page only shows it.
+// view link. The server enforces the mode; the page only shows it. An agent link's
+// page drives like a drive link's, and says where the agent uses the link.
 import { openTerminal } from "/static/terminal.js";
 import { connectTerminal } from "/static/terminal-socket.js";
 
@@ -13,13 +14,16 @@ async function main() {
     return;
   }
   const { mode } = await info.json();
-  document.getElementById("mode").textContent = mode === "drive" ? "shared: you can type" : "shared: view only";
+  const canType = mode !== "view";
+  document.getElementById("mode").textContent = {
+    view: "shared: view only", drive: "shared: you can type",
+    agent: `agent link: an MCP client of ${location.origin}/mcp takes this address as its session; you can type`,
+  }[mode];
   const versions = await (await fetch("/vendor/versions.json")).json();
-  const term = await openTerminal(versions,
-    { disableStdin: mode !== "drive", cursorBlink: mode === "drive" });
+  const term = await openTerminal(versions, { disableStdin: !canType, cursorBlink: canType });
   window.capos = { term, mode };
   connectTerminal(term, `/s/${token}/terminal`, {
-    canType: mode === "drive",
+    canType,
     onStatus: (text, state) => {
       status.textContent = text;
       document.body.dataset.state = state;
