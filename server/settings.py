@@ -64,6 +64,7 @@ class RecordingLimits:
     server/retention.py)."""
 
     max_bytes: int = 16 * MIB  # the .cast file
+    max_timeline_bytes: int = 4 * MIB  # the monitor timeline beside it (in the quotas too)
     max_duration_s: float = 3600.0
     max_marker: int = 200  # characters of a marker's label
     min_free_mib: int = 256  # free disk under the data directory below which recording stops

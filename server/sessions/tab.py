@@ -10,11 +10,16 @@ Tab to server (JSON text frames):
   {"type": "keys", "data": "..."}                 the owner's keystrokes, only while the
                                                   server asks for them (below): they are
                                                   typed in the tab, the server only records
+  {"type": "monitor", "snapshot": {...}}          the tab's MonitorSnapshot, only while the
+                                                  server asks (below): a recording keeps it
+                                                  (server/monitortimeline.py)
 Server to tab:
   {"type": "resume", "offset": N}   first: the server has everything before N; send from N
   {"type": "input", "data": "..."}  keystrokes from drive links
   {"type": "keys", "record": B}     whether to send the owner's keystrokes: true while a
                                     recording that keeps keystrokes runs (its owner opted in)
+  {"type": "monitor", "record": B}  whether to send monitor snapshots: true while a
+                                    recording runs
   {"type": "exit", "reason": "..."} the owner ended the session through the API
   {"type": "error", "message": "..."}
 
@@ -36,6 +41,8 @@ import time
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.jsonbody import is_int
+from server.monitorfeed import PushedFeed
+from server.monitortimeline import BadSnapshot, normalize
 from server.sessions.live import LiveSession, SessionError
 from server.settings import TabLimits
 from server.stream import DEFAULT_SCROLLBACK, OutputStream
@@ -53,6 +60,7 @@ TERMINAL_RESET = "\x1bc"
 CLOSED_TAB = "the owner closed the tab"
 WENT_AWAY = "the owner's tab went away and did not come back"
 _TICK_S = 1.0
+RELAY_FRAME = 512 * 1024  # characters: a monitor frame carries a whole snapshot
 
 
 class TabSession(LiveSession):
@@ -67,6 +75,8 @@ class TabSession(LiveSession):
         self.owner_left = time.monotonic()  # when the owner's relay last went away
         self._to_owner: asyncio.Queue[dict] | None = None
         self._keys_wanted = False
+        self.monitor: PushedFeed = PushedFeed(self, self._want_monitor)
+        self._monitor_wanted = False
 
     def info(self) -> dict:
         return {
@@ -91,6 +101,10 @@ class TabSession(LiveSession):
         if wanted != self._keys_wanted:
             self._keys_wanted = wanted
             self._tell_owner({"type": "keys", "record": wanted})
+
+    def _want_monitor(self, wanted: bool) -> None:
+        self._monitor_wanted = wanted
+        self._tell_owner({"type": "monitor", "record": wanted})
 
     def _tell_owner(self, frame: dict) -> None:
         if self._to_owner is not None:
@@ -137,6 +151,8 @@ class TabSession(LiveSession):
         await send_frame(websocket, {"type": "resume", "offset": self.stream.end})
         if self._keys_wanted:
             queue.put_nowait({"type": "keys", "record": True})
+        if self._monitor_wanted:
+            queue.put_nowait({"type": "monitor", "record": True})
         closed_by_tab: list[bool] = []
         try:
             await race(self._receive(websocket, closed_by_tab), _send_to_owner(websocket, queue))
@@ -157,7 +173,7 @@ class TabSession(LiveSession):
                     closed_by_tab.append(True)
                 return
             try:
-                self._take(parse_frame(message))
+                self._take(parse_frame(message, RELAY_FRAME))
             except BadFrame as exc:
                 await send_frame(websocket, {"type": "error", "message": str(exc)})
             if self.reason is not None:
@@ -185,8 +201,15 @@ class TabSession(LiveSession):
                 raise BadFrame(f'keys needs "data", a string of at most {MAX_INPUT} bytes')
             if self._keys_wanted:  # else a recording that wanted them has just stopped
                 self.observe("i", data)
+        elif kind == "monitor":
+            try:
+                snapshot = normalize(frame.get("snapshot"))
+            except BadSnapshot as exc:
+                raise BadFrame(f'monitor needs "snapshot", a MonitorSnapshot: {exc}') from None
+            if self._monitor_wanted:  # else the recording that wanted it has just stopped
+                self.monitor.publish(snapshot)
         else:
-            raise BadFrame(f"unknown frame type {kind!r}; expected output, size or keys")
+            raise BadFrame(f"unknown frame type {kind!r}; expected output, size, keys or monitor")
 
 
 async def _send_to_owner(websocket: WebSocket, queue: asyncio.Queue[dict]) -> None:
