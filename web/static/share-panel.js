@@ -6,6 +6,20 @@
 // (its token) is answered only when the link or recording is made, as the server
 // keeps only its digest: the panel remembers the addresses it was given, for this tab.
 
+// Each tour step (web/static/tour.js announces them) is a chapter in a running
+// recording of the session `current()` names, if any yet (409: none is running, fine),
+// so a replay's chapters are the tour's steps.
+export function markTourSteps(current) {
+  document.addEventListener("capos:tour-step", ({ detail }) => {
+    const id = current();
+    if (id === null) return;
+    fetch(`/api/sessions/${encodeURIComponent(id)}/markers`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ label: detail }),
+    });
+  });
+}
+
 function el(tag, { dataset = {}, ...props } = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
   Object.assign(node.dataset, dataset);

@@ -11,7 +11,7 @@
 // keeps its last KEEP bytes of output, so after a reconnect it resends from where
 // the server says it left off. Closing the tab closes the socket with 1001 ("going
 // away"), and the server ends the session for viewers with that reason.
-import { sharePanel } from "/static/share-panel.js";
+import { markTourSteps, sharePanel } from "/static/share-panel.js";
 
 const KEEP = 256 * 1024;
 const KEYS_CHUNK = 4 * 1024; // characters: at most the server's 16 KiB a frame in UTF-8
@@ -83,14 +83,7 @@ export function shareTab(term, typeIn) {
   };
   term.onResize(sendSize);
   sharePanel(ensure);
-  // Each tour step is a chapter in a running recording (409: none is running, fine).
-  document.addEventListener("capos:tour-step", ({ detail }) => {
-    if (session === null) return;
-    fetch(`/api/sessions/${session.id}/markers`, {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ label: detail }),
-    });
-  });
+  markTourSteps(() => session?.id ?? null);
   return {
     output(bytes) {
       const text = decoder.decode(bytes, { stream: true });
