@@ -62,6 +62,8 @@ class Recording:
         """What the owner sees; with `token` (only when it starts) its replay links too."""
         size = self.recorder.size if self.recorder is not None else self.size
         links = {"url": f"/r/{token}", "cast": f"/r/{token}.cast"} if token else {}
+        if token and self.recorder is not None and self.recorder.monitor is not None:
+            links["monitor"] = f"/r/{token}.monitor"
         info = {
             "id": self.id,
             **links,

@@ -26,6 +26,7 @@ from bench.tab import serving
 from server.agents import Agents, Caller
 from server.metrics import Metrics
 from server.sessions.directory import SessionDirectory
+from server.sessions.tab import MONITOR_GAP_S
 from server.settings import RecordingLimits, Settings, ShareLimits
 from server.shares import ShareRegistry
 from server.sharing import Sharing
@@ -75,7 +76,7 @@ class Tab:
 
     def next_frame(self, timeout: float = 5) -> dict:
         """The server's next frame to the tab, past its asks for monitor snapshots
-        (every recording asks: test_monitor_timeline_recorded covers them)."""
+        (every recording asks: the monitor timeline's test covers them)."""
         while (frame := json.loads(self.relay.recv(timeout)))["type"] == "monitor":
             pass
         return frame
@@ -476,21 +477,25 @@ def test_a_tabs_monitor_timeline_is_recorded_beside_its_cast_on_the_same_clock(b
         error = json.loads(tab.relay.recv(5))
         assert error["type"] == "error" and why in error["message"], error
     shots = story()
-    monitor = base + recording["cast"].removesuffix(".cast") + ".monitor"
+    monitor = base + recording["monitor"]
     deadline = time.monotonic() + 10
+
+    def send(snapshot: dict) -> None:
+        time.sleep(MONITOR_GAP_S)  # a faster tab's snapshots are ignored
+        tab.relay.send(json.dumps({"type": "monitor", "snapshot": snapshot}))
 
     def lines_become(count: int) -> None:
         while httpx.get(monitor).text.count("\n") < count:
             assert time.monotonic() < deadline
             time.sleep(0.05)
 
-    tab.relay.send(json.dumps({"type": "monitor", "snapshot": shots[0]}))  # the watcher
+    send(shots[0])  # the watcher
     lines_become(2)
     httpx.post(f"{base}/api/sessions/{tab.id}/markers", json={"label": "the client starts"})
-    tab.relay.send(json.dumps({"type": "monitor", "snapshot": shots[1]}))  # and a client
+    send(shots[1])  # and a client
     lines_become(3)
     for count, shot in enumerate(shots[3:], start=4):  # past 24 KiB: the timeline stops
-        tab.relay.send(json.dumps({"type": "monitor", "snapshot": shot}))
+        send(shot)
         lines_become(count)
         if '"n"' in httpx.get(monitor).text:
             break

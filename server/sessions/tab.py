@@ -61,6 +61,9 @@ CLOSED_TAB = "the owner closed the tab"
 WENT_AWAY = "the owner's tab went away and did not come back"
 _TICK_S = 1.0
 RELAY_FRAME = 512 * 1024  # characters: a monitor frame carries a whole snapshot
+# A tab's kernel sends a snapshot at most every 250 ms, or at once when a process starts
+# or ends; checking one against the schema costs the server, so a faster tab is ignored.
+MONITOR_GAP_S = 0.05
 
 
 class TabSession(LiveSession):
@@ -77,6 +80,7 @@ class TabSession(LiveSession):
         self._keys_wanted = False
         self.monitor: PushedFeed = PushedFeed(self, self._want_monitor)
         self._monitor_wanted = False
+        self._monitor_taken = -MONITOR_GAP_S  # when a snapshot was last taken (monotonic)
 
     def info(self) -> dict:
         return {
@@ -202,12 +206,15 @@ class TabSession(LiveSession):
             if self._keys_wanted:  # else a recording that wanted them has just stopped
                 self.observe("i", data)
         elif kind == "monitor":
+            now = time.monotonic()
+            if not self._monitor_wanted or now - self._monitor_taken < MONITOR_GAP_S:
+                return  # unasked (a recording just stopped), or sooner than a feed sends
             try:
                 snapshot = normalize(frame.get("snapshot"))
             except BadSnapshot as exc:
                 raise BadFrame(f'monitor needs "snapshot", a MonitorSnapshot: {exc}') from None
-            if self._monitor_wanted:  # else the recording that wanted it has just stopped
-                self.monitor.publish(snapshot)
+            self._monitor_taken = now
+            self.monitor.publish(snapshot)
         else:
             raise BadFrame(f"unknown frame type {kind!r}; expected output, size, keys or monitor")
 

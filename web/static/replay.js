@@ -62,11 +62,16 @@ function idleClock(events) {
   return { points, castTime };
 }
 
-// The recording's monitor timeline, or null when it has none (404) or it is unreadable.
+// The recording's monitor timeline, or null when it has none (404); {error} when it
+// cannot be read (the player plays on without the views).
 async function loadTimeline(url) {
   const response = await fetch(url);
   if (!response.ok) return null;
-  return new Timeline(await response.text());
+  try {
+    return new Timeline(await response.text());
+  } catch (error) {
+    return { error: error.message };
+  }
 }
 
 async function main() {
@@ -82,10 +87,11 @@ async function main() {
   css.href = `${base}/asciinema-player.css`;
   document.head.append(css);
   await loadScript(`${base}/asciinema-player.min.js`);
-  const [cast, timeline] = await Promise.all([
+  const [cast, loaded] = await Promise.all([
     fetch(castUrl).then((response) => response.text()),
     loadTimeline(`/r/${id}.monitor`),
   ]);
+  const timeline = loaded?.error ? null : loaded;
   const { version, events } = parseCast(cast);
   const clock = idleClock(events);
   const chapters = events.flatMap((e, i) => (e.kind === "m"
@@ -120,6 +126,7 @@ async function main() {
     keystrokes ? "keystrokes shown (k hides them)" : "",
     timeline ? "the monitor shows the system at the player's time" : "",
     timeline?.note ? `(its timeline ${timeline.note})` : "",
+    loaded?.error ? `its monitor timeline could not be read: ${loaded.error}` : "",
   ].filter(Boolean).join(" · ");
   document.body.dataset.state = "ready";
 }
