@@ -9,9 +9,9 @@ clock (the running sum of its intervals), written to the microsecond:
 - `k` a keyframe: the whole state, a MonitorSnapshot (schema/capos.capnp) whose
   `calls`, `logs` and `exits` hold the latest `keep[name]` records seen so far;
 - `d` a delta from the state before: the scalars that changed (`seq`, `uptimeNs`,
-  `tracing`, `scopePid`), `processes` started or changed (whole), `gone` (the pids
-  that ended), `endpoints` (whole, when they changed), and the `calls`, `logs` and
-  `exits` new since (by their seq);
+  `tracing`, `scopePid`), `processes` started (whole) or changed (the pid and the
+  fields that changed), `gone` (the pids that ended), `endpoints` (whole, when they
+  changed), and the `calls`, `logs` and `exits` new since (by their seq);
 - `n` a note: the timeline stopped early (a quota, a failed write), and why; the cast
   goes on, with a marker saying the same.
 
@@ -154,7 +154,7 @@ def delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
     change: dict[str, Any] = {k: after[k] for k in SCALARS if after[k] != before[k]}
     old = {p["pid"]: p for p in before["processes"]}
     new = {p["pid"]: p for p in after["processes"]}
-    changed = [p for pid, p in new.items() if old.get(pid) != p]
+    changed = [_patch(old.get(pid), p) for pid, p in new.items() if old.get(pid) != p]
     gone = [pid for pid in old if pid not in new]
     if changed:
         change["processes"] = changed
@@ -167,6 +167,14 @@ def delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
         if fresh:
             change[name] = fresh
     return change
+
+
+def _patch(before: dict | None, after: dict) -> dict:
+    """A process as a delta holds it: whole when it is new, else its pid and the fields
+    that changed (its counters move with every call; its caps and ledger seldom do)."""
+    if before is None:
+        return after
+    return {"pid": after["pid"]} | {k: v for k, v in after.items() if before.get(k) != v}
 
 
 def _newer(kept: list[dict], records: list[dict]) -> list[dict]:

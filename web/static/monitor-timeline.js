@@ -64,7 +64,7 @@ export function apply(state, change, keep) {
   if (change.processes || change.gone) {
     const byPid = new Map(state.processes.map((p) => [p.pid, p]));
     for (const pid of change.gone ?? []) byPid.delete(pid);
-    for (const proc of change.processes ?? []) byPid.set(proc.pid, proc);
+    for (const proc of change.processes ?? []) byPid.set(proc.pid, { ...byPid.get(proc.pid), ...proc });
     next.processes = [...byPid.values()];
   }
   if (change.endpoints) next.endpoints = change.endpoints;
