@@ -26,7 +26,7 @@ SCHEMA_DIR = REPO_ROOT / "schema"
 MAX_MESSAGE = 64 * 1024
 MAX_SNAPSHOT = 4 * 1024 * 1024  # a MonitorSnapshot, uncompressed
 _schema = capnp.load(str(SCHEMA_DIR / "control.capnp"), imports=[str(SCHEMA_DIR)])
-CAPOS = capnp.load(str(SCHEMA_DIR / "capos.capnp"), imports=[str(SCHEMA_DIR)])
+_capos = capnp.load(str(SCHEMA_DIR / "capos.capnp"), imports=[str(SCHEMA_DIR)])
 
 
 class ControlError(Exception):
@@ -111,7 +111,7 @@ class ControlClient:
         if inflate.unconsumed_tail:
             raise ControlError(f"the guest sent a snapshot over {MAX_SNAPSHOT} bytes")
         try:
-            with CAPOS.MonitorSnapshot.from_bytes(raw) as snapshot:
+            with _capos.MonitorSnapshot.from_bytes(raw) as snapshot:
                 return snapshot.to_dict()
         except capnp.KjException as exc:
             raise ControlError(f"the guest sent a snapshot pycapnp cannot read: {exc}") from None

@@ -27,15 +27,13 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import capnp
-
-from server.control import CAPOS
+from kernel.codec import Bundle
 from server.recording import seconds
+from server.schemajson import SchemaMismatch, checked
 
 VERSION = 1
 FORMAT = "capos-monitor-timeline"
@@ -44,6 +42,7 @@ KEEP = {"calls": 200, "logs": 200, "exits": 64}  # the records a state keeps, ne
 SCALARS = ("seq", "uptimeNs", "scopePid", "tracing")
 KEY_RATIO = 2
 NOTE_ROOM = 400  # a stopping note may pass the timeline's own cap by this much
+SNAPSHOT = Bundle.default().struct("MonitorSnapshot")
 
 
 class BadSnapshot(ValueError):
@@ -53,17 +52,10 @@ class BadSnapshot(ValueError):
 def normalize(snapshot: object) -> dict[str, Any]:
     """The snapshot checked against the schema, with every field present (a list the
     sender left out is empty): what the replay page's views can draw."""
-    if not isinstance(snapshot, dict):
-        raise BadSnapshot("a monitor snapshot must be a JSON object (a MonitorSnapshot)")
     try:
-        message = CAPOS.MonitorSnapshot.new_message(**snapshot)
-        return message.to_dict(verbose=True)
-    except OverflowError:
-        raise BadSnapshot("not a MonitorSnapshot: a number too large for its field") from None
-    except (capnp.KjException, AttributeError, TypeError, ValueError) as exc:
-        found = re.search(r"failed: (?:expected [^;]*; )?([^\n]*)", str(exc))
-        why = found.group(1) if found else str(exc).splitlines()[0]
-        raise BadSnapshot(f"not a MonitorSnapshot: {why}") from None
+        return checked(snapshot, SNAPSHOT)
+    except SchemaMismatch as exc:
+        raise BadSnapshot(f"not a MonitorSnapshot: {exc}") from None
 
 
 @dataclass(frozen=True)

@@ -117,21 +117,23 @@ def test_a_timeline_past_its_limit_says_so_in_its_last_line(tmp_path):
 @pytest.mark.parametrize(
     ("snapshot", "why"),
     [
-        ("[]", "must be a JSON object"),
-        ({"bogus": 1}, "no such member; name = bogus"),
-        ({"processes": [{"pid": "one"}]}, "Value type mismatch"),
-        ({"processes": [{"pid": -1}]}, "Value out-of-range"),
-        ({"seq": 2**64}, "a number too large for its field"),
-        ({"processes": {"pid": 1}}, "not a MonitorSnapshot"),
-        ({"processes": "abc"}, "not a MonitorSnapshot"),
-        ({"processes": [{"caps": [{"capId": 1.5}]}]}, "not a MonitorSnapshot"),
-        ({"tracing": "yes"}, "not a MonitorSnapshot"),
+        ([], "the value: expected a MonitorSnapshot (an object)"),
+        ({"bogus": 1}, "bogus: MonitorSnapshot has no such field"),
+        ({"processes": [{"pid": "one"}]}, "processes[0].pid: expected an integer 0..4294967295"),
+        ({"processes": [{"pid": -1}]}, "processes[0].pid: expected an integer 0..4294967295"),
+        ({"seq": 2**64}, "seq: expected an integer 0..18446744073709551615"),
+        ({"seq": True}, "seq: expected an integer"),
+        ({"processes": {"pid": 1}}, "processes: expected a list of ProcessInfo"),
+        ({"processes": [{"caps": [{"capId": 1.5}]}]}, "processes[0].caps[0].capId: expected"),
+        ({"logs": [{"level": "loud"}]}, "logs[0].level: expected one of debug, info, warn"),
+        ({"tracing": "yes"}, "tracing: expected a bool"),
+        ({"processes": [{"name": 7}]}, "processes[0].name: expected a text"),
     ],
 )
 def test_a_snapshot_the_schema_refuses_is_a_clear_error(snapshot, why):
-    with pytest.raises(BadSnapshot, match="MonitorSnapshot") as refused:
+    with pytest.raises(BadSnapshot) as refused:
         normalize(snapshot)
-    assert why in str(refused.value) and "\n" not in str(refused.value)
+    assert str(refused.value).startswith(f"not a MonitorSnapshot: {why}")
 
 
 def test_a_snapshot_that_leaves_fields_out_gets_them_empty():

@@ -61,9 +61,11 @@ CLOSED_TAB = "the owner closed the tab"
 WENT_AWAY = "the owner's tab went away and did not come back"
 _TICK_S = 1.0
 RELAY_FRAME = 512 * 1024  # characters: a monitor frame carries a whole snapshot
-# A tab's kernel sends a snapshot at most every 250 ms, or at once when a process starts
-# or ends; checking one against the schema costs the server, so a faster tab is ignored.
-MONITOR_GAP_S = 0.05
+# Checking a snapshot against the schema costs the server about 1 ms for 8 KiB, so a tab
+# gets this many characters of snapshots checked a second (a burst of RELAY_FRAME); past
+# that its snapshots are ignored until the budget refills. A tab's kernel sends one at
+# most every 250 ms (or at once when a process starts or ends), far less than this.
+MONITOR_CHARS_PER_S = 1024 * 1024
 
 
 class TabSession(LiveSession):
@@ -80,7 +82,8 @@ class TabSession(LiveSession):
         self._keys_wanted = False
         self.monitor: PushedFeed = PushedFeed(self, self._want_monitor)
         self._monitor_wanted = False
-        self._monitor_taken = -MONITOR_GAP_S  # when a snapshot was last taken (monotonic)
+        self._monitor_budget = float(RELAY_FRAME)  # characters of snapshots it may send now
+        self._monitor_counted = time.monotonic()  # when the budget was last refilled
 
     def info(self) -> dict:
         return {
@@ -177,13 +180,25 @@ class TabSession(LiveSession):
                     closed_by_tab.append(True)
                 return
             try:
-                self._take(parse_frame(message, RELAY_FRAME))
+                self._take(parse_frame(message, RELAY_FRAME), len(message.get("text") or ""))
             except BadFrame as exc:
                 await send_frame(websocket, {"type": "error", "message": str(exc)})
             if self.reason is not None:
                 return
 
-    def _take(self, frame: dict) -> None:
+    def _afford(self, size: int) -> bool:
+        """Whether the tab's snapshot budget covers `size` characters more (then spent)."""
+        now = time.monotonic()
+        refill = (now - self._monitor_counted) * MONITOR_CHARS_PER_S
+        self._monitor_budget = min(float(RELAY_FRAME), self._monitor_budget + refill)
+        self._monitor_counted = now
+        if size > self._monitor_budget:
+            return False
+        self._monitor_budget -= size
+        return True
+
+    def _take(self, frame: dict, size: int) -> None:
+        """One frame from the tab, of `size` characters."""
         kind = frame["type"]
         if kind == "output":
             offset, data = frame.get("offset"), frame.get("data")
@@ -206,14 +221,12 @@ class TabSession(LiveSession):
             if self._keys_wanted:  # else a recording that wanted them has just stopped
                 self.observe("i", data)
         elif kind == "monitor":
-            now = time.monotonic()
-            if not self._monitor_wanted or now - self._monitor_taken < MONITOR_GAP_S:
-                return  # unasked (a recording just stopped), or sooner than a feed sends
+            if not self._monitor_wanted or not self._afford(size):
+                return  # unasked (a recording just stopped), or past the tab's budget
             try:
                 snapshot = normalize(frame.get("snapshot"))
             except BadSnapshot as exc:
                 raise BadFrame(f'monitor needs "snapshot", a MonitorSnapshot: {exc}') from None
-            self._monitor_taken = now
             self.monitor.publish(snapshot)
         else:
             raise BadFrame(f"unknown frame type {kind!r}; expected output, size, keys or monitor")
