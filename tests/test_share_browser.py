@@ -227,7 +227,7 @@ def test_a_replay_shows_the_system_as_it_was_at_the_players_time(browser, owner,
         for _, code, data in lines
         if code in "kd"
         for p in data.get("processes", [])
-        if p["binary"] == "counter"
+        if p.get("binary") == "counter"  # whole when it started
     }
     node = f"#mon-graph [data-node='pid:{pid}']"
 
