@@ -245,6 +245,11 @@ def test_a_replay_shows_the_system_as_it_was_at_the_players_time(browser, owner,
     page.evaluate("capos.player.pause()")
     assert "counter" in page.text_content(node)
     assert page.locator(f"#mon-graph [data-edge^='{pid}->']").count() == 2  # stdio, counter
+    page.click("#monitor [data-tab=processes]")
+    assert "counter" in page.text_content(f"#mon-processes tr[data-pid='{pid}']")
+    page.click("#monitor [data-tab=calls]")  # the calls the tab's kernel traced by then
+    assert page.locator("#mon-calls tbody tr").count() > 0
+    page.click("#monitor [data-tab=graph]")
     page.evaluate("capos.player.seek(0)")
     page.wait_for_selector(node, state="detached", timeout=10_000)
     assert errors == []

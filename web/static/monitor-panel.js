@@ -10,13 +10,14 @@ import { CallViews } from "/static/monitor-calls.js";
 import { el, processDetail, seconds, table } from "/static/monitor-dom.js";
 
 const LEVELS = ["debug", "info", "warn", "error"];
-export const TABS = ["processes", "graph", "calls", "logs", "exits"];
+const TABS = ["processes", "graph", "calls", "logs", "exits"];
 const KEEP = 200;
 
 export class MonitorPanel {
   // `tabs`: the views offered, the first shown first; `isOpen()`: whether a new
-  // snapshot is drawn at once (else when the panel opens).
-  constructor(root, { tabs = TABS, isOpen = () => true } = {}) {
+  // snapshot is drawn at once (else when the panel opens); `charts`: whether the
+  // calls view charts the call rate (from every snapshot `update` is given).
+  constructor(root, { tabs = TABS, isOpen = () => true, charts = true } = {}) {
     this.root = root;
     this.isOpen = isOpen;
     this.snapshot = null;
@@ -24,7 +25,7 @@ export class MonitorPanel {
     this.tab = tabs[0];
     this.selected = null; // "pid:N" or an objectId: the node whose detail is shown
     this.logFilter = { pid: "", level: "debug" };
-    this.calls = new CallViews();
+    this.calls = new CallViews({ charts });
     const bar = el("nav", { class: "mon-tabs", role: "tablist" },
       ...tabs.map((name) => {
         const button = el("button", { type: "button", role: "tab", "data-tab": name }, name);

@@ -135,7 +135,7 @@ async function main() {
 function follow(timeline, clock, player) {
   document.body.classList.add("monitor-open");
   const panel = new MonitorPanel(document.getElementById("monitor"),
-    { tabs: ["graph", "processes", "exits", "logs"] });
+    { tabs: ["graph", "processes", "calls", "exits", "logs"], charts: false });
   const shown = { panel, time: null, playerTime: null }; // `time`: on the cast's clock
   setInterval(() => {
     const time = player()?.getCurrentTime();
