@@ -13,6 +13,9 @@ GET    /r/{token}.cast                        the cast as recorded (asciicast v3
                                                recorded before v3); `?format=v2` or
                                                `?format=v3` converts (server/castformat.py),
                                                `?download` saves it
+GET    /r/{token}.monitor                     its monitor timeline (JSON lines beside the
+                                               cast: server/monitortimeline.py); 404 when
+                                               it has none
 GET    /api/recordings/{token}                what the replay page shows about it
 """
 
@@ -36,6 +39,7 @@ from server.sharing import Sharing
 from server.terminal import MAX_COLS_ROWS
 
 CAST_TYPE = "application/x-asciicast"
+TIMELINE_TYPE = "application/jsonl"
 
 
 def _start_options(params: dict, retention_s: float) -> dict:
@@ -180,6 +184,32 @@ def routes(settings: Settings) -> list[Route]:
             headers={**NO_STORE, "content-disposition": f'{disposition}; filename="{name}"'},
         )
 
+    async def timeline(request: Request) -> Response:
+        if request.query_params:
+            return notice(
+                "Unknown option",
+                "The monitor timeline takes no options: it is served as it was recorded.",
+                400,
+            )
+        found = public(request)
+        if isinstance(found, Response):
+            return found
+        hub, recording = found
+        path = hub.recordings.timeline(recording)
+        if path is None:
+            return notice(
+                "No monitor timeline",
+                "This recording has none: its session had no system monitor to record.",
+                404,
+            )
+        return FileResponse(
+            path,
+            media_type=TIMELINE_TYPE,
+            filename=f"capos-{recording.id}.monitor.jsonl",
+            content_disposition_type="inline",
+            headers=NO_STORE,
+        )
+
     async def info(request: Request) -> Response:
         found = public(request)
         if isinstance(found, Response):
@@ -196,5 +226,6 @@ def routes(settings: Settings) -> list[Route]:
         Route("/api/sessions/{session_id}/markers", mark, methods=["POST"]),
         Route("/api/recordings/{token}", info, methods=["GET"]),
         Route("/r/{token}.cast", cast, methods=["GET", "HEAD"]),
+        Route("/r/{token}.monitor", timeline, methods=["GET", "HEAD"]),
         Route("/r/{token}", page, methods=["GET", "HEAD"]),
     ]

@@ -9,7 +9,9 @@ microseconds, so their running sum is each event's exact time (server/castformat
 turns a cast into v2 for older tools). Every line is written whole and flushed at once,
 so whatever the server has written is a valid cast even if it is killed mid-recording;
 `repair` trims a torn last line left by a crash. A recorder reads the session's output
-stream like any viewer, so a recording never slows the session.
+stream like any viewer, so a recording never slows the session. Beside the cast it
+keeps the session's monitor timeline (server/monitortimeline.py) on the same clock,
+watching the session's monitor feed like a monitor socket does.
 """
 
 from __future__ import annotations
@@ -22,10 +24,15 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from server.settings import RecordingLimits
 from server.stream import Chunk, Ended, OutputStream, Reset
 from server.supervise import race
+
+if TYPE_CHECKING:
+    from server.monitorfeed import SnapshotFeed
+    from server.monitortimeline import TimelineWriter
 
 READ_CHUNK = 16 * 1024
 KEPT = "what came before is kept"
@@ -94,9 +101,13 @@ def event_line(interval_us: int, kind: str, data: str) -> str:
     """`[seconds, kind, data]` with the seconds written to the microsecond, as asciinema
     writes them (`0.248848`), never in exponent form. A lone surrogate (a JSON body may
     hold one: `"\\ud800"`) becomes "?", so the line is valid UTF-8 as the format asks."""
-    seconds = f"{interval_us // 1_000_000}.{interval_us % 1_000_000:06d}"
     text = data.encode(errors="replace").decode()
-    return f"[{seconds}, {json.dumps(kind)}, {json.dumps(text, ensure_ascii=False)}]\n"
+    return f"[{seconds(interval_us)}, {json.dumps(kind)}, {json.dumps(text, ensure_ascii=False)}]\n"
+
+
+def seconds(us: int) -> str:
+    """`us` microseconds as seconds with six decimals, never in exponent form."""
+    return f"{us // 1_000_000}.{us % 1_000_000:06d}"
 
 
 def repair(path: Path) -> None:
@@ -122,18 +133,26 @@ class Recorder:
         room: Callable[[int], str | None],
         grew: Callable[[int], None],
         exit_status: Callable[[], int],
+        monitor: tuple[SnapshotFeed, TimelineWriter] | None = None,
     ) -> None:
         """`directory`: where the cast is, whose disk must keep `limits.min_free_mib` free;
-        `room(n)`: why the cast may not grow by n bytes (a quota it would pass), or None;
-        `grew(n)`: it grew by n bytes (server/quota.py counts them); `exit_status()`: the
-        session's, once its stream has ended (the `x` event)."""
+        `room(n)`: why the recording may not grow by n bytes (a quota it would pass), or
+        None; `grew(n)`: it grew by n bytes (server/quota.py counts them); `exit_status()`:
+        the session's, once its stream has ended (the `x` event); `monitor`: the session's
+        monitor feed and the timeline to keep it in, if it has one."""
         self.stream, self.writer, self.limits = stream, writer, limits
+        self.monitor = monitor
         self._room, self._grew, self._exit_status = room, grew, exit_status
         self.record_input = record_input
         self.directory = directory
         self.reason: str | None = None  # why it stopped, once it has
         self._stop = asyncio.Event()
         self._next_free_check = 0
+
+    @property
+    def size(self) -> int:
+        """What the recording takes on the disk: its cast and its timeline."""
+        return self.writer.size + (self.monitor[1].size if self.monitor is not None else 0)
 
     def observe(self, kind: str, data: str) -> None:
         """A resize ("r") or keystrokes ("i") on the session."""
@@ -189,7 +208,7 @@ class Recorder:
         left = self.limits.max_duration_s - self.writer.elapsed()
         try:
             async with asyncio.timeout(max(0.0, left)):
-                await race(self._copy(self.stream.end), self._stop.wait())
+                await race(self._copy(self.stream.end), self._chart(), self._stop.wait())
         except TimeoutError:
             limit = self.limits.max_duration_s
             self.stop(
@@ -203,6 +222,10 @@ class Recorder:
                 log.warning("capOS: a recording could not be closed: %s", exc)
             with contextlib.suppress(OSError):
                 repair(self.writer.path)  # a line the disk took only half of
+            if self.monitor is not None:
+                with contextlib.suppress(OSError):
+                    self.monitor[1].close()
+                    repair(self.monitor[1].path)
 
     async def _copy(self, offset: int) -> None:
         """The stream into the cast, from `offset` until the recorder stops or the stream ends."""
@@ -216,3 +239,37 @@ class Recorder:
             elif isinstance(item, Ended):
                 self._write("x", str(self._exit_status()))
                 self.stop(f"the session ended: {item.reason}")
+
+    async def _chart(self) -> None:
+        """The session's monitor snapshots into the timeline, until the recorder stops."""
+        if self.monitor is not None:
+            feed, timeline = self.monitor
+            async with feed.watching():
+                seen = None
+                while self.reason is None and (current := await feed.next(seen)) is not None:
+                    seen = current["seq"]
+                    if not self._chart_one(timeline, current):
+                        break
+        await self._stop.wait()  # the cast goes on
+
+    def _chart_one(self, timeline: TimelineWriter, snapshot: dict) -> bool:
+        """One snapshot into the timeline; False when the timeline stopped, with a note
+        in it and a marker in the cast saying why."""
+        at = self.writer.elapsed()
+        try:
+            step = timeline.step(snapshot, at)
+            if step is None:
+                return True
+            why = self._room(step.size) or timeline.over(step.size)
+            if why is None:
+                timeline.write(step)
+                self._grew(step.size)
+                return True
+            self._grew(timeline.note(at, f"stopped: {why}"))
+        except ValueError as exc:  # BadSnapshot: a feed passes only checked ones
+            why = str(exc)
+        except OSError as exc:
+            log.warning("capOS: a monitor timeline could not be written: %s", exc)
+            why = f"the server could not write it ({exc.strerror or exc})"
+        self.mark(f"monitor timeline stopped: {why}; the terminal is still recorded")
+        return False

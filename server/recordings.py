@@ -10,7 +10,9 @@ against the disk quotas (server/quota.py) of its session and of the address that
 started it. Each running recorder is a task in its session's task group
 (server/sessions/live.py), so it ends with the session, and each cast is valid however
 it stopped. A disk that fails or fills, or a quota reached, stops the recording with a
-marker saying why; the session goes on.
+marker saying why; the session goes on. A session with a system monitor (a QEMU or a
+tab session) gets a monitor timeline beside its cast (server/monitortimeline.py), in
+the same quotas.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from server.monitortimeline import TimelineWriter, timeline_path
 from server.quota import DiskQuota, Owner
 from server.recording import CastWriter, Recorder, RecordingLimits, free_mib, repair
 from server.sessions.live import LiveSession
@@ -57,8 +60,10 @@ class Recording:
 
     def info(self, token: str | None = None) -> dict:
         """What the owner sees; with `token` (only when it starts) its replay links too."""
-        size = self.recorder.writer.size if self.recorder is not None else self.size
+        size = self.recorder.size if self.recorder is not None else self.size
         links = {"url": f"/r/{token}", "cast": f"/r/{token}.cast"} if token else {}
+        if token and self.recorder is not None and self.recorder.monitor is not None:
+            links["monitor"] = f"/r/{token}.monitor"
         info = {
             "id": self.id,
             **links,
@@ -118,13 +123,19 @@ class RecordingRegistry:
                 repair(path)
                 recording.stopped = time.time()
                 recording.reason = "the server restarted while recording; what came before is kept"
-                recording.size = path.stat().st_size
+                timeline = timeline_path(path)
+                if timeline.exists():
+                    repair(timeline)
+                recording.size = sum(p.stat().st_size for p in (path, timeline) if p.exists())
                 await self.store.put_recording(recording.row())
             self._add(recording)
         kept = {recording.file for recording in self.recordings.values()}
         for cast in self.directory.glob("*.cast"):
             if cast.name not in kept:
                 cast.unlink()
+        for timeline in self.directory.glob("*.monitor"):
+            if timeline.with_suffix(".cast").name not in kept:
+                timeline.unlink()
 
     def _add(self, recording: Recording) -> None:
         self.recordings[recording.id] = recording
@@ -171,18 +182,26 @@ class RecordingRegistry:
             expires_at=time.time() + expires_in,
             record_input=record_input,
         )
+        path = self.path(recording)
         try:
-            writer = CastWriter(self.path(recording), cols, rows, title="capOS Playground session")
+            writer = CastWriter(path, cols, rows, title="capOS Playground session")
         except OSError as exc:
             raise ShareError(f"the server cannot write recordings now ({exc})", 507) from None
+        monitor = None
         try:
+            if session.monitor is not None:
+                timeline = TimelineWriter(timeline_path(path), self.limits.max_timeline_bytes)
+                monitor = (session.monitor, timeline)
             await self.store.put_recording(recording.row())
-        except StoreError as exc:
+        except (OSError, StoreError) as exc:
             writer.close()
-            self.path(recording).unlink(missing_ok=True)
-            raise ShareError(str(exc), 503) from None
+            if monitor is not None:
+                monitor[1].close()
+            self._remove_files(path)
+            if isinstance(exc, StoreError):
+                raise ShareError(str(exc), 503) from None
+            raise ShareError(f"the server cannot write recordings now ({exc})", 507) from None
         self._add(recording)
-        self.quota.settle(recording.id, writer.size)  # the header
         recording.recorder = Recorder(
             session.stream,
             writer,
@@ -192,7 +211,9 @@ class RecordingRegistry:
             room=lambda more: self.quota.over(recording_id, more),
             grew=lambda more: self.quota.grow(recording_id, more),
             exit_status=lambda: session.exit_status,
+            monitor=monitor,
         )
+        self.quota.settle(recording.id, recording.recorder.size)  # the headers
         session.start(self._record(session, recording, recording.recorder), "a recorder")
         return recording, token
 
@@ -218,7 +239,7 @@ class RecordingRegistry:
             self._keys(session)
             recording.stopped = time.time()
             recording.reason = recorder.reason
-            recording.size = recorder.writer.size
+            recording.size = recorder.size
             if recording.id in self.recordings:  # not deleted meanwhile
                 self.quota.settle(recording.id, recording.size)  # the last marker, a torn line
                 with contextlib.suppress(StoreError):  # the store says so on /healthz
@@ -270,7 +291,18 @@ class RecordingRegistry:
         except StoreError as exc:
             raise ShareError(str(exc), 503) from None
         self._drop(recording)
-        self.path(recording).unlink(missing_ok=True)
+        self._remove_files(self.path(recording))
+
+    @staticmethod
+    def _remove_files(cast: Path) -> None:
+        cast.unlink(missing_ok=True)
+        timeline_path(cast).unlink(missing_ok=True)
+
+    def timeline(self, recording: Recording) -> Path | None:
+        """Its monitor timeline, or None when it has none (its session had no monitor,
+        or it was recorded before timelines were kept)."""
+        path = timeline_path(self.path(recording))
+        return path if path.exists() else None
 
     def expired(self, now: float) -> list[Recording]:
         return [r for r in self.recordings.values() if r.expires_at <= now]

@@ -63,7 +63,8 @@ class RecordingLimits:
     can neither fill it nor keep what they recorded forever (server/quota.py,
     server/retention.py)."""
 
-    max_bytes: int = 16 * MIB  # the .cast file
+    max_bytes: int = 16 * MIB  # one recording: its .cast and its monitor timeline
+    max_timeline_bytes: int = 4 * MIB  # of which the timeline may take this much
     max_duration_s: float = 3600.0
     max_marker: int = 200  # characters of a marker's label
     min_free_mib: int = 256  # free disk under the data directory below which recording stops

@@ -136,12 +136,13 @@ def _settle(start: asyncio.Future, offset: int | None) -> None:
         start.set_result(offset)
 
 
-def parse_frame(message: Mapping[str, Any]) -> dict:
+def parse_frame(message: Mapping[str, Any], limit: int = MAX_FRAME) -> dict:
+    """A client's JSON frame, of at most `limit` characters; BadFrame says what is wrong."""
     text = message.get("text")
     if text is None:
         raise BadFrame("binary frames are not accepted: send JSON text frames")
-    if len(text) > MAX_FRAME:
-        raise BadFrame(f"a frame may be at most {MAX_FRAME} characters, this one is {len(text)}")
+    if len(text) > limit:
+        raise BadFrame(f"a frame may be at most {limit} characters, this one is {len(text)}")
     try:
         frame = loads_bounded(text)
     except ValueError as exc:

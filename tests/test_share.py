@@ -30,6 +30,7 @@ from server.settings import RecordingLimits, Settings, ShareLimits
 from server.shares import ShareRegistry
 from server.sharing import Sharing
 from tests.asciicast import read_v2, read_v3
+from tests.monitortimeline import read_timeline, story
 
 # The tests hold connections open across steps rather than in `with` blocks.
 pytestmark = pytest.mark.filterwarnings("ignore:connect\\(\\) must be used:DeprecationWarning")
@@ -45,7 +46,7 @@ def base(data_dir) -> Iterator[str]:
     settings = Settings(
         data_dir=data_dir,
         share_limits=ShareLimits(links_per_session=4),
-        recording_limits=RecordingLimits(max_bytes=64 * 1024),
+        recording_limits=RecordingLimits(max_bytes=64 * 1024, max_timeline_bytes=12 * 1024),
         admission=ONE_ADDRESS_RIG,
     )
     with serving(settings) as url:
@@ -71,6 +72,13 @@ class Tab:
         frame = {"type": "output", "offset": self.offset, "data": text}
         self.relay.send(json.dumps(frame))
         self.offset += len(text.encode())
+
+    def next_frame(self, timeout: float = 5) -> dict:
+        """The server's next frame to the tab, past its asks for monitor snapshots
+        (every recording asks: the monitor timeline's test covers them)."""
+        while (frame := json.loads(self.relay.recv(timeout)))["type"] == "monitor":
+            pass
+        return frame
 
     def share(self, mode: str, **extra) -> dict:
         response = httpx.post(
@@ -410,18 +418,18 @@ def test_a_recording_keeps_input_only_when_the_owner_opts_in(base):
     recording = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={"input": True}).json()
     assert recording["input"] is True and plain["input"] is False
     # the owner's tab is asked for the owner's keystrokes, which it types itself
-    assert json.loads(tab.relay.recv(5)) == {"type": "keys", "record": True}
+    assert tab.next_frame() == {"type": "keys", "record": True}
     tab.relay.send(json.dumps({"type": "keys", "data": "ls\r\ud800"}))  # a lone surrogate
     for bad in (5, "k" * 20_000):
         tab.relay.send(json.dumps({"type": "keys", "data": bad}))
-        error = json.loads(tab.relay.recv(5))
+        error = tab.next_frame()
         assert error["type"] == "error" and 'keys needs "data"' in error["message"]
     driver = watch(base, tab.share("drive"))
     driver.send(json.dumps({"type": "input", "data": "typed\r"}))
-    assert json.loads(tab.relay.recv(5))["type"] == "input"
+    assert tab.next_frame()["type"] == "input"
     for started in (recording, plain):
         httpx.post(f"{base}/api/sessions/{tab.id}/recordings/{started['id']}/stop")
-    assert json.loads(tab.relay.recv(5)) == {"type": "keys", "record": False}
+    assert tab.next_frame() == {"type": "keys", "record": False}
     _, events = read_v3(httpx.get(base + recording["cast"]).text)
     assert [e[1:] for e in events if e[1] == "i"] == [("i", "ls\r?"), ("i", "typed\r")]
     _, v2_events = read_v2(httpx.get(base + recording["cast"] + "?format=v2").text)
@@ -451,6 +459,76 @@ def test_a_recording_ends_with_the_sessions_exit_status_which_v2_leaves_out(base
     assert [e[1:] for e in events] == [("o", "bye\r\n"), ("x", "129")]
     _, v2_events = read_v2(httpx.get(base + recording["cast"] + "?format=v2").text)
     assert v2_events == events[:-1]
+
+
+def test_a_tabs_monitor_timeline_is_recorded_beside_its_cast_on_the_same_clock(base, data_dir):
+    tab = Tab(base)
+    assert httpx.get(f"{base}/r/{'x' * 43}.monitor").status_code == 404
+    recording = httpx.post(f"{base}/api/sessions/{tab.id}/recordings", json={}).json()
+    assert json.loads(tab.relay.recv(5)) == {"type": "monitor", "record": True}
+    for bad, why in (
+        ({"type": "monitor"}, "expected a MonitorSnapshot (an object)"),
+        ({"type": "monitor", "snapshot": {"processes": [{"pid": "one"}]}}, "pid: expected"),
+        ({"type": "monitor", "snapshot": {"bogus": 1}}, "bogus: MonitorSnapshot has no such"),
+        ({"type": "monitor", "snapshot": {"x": "y" * 600_000}}, "at most 524288 characters"),
+    ):
+        tab.relay.send(json.dumps(bad))
+        error = json.loads(tab.relay.recv(5))
+        assert error["type"] == "error" and why in error["message"], error
+    shots = story()
+    monitor = base + recording["monitor"]
+    deadline = time.monotonic() + 30
+
+    def send(snapshot: dict) -> None:
+        tab.relay.send(json.dumps({"type": "monitor", "snapshot": snapshot}))
+
+    def lines_become(count: int) -> None:
+        while httpx.get(monitor).text.count("\n") < count:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+    send(shots[0])  # the watcher
+    lines_become(2)
+    httpx.post(f"{base}/api/sessions/{tab.id}/markers", json={"label": "the client starts"})
+    send(shots[1])  # and a client
+    lines_become(3)
+    for count, shot in enumerate(shots[3:], start=4):  # past 12 KiB: the timeline stops
+        send(shot)
+        lines_become(count)
+        if '"n"' in httpx.get(monitor).text:
+            break
+    tab.write("still recorded\r\n")  # the cast goes on
+    while "still recorded" not in httpx.get(base + recording["cast"]).text:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    httpx.post(f"{base}/api/sessions/{tab.id}/recordings/{recording['id']}/stop")
+    assert json.loads(tab.relay.recv(5)) == {"type": "monitor", "record": False}
+
+    answer = httpx.get(monitor)
+    assert answer.status_code == 200 and answer.headers["content-type"] == "application/jsonl"
+    _, lines = read_timeline(answer.text)
+    _, events = read_v3(httpx.get(base + recording["cast"]).text)
+    [marked] = [at for at, kind, data in events if data == "the client starts"]
+    assert lines[0][0] < marked < lines[1][0]  # one clock: the snapshots sent around it
+    assert "client" not in json.dumps(lines[0][2]) and "client" in json.dumps(lines[1][2])
+    assert lines[-1][1:] == ("n", "stopped: the monitor timeline reached its limit of 12 KiB")
+    stopped = [data for _, kind, data in events if data.startswith("monitor timeline stopped")]
+    assert stopped == [
+        "monitor timeline stopped: the monitor timeline reached its limit of 12 KiB; "
+        "the terminal is still recorded"
+    ]
+    info = httpx.get(f"{base}/api/sessions/{tab.id}/recordings").json()["recordings"][0]
+    assert info["size"] == len(answer.content) + len(httpx.get(base + recording["cast"]).content)
+    refused = httpx.get(monitor + "?format=v2")
+    assert refused.status_code == 400 and "takes no options" in refused.text
+    (data_dir / "recordings" / f"{recording['id']}.monitor").unlink()  # as recorded before
+    missing = httpx.get(monitor)
+    assert missing.status_code == 404 and "had no system monitor" in missing.text
+    assert (
+        httpx.delete(f"{base}/api/sessions/{tab.id}/recordings/{recording['id']}").status_code
+        == 204
+    )
+    assert httpx.get(monitor).status_code == 404
 
 
 def test_a_malformed_format_is_a_clear_400(base):

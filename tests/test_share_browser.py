@@ -3,7 +3,8 @@
 One tab session serves every step (the owner's tab boots once): the owner
 shares it from the page, a view link and a drive link open in other
 contexts, the owner records, and the recording replays at /r/{id}: as the
-asciicast v3 it is recorded in, and as the v2 that casts recorded before were.
+asciicast v3 it is recorded in, and as the v2 that casts recorded before were,
+with the system's monitor views beside it, as the system was at the player's time.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from bench.liveserver import ONE_ADDRESS_RIG
 from bench.tab import has_prompt, screen, serving, wait_screen
 from server.settings import Settings
 from tests.asciicast import read_v2, read_v3
+from tests.monitortimeline import read_timeline
 
 pytestmark = pytest.mark.browser
 
@@ -191,5 +193,64 @@ def test_a_recording_plays_back_at_its_replay_link_with_chapters_and_keystrokes(
     assert [tuple(c) for c in chapters] == markers
     page.locator("#chapters button").last.click()
     page.wait_for_function("() => capos.player.getCurrentTime() > 0", timeout=10_000)
+    assert errors == []
+    page.context.close()
+
+
+def test_a_replay_shows_the_system_as_it_was_at_the_players_time(browser, owner, base_url):
+    """A tour step's chapter, and the process the step started: from the chapter the
+    graph shows it once it starts, with the caps it held; before it, it is not there."""
+    owner.click("#share-record")
+    running = owner.locator("#share-recordings a.replay:text('recording…')")
+    replay_url = running.get_attribute("href")
+    monitor = f"{base_url}{replay_url}.monitor"
+    deadline = time.monotonic() + 60
+
+    def recorded(wanted: str) -> None:
+        while wanted not in httpx.get(monitor).text:
+            assert time.monotonic() < deadline, f"{wanted!r} never reached the timeline"
+            time.sleep(0.2)
+
+    recorded('"k",')  # the tab's first snapshot
+    owner.evaluate(
+        "document.dispatchEvent(new CustomEvent('capos:tour-step', {detail: 'Tour: count'}))"
+    )
+    owner_types(owner, 'run "counter" with { stdio: client @stdio, counter: client @counter }\n')
+    wait_screen(owner, lambda rows: any("[counter] inc [n], get, exit" in r for r in rows), 60)
+    recorded('"binary":"counter"')
+    owner_types(owner, "exit\n")
+    owner.click("#share-stop")
+    owner.wait_for_selector(f"#share-recordings a.replay[href='{replay_url}']:text('replay')")
+    _, lines = read_timeline(httpx.get(monitor).text)
+    [pid] = {
+        p["pid"]
+        for _, code, data in lines
+        if code in "kd"
+        for p in data.get("processes", [])
+        if p.get("binary") == "counter"  # whole when it started
+    }
+    node = f"#mon-graph [data-node='pid:{pid}']"
+
+    page, errors = replay(browser, base_url + replay_url)
+    [chapter] = page.evaluate("capos.chapters")
+    assert chapter["label"] == "Tour: count"
+    page.evaluate("capos.player.seek({ marker: 0 })")
+    page.wait_for_function(
+        f"() => Math.abs(capos.monitor.playerTime - {chapter['at']}) < 0.01", timeout=10_000
+    )
+    assert page.locator("#mon-graph [data-node^='pid:']").count() > 0  # the system so far
+    assert page.locator(node).count() == 0  # the step has only begun
+    page.evaluate("capos.player.play()")
+    page.wait_for_selector(node, timeout=30_000)  # the counter the step started
+    page.evaluate("capos.player.pause()")
+    assert "counter" in page.text_content(node)
+    assert page.locator(f"#mon-graph [data-edge^='{pid}->']").count() == 2  # stdio, counter
+    page.click("#monitor [data-tab=processes]")
+    assert "counter" in page.text_content(f"#mon-processes tr[data-pid='{pid}']")
+    page.click("#monitor [data-tab=calls]")  # the calls the tab's kernel traced by then
+    assert page.locator("#mon-calls tbody tr").count() > 0
+    page.click("#monitor [data-tab=graph]")
+    page.evaluate("capos.player.seek(0)")
+    page.wait_for_selector(node, state="detached", timeout=10_000)
     assert errors == []
     page.context.close()

@@ -11,6 +11,7 @@ from websockets.sync.client import connect
 
 from bench.poolserver import PROMPT, PoolServer, TerminalClient, pool_server
 from tests.asciicast import read_v3
+from tests.monitortimeline import read_timeline
 
 pytestmark = [
     pytest.mark.qemu,
@@ -73,6 +74,10 @@ def test_a_native_session_is_shared_recorded_and_driven_through_links(server):
     assert ("r", "100x30") in [e[1:] for e in events]
     assert ("m", "the driver types") in [e[1:] for e in events]
     assert "ns = " in "".join(data for _, kind, data in events if kind == "o")
+    # beside the cast, the guest's monitor timeline, polled like a monitor socket's
+    timeline = server.http.get(recording["cast"].removesuffix(".cast") + ".monitor")
+    _, states = read_timeline(timeline.text)
+    assert "shell" in [p["binary"] for p in states[0][2]["processes"]]  # a first keyframe
     # A recording with keystrokes, running when the shell exits: the guest powers off,
     # and the recording ends with QEMU's exit status, 0.
     path = f"/api/sessions/{session['id']}/recordings"

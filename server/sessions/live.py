@@ -24,9 +24,12 @@ import signal
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from server.stream import OutputStream
+
+if TYPE_CHECKING:
+    from server.monitorfeed import SnapshotFeed
 
 log = logging.getLogger("capos.sessions")
 
@@ -65,6 +68,9 @@ class LiveSession(ABC):
         self.idle_since = time.monotonic()
         # Told of input ("i") and resizes ("r", "COLSxROWS"): recorders (server/recordings.py).
         self.observers: list[Callable[[str, str], None]] = []
+        # Its system's monitor snapshots, for monitor sockets and recordings; None for a
+        # kind that has none here (a mirror of another replica's session).
+        self.monitor: SnapshotFeed | None = None
         self.ending = asyncio.Event()  # set with `reason`: serve() returns soon after
         self._group: asyncio.TaskGroup | None = None
         self._tasks: set[asyncio.Task] = set()

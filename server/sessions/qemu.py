@@ -80,7 +80,7 @@ class QemuSession(LiveSession):
             self._cpu_before = -vm.cpu_seconds()
         self._pending_input = bytearray()
         self._poke = asyncio.Event()  # a client came or went
-        self.monitor = MonitorFeed(self)  # the monitor sockets' one poll of the guest
+        self.monitor: MonitorFeed = MonitorFeed(self)  # one poll of the guest for all
 
     @classmethod
     def revived(

@@ -14,11 +14,16 @@ Tab to server (JSON text frames):
    "response": {"caps": [...]} | {"json": "..."}  an AgentResponse without its id (checked:
                | {"error": {"kind", "type",       server/sessions/tabagent.py); a bad one
                             "message"}}}          fails that call and is answered `error`
+  {"type": "monitor", "snapshot": {...}}          the tab's MonitorSnapshot, only while the
+                                                  server asks (below): a recording keeps it
+                                                  (server/monitortimeline.py)
 Server to tab:
   {"type": "resume", "offset": N}   first: the server has everything before N; send from N
   {"type": "input", "data": "..."}  keystrokes from drive links and agents' terminal_write
   {"type": "keys", "record": B}     whether to send the owner's keystrokes: true while a
                                     recording that keeps keystrokes runs (its owner opted in)
+  {"type": "monitor", "record": B}  whether to send monitor snapshots: true while a
+                                    recording runs
   {"type": "exit", "reason": "..."} the owner ended the session through the API
   {"type": "agent", "id": N, "request": R}
                                     an outside agent's request through an agent link: R is
@@ -54,6 +59,8 @@ import time
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from server.jsonbody import is_int
+from server.monitorfeed import PushedFeed
+from server.monitortimeline import BadSnapshot, normalize
 from server.sessions.live import LiveSession, SessionError
 from server.sessions.tabagent import BadReply, TabAgents
 from server.settings import TabLimits
@@ -72,6 +79,12 @@ TERMINAL_RESET = "\x1bc"
 CLOSED_TAB = "the owner closed the tab"
 WENT_AWAY = "the owner's tab went away and did not come back"
 _TICK_S = 1.0
+RELAY_FRAME = 512 * 1024  # characters: a monitor frame carries a whole snapshot
+# Checking a snapshot against the schema costs the server about 1 ms for 8 KiB, so a tab
+# gets this many characters of snapshots checked a second (a burst of RELAY_FRAME); past
+# that its snapshots are ignored until the budget refills. A tab's kernel sends one at
+# most every 250 ms (or at once when a process starts or ends), far less than this.
+MONITOR_CHARS_PER_S = 1024 * 1024
 
 
 class TabSession(LiveSession):
@@ -87,6 +100,10 @@ class TabSession(LiveSession):
         self._to_owner: asyncio.Queue[dict] | None = None
         self._keys_wanted = False
         self.agents = TabAgents(self._deliver)  # agent links' requests (tabagent.py)
+        self.monitor: PushedFeed = PushedFeed(self, self._want_monitor)
+        self._monitor_wanted = False
+        self._monitor_budget = float(RELAY_FRAME)  # characters of snapshots it may send now
+        self._monitor_counted = time.monotonic()  # when the budget was last refilled
 
     def info(self) -> dict:
         return {
@@ -127,6 +144,10 @@ class TabSession(LiveSession):
         """Show the owner's page what an agent did through agent link `link`."""
         frame = {"type": "agent-call", "link": link, "tool": tool, "target": target}
         self._send_owner({**frame, "outcome": outcome})
+
+    def _want_monitor(self, wanted: bool) -> None:
+        self._monitor_wanted = wanted
+        self._send_owner({"type": "monitor", "record": wanted})
 
     def end(self, reason: str) -> None:
         first = self.reason is None
@@ -169,6 +190,8 @@ class TabSession(LiveSession):
         await send_frame(websocket, {"type": "resume", "offset": self.stream.end})
         if self._keys_wanted:
             queue.put_nowait({"type": "keys", "record": True})
+        if self._monitor_wanted:
+            queue.put_nowait({"type": "monitor", "record": True})
         closed_by_tab: list[bool] = []
         try:
             await race(self._receive(websocket, closed_by_tab), _send_to_owner(websocket, queue))
@@ -190,13 +213,25 @@ class TabSession(LiveSession):
                     closed_by_tab.append(True)
                 return
             try:
-                self._take(parse_frame(message))
+                self._take(parse_frame(message, RELAY_FRAME), len(message.get("text") or ""))
             except BadFrame as exc:
                 await send_frame(websocket, {"type": "error", "message": str(exc)})
             if self.reason is not None:
                 return
 
-    def _take(self, frame: dict) -> None:
+    def _afford(self, size: int) -> bool:
+        """Whether the tab's snapshot budget covers `size` characters more (then spent)."""
+        now = time.monotonic()
+        refill = (now - self._monitor_counted) * MONITOR_CHARS_PER_S
+        self._monitor_budget = min(float(RELAY_FRAME), self._monitor_budget + refill)
+        self._monitor_counted = now
+        if size > self._monitor_budget:
+            return False
+        self._monitor_budget -= size
+        return True
+
+    def _take(self, frame: dict, size: int) -> None:
+        """One frame from the tab, of `size` characters."""
         kind = frame["type"]
         if kind == "output":
             offset, data = frame.get("offset"), frame.get("data")
@@ -223,9 +258,17 @@ class TabSession(LiveSession):
                 self.agents.take_reply(frame)
             except BadReply as exc:
                 raise BadFrame(str(exc)) from None
+        elif kind == "monitor":
+            if not self._monitor_wanted or not self._afford(size):
+                return  # unasked (a recording just stopped), or past the tab's budget
+            try:
+                snapshot = normalize(frame.get("snapshot"))
+            except BadSnapshot as exc:
+                raise BadFrame(f'monitor needs "snapshot", a MonitorSnapshot: {exc}') from None
+            self.monitor.publish(snapshot)
         else:
             raise BadFrame(
-                f"unknown frame type {kind!r}; expected output, size, keys or agent-reply"
+                f"unknown frame type {kind!r}; expected output, size, keys, agent-reply or monitor"
             )
 
 

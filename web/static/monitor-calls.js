@@ -28,7 +28,9 @@ function median(values) {
 }
 
 export class CallViews {
-  constructor() {
+  // `charts`: false for a list alone (a replay's: its charts would need every snapshot)
+  constructor({ charts = true } = {}) {
+    this.withCharts = charts;
     this.lastSeq = 0;
     this.lastNs = null;
     this.series = [[], [], []]; // uptime s, calls per s, median latency us
@@ -75,7 +77,7 @@ export class CallViews {
   }
 
   render(snap, names) {
-    if (!this.charts && !this.loading) {
+    if (this.withCharts && !this.charts && !this.loading) {
       this.loading = this.makeCharts().catch((error) => {
         this.box.textContent = `charts unavailable: ${error}`;
       });
@@ -90,6 +92,6 @@ export class CallViews {
       ? table(["time", "caller", "callee", "call", "latency", "result"], rows)
       : el("p", {}, snap.tracing ? "no calls yet" : "the kernel's IPC trace is off");
     timeline.id = "mon-calls";
-    return el("div", {}, this.box, timeline);
+    return this.withCharts ? el("div", {}, this.box, timeline) : el("div", {}, timeline);
   }
 }

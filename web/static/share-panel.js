@@ -10,6 +10,20 @@
 
 const MAX_CALLS = 50; // the agent's calls the panel lists, newest last
 
+// Each tour step (web/static/tour.js announces them) is a chapter in a running
+// recording of the session `current()` names, if any yet (409: none is running, fine),
+// so a replay's chapters are the tour's steps.
+export function markTourSteps(current) {
+  document.addEventListener("capos:tour-step", ({ detail }) => {
+    const id = current();
+    if (id === null) return;
+    fetch(`/api/sessions/${encodeURIComponent(id)}/markers`, {
+      method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify({ label: detail }),
+    });
+  });
+}
+
 function el(tag, { dataset = {}, ...props } = {}, ...children) {
   const node = Object.assign(document.createElement(tag), props);
   Object.assign(node.dataset, dataset);

@@ -1,7 +1,9 @@
 // Sharing a tab session: the tab's terminal output goes to the server, which fans it
 // out to share links (server/relay.py); keystrokes from drive links come back here.
 // The owner's own keystrokes go to the server only while it asks for them (`keys`):
-// while a recording runs whose owner chose to keep keystrokes.
+// while a recording runs whose owner chose to keep keystrokes. Likewise the tab's
+// monitor snapshots (`monitor`): while a recording runs, it keeps them in its
+// monitor timeline (server/monitortimeline.py) for the replay page's views.
 //
 // Nothing is sent until the owner first shares or records: then the page makes a
 // tab session (POST /api/tabs), whose id only this page holds (it is the owner's
@@ -14,10 +16,11 @@
 // `agent` frame is queued for the kernel's AgentPort (`queueAgent`), and the shell's
 // answer goes back as `agent-reply` (server/sessions/tab.py). `agent-call` frames
 // tell the share panel what the agent did.
-import { sharePanel } from "/static/share-panel.js";
+import { markTourSteps, sharePanel } from "/static/share-panel.js";
 
 const KEEP = 256 * 1024;
 const KEYS_CHUNK = 4 * 1024; // characters: at most the server's 16 KiB a frame in UTF-8
+const MONITOR_FRAME = 512 * 1024; // characters: the most the server takes (RELAY_FRAME)
 const utf8 = new TextEncoder();
 
 export function shareTab(term, typeIn, queueAgent) {
@@ -30,6 +33,14 @@ export function shareTab(term, typeIn, queueAgent) {
   let session = null; // {id, relay} once shared
   let over = false;
   let sendKeys = false; // a recording that keeps keystrokes is running
+  let sendMonitor = false; // a recording is running: it keeps the monitor's snapshots
+  let snapshot = null; // the newest, as JSON: sent at once when the server asks
+  const sendSnapshot = () => {
+    if (!live || !sendMonitor || snapshot === null) return;
+    const frame = `{"type":"monitor","snapshot":${snapshot}}`;
+    if (frame.length <= MONITOR_FRAME) socket.send(frame);
+  };
+  window.addEventListener("capos-monitor", ({ detail }) => { snapshot = detail; sendSnapshot(); });
 
   const send = (frame) => socket.send(JSON.stringify(frame));
   const sendSize = () => { if (live) send({ type: "size", cols: term.cols, rows: term.rows }); };
@@ -58,6 +69,9 @@ export function shareTab(term, typeIn, queueAgent) {
         panel.agentCalled(frame);
       } else if (frame.type === "keys") {
         sendKeys = frame.record;
+      } else if (frame.type === "monitor") {
+        sendMonitor = frame.record;
+        sendSnapshot();
       } else if (frame.type === "exit") {
         over = true;
       }
@@ -65,6 +79,7 @@ export function shareTab(term, typeIn, queueAgent) {
     socket.onclose = (event) => {
       live = false;
       sendKeys = false; // the server says again after a reconnect
+      sendMonitor = false;
       if (!over && event.code !== 4404 && event.code !== 4409) setTimeout(connect, 1000);
     };
   };
@@ -81,14 +96,7 @@ export function shareTab(term, typeIn, queueAgent) {
   };
   term.onResize(sendSize);
   const panel = sharePanel(ensure);
-  // Each tour step is a chapter in a running recording (409: none is running, fine).
-  document.addEventListener("capos:tour-step", ({ detail }) => {
-    if (session === null) return;
-    fetch(`/api/sessions/${session.id}/markers`, {
-      method: "POST", headers: { "content-type": "application/json" },
-      body: JSON.stringify({ label: detail }),
-    });
-  });
+  markTourSteps(() => session?.id ?? null);
   return {
     output(bytes) {
       const text = decoder.decode(bytes, { stream: true });

@@ -63,7 +63,7 @@ class TourPanel {
     const buffer = this.term.buffer.active;
     this.startLine = buffer.baseY + buffer.cursorY;
     this.startSeq = this.snapshot?.seq ?? 0;
-    // A running recording marks each step as a chapter (web/static/share-relay.js).
+    // A running recording marks each step as a chapter (web/static/share-panel.js).
     document.dispatchEvent(new CustomEvent("capos:tour-step",
       { detail: `${this.tour.title}: ${this.step().title}` }));
     this.save();
