@@ -39,7 +39,7 @@ Server to tab:
                                     what an agent did through agent link S (the share's
                                     id), for the page to show: T an MCP tool's name, O
                                     "ok" or the kind of error it was answered
-  {"type": "error", "message": "..."}  a frame refused (every frame: at most 64 Ki chars)
+  {"type": "error", "message": "..."}  a frame refused (at most 64 Ki chars; monitor 512 Ki)
 
 The server keeps the tab's output in an `OutputStream`, so viewers get the
 same protocol as for a QEMU session (offsets, resume, reset). Output the
@@ -68,6 +68,7 @@ from server.stream import DEFAULT_SCROLLBACK, OutputStream
 from server.supervise import any_set, race
 from server.terminal import (
     MAX_COLS_ROWS,
+    MAX_FRAME,
     MAX_INPUT,
     BadFrame,
     is_size,
@@ -233,6 +234,8 @@ class TabSession(LiveSession):
     def _take(self, frame: dict, size: int) -> None:
         """One frame from the tab, of `size` characters."""
         kind = frame["type"]
+        if kind != "monitor" and size > MAX_FRAME:
+            raise BadFrame(f"a frame may be at most {MAX_FRAME} characters (a monitor frame more)")
         if kind == "output":
             offset, data = frame.get("offset"), frame.get("data")
             if not is_int(offset) or offset < 0 or not isinstance(data, str):
