@@ -1,5 +1,7 @@
 // The viewer's page for a share link (/s/{token}): the live terminal, read-only for a
-// view link. The server enforces the mode; the page only shows it.
+// view link. The server enforces the mode; the page only shows it. A drive link's typing
+// gets predictive echo (predict-view.js); a view link types nothing, so it has none.
+import { predictiveEcho } from "/static/predict-view.js";
 import { openTerminal } from "/static/terminal.js";
 import { connectTerminal } from "/static/terminal-socket.js";
 
@@ -17,9 +19,11 @@ async function main() {
   const versions = await (await fetch("/vendor/versions.json")).json();
   const term = await openTerminal(versions,
     { disableStdin: mode !== "drive", cursorBlink: mode === "drive" });
-  window.capos = { term, mode };
+  const prediction = mode === "drive" ? predictiveEcho(term) : null;
+  window.capos = { term, mode, prediction };
   connectTerminal(term, `/s/${token}/terminal`, {
     canType: mode === "drive",
+    prediction,
     onStatus: (text, state) => {
       status.textContent = text;
       document.body.dataset.state = state;
