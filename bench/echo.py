@@ -69,7 +69,8 @@ def type_block(page, count: int) -> list[float]:
         deadline = time.monotonic() + 30
         while page.evaluate("() => caposWatch.keys.at(-1).painted") is None:
             if time.monotonic() > deadline:
-                raise TimeoutError("a key was never painted")
+                key = page.evaluate("() => caposWatch.keys.at(-1)")
+                raise TimeoutError(f"a key was never painted: {key}; screen: {painted(page)}")
             time.sleep(0.002)
     return page.evaluate("() => caposWatch.keys.map((key) => key.painted - key.at)")
 

@@ -94,8 +94,10 @@ def open_owner_page(browser, server: PoolServer):
 
 
 def set_mode(page, mode: str) -> None:
-    """Predictive echo's mode, chosen on the page's toggle: auto, on or off."""
+    """Predictive echo's mode, chosen on the page's toggle: auto, on or off; then back to
+    typing in the terminal."""
     page.select_option("#predict-mode", mode)
+    page.click("#terminal")
 
 
 def settle(page, timeout: float = 30) -> None:
