@@ -13,7 +13,8 @@ predict.js), so both modes see the same machine load:
   echo_p50_ms           prediction off: a key sent over the websocket to its echo in the
                         terminal's buffer (the round trip auto mode judges by), median
   wrong_glyphs_left     after a scripted session with prediction on (a password prompt,
-                        `top` on the alternate screen, a clear, a line the shell scrolls
+                        `passphrase`, a program that turns echo off, `top` on the
+                        alternate screen, a clear, a line the shell scrolls
                         sideways instead of echoing the key): cells painted differently from
                         what the guest sent once it went quiet, plus password glyphs ever
                         drawn. Target: 0.
@@ -96,6 +97,12 @@ def scripted_session(page) -> int:
     forget_shown(page)
     page.keyboard.type(PASSWORD + "\r", delay=15)
     wait_screen(page, lambda rows: any("login incorrect" in r for r in rows), 30)
+    wrong += wrong_cells(page) + sum(map(len, shown(page)))
+    page.keyboard.type('run "passphrase" with { stdio: client @stdio }\r', delay=15)
+    wait_screen(page, lambda rows: any(r.startswith("passphrase>") for r in rows), 30)
+    forget_shown(page)
+    page.keyboard.type(f"{PASSWORD}\r{PASSWORD}\r", delay=15)
+    wait_screen(page, lambda rows: any("they match" in r for r in rows), 30)
     wrong += wrong_cells(page) + sum(map(len, shown(page)))
     page.keyboard.type("top\r", delay=15)
     wait_screen(page, lambda rows: any(r.startswith("top - up") for r in rows), 30)

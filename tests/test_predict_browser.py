@@ -2,11 +2,12 @@
 
 One session serves a scripted visit with prediction forced on at the page's toggle:
 typing at the prompt, a password prompt (the shell's `login`, which does not echo),
+a program that turns echo off (`passphrase`, which asks the shell for hidden lines),
 a full-screen program (`top`, the alternate screen, a key that is not echoed), a
 clear (Ctrl-L) and a line long enough that the shell redraws it sideways instead of
 echoing the key. After each step the screen as painted (the terminal's rows with every
 prediction drawn over them) must be exactly the guest's screen, and what was typed at
-the password prompt must never have been drawn.
+the password prompts must never have been drawn.
 """
 
 from __future__ import annotations
@@ -88,6 +89,20 @@ def test_a_password_prompt_never_shows_what_is_typed(page):
     wait_screen(page, lambda rows: any("login incorrect" in r for r in rows), 30)
     screen_is_the_guests(page)
     assert not any(PASSWORD[:3] in row for row in painted(page))
+
+
+def test_a_program_that_turns_echo_off_never_shows_what_is_typed(page):
+    typed(page, 'run "passphrase" with { stdio: client @stdio }\r')
+    wait_screen(page, lambda rows: any(r.startswith("passphrase>") for r in rows), 30)
+    forget_shown(page)
+    typed(page, PASSWORD + "\r")
+    wait_screen(page, lambda rows: any(r.startswith("again>") for r in rows), 30)
+    typed(page, PASSWORD)
+    screen_is_the_guests(page)
+    page.keyboard.press("Enter")
+    wait_screen(page, lambda rows: any("they match" in r for r in rows), 30)
+    screen_is_the_guests(page)
+    assert shown(page) == []
 
 
 def test_a_full_screen_program_and_a_clear_leave_only_the_guests_screen(page):
