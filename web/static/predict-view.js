@@ -115,7 +115,7 @@ function toggle(prediction) {
 // (terminal-socket.js) feeds it each key before sending and checks it after each write.
 export function predictiveEcho(term) {
   term.options.allowProposedApi = true; // registerDecoration
-  const prediction = new Prediction(screenOf(term), overlayOf(term), { mode: storedMode() });
+  const prediction = new Prediction(screenOf(term), overlayOf(term), storedMode());
   toggle(prediction);
   return prediction;
 }

@@ -37,12 +37,11 @@ function predictable(data) {
 // `screen` reads the terminal: cursor() -> {x, y} (y a buffer line), cell(x, y) -> its
 // character ("" when blank), cols, alternate (a full-screen program's screen is up).
 // `draw(cells, cursor)` shows the predictions to display (cursor: where the predicted
-// cursor goes, or null). `now()` is a millisecond clock.
+// cursor goes, or null).
 export class Prediction {
-  constructor(screen, draw, { mode = "auto", now = () => performance.now() } = {}) {
+  constructor(screen, draw, mode = "auto") {
     this.screen = screen;
     this.draw = draw;
-    this.now = now;
     this.mode = MODES.includes(mode) ? mode : "auto";
     this.cells = []; // {x, y, ch, epoch, sentAt}, in the order typed
     this.epoch = 1; // the epoch new predictions join
@@ -80,7 +79,7 @@ export class Prediction {
       this.rollback();
       return;
     }
-    this.cells.push({ x: at.x, y: at.y, ch: data, epoch: this.epoch, sentAt: this.now() });
+    this.cells.push({ x: at.x, y: at.y, ch: data, epoch: this.epoch, sentAt: performance.now() });
     this.redraw();
     this.arm();
   }
@@ -98,7 +97,7 @@ export class Prediction {
 
   // The terminal has taken in more of the guest's output: confirm, keep or roll back.
   check() {
-    const now = this.now();
+    const now = performance.now();
     if (this.screen.alternate && this.cells.length) {
       this.rollback();
       return;
@@ -148,7 +147,7 @@ export class Prediction {
     clearTimeout(this.timer);
     this.timer = null;
     if (!this.cells.length) return;
-    const due = this.cells[0].sentAt + this.expiry() + 1 - this.now();
+    const due = this.cells[0].sentAt + this.expiry() + 1 - performance.now();
     this.timer = setTimeout(() => this.check(), Math.max(0, due));
   }
 
