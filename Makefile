@@ -114,6 +114,7 @@ bench: $(STAMP) $(WEB_STAMP) $(LLM_STAMP) $(BROWSERS) $(REDIS) image
 	$(BIN)/capos-playground bench browser --browser firefox
 	$(BIN)/capos-playground bench agent
 	$(BIN)/capos-playground bench pool
+	$(BIN)/capos-playground bench echo
 	$(BIN)/capos-playground bench share
 	$(BIN)/capos-playground bench faults
 	$(BIN)/capos-playground bench abuse

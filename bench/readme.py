@@ -66,6 +66,7 @@ TABLES = (
         ),
     ),
     Table("pool", (Column("pool", "bench pool", before=True),)),
+    Table("echo", (Column("echo", "bench echo"),)),
     Table("share", (Column("share", "bench share"),)),
     Table("faults", (Column("faults", "bench faults"),)),
     Table("abuse", (Column("abuse", "bench abuse"),)),

@@ -123,7 +123,8 @@ interface TerminalSession {
 interface StdIO {
   write @0 (data :Data) -> ();
   read @1 (maxBytes :UInt32) -> (data :Data, eof :Bool);
-  readLine @2 (prompt :Text) -> (line :Text, eof :Bool);
+  readLine @2 (prompt :Text, hidden :Bool) -> (line :Text, eof :Bool);
+  # hidden: the shell does not echo what is typed (a password); the line is not kept in history
 }
 
 # --- Sessions: who a shell acts for (policy, never authority) ----------------

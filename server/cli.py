@@ -73,6 +73,13 @@ def _bench_pool(args: argparse.Namespace) -> int:
     return run_benchmark(json_path=args.json, quick=args.quick, accel=args.accel)
 
 
+def _bench_echo(args: argparse.Namespace) -> int:
+    from bench.echo import run_benchmark
+
+    _begin("echo", "qemu", "pycapnp")
+    return run_benchmark(json_path=args.json, quick=args.quick, accel=args.accel)
+
+
 def _bench_agent(args: argparse.Namespace) -> int:
     from bench.agent import run_benchmark
 
@@ -414,6 +421,13 @@ def build_parser() -> argparse.ArgumentParser:
     pool.add_argument("--quick", action="store_true", help="fewer samples and sessions (smoke run)")
     pool.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
     pool.set_defaults(func=_bench_pool)
+    echo = bench_sub.add_parser(
+        "echo", help="typing into a server-hosted session in Chromium, with and without prediction"
+    )
+    echo.add_argument("--json", metavar="PATH", help=RESULTS_HELP)
+    echo.add_argument("--quick", action="store_true", help="fewer keystrokes (smoke run)")
+    echo.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="tcg")
+    echo.set_defaults(func=_bench_echo)
     share = bench_sub.add_parser(
         "share", help="share-link viewers and a second replica through Redis: output lag"
     )

@@ -84,6 +84,7 @@ def test_owner_and_viewer_see_the_same_output_and_a_view_link_cannot_type(browse
     shown = [r for r in screen(owner) if r.startswith("ns = ")]
     assert shown == [r for r in rows if r.startswith("ns = ")]
     assert viewer.evaluate("capos.mode") == "view"
+    assert viewer.locator("#predict-mode").count() == 0  # no predictive echo: it types nothing
     viewer.click("#terminal")
     viewer.keyboard.type("caps\n")  # neither sent by the page nor accepted by the server
     time.sleep(1)
@@ -95,6 +96,7 @@ def test_a_drive_link_types_into_the_owners_tab(browser, owner):
     driver = viewer_page(browser, new_link(owner, "drive"))
     wait_screen(driver, has_prompt, 20)
     before = count(screen(owner), "ns = ")
+    assert driver.locator("#predict-mode").input_value() == "auto"  # predictive echo's toggle
     driver.click("#terminal")
     driver.keyboard.type("timer.now()\n")
     wait_screen(owner, lambda rows: count(rows, "ns = ") == before + 1, 30)

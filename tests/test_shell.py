@@ -157,6 +157,14 @@ def test_child_reads_end_of_input_when_the_script_ends():
     assert lines == ["greeter ready", "hello, Ada!", "greeter: end of input"]
 
 
+def test_passphrase_reads_two_hidden_lines_and_never_shows_them():
+    run = 'run "passphrase" with { stdio: client @stdio }\n'
+    lines = after_motd(shell_session(f"{run}open sesame\nopen sesame\n{run}one\ntwo\nexit\n"))
+    assert "passphrase: they match (11 characters)" in lines
+    assert "passphrase: the two differ" in lines
+    assert not any("sesame" in line for line in lines)
+
+
 def test_spawn_runs_in_the_background_and_wait_brings_it_forward():
     lines = after_motd(
         shell_session('spawn "greeter" with { stdio: client @stdio }\nps\nwait %1\nBo\nbye\nexit\n')

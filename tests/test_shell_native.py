@@ -145,6 +145,17 @@ def test_password_is_never_echoed(terminal):
     assert b"setup: now dora (operator)" in shown
 
 
+def test_a_program_that_asks_for_a_hidden_line_gets_no_echo_and_no_history(terminal):
+    terminal.type(b'run "passphrase" with { stdio: client @stdio }\r', then=b"passphrase> ")
+    shown = terminal.type(b"swordfish\r", then=b"again> ")
+    shown += terminal.type(b"swordfish\r", then=b"anonymous@capos> ")
+    assert b"swordfish" not in shown
+    assert b"passphrase: they match (9 characters)" in shown
+    listing = terminal.type(b"history\r", then=b"history\r\n")
+    listing += terminal.read_until(b"anonymous@capos> ")
+    assert b"swordfish" not in listing
+
+
 def test_ctrl_c_discards_the_line_and_keeps_the_shell(terminal):
     shown = terminal.type(b"caps and more\x03", then=b"anonymous@capos> ")
     assert b"^C" in shown

@@ -52,7 +52,7 @@ class ScriptedTerminal:
         self.pump()
         return LATER
 
-    def readLine(self, call: Call, prompt: str) -> object:
+    def readLine(self, call: Call, prompt: str, hidden: bool) -> object:  # a script never echoes
         self.readers.append((call, prompt))
         self.pump()
         return LATER

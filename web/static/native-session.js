@@ -1,7 +1,9 @@
 // The owner's page of a server-hosted session (opened by play-page.js): xterm.js attached
 // to it (capOS booted natively in a QEMU VM) over the terminal websocket (server/terminal.py).
 // The socket reconnects by itself and resumes at the last offset it showed, so a
-// dropped connection loses and repeats nothing; a reset clears the screen.
+// dropped connection loses and repeats nothing; a reset clears the screen. What the owner
+// types is echoed at once when the round trip is long (predict-view.js).
+import { predictiveEcho } from "/static/predict-view.js";
 import { markTourSteps, sharePanel } from "/static/share-panel.js";
 import { openTerminal } from "/static/terminal.js";
 import { connectTerminal } from "/static/terminal-socket.js";
@@ -43,9 +45,11 @@ async function show(id) {
   }
   const versions = await (await fetch("/vendor/versions.json")).json();
   const term = await openTerminal(versions);
-  window.capos = { term, session: id };
+  const prediction = predictiveEcho(term);
+  window.capos = { term, session: id, prediction };
   connectTerminal(term, `/api/sessions/${encodeURIComponent(id)}/terminal`, {
     canType: true,
+    prediction,
     sendsSize: true, // the owner's page sets the session's terminal size
     onStatus: (text, state) => { status.textContent = state === "live" ? "on the server" : text; },
   });

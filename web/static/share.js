@@ -1,6 +1,8 @@
 // The viewer's page for a share link (/s/{token}): the live terminal, read-only for a
 // view link. The server enforces the mode; the page only shows it. An agent link's
-// page drives like a drive link's, and says where the agent uses the link.
+// page drives like a drive link's, and says where the agent uses the link. Typing gets
+// predictive echo (predict-view.js); a view link types nothing, so it has none.
+import { predictiveEcho } from "/static/predict-view.js";
 import { openTerminal } from "/static/terminal.js";
 import { connectTerminal } from "/static/terminal-socket.js";
 
@@ -21,9 +23,11 @@ async function main() {
   }[mode];
   const versions = await (await fetch("/vendor/versions.json")).json();
   const term = await openTerminal(versions, { disableStdin: !canType, cursorBlink: canType });
-  window.capos = { term, mode };
+  const prediction = canType ? predictiveEcho(term) : null;
+  window.capos = { term, mode, prediction };
   connectTerminal(term, `/s/${token}/terminal`, {
     canType,
+    prediction,
     onStatus: (text, state) => {
       status.textContent = text;
       document.body.dataset.state = state;

@@ -11,8 +11,12 @@ const FINAL = new Set([1000, 1008, 4403, 4404, 4409, 4410, 4429]);
 const MAX_INPUT = 16 * 1024; // bytes an input frame (the server refuses more)
 
 // onStatus(text, state): state is "live", "reconnecting" or "ended". canType sends
-// keystrokes; sendsSize reports the terminal's size (the session's owner does).
-export function connectTerminal(term, path, { onStatus, canType, sendsSize = false }) {
+// keystrokes; sendsSize reports the terminal's size (the session's owner does);
+// `prediction` (predict.js), if given, sees each key before it is sent and checks its
+// predictions after each output frame is in the terminal.
+export function connectTerminal(term, path, {
+  onStatus, canType, sendsSize = false, prediction = null,
+}) {
   let offset = 0;
   let socket = null;
   let over = false;
@@ -27,10 +31,11 @@ export function connectTerminal(term, path, { onStatus, canType, sendsSize = fal
     socket.onmessage = ({ data }) => {
       const frame = JSON.parse(data);
       if (frame.type === "output") {
-        term.write(frame.data);
+        term.write(frame.data, () => prediction?.check());
         offset = frame.offset + utf8.encode(frame.data).length;
       } else if (frame.type === "reset") {
         term.reset();
+        prediction?.rollback();
         offset = frame.offset;
       } else if (frame.type === "exit") {
         over = true;
@@ -56,8 +61,10 @@ export function connectTerminal(term, path, { onStatus, canType, sendsSize = fal
   const sendSize = () => send({ type: "resize", cols: term.cols, rows: term.rows });
   if (canType) {
     term.onData((text) => {
-      if (utf8.encode(text).length <= MAX_INPUT) send({ type: "input", data: text });
-      else onStatus("that paste is too big to send at once", "live");
+      if (utf8.encode(text).length <= MAX_INPUT) {
+        prediction?.input(text);
+        send({ type: "input", data: text });
+      } else onStatus("that paste is too big to send at once", "live");
     });
   }
   if (sendsSize) term.onResize(sendSize);

@@ -3,7 +3,8 @@
 A child never sees the shell's TerminalSession: each `client @stdio` grant
 is a fresh endpoint the shell owns and serves. Writes go straight to the
 terminal; a `readLine` is answered by the shell's line editor when the
-child is in the foreground, and waits while it is in the background.
+child is in the foreground (without echo when it asks for a hidden line),
+and waits while it is in the background.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class StdioRequest:
     call_id: int
     method: str
     prompt: str = ""
+    hidden: bool = False  # readLine's: echo off
 
 
 @dataclass
@@ -83,8 +85,8 @@ class StdioServer:
                     raise RemoteError("invalidArgument", f"at most {MAX_WRITE} bytes a write")
                 self.answer(endpoint, incoming.call_id, "write", {})
                 return data
-            prompt = params.get("prompt", "")
-            return StdioRequest(endpoint, incoming.call_id, method.name, prompt)
+            prompt, hidden = params.get("prompt", ""), bool(params.get("hidden", False))
+            return StdioRequest(endpoint, incoming.call_id, method.name, prompt, hidden)
         except RemoteError as exc:
             self.refuse(endpoint, incoming.call_id, exc)
             return None

@@ -218,7 +218,7 @@ class Shell:
             while not job.done:
                 if job.reads and not self.editor.reading:
                     request = job.reads[0]
-                    self.events.extend(self.editor.prompt(request.prompt))
+                    self.events.extend(self.editor.prompt(request.prompt, request.hidden))
                 self.pump(
                     lambda: (
                         job.done
