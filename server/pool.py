@@ -44,12 +44,14 @@ from server.stream import OutputStream
 from server.supervise import any_set, supervised
 from server.templateram import GuestRam, TemplateRam
 from server.vm import Vm, VmConfig
+from server.vmcopy import CopyFailed, VmCopy, copy_vm
 
 log = logging.getLogger("capos.pool")
 MAX_BACKOFF_S = 60
 FAILURES_DOWN = 3  # VMs in a row that did not come up before the pool says it is down
 REFILL_DELAY_S = 0.25  # after a handout, so the new session's first round trips go first
 WARM_UP_TIMEOUT_S = 10  # for a restored VM's unseen Enter (Vm.warm_up)
+FORK_TIMEOUT_S = 30  # a fork's QEMU, started to running and reseeded
 
 
 class PoolFull(Exception):
@@ -244,10 +246,12 @@ class VmPool:
         serve_model: bool = True,
         image: Image | None = None,
         ram: GuestRam | None = None,
+        copy: VmCopy | None = None,
     ) -> Vm:
         """A new QEMU writing into `stream` (restored from `incoming` if given), owned here;
         `image`: another guest than the pool's (the fault tests boot misbehaving ones);
-        `ram`: its RAM in a file (server/templateram.py)."""
+        `ram`: its RAM in a file (server/templateram.py); `copy`: a VM's copy to start
+        from (a fork, server/vmcopy.py)."""
         vm = Vm(
             image or self.image,
             self.vm_config,
@@ -257,6 +261,7 @@ class VmPool:
             model=self.model,
             serve_model=serve_model,
             ram=ram,
+            copy=copy,
         )
         self._own_task(self._own(vm), vm)
         self.vms.add(vm)
@@ -292,6 +297,29 @@ class VmPool:
             "every VM is in use or still booting; try again shortly",
             retry_after=self._retry_after(),
         )
+
+    async def fork(self, source: Vm) -> tuple[Vm, VmCopy]:
+        """A new VM that is a copy of `source` as it is now (which pauses for the copy and
+        runs on), with fresh entropy, and the copy it started from. PoolFull when no slot
+        is free; CopyFailed, with nothing left running, when it cannot be made."""
+        if self._shared is None:
+            raise CopyFailed("this server's VMs do not share a template in memory")
+        if not self.make_room():
+            raise PoolFull("every VM slot is in use; try again shortly", self._retry_after())
+        copy = await copy_vm(source)
+        stream = OutputStream(self.config.scrollback)
+        stream.append(copy.screen)
+        vm = self.start(stream, ram=self._shared.for_clone(), copy=copy)
+        try:
+            await any_set(vm.ready, vm.exited, timeout=FORK_TIMEOUT_S)
+            if not vm.ready.is_set() or vm.exited.is_set():
+                raise CopyFailed(vm.exit_reason or f"it was not running within {FORK_TIMEOUT_S} s")
+            await vm.control.call(reseed=os.urandom(32))
+        except (CopyFailed, ControlError, TimeoutError) as exc:
+            vm.kill(f"the fork did not come up: {exc}")
+            await vm.exited.wait()
+            raise CopyFailed(f"the fork did not come up ({exc})") from None
+        return vm, copy
 
     def filling(self) -> bool:
         """A warm VM is on its way: one is booting, or the pool is short and has room."""

@@ -48,6 +48,7 @@ from server.qmp import Qmp, QmpError
 from server.sandbox import Cell, sandbox
 from server.stream import OutputStream
 from server.templateram import GuestRam
+from server.vmcopy import VmCopy
 from server.vmmodel import serve_model
 
 log = logging.getLogger("capos.vm")
@@ -109,16 +110,19 @@ class Vm:
         model: ModelHub | None = None,
         serve_model: bool = True,
         ram: GuestRam | None = None,
+        copy: VmCopy | None = None,
     ) -> None:
         """`incoming`: a saved VM to restore, a file or a descriptor to read it from (the
         caller's: QEMU gets a copy as it starts); `model`: the server's model, which the
         guest's agent mode uses; `serve_model`: False for a template VM, which is saved,
         never used (its clones serve their own); `ram`: guest RAM in a file rather than
         QEMU's own (server/templateram.py), a clone's private view of which already holds
-        the RAM, so that `incoming` is device state alone."""
+        the RAM, so that `incoming` is device state alone; `copy`: a running VM's copy to
+        start from instead (a fork, server/vmcopy.py), on a clone's `ram`."""
         self.image, self.config, self.stream, self.name = image, config, stream, name
         self.incoming = incoming
         self.ram = ram
+        self.copy = copy
         self.model = model
         self._serves: ModelHub | None = model if serve_model else None  # this VM's agent mode
         self.ready = asyncio.Event()  # at the prompt (booted) or running again (restored)
@@ -155,6 +159,8 @@ class Vm:
                 files.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
             if isinstance(self.incoming, int):
                 files.append(os.dup(self.incoming))
+            if self.copy is not None:
+                files.append(_memfd("capos-fork-devices", self.copy.devices))
             if self.ram is not None:
                 files.append(os.dup(self.ram.fd))
         except OSError:
@@ -185,7 +191,8 @@ class Vm:
             command += ["-object", backend, "-machine", "memory-backend=microvm.ram"]
         if incoming:
             # A stream without RAM is read once the monitor has said so (`_monitor`).
-            command += ["-incoming", "defer" if self._devices_only else f"fd:{incoming[0]}"]
+            defer = self._devices_only or self.copy is not None
+            command += ["-incoming", "defer" if defer else f"fd:{incoming[0]}"]
             self._incoming_fd = incoming[0]
         return command
 
@@ -268,10 +275,14 @@ class Vm:
     async def _monitor(self) -> None:
         with contextlib.suppress(QmpError, OSError):
             await self.qmp.connect()
-            if self._devices_only:
+            if self.copy is not None:  # its pages first: devices may read RAM as they load
+                ram_bytes = self.config.memory_mib << 20
+                await asyncio.to_thread(self.copy.write_into, self.pid, ram_bytes)
+            elif self._devices_only:
                 await self._ignore_shared(True)
+            if self._devices_only or self.copy is not None:
                 await self.qmp.command("migrate-incoming", uri=f"fd:{self._incoming_fd}")
-            if self.incoming is not None:
+            if self.incoming is not None or self.copy is not None:
                 # The saved VM was stopped, so the restored one comes up paused: continue it.
                 while (status := (await self.qmp.command("query-status"))["status"]) == "inmigrate":
                     await asyncio.sleep(0.01)
@@ -416,6 +427,18 @@ class Vm:
         except OSError:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _memfd(name: str, data: bytes) -> int:
+    """A descriptor that reads `data` from its start."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 async def _read(reader: asyncio.StreamReader, size: int = 65536) -> bytes:
