@@ -35,6 +35,7 @@ TOOLS = {
     "terminal_write",
     "terminal_read",
     "monitor_snapshot",
+    "fork_session",
     "end_session",
 }
 
