@@ -2,6 +2,7 @@
 // to it (capOS booted natively in a QEMU VM) over the terminal websocket (server/terminal.py).
 // The socket reconnects by itself and resumes at the last offset it showed, so a
 // dropped connection loses and repeats nothing; a reset clears the screen.
+import { forkButton } from "/static/fork-button.js";
 import { sharePanel } from "/static/share-panel.js";
 import { openTerminal } from "/static/terminal.js";
 import { connectTerminal } from "/static/terminal-socket.js";
@@ -51,6 +52,7 @@ async function show(id) {
   });
   watch(id);
   sharePanel(async () => id); // the page holds the id: it is the owner
+  forkButton(id, status);
   window.capos.tour = await openTour(term);
   term.focus();
 }
