@@ -101,6 +101,8 @@ class VmPool:
         self._refill_at = 0.0  # monotonic time before which no refill starts
         self._making_template = False  # the first VM boots to be saved, then warm ones follow
         self._shared: TemplateRam | None = None  # the template's RAM, once sealed
+        self._spare: Vm | None = None  # a fork's QEMU, up and waiting for its copy
+        self._want_spare = False  # set by the first fork
 
     async def run(self) -> None:
         """Keep the pool filled until cancelled; every VM lives in this task group.
@@ -137,6 +139,8 @@ class VmPool:
                 and len(self.vms) < self.config.max_vms
             ):
                 self._boot()
+            if self._want_spare and self._spare is None and len(self.vms) < self.config.max_vms:
+                self._spare = self._start_spare()
             self._changed.clear()
             await self._changed.wait()
 
@@ -246,12 +250,12 @@ class VmPool:
         serve_model: bool = True,
         image: Image | None = None,
         ram: GuestRam | None = None,
-        copy: VmCopy | None = None,
+        awaits_copy: bool = False,
     ) -> Vm:
         """A new QEMU writing into `stream` (restored from `incoming` if given), owned here;
         `image`: another guest than the pool's (the fault tests boot misbehaving ones);
-        `ram`: its RAM in a file (server/templateram.py); `copy`: a VM's copy to start
-        from (a fork, server/vmcopy.py)."""
+        `ram`: its RAM in a file (server/templateram.py); `awaits_copy`: a fork's QEMU,
+        started ahead (Vm.load)."""
         vm = Vm(
             image or self.image,
             self.vm_config,
@@ -261,7 +265,7 @@ class VmPool:
             model=self.model,
             serve_model=serve_model,
             ram=ram,
-            copy=copy,
+            awaits_copy=awaits_copy,
         )
         self._own_task(self._own(vm), vm)
         self.vms.add(vm)
@@ -274,6 +278,8 @@ class VmPool:
             self.vms.discard(vm)
             if vm in self._warm:
                 self._warm.remove(vm)
+            if vm is self._spare:
+                self._spare = None
             self._note_change()
 
     def _note_change(self) -> None:
@@ -283,7 +289,9 @@ class VmPool:
         gauge = self.metrics.pool_vms
         gauge.labels(state="warm").set(warm)
         gauge.labels(state="booting").set(booting)
-        gauge.labels(state="in_use").set(max(0, len(self.vms) - warm - booting))
+        spare = int(self._spare is not None)
+        gauge.labels(state="spare").set(spare)
+        gauge.labels(state="in_use").set(max(0, len(self.vms) - warm - booting - spare))
 
     def take(self) -> Vm:
         """A warm VM, now; PoolFull if there is none."""
@@ -301,25 +309,40 @@ class VmPool:
     async def fork(self, source: Vm) -> tuple[Vm, VmCopy]:
         """A new VM that is a copy of `source` as it is now (which pauses for the copy and
         runs on), with fresh entropy, and the copy it started from. PoolFull when no slot
-        is free; CopyFailed, with nothing left running, when it cannot be made."""
+        is free; CopyFailed, with nothing left running, when it cannot be made.
+
+        The fork's QEMU is the spare, started ahead; the first fork starts one (while the
+        source is copied), and from then on the pool keeps one waiting for the next."""
         if self._shared is None:
             raise CopyFailed("this server's VMs do not share a template in memory")
-        if not self.make_room():
-            raise PoolFull("every VM slot is in use; try again shortly", self._retry_after())
-        copy = await copy_vm(source)
-        stream = OutputStream(self.config.scrollback)
-        stream.append(copy.screen)
-        vm = self.start(stream, ram=self._shared.for_clone(), copy=copy)
+        self._want_spare = True
+        vm, self._spare = self._spare, None
+        if vm is None or vm.exited.is_set():
+            if not self.make_room():
+                raise PoolFull("every VM slot is in use; try again shortly", self._retry_after())
+            vm = self._start_spare()
         try:
-            await any_set(vm.ready, vm.exited, timeout=FORK_TIMEOUT_S)
-            if not vm.ready.is_set() or vm.exited.is_set():
-                raise CopyFailed(vm.exit_reason or f"it was not running within {FORK_TIMEOUT_S} s")
-            await vm.control.call(reseed=os.urandom(32))
-        except (CopyFailed, ControlError, TimeoutError) as exc:
+            copy = await copy_vm(source)
+            await any_set(vm.awaiting, vm.exited, timeout=FORK_TIMEOUT_S)
+            if not vm.awaiting.is_set() or vm.exited.is_set():
+                raise CopyFailed(vm.exit_reason or f"QEMU was not up within {FORK_TIMEOUT_S} s")
+            async with asyncio.timeout(FORK_TIMEOUT_S):
+                await vm.load(copy)
+                await vm.control.call(reseed=os.urandom(32))
+        except (CopyFailed, QmpError, ControlError, TimeoutError) as exc:
             vm.kill(f"the fork did not come up: {exc}")
             await vm.exited.wait()
-            raise CopyFailed(f"the fork did not come up ({exc})") from None
+            raise CopyFailed(f"the fork did not come up ({exc or 'timeout'})") from None
+        finally:
+            self._refill_at = time.monotonic() + REFILL_DELAY_S
+            self._note_change()  # the refill loop starts the next spare
         return vm, copy
+
+    def _start_spare(self) -> Vm:
+        assert self._shared is not None
+        return self.start(
+            OutputStream(self.config.scrollback), ram=self._shared.for_clone(), awaits_copy=True
+        )
 
     def filling(self) -> bool:
         """A warm VM is on its way: one is booting, or the pool is short and has room."""
@@ -327,11 +350,16 @@ class VmPool:
         return bool(self._booting) or short or self._making_template
 
     def make_room(self) -> bool:
-        """Free a slot under the cap for a restore, by ending a warm VM if need be."""
+        """Free a slot under the cap for a restore or a fork, by ending the spare or a warm VM
+        if need be."""
         if len(self.vms) < self.config.max_vms:
             return True
+        if self._spare is not None:
+            self._spare.kill("its slot went to a session")
+            self._spare = None
+            return True
         if self._warm:
-            self._warm.pop().kill("its slot went to a session being resumed")
+            self._warm.pop().kill("its slot went to a session")
             return True
         return False
 
@@ -348,6 +376,7 @@ class VmPool:
             "warm": len(self._warm),
             "booting": len(self._booting),
             "vms": len(self.vms),
+            "spare": int(self._spare is not None),
             "max_vms": self.config.max_vms,
             "refill": self.describe(),
             "sandbox": sandbox().stats(self.vm_config.memory_mib),

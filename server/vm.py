@@ -110,19 +110,21 @@ class Vm:
         model: ModelHub | None = None,
         serve_model: bool = True,
         ram: GuestRam | None = None,
-        copy: VmCopy | None = None,
+        awaits_copy: bool = False,
     ) -> None:
         """`incoming`: a saved VM to restore, a file or a descriptor to read it from (the
         caller's: QEMU gets a copy as it starts); `model`: the server's model, which the
         guest's agent mode uses; `serve_model`: False for a template VM, which is saved,
         never used (its clones serve their own); `ram`: guest RAM in a file rather than
         QEMU's own (server/templateram.py), a clone's private view of which already holds
-        the RAM, so that `incoming` is device state alone; `copy`: a running VM's copy to
-        start from instead (a fork, server/vmcopy.py), on a clone's `ram`."""
+        the RAM, so that `incoming` is device state alone; `awaits_copy`: start with no
+        guest at all, on a clone's `ram`, until `load` makes it a running VM's copy (a
+        fork's QEMU, started ahead, server/vmcopy.py)."""
         self.image, self.config, self.stream, self.name = image, config, stream, name
         self.incoming = incoming
         self.ram = ram
-        self.copy = copy
+        self.awaits_copy = awaits_copy
+        self.awaiting = asyncio.Event()  # awaits_copy: QEMU is up and may `load` now
         self.model = model
         self._serves: ModelHub | None = model if serve_model else None  # this VM's agent mode
         self.ready = asyncio.Event()  # at the prompt (booted) or running again (restored)
@@ -159,8 +161,6 @@ class Vm:
                 files.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
             if isinstance(self.incoming, int):
                 files.append(os.dup(self.incoming))
-            if self.copy is not None:
-                files.append(_memfd("capos-fork-devices", self.copy.devices))
             if self.ram is not None:
                 files.append(os.dup(self.ram.fd))
         except OSError:
@@ -191,9 +191,10 @@ class Vm:
             command += ["-object", backend, "-machine", "memory-backend=microvm.ram"]
         if incoming:
             # A stream without RAM is read once the monitor has said so (`_monitor`).
-            defer = self._devices_only or self.copy is not None
-            command += ["-incoming", "defer" if defer else f"fd:{incoming[0]}"]
+            command += ["-incoming", "defer" if self._devices_only else f"fd:{incoming[0]}"]
             self._incoming_fd = incoming[0]
+        elif self.awaits_copy:
+            command += ["-incoming", "defer"]
         return command
 
     @property
@@ -275,20 +276,37 @@ class Vm:
     async def _monitor(self) -> None:
         with contextlib.suppress(QmpError, OSError):
             await self.qmp.connect()
-            if self.copy is not None:  # its pages first: devices may read RAM as they load
-                ram_bytes = self.config.memory_mib << 20
-                await asyncio.to_thread(self.copy.write_into, self.pid, ram_bytes)
-            elif self._devices_only:
+            if self.awaits_copy:
+                self.awaiting.set()
+            if self._devices_only:
                 await self._ignore_shared(True)
-            if self._devices_only or self.copy is not None:
                 await self.qmp.command("migrate-incoming", uri=f"fd:{self._incoming_fd}")
-            if self.incoming is not None or self.copy is not None:
-                # The saved VM was stopped, so the restored one comes up paused: continue it.
-                while (status := (await self.qmp.command("query-status"))["status"]) == "inmigrate":
-                    await asyncio.sleep(0.01)
-                if status != "running":
-                    await self.qmp.command("cont")
-                self._mark_ready()
+            if self.incoming is not None:
+                await self._run_loaded()
+
+    async def _run_loaded(self) -> None:
+        """The saved VM was stopped, so the restored one comes up paused: continue it."""
+        while (status := (await self.qmp.command("query-status"))["status"]) == "inmigrate":
+            await asyncio.sleep(0.01)
+        if status != "running":
+            await self.qmp.command("cont")
+        self._mark_ready()
+
+    async def load(self, copy: VmCopy) -> None:
+        """Become `copy` of a running VM (this VM `awaits_copy`), its screen first in this
+        VM's stream; QmpError or CopyFailed when it cannot. The pages go into RAM first, as
+        devices may read RAM while their state loads."""
+        assert self.awaiting.is_set(), "load only a VM that awaits a copy, once it is up"
+        self.awaiting.clear()
+        self.stream.append(copy.screen)
+        await asyncio.to_thread(copy.write_into, self.pid, self.config.memory_mib << 20)
+        devices = _memfd("capos-fork-devices", copy.devices)
+        try:
+            await self.qmp.command("getfd", fdname="copy", fds=[devices])
+        finally:
+            os.close(devices)
+        await self.qmp.command("migrate-incoming", uri="fd:copy")
+        await self._run_loaded()
 
     async def _serve_model(self) -> None:
         """Once the guest's control channel listens (at the prompt), for as long as it runs."""
