@@ -116,21 +116,21 @@ async def copy_vm(vm: Vm) -> VmCopy:
         # QEMU opens an fdset's descriptor only for the access mode it asks for: write-only.
         writer = os.open(f"/proc/self/fd/{devices}", os.O_WRONLY | os.O_CLOEXEC)
         try:
+            fdset = (await command("add-fd", fds=[writer]))["fdset-id"]
+        finally:
+            os.close(writer)  # QEMU holds its own
+        try:  # the pause: as few round trips to QEMU as can be
             started = time.monotonic()
             await command("stop")
             try:
-                fdset = (await command("add-fd", fds=[writer]))["fdset-id"]
-                try:
-                    await command("xen-save-devices-state", filename=f"/dev/fdset/{fdset}")
-                finally:
-                    await command("remove-fd", **{"fdset-id": fdset})
+                await command("xen-save-devices-state", filename=f"/dev/fdset/{fdset}")
                 pages = await asyncio.to_thread(written_pages, pid, ram_bytes)
                 screen = vm.stream.snapshot().data.encode()
             finally:
                 await command("cont")
             paused = time.monotonic() - started
         finally:
-            os.close(writer)
+            await command("remove-fd", **{"fdset-id": fdset})
         stream = os.pread(devices, os.fstat(devices).st_size, 0)
     except (QmpError, OSError) as exc:
         raise CopyFailed(f"its VM could not be copied ({exc})") from None
