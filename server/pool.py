@@ -17,6 +17,11 @@ control channel and one unseen Enter (so TCG has translated its input path
 before the visitor's first key) before it is handed out, and its output
 stream starts with the screen the template had. Values drawn before the snapshot (the
 guest kernel's secret) are shared by the clones, each in its own VM.
+
+`fork` makes a VM that is a copy of a running one (server/vmcopy.py): a clone of
+the template like the rest, onto which the source's written pages and device state
+are loaded. Its QEMU is the spare, started ahead: once a fork has been asked for, the
+pool keeps one waiting for the next (within the cap, and the first to go for room).
 """
 
 from __future__ import annotations
