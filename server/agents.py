@@ -201,7 +201,7 @@ class Agents:
         hosting = self._hosting()
         async with self._running(caller, session_id) as source:
             try:
-                fork, copy = await hosting.fork(source.live)
+                fork, cost = await hosting.fork(source.live)
             except PoolFull as exc:
                 raise AgentError("busy", str(exc), retry_after=exc.retry_after) from None
             except Refused as exc:
@@ -212,7 +212,7 @@ class Agents:
         if caller.owns_sessions:
             self._owners[fork.id] = owner_caller(token, caller.client).key
         watch = await self._watch_link(caller, fork)
-        return {**fork.info(), **watch, "owner": token, "fork": copy.info()}
+        return {**fork.info(), **watch, "owner": token, "fork": cost}
 
     async def end_session(self, caller: Caller, session_id: str) -> dict:
         session = self._session(caller, session_id)

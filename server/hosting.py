@@ -38,7 +38,7 @@ from server.settings import QemuSettings
 from server.store import Store, StoreError
 from server.supervise import supervised
 from server.vm import Vm, VmConfig
-from server.vmcopy import CopyFailed, VmCopy
+from server.vmcopy import CopyFailed
 from server.vmstate import StateFiles, zstd_missing
 
 BACKENDS = ("qemu",)
@@ -69,18 +69,15 @@ class QemuHosting:
         self._admit(client)
         return self.adopt(self.pool.take(), client)
 
-    async def fork(self, source: QemuSession) -> tuple[QemuSession, VmCopy]:
+    async def fork(self, source: QemuSession) -> tuple[QemuSession, dict]:
         """A new session whose VM is a copy of `source`'s as it runs now, counted against
-        `source`'s client, and the copy; Refused, PoolFull, or SessionError when it cannot
-        be made."""
-        async with self._forking:  # one at a time: each pauses a VM and starts a QEMU
+        `source`'s client, and what the copy cost the source; Refused, PoolFull, or
+        SessionError when it cannot be made."""
+        async with source.attached(), self._forking:  # awake; one fork at a time
             self._admit(source.client)
-            if source.phase != "running" or source.vm is None:
-                raise SessionError(
-                    f"only a running session can be forked, not a {source.phase} one", 409
-                )
+            running = await source.running_vm(self.limits.restore_timeout_s)  # it may wake
             try:
-                vm, copy = await self.pool.fork(source.vm)
+                vm, cost = await self.pool.fork(running)
             except CopyFailed as exc:
                 raise SessionError(f"the session could not be forked: {exc}", 409) from None
             try:  # a session created meanwhile counts too
@@ -88,7 +85,7 @@ class QemuHosting:
             except SessionError:
                 await vm.shutdown("its session was refused")
                 raise
-            return self.adopt(vm, source.client), copy
+            return self.adopt(vm, source.client), cost
 
     def _admit(self, client: str) -> None:
         """Refuse one more running session for `client` when the server or the client's

@@ -49,7 +49,7 @@ from server.stream import OutputStream
 from server.supervise import any_set, supervised
 from server.templateram import GuestRam, TemplateRam
 from server.vm import Vm, VmConfig
-from server.vmcopy import CopyFailed, VmCopy, copy_vm
+from server.vmcopy import CopyFailed, copy_vm
 
 log = logging.getLogger("capos.pool")
 MAX_BACKOFF_S = 60
@@ -311,15 +311,17 @@ class VmPool:
             retry_after=self._retry_after(),
         )
 
-    async def fork(self, source: Vm) -> tuple[Vm, VmCopy]:
+    async def fork(self, source: Vm) -> tuple[Vm, dict]:
         """A new VM that is a copy of `source` as it is now (which pauses for the copy and
-        runs on), with fresh entropy, and the copy it started from. PoolFull when no slot
-        is free; CopyFailed, with nothing left running, when it cannot be made.
+        runs on), with fresh entropy, and what the copy cost the source (VmCopy.info).
+        PoolFull when no slot is free; CopyFailed, with nothing left running, when it
+        cannot be made.
 
         The fork's QEMU is the spare, started ahead; the first fork starts one (while the
-        source is copied), and from then on the pool keeps one waiting for the next."""
-        if self._shared is None:
-            raise CopyFailed("this server's VMs do not share a template in memory")
+        source is copied), and from then on the pool keeps one waiting for the next. A
+        source whose RAM is all its own (restored from disk) is copied whole instead."""
+        if self._shared is None or source.ram is None:
+            return await self._fork_whole(source)
         self._want_spare = True
         vm, self._spare = self._spare, None
         if vm is None or vm.exited.is_set():
@@ -333,15 +335,51 @@ class VmPool:
                 raise CopyFailed(vm.exit_reason or f"QEMU was not up within {FORK_TIMEOUT_S} s")
             async with asyncio.timeout(FORK_TIMEOUT_S):
                 await vm.load(copy)
-                await vm.control.call(reseed=os.urandom(32))
-        except (CopyFailed, QmpError, ControlError, TimeoutError) as exc:
+            await self._reseed_fork(vm)
+        except (CopyFailed, QmpError, TimeoutError) as exc:
             vm.kill(f"the fork did not come up: {exc}")
             await vm.exited.wait()
             raise CopyFailed(f"the fork did not come up ({exc or 'timeout'})") from None
         finally:
             self._refill_at = time.monotonic() + REFILL_DELAY_S
             self._note_change()  # the refill loop starts the next spare
-        return vm, copy
+        return vm, copy.info()
+
+    async def _fork_whole(self, source: Vm) -> tuple[Vm, dict]:
+        """A fork of a VM whose RAM is its own: its whole migration stream, through a memfd
+        the fork's QEMU restores (slower: every page the guest ever touched)."""
+        if not self.make_room():
+            raise PoolFull("every VM slot is in use; try again shortly", self._retry_after())
+        saved = os.memfd_create("capos-fork-whole", os.MFD_CLOEXEC)
+        try:
+            started = time.monotonic()
+            try:
+                screen = await source.save_running(Path(f"/proc/self/fd/{saved}"))
+            except (QmpError, OSError) as exc:
+                raise CopyFailed(f"its VM could not be copied ({exc})") from None
+            paused = time.monotonic() - started
+            stream = OutputStream(self.config.scrollback)
+            stream.append(screen)
+            vm = self.start(stream, incoming=saved)
+            await any_set(vm.ready, vm.exited, timeout=FORK_TIMEOUT_S)
+            size = os.fstat(saved).st_size
+        finally:
+            os.close(saved)  # QEMU has its own by now, or is gone
+        if not vm.ready.is_set() or vm.exited.is_set():
+            vm.kill("the fork did not come up")
+            await vm.exited.wait()
+            raise CopyFailed(vm.exit_reason or f"it was not running within {FORK_TIMEOUT_S} s")
+        await self._reseed_fork(vm)
+        return vm, {"source_pause_ms": round(paused * 1000, 1), "copied_bytes": size}
+
+    async def _reseed_fork(self, vm: Vm) -> None:
+        """Fresh entropy, before anyone reaches the fork: its RNG was its source's."""
+        try:
+            await vm.control.call(reseed=os.urandom(32))
+        except (ControlError, TimeoutError) as exc:
+            vm.kill(f"the fork did not take fresh entropy: {exc}")
+            await vm.exited.wait()
+            raise CopyFailed(f"the fork did not take fresh entropy ({exc})") from None
 
     def _start_spare(self) -> Vm:
         assert self._shared is not None

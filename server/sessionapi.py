@@ -79,14 +79,14 @@ def routes() -> list[APIRoute]:
         if source is None:
             return error(404, "no such session (it never existed or was forgotten)")
         try:
-            session, copy = await hosting.fork(source)
+            session, cost = await hosting.fork(source)
         except PoolFull as exc:
             return error(503, str(exc), {"retry-after": str(exc.retry_after)})
         except Refused as exc:
             return error(exc.status, str(exc), exc.headers)
         except SessionError as exc:
             return error(exc.status, str(exc))
-        return JSONResponse({**session.info(), "fork": copy.info()}, 201, headers=NO_STORE)
+        return JSONResponse({**session.info(), "fork": cost}, 201, headers=NO_STORE)
 
     @needs_sessions
     async def pool(request: Request, hosting: QemuHosting) -> Response:

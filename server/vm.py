@@ -403,6 +403,19 @@ class Vm:
             await qmp.command("quit")
         await self.exited.wait()
 
+    async def save_running(self, path: Path) -> bytes:
+        """Save the whole VM into `path` and let it run on (a fork of a VM whose RAM is its
+        own, server/pool.py); the screen as it stood while the VM was stopped."""
+        unlimited: dict[str, Any] = {"max-bandwidth": 1 << 40}
+        await self.qmp.command("migrate-set-parameters", **unlimited)
+        await self.qmp.command("stop")
+        try:
+            await self._ignore_shared(False)
+            await self._save(path)
+            return self.stream.snapshot().data.encode()
+        finally:
+            await self.qmp.command("cont")
+
     async def _save(self, path: Path) -> None:
         """Migrate the stopped VM into `path`; on failure it runs on and QmpError says why."""
         qmp = self.qmp

@@ -1,7 +1,8 @@
-"""Forking a live session on real QEMU (TCG): the REST API and the MCP tool.
+"""Forking a live session on real QEMU (TCG): the REST API, the MCP tool, and a source
+restored from disk.
 
-One server serves the module, its client allowed two running sessions; the tests run in
-file order: the first leaves its source and fork running for the second's refusals.
+One server serves the module, its client allowed two running sessions, a session with
+no client suspended after IDLE_TIMEOUT_S; the tests run in file order.
 """
 
 from __future__ import annotations
@@ -18,27 +19,14 @@ pytestmark = [pytest.mark.qemu, pytest.mark.timeout(300)]
 
 COUNTER = 'run "counter" with { stdio: client @stdio, counter: client @counter }'
 COUNTER_PROMPT = "[counter]> "
+IDLE_TIMEOUT_S = 2
 
 
 @pytest.fixture(scope="module")
 def server():
-    with pool_server("--warm", "1", "--max-vms", "5", "--client-sessions", "2") as served:
+    options = ["--warm", "1", "--max-vms", "5", "--client-sessions", "2"]
+    with pool_server(*options, "--idle-timeout", str(IDLE_TIMEOUT_S)) as served:
         yield served
-
-
-@pytest.fixture(scope="module")
-def pair(server):
-    """A source running the counter client, and its fork: {"source", "fork", "answer"}."""
-    source = server.new_session()
-    client = TerminalClient(server, source)
-    client.read_prompt()
-    client.command("counter.increment(by=5)")
-    client.send(type="input", data=COUNTER + "\r")
-    client.read_until(lambda: client.text.endswith(COUNTER_PROMPT), "the counter's prompt")
-    client.close()
-    answer = server.http.post(f"/api/sessions/{source['id']}/fork")
-    assert answer.status_code == 201, answer.text
-    return {"source": source, "fork": answer.json(), "answer": answer}
 
 
 def _say(client: TerminalClient, line: str, expect: str) -> None:
@@ -55,16 +43,21 @@ def _random(client: TerminalClient) -> str:
     return found.group(1)
 
 
-def test_a_fork_runs_on_from_the_sources_screen_and_both_go_their_own_way(server, pair):
-    source, fork = pair["source"], pair["fork"]
+def test_a_fork_runs_on_from_the_sources_screen_and_both_go_their_own_way(server):
+    source = server.new_session()
+    original = TerminalClient(server, source)  # attached throughout: it never suspends
+    original.read_prompt()
+    original.command("counter.increment(by=5)")
+    _say(original, COUNTER, COUNTER_PROMPT)
+    answer = server.http.post(f"/api/sessions/{source['id']}/fork")
+    assert answer.status_code == 201, answer.text
+    fork = answer.json()
     assert fork["id"] != source["id"] and fork["state"] == "running"
-    assert pair["answer"].json()["fork"]["copied_bytes"] > 0
-    original = TerminalClient(server, source)
+    assert fork["fork"]["copied_bytes"] > 0
     copy = TerminalClient(server, fork)
     # The fork's screen is the source's: the counter's value, its program still running.
     copy.read_until(lambda: copy.text.endswith(COUNTER_PROMPT), "the source's screen")
     assert "value = 5" in copy.text
-    original.read_until(lambda: original.text.endswith(COUNTER_PROMPT), "the source's screen")
     # The same program in each, each its own: keys typed into one never reach the other.
     _say(copy, "inc 10", "[counter] 15")
     _say(original, "inc 1", "[counter] 6")
@@ -76,18 +69,33 @@ def test_a_fork_runs_on_from_the_sources_screen_and_both_go_their_own_way(server
         _say(client, "exit", PROMPT)
         client.command("guest")
     assert _random(original) != _random(copy)
-    original.close()
-    copy.close()
-
-
-def test_a_fork_is_refused_to_a_stranger_and_over_the_owners_limit(server, pair):
-    stranger = server.http.post("/api/sessions/not-a-session-id/fork")
-    assert stranger.status_code == 404
-    # The owner's two running sessions (the source and its fork) are its limit.
-    refused = server.http.post(f"/api/sessions/{pair['fork']['id']}/fork")
+    # Refused: to whoever does not hold the id, and over the owner's two running sessions.
+    assert server.http.post("/api/sessions/not-a-session-id/fork").status_code == 404
+    refused = server.http.post(f"/api/sessions/{fork['id']}/fork")
     assert refused.status_code == 429, refused.text
     assert "running sessions" in refused.json()["error"] and refused.headers["retry-after"]
-    for session in (pair["source"], pair["fork"]):
+    original.close()
+    copy.close()
+    for session in (source, fork):
+        assert server.http.delete(f"/api/sessions/{session['id']}").status_code == 204
+
+
+def test_a_session_restored_from_disk_forks_too(server):
+    """Its RAM is all its own, not the template's: it is copied whole."""
+    source = server.new_session()
+    client = TerminalClient(server, source)
+    client.read_prompt()
+    client.command("counter.increment(by=3)")
+    client.close()
+    server.wait_for(lambda: server.state(source) == "suspended", "a suspend", 60)
+    answer = server.http.post(f"/api/sessions/{source['id']}/fork")  # wakes it, then forks
+    assert answer.status_code == 201, answer.text
+    fork = answer.json()
+    copy = TerminalClient(server, fork)
+    copy.read_until(lambda: "value = 3" in copy.text, "the source's screen")
+    assert "value = 4" in copy.command("counter.increment(by=1)")
+    copy.close()
+    for session in (source, fork):
         assert server.http.delete(f"/api/sessions/{session['id']}").status_code == 204
 
 
