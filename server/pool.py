@@ -330,6 +330,13 @@ class VmPool:
             vm = self._start_spare()
         try:
             copy = await copy_vm(source)
+        except CopyFailed:
+            if self._spare is None and not vm.exited.is_set():  # the spare waits for the next
+                self._spare = vm
+            else:
+                vm.kill("a spare QEMU was not needed")
+            raise
+        try:
             await any_set(vm.awaiting, vm.exited, timeout=FORK_TIMEOUT_S)
             if not vm.awaiting.is_set() or vm.exited.is_set():
                 raise CopyFailed(vm.exit_reason or f"QEMU was not up within {FORK_TIMEOUT_S} s")
