@@ -6,10 +6,11 @@ holds of its own are the pages it has written since: Linux's pagemap tells those
 file's). A migration would send all 256 MiB, most of it the template's pages again, and
 write every one of them into the fork; instead the source is stopped just long enough to
 save its device state alone (`xen-save-devices-state`, which leaves RAM out, into a memfd
-QEMU is handed with `add-fd`) and to read its written pages from /proc/PID/mem, then
+QEMU is handed with `add-fd`) and to read its written pages (process_vm_readv), then
 continues. The fork is a clone of the template like any other (the same private mapping)
-whose QEMU, started with `-incoming defer`, has these pages written into its memory
-through /proc/PID/mem before it loads the device state.
+whose QEMU, started ahead with `-incoming defer`, has these pages written into its memory
+(process_vm_writev, copy-on-write there) before it loads the device state. Both need
+the right to ptrace QEMU, which the server has: it is root, or QEMU's parent.
 
 `xen-save-devices-state` writes no configuration section, which every migration stream a
 QEMU loads must begin with; `_header` writes one (the machine's name, and no capability
@@ -19,10 +20,12 @@ to check: the fork leaves `x-ignore-shared` off).
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import re
 import struct
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,6 +36,7 @@ if TYPE_CHECKING:
     from server.vm import Vm
 
 PAGE = 4096
+IOV_MAX = 1024  # the most iovecs one process_vm_readv takes
 MACHINE = b"microvm"  # VmConfig.command's -M
 TEMPLATE_RAM = "/memfd:capos-template-ram"  # server/templateram.py's memfd, as maps names it
 QEMU_VM_FILE_MAGIC, QEMU_VM_FILE_VERSION, QEMU_VM_CONFIGURATION = 0x5145564D, 3, 0x07
@@ -48,34 +52,29 @@ class CopyFailed(Exception):
 @dataclass(frozen=True)
 class VmCopy:
     devices: bytes  # a migration stream without RAM: what `-incoming` loads
-    pages: list[tuple[int, bytes]]  # (offset in guest RAM, the bytes from there) written runs
+    runs: list[tuple[int, int]]  # (offset in guest RAM, length): the runs of written pages
+    data: bytearray  # their bytes, one run after the other
     screen: bytes  # the source's output stream as it stood then, for the fork's to begin with
     pause_s: float  # how long the source was stopped
 
     def info(self) -> dict:
         """What the fork cost its source, for the client that asked."""
-        written = sum(len(data) for _, data in self.pages)
-        return {"source_pause_ms": round(self.pause_s * 1000, 1), "copied_bytes": written}
+        return {"source_pause_ms": round(self.pause_s * 1000, 1), "copied_bytes": len(self.data)}
 
     def write_into(self, pid: int, ram_bytes: int) -> None:
         """Write the pages into the RAM of QEMU `pid` (a fork, before it loads `devices`)."""
-        try:
-            base = ram_address(pid, ram_bytes)
-            fd = os.open(f"/proc/{pid}/mem", os.O_RDWR | os.O_CLOEXEC)
-            try:
-                for offset, data in self.pages:
-                    if os.pwrite(fd, data, base + offset) != len(data):
-                        raise CopyFailed(f"a short write into the fork's RAM at {offset:#x}")
-            finally:
-                os.close(fd)
-        except OSError as exc:
-            raise CopyFailed(f"the fork's RAM could not be written ({exc})") from None
+        base = ram_address(pid, ram_bytes)
+        _transfer(_libc.process_vm_writev, pid, base, self.runs, self.data)
 
 
 def ram_address(pid: int, ram_bytes: int) -> int:
     """Where QEMU `pid` maps the template's RAM; CopyFailed when it maps none (a VM
     restored from a state file holds all its RAM itself)."""
-    for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+    try:
+        maps = Path(f"/proc/{pid}/maps").read_text()
+    except OSError as exc:
+        raise CopyFailed(f"its QEMU's memory map cannot be read ({exc.strerror})") from None
+    for line in maps.splitlines():
         fields = line.split(maxsplit=5)
         if len(fields) == 6 and fields[5].startswith(TEMPLATE_RAM) and int(fields[2], 16) == 0:
             start, end = (int(x, 16) for x in fields[0].split("-"))
@@ -84,8 +83,8 @@ def ram_address(pid: int, ram_bytes: int) -> int:
     raise CopyFailed("its VM does not run on the pool's template (it was restored from disk)")
 
 
-def written_pages(pid: int, ram_bytes: int) -> list[tuple[int, bytes]]:
-    """The runs of guest RAM that QEMU `pid` has written, read from its memory."""
+def written_pages(pid: int, ram_bytes: int) -> tuple[list[tuple[int, int]], bytearray]:
+    """The runs of guest RAM that QEMU `pid` has written, and their bytes."""
     base = ram_address(pid, ram_bytes)
     pages = ram_bytes // PAGE
     with open(f"/proc/{pid}/pagemap", "rb", buffering=0) as pagemap:
@@ -93,18 +92,46 @@ def written_pages(pid: int, ram_bytes: int) -> list[tuple[int, bytes]]:
     if len(entries) != pages * 8:
         raise CopyFailed("its VM's page map could not be read whole")
     written = entries[7::8].translate(_WRITTEN)  # each entry's top byte (little-endian)
-    runs = []
-    fd = os.open(f"/proc/{pid}/mem", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        for run in _RUNS.finditer(written):
-            offset, size = run.start() * PAGE, (run.end() - run.start()) * PAGE
-            data = os.pread(fd, size, base + offset)
-            if len(data) != size:
-                raise CopyFailed(f"a short read of its VM's RAM at {offset:#x}")
-            runs.append((offset, data))
-    finally:
-        os.close(fd)
-    return runs
+    runs = [
+        (run.start() * PAGE, (run.end() - run.start()) * PAGE) for run in _RUNS.finditer(written)
+    ]
+    data = bytearray(sum(size for _, size in runs))
+    _transfer(_libc.process_vm_readv, pid, base, runs, data)
+    return runs, data
+
+
+class _IoVec(ctypes.Structure):
+    _fields_ = [("base", ctypes.c_void_p), ("len", ctypes.c_size_t)]
+
+
+_libc = ctypes.CDLL(None, use_errno=True)
+for _call in (_libc.process_vm_readv, _libc.process_vm_writev):
+    _call.restype = ctypes.c_ssize_t
+    _call.argtypes = [
+        ctypes.c_int, ctypes.POINTER(_IoVec), ctypes.c_ulong,
+        ctypes.POINTER(_IoVec), ctypes.c_ulong, ctypes.c_ulong,
+    ]  # fmt: skip
+
+
+def _transfer(
+    call: Callable[..., int], pid: int, base: int, runs: list[tuple[int, int]], data: bytearray
+) -> None:
+    """Move `data` between this process and the runs at `base` in QEMU `pid`'s memory, by
+    process_vm_readv or _writev: a system call per IOV_MAX runs, not one per page as
+    /proc/PID/mem takes."""
+    buffer = (ctypes.c_char * len(data)).from_buffer(data) if data else None
+    address = ctypes.addressof(buffer) if buffer is not None else 0
+    done = 0
+    for first in range(0, len(runs), IOV_MAX):
+        batch = runs[first : first + IOV_MAX]
+        size = sum(length for _, length in batch)
+        local = _IoVec(address + done, size)
+        remote = (_IoVec * len(batch))(*(_IoVec(base + offset, n) for offset, n in batch))
+        moved = call(pid, ctypes.byref(local), 1, remote, len(batch), 0)
+        if moved != size:
+            error = os.strerror(ctypes.get_errno()) if moved < 0 else "a short transfer"
+            raise CopyFailed(f"the VM's RAM could not be copied ({error})")
+        done += size
 
 
 async def copy_vm(vm: Vm) -> VmCopy:
@@ -124,7 +151,7 @@ async def copy_vm(vm: Vm) -> VmCopy:
             await command("stop")
             try:
                 await command("xen-save-devices-state", filename=f"/dev/fdset/{fdset}")
-                pages = await asyncio.to_thread(written_pages, pid, ram_bytes)
+                runs, data = await asyncio.to_thread(written_pages, pid, ram_bytes)
                 screen = vm.stream.snapshot().data.encode()
             finally:
                 await command("cont")
@@ -138,7 +165,7 @@ async def copy_vm(vm: Vm) -> VmCopy:
         os.close(devices)
     if stream[:8] != struct.pack(">II", QEMU_VM_FILE_MAGIC, QEMU_VM_FILE_VERSION):
         raise CopyFailed("its VM's device state did not come out as QEMU's stream")
-    return VmCopy(_header() + stream[8:], pages, screen, paused)
+    return VmCopy(_header() + stream[8:], runs, data, screen, paused)
 
 
 def _header() -> bytes:
