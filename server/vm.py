@@ -147,6 +147,10 @@ class Vm:
         self._stderr = b""
         self._cell: Cell | None = None  # this VM's confinement, while QEMU runs
         self._incoming_fd = -1  # QEMU's number for the saved VM's descriptor
+        # Where a forkable VM saves its device state for a copy: our descriptor, and the path
+        # QEMU opens (a memfd it inherits: it opens no file of ours by name).
+        self.devices_out = -1
+        self.devices_path = ""
 
     def _open_files(self) -> list[int]:
         """What QEMU reads, opened here and inherited: the kernel, the initramfs, the guest's
@@ -163,6 +167,9 @@ class Vm:
                 files.append(os.dup(self.incoming))
             if self.ram is not None:
                 files.append(os.dup(self.ram.fd))
+            if self._forkable:
+                self.devices_out = os.memfd_create("capos-vm-devices", os.MFD_CLOEXEC)
+                files.append(os.dup(self.devices_out))
         except OSError:
             for fd in files:
                 os.close(fd)
@@ -172,6 +179,8 @@ class Vm:
     def _command(self, files: list[int]) -> list[str]:
         term, control, qmp = (s.fileno() for s in self._theirs)
         kernel, initrd, *incoming = files
+        if self._forkable:  # QEMU writes its device state into this one (Vm.devices_out)
+            self.devices_path = f"/proc/self/fd/{incoming.pop()}"
         ram = incoming.pop() if self.ram is not None else None
         inherited = dataclasses.replace(
             self.image,
@@ -196,6 +205,12 @@ class Vm:
         elif self.awaits_copy:
             command += ["-incoming", "defer"]
         return command
+
+    @property
+    def _forkable(self) -> bool:
+        """A clone of the template (or a fork's QEMU), whose copy is its written pages and
+        its device state alone (server/vmcopy.py)."""
+        return self.ram is not None and not self.ram.shared
 
     @property
     def _devices_only(self) -> bool:
@@ -238,6 +253,8 @@ class Vm:
             if self._planned_exit is None and process.returncode is not None:
                 code = process.returncode  # -N: killed by signal N, which a shell says as 128+N
                 self.exit_status = 128 - code if code < 0 else code
+            if self.devices_out >= 0:
+                os.close(self.devices_out)
             assert self._cell is not None  # made by _start
             await self._cell.remove()
             self.exited.set()

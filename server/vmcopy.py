@@ -6,11 +6,12 @@ holds of its own are the pages it has written since: Linux's pagemap tells those
 file's). A migration would send all 256 MiB, most of it the template's pages again, and
 write every one of them into the fork; instead the source is stopped just long enough to
 save its device state alone (`xen-save-devices-state`, which leaves RAM out, into a memfd
-QEMU is handed with `add-fd`) and to read its written pages (process_vm_readv), then
-continues. The fork is a clone of the template like any other (the same private mapping)
-whose QEMU, started ahead with `-incoming defer`, has these pages written into its memory
-(process_vm_writev, copy-on-write there) before it loads the device state. Both need
-the right to ptrace QEMU, which the server has: it is root, or QEMU's parent.
+its QEMU was handed as it started, Vm.devices_out) and to read its written pages
+(process_vm_readv), then continues. The fork is a clone of the template like any other
+(the same private mapping) whose QEMU, started ahead with `-incoming defer`, has these
+pages written into its memory (process_vm_writev, copy-on-write there) before it loads
+the device state. Both need the right to ptrace QEMU, which the server has: it is root,
+or QEMU's parent.
 
 `xen-save-devices-state` writes no configuration section, which every migration stream a
 QEMU loads must begin with; `_header` writes one (the machine's name, and no capability
@@ -137,32 +138,22 @@ def _transfer(
 async def copy_vm(vm: Vm) -> VmCopy:
     """Stop `vm`, copy it, and continue it; CopyFailed (the VM running on) when it cannot be."""
     command, pid, ram_bytes = vm.qmp.command, vm.pid, vm.config.memory_mib << 20
-    devices = os.memfd_create("capos-fork-devices", os.MFD_CLOEXEC)
+    if not vm.devices_path:
+        raise CopyFailed("its VM does not run on the pool's template (it was restored from disk)")
     try:
         ram_address(pid, ram_bytes)  # before the pause: a VM that cannot be copied runs on
-        # QEMU opens an fdset's descriptor only for the access mode it asks for: write-only.
-        writer = os.open(f"/proc/self/fd/{devices}", os.O_WRONLY | os.O_CLOEXEC)
+        started = time.monotonic()  # the pause: as few round trips to QEMU as can be
+        await command("stop")
         try:
-            fdset = (await command("add-fd", fds=[writer]))["fdset-id"]
+            await command("xen-save-devices-state", filename=vm.devices_path)
+            runs, data = await asyncio.to_thread(written_pages, pid, ram_bytes)
+            screen = vm.stream.snapshot().data.encode()
         finally:
-            os.close(writer)  # QEMU holds its own
-        try:  # the pause: as few round trips to QEMU as can be
-            started = time.monotonic()
-            await command("stop")
-            try:
-                await command("xen-save-devices-state", filename=f"/dev/fdset/{fdset}")
-                runs, data = await asyncio.to_thread(written_pages, pid, ram_bytes)
-                screen = vm.stream.snapshot().data.encode()
-            finally:
-                await command("cont")
-            paused = time.monotonic() - started
-        finally:
-            await command("remove-fd", **{"fdset-id": fdset})
-        stream = os.pread(devices, os.fstat(devices).st_size, 0)
+            await command("cont")
+        paused = time.monotonic() - started
+        stream = os.pread(vm.devices_out, os.fstat(vm.devices_out).st_size, 0)
     except (QmpError, OSError) as exc:
         raise CopyFailed(f"its VM could not be copied ({exc})") from None
-    finally:
-        os.close(devices)
     if stream[:8] != struct.pack(">II", QEMU_VM_FILE_MAGIC, QEMU_VM_FILE_VERSION):
         raise CopyFailed("its VM's device state did not come out as QEMU's stream")
     return VmCopy(_header() + stream[8:], runs, data, screen, paused)
