@@ -206,8 +206,10 @@ class Agents:
                 raise AgentError("busy", str(exc), retry_after=exc.retry_after) from None
             except Refused as exc:
                 raise AgentError("limit", str(exc), retry_after=exc.retry_after) from None
-            except SessionError as exc:
-                raise AgentError("busy" if exc.status == 503 else "gone", str(exc)) from None
+            except SessionError as exc:  # it ended, or its VM could not be copied now
+                if exc.status == 410:
+                    raise AgentError("gone", str(exc)) from None
+                raise AgentError("busy", str(exc), retry_after=5) from None
         token = new_owner_token()
         if caller.owns_sessions:
             self._owners[fork.id] = owner_caller(token, caller.client).key
