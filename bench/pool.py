@@ -13,6 +13,8 @@ terminal websocket:
   fork_ms       POST /api/sessions/{id}/fork of a session running a program (the counter
                 client), the fork's websocket connected and the source's screen replayed, a
                 line typed: to the first byte the fork's guest writes in answer, median
+                (each fork with the pool settled: the last fork gone and, after the
+                first, the spare QEMU a fork starts on up)
   fork_source_pause_ms  how long the source was stopped for each fork (the server's
                 measure, in the fork's answer), median
   echo_p50_ms,  a keystroke sent over the websocket to its echo coming back
@@ -108,7 +110,11 @@ def measure_fork(server: PoolServer, count: int) -> tuple[list[float], list[floa
     client.read_until(lambda: client.text.endswith(COUNTER_PROMPT), "the counter's prompt")
     times, pauses = [], []
     for _ in range(count):
-        server.wait_for(lambda: server.pool()["booting"] == 0, "the pool to settle")
+        # Settled: no VM booting, the last fork gone, and (after the first) the spare up.
+        server.wait_for(
+            lambda: (pool := server.pool())["booting"] == 0 and (pool["spare"] or not times),
+            "the pool to settle",
+        )
         start = time.perf_counter()
         answer = server.http.post(f"/api/sessions/{source['id']}/fork")
         if answer.status_code != 201:
@@ -123,6 +129,7 @@ def measure_fork(server: PoolServer, count: int) -> tuple[list[float], list[floa
         times.append((time.perf_counter() - start) * 1000)
         copy.close()
         server.http.delete(f"/api/sessions/{fork['id']}")
+        server.wait_for(lambda f=fork: server.state(f) == "ended", "the fork's end")
     client.close()
     server.http.delete(f"/api/sessions/{source['id']}")
     return times, pauses

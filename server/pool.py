@@ -426,7 +426,7 @@ class VmPool:
             "warm": len(self._warm),
             "booting": len(self._booting),
             "vms": len(self.vms),
-            "spare": int(self._spare is not None),
+            "spare": int(self._spare is not None and self._spare.awaiting.is_set()),
             "max_vms": self.config.max_vms,
             "refill": self.describe(),
             "sandbox": sandbox().stats(self.vm_config.memory_mib),
