@@ -10,6 +10,13 @@ terminal websocket:
   handout_ms    POST /api/sessions, the websocket connected and the saved screen replayed,
                 Enter sent: to the first byte of the fresh prompt the guest writes (warm
                 pool), median; handout_screen_ms: POST to the replayed screen's prompt
+  fork_ms       POST /api/sessions/{id}/fork of a session running a program (the counter
+                client), the fork's websocket connected and the source's screen replayed, a
+                line typed: to the first byte the fork's guest writes in answer, median
+                (each fork with the pool settled: the last fork gone and, after the
+                first, the spare QEMU a fork starts on up)
+  fork_source_pause_ms  how long the source was stopped for each fork (the server's
+                measure, in the fork's answer), median
   echo_p50_ms,  a keystroke sent over the websocket to its echo coming back
   echo_p99_ms
   sessions_held concurrent idle sessions (a client attached to each) this machine holds
@@ -41,12 +48,15 @@ TARGETS = {
     "echo_p50_ms": ("<=", 5),
     "sessions_held": (">=", 50),
     "resume_ms": ("<=", 1000),
+    "fork_ms": ("<=", 500),
+    "fork_source_pause_ms": ("<=", 200),
 }
 BOOT_OVER_FLOOR = 1.5  # boot_ms's target, a multiple of boot_floor_ms measured in the same run
 LABELS = {
     "boot_floor_ms": "bare guest: same kernel, initramfs and QEMU, CPython as PID 1, to its prompt",
     "boot_ms": "our guest: QEMU start to the shell's prompt, booted in turn with the bare guest",
     "handout_ms": "POST, websocket, saved screen replayed, Enter: to the guest's fresh prompt",
+    "fork_ms": "POST fork, websocket, source's screen replayed, a line: to the fork's answer",
 }
 IDLE_TIMEOUT_S = 2
 HELD_CEILING = 80  # sessions the ramp tries at most (the server is configured to allow them)
@@ -82,6 +92,47 @@ def measure_handout(server: PoolServer, count: int) -> tuple[list[float], list[f
         client.close()
         server.http.delete(f"/api/sessions/{session['id']}")
     return times, screens
+
+
+COUNTER = 'run "counter" with { stdio: client @stdio, counter: client @counter }'
+COUNTER_PROMPT = "[counter]> "
+
+
+def measure_fork(server: PoolServer, count: int) -> tuple[list[float], list[float]]:
+    """Forks of one session running the counter client: (request to the fork's first
+    byte of its own, the source's pause) in ms, each. The fork's screen is the source's,
+    replayed by the server, so the clock stops only at output the fork's guest writes:
+    its answer to a line typed once that screen is in."""
+    source = server.new_session()
+    client = TerminalClient(server, source)
+    client.read_prompt()
+    client.send(type="input", data=COUNTER + "\r")
+    client.read_until(lambda: client.text.endswith(COUNTER_PROMPT), "the counter's prompt")
+    times, pauses = [], []
+    for _ in range(count):
+        # Settled: no VM booting, the last fork gone, and (after the first) the spare up.
+        server.wait_for(
+            lambda: (pool := server.pool())["booting"] == 0 and (pool["spare"] or not times),
+            "the pool to settle",
+        )
+        start = time.perf_counter()
+        answer = server.http.post(f"/api/sessions/{source['id']}/fork")
+        if answer.status_code != 201:
+            raise AssertionError(f"no fork: {answer.status_code} {answer.text}")
+        fork = answer.json()
+        pauses.append(fork["fork"]["source_pause_ms"])
+        copy = TerminalClient(server, fork)
+        copy.read_until(lambda c=copy: c.text.endswith(COUNTER_PROMPT), "the source's screen")
+        replayed = len(copy.text)
+        copy.send(type="input", data="get\r")
+        copy.read_until(lambda c=copy, n=replayed: len(c.text) > n, "the fork's answer")
+        times.append((time.perf_counter() - start) * 1000)
+        copy.close()
+        server.http.delete(f"/api/sessions/{fork['id']}")
+        server.wait_for(lambda f=fork: server.state(f) == "ended", "the fork's end")
+    client.close()
+    server.http.delete(f"/api/sessions/{source['id']}")
+    return times, pauses
 
 
 def measure_echo(client: TerminalClient, count: int) -> list[float]:
@@ -151,6 +202,10 @@ def run_benchmark(json_path: str | None, quick: bool = False, accel: str = "auto
         handouts, screens = measure_handout(server, 3 if quick else 7)
         figures["handout_ms"] = statistics.median(handouts)
         figures["handout_screen_ms"] = statistics.median(screens)
+        _say("measuring fork (a session running a program, copied to a new one) ...")
+        forks, pauses = measure_fork(server, 3 if quick else 7)
+        figures["fork_ms"] = statistics.median(forks)
+        figures["fork_source_pause_ms"] = statistics.median(pauses)
         _say("measuring resume from a suspended session ...")
         resumes = [measure_resume(server) for _ in range(1 if quick else 3)]
         screen, live, saved = zip(*resumes, strict=True)

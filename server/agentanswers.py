@@ -20,6 +20,15 @@ class SessionAnswer(BaseModel):
     watch_error: str | None = Field(None, description="why there is no view link")
 
 
+class ForkCost(BaseModel):
+    source_pause_ms: float = Field(description="how long the source was stopped for the copy")
+    copied_bytes: int = Field(description="the RAM the source had written, copied to the fork")
+
+
+class ForkAnswer(SessionAnswer):
+    fork: ForkCost
+
+
 class EndAnswer(BaseModel):
     id: str
     ended: bool

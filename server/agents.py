@@ -215,6 +215,27 @@ class Agents:
             if waiting:
                 self.metrics.pool_waiting.dec()
 
+    async def fork_session(self, caller: Caller, session_id: str) -> dict:
+        """A new session on a copy of this one's VM, under a new owner token of its own
+        (`owner` in the answer); it counts against the caller's limits."""
+        hosting = self._hosting()
+        async with self._running(caller, session_id) as source:
+            try:
+                fork, cost = await hosting.fork(source.live)
+            except PoolFull as exc:
+                raise AgentError("busy", str(exc), retry_after=exc.retry_after) from None
+            except Refused as exc:
+                raise AgentError("limit", str(exc), retry_after=exc.retry_after) from None
+            except SessionError as exc:  # it ended, or its VM could not be copied now
+                if exc.status == 410:
+                    raise AgentError("gone", str(exc)) from None
+                raise AgentError("busy", str(exc), retry_after=5) from None
+        token = new_owner_token()
+        if caller.owns_sessions:
+            self._owners[fork.id] = owner_caller(token, caller.client).key
+        watch = await self._watch_link(caller, fork)
+        return {**fork.info(), **watch, "owner": token, "fork": cost}
+
     async def end_session(self, caller: Caller, session_id: str) -> dict:
         link = await self._link(caller, session_id, "end_session")
         if link is not None:

@@ -38,6 +38,7 @@ from server.settings import QemuSettings
 from server.store import Store, StoreError
 from server.supervise import supervised
 from server.vm import Vm, VmConfig
+from server.vmcopy import CopyFailed
 from server.vmstate import StateFiles, zstd_missing
 
 BACKENDS = ("qemu",)
@@ -56,6 +57,7 @@ class QemuHosting:
     ) -> None:
         self.pool, self.limits, self.kept = pool, limits, kept
         self.directory, self.admission = directory, admission
+        self._forking = asyncio.Lock()
 
     def create(self, backend: str, client: str) -> QemuSession:
         """A new session on a warm VM for `client`; PoolFull (from the pool) when there is
@@ -64,6 +66,30 @@ class QemuHosting:
             raise SessionError(
                 f"unknown backend {backend!r}; this server offers {list(BACKENDS)}", status=400
             )
+        self._admit(client)
+        return self.adopt(self.pool.take(), client)
+
+    async def fork(self, source: QemuSession) -> tuple[QemuSession, dict]:
+        """A new session whose VM is a copy of `source`'s as it runs now, counted against
+        `source`'s client, and what the copy cost the source; Refused, PoolFull, or
+        SessionError when it cannot be made."""
+        async with source.attached(), self._forking:  # awake; one fork at a time
+            self._admit(source.client)
+            running = await source.running_vm(self.limits.restore_timeout_s)  # it may wake
+            try:
+                vm, cost = await self.pool.fork(running)
+            except CopyFailed as exc:
+                raise SessionError(f"the session could not be forked: {exc}", 409) from None
+            try:  # a session created meanwhile counts too
+                self._admit(source.client)
+            except SessionError:
+                await vm.shutdown("its session was refused")
+                raise
+            return self.adopt(vm, source.client), cost
+
+    def _admit(self, client: str) -> None:
+        """Refuse one more running session for `client` when the server or the client's
+        share is full."""
         if not self.directory.accepting:
             raise SessionError("the server is not accepting sessions (starting or stopping)")
         live = self.directory.live(QemuSession)
@@ -77,7 +103,6 @@ class QemuHosting:
         limits, end_one = self.admission.limits, "end one (DELETE /api/sessions/{id}) first"
         self.admission.check("running sessions", running, limits.qemu_sessions, end_one)
         self.admission.check("suspended sessions", suspended, limits.suspended_sessions, end_one)
-        return self.adopt(self.pool.take(), client)
 
     def adopt(self, vm: Vm, client: str = "") -> QemuSession:
         """A new session on `vm`, a VM of the pool's."""

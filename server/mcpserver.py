@@ -44,6 +44,7 @@ from server.agentanswers import (
     CapDescription,
     CapsAnswer,
     EndAnswer,
+    ForkAnswer,
     GenerateAnswer,
     InputAnswer,
     MonitorAnswer,
@@ -347,6 +348,17 @@ def build(tasks: ToolTasks) -> MCPServer:
                 _caller(ctx, owner), session, cap, max_calls, max_logs
             ),
         )
+
+    @mcp.tool(meta={"ui": {"resourceUri": SESSION_APP}})
+    async def fork_session(
+        ctx: Context, session: Session, owner: Owner = ""
+    ) -> Annotated[CallToolResult, ForkAnswer]:
+        """Fork a running session: a new session whose VM is a copy of this one's now (the
+        same shell, programs and screen; fresh entropy). The source pauses for a moment and
+        runs on; the two share nothing after. Returns {"id", "owner", "watch", ...} like
+        create_session: the fork's own id and owner token, for every call about it. Fork
+        before a risky step and end the fork (end_session) if it goes wrong."""
+        return await _result(ctx, lambda agents: agents.fork_session(_caller(ctx, owner), session))
 
     @mcp.tool()
     async def end_session(

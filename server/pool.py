@@ -17,6 +17,11 @@ control channel and one unseen Enter (so TCG has translated its input path
 before the visitor's first key) before it is handed out, and its output
 stream starts with the screen the template had. Values drawn before the snapshot (the
 guest kernel's secret) are shared by the clones, each in its own VM.
+
+`fork` makes a VM that is a copy of a running one (server/vmcopy.py): a clone of
+the template like the rest, onto which the source's written pages and device state
+are loaded. Its QEMU is the spare, started ahead: once a fork has been asked for, the
+pool keeps one waiting for the next (within the cap, and the first to go for room).
 """
 
 from __future__ import annotations
@@ -44,12 +49,14 @@ from server.stream import OutputStream
 from server.supervise import any_set, supervised
 from server.templateram import GuestRam, TemplateRam
 from server.vm import Vm, VmConfig
+from server.vmcopy import CopyFailed, copy_vm
 
 log = logging.getLogger("capos.pool")
 MAX_BACKOFF_S = 60
 FAILURES_DOWN = 3  # VMs in a row that did not come up before the pool says it is down
 REFILL_DELAY_S = 0.25  # after a handout, so the new session's first round trips go first
 WARM_UP_TIMEOUT_S = 10  # for a restored VM's unseen Enter (Vm.warm_up)
+FORK_TIMEOUT_S = 30  # a fork's QEMU, started to running and reseeded
 
 
 class PoolFull(Exception):
@@ -99,6 +106,8 @@ class VmPool:
         self._refill_at = 0.0  # monotonic time before which no refill starts
         self._making_template = False  # the first VM boots to be saved, then warm ones follow
         self._shared: TemplateRam | None = None  # the template's RAM, once sealed
+        self._spare: Vm | None = None  # a fork's QEMU, up and waiting for its copy
+        self._want_spare = False  # set by the first fork
 
     async def run(self) -> None:
         """Keep the pool filled until cancelled; every VM lives in this task group.
@@ -135,6 +144,8 @@ class VmPool:
                 and len(self.vms) < self.config.max_vms
             ):
                 self._boot()
+            if self._want_spare and self._spare is None and len(self.vms) < self.config.max_vms:
+                self._spare = self._start_spare()
             self._changed.clear()
             await self._changed.wait()
 
@@ -244,10 +255,12 @@ class VmPool:
         serve_model: bool = True,
         image: Image | None = None,
         ram: GuestRam | None = None,
+        awaits_copy: bool = False,
     ) -> Vm:
         """A new QEMU writing into `stream` (restored from `incoming` if given), owned here;
         `image`: another guest than the pool's (the fault tests boot misbehaving ones);
-        `ram`: its RAM in a file (server/templateram.py)."""
+        `ram`: its RAM in a file (server/templateram.py); `awaits_copy`: a fork's QEMU,
+        started ahead (Vm.load)."""
         vm = Vm(
             image or self.image,
             self.vm_config,
@@ -257,6 +270,7 @@ class VmPool:
             model=self.model,
             serve_model=serve_model,
             ram=ram,
+            awaits_copy=awaits_copy,
         )
         self._own_task(self._own(vm), vm)
         self.vms.add(vm)
@@ -269,6 +283,8 @@ class VmPool:
             self.vms.discard(vm)
             if vm in self._warm:
                 self._warm.remove(vm)
+            if vm is self._spare:
+                self._spare = None
             self._note_change()
 
     def _note_change(self) -> None:
@@ -278,7 +294,9 @@ class VmPool:
         gauge = self.metrics.pool_vms
         gauge.labels(state="warm").set(warm)
         gauge.labels(state="booting").set(booting)
-        gauge.labels(state="in_use").set(max(0, len(self.vms) - warm - booting))
+        spare = int(self._spare is not None)
+        gauge.labels(state="spare").set(spare)
+        gauge.labels(state="in_use").set(max(0, len(self.vms) - warm - booting - spare))
 
     def take(self) -> Vm:
         """A warm VM, now; PoolFull if there is none."""
@@ -293,17 +311,105 @@ class VmPool:
             retry_after=self._retry_after(),
         )
 
+    async def fork(self, source: Vm) -> tuple[Vm, dict]:
+        """A new VM that is a copy of `source` as it is now (which pauses for the copy and
+        runs on), with fresh entropy, and what the copy cost the source (VmCopy.info).
+        PoolFull when no slot is free; CopyFailed, with nothing left running, when it
+        cannot be made.
+
+        The fork's QEMU is the spare, started ahead; the first fork starts one (while the
+        source is copied), and from then on the pool keeps one waiting for the next. A
+        source whose RAM is all its own (restored from disk) is copied whole instead."""
+        if self._shared is None or source.ram is None:
+            return await self._fork_whole(source)
+        self._want_spare = True
+        vm, self._spare = self._spare, None
+        if vm is None or vm.exited.is_set():
+            if not self.make_room():
+                raise PoolFull("every VM slot is in use; try again shortly", self._retry_after())
+            vm = self._start_spare()
+        try:
+            copy = await copy_vm(source)
+        except CopyFailed:
+            if self._spare is None and not vm.exited.is_set():  # the spare waits for the next
+                self._spare = vm
+            else:
+                vm.kill("a spare QEMU was not needed")
+            raise
+        try:
+            await any_set(vm.awaiting, vm.exited, timeout=FORK_TIMEOUT_S)
+            if not vm.awaiting.is_set() or vm.exited.is_set():
+                raise CopyFailed(vm.exit_reason or f"QEMU was not up within {FORK_TIMEOUT_S} s")
+            async with asyncio.timeout(FORK_TIMEOUT_S):
+                await vm.load(copy)
+            await self._reseed_fork(vm)
+        except (CopyFailed, QmpError, TimeoutError) as exc:
+            vm.kill(f"the fork did not come up: {exc}")
+            await vm.exited.wait()
+            raise CopyFailed(f"the fork did not come up ({exc or 'timeout'})") from None
+        finally:
+            self._refill_at = time.monotonic() + REFILL_DELAY_S
+            self._note_change()  # the refill loop starts the next spare
+        return vm, copy.info()
+
+    async def _fork_whole(self, source: Vm) -> tuple[Vm, dict]:
+        """A fork of a VM whose RAM is its own: its whole migration stream, through a memfd
+        the fork's QEMU restores (slower: every page the guest ever touched)."""
+        if not self.make_room():
+            raise PoolFull("every VM slot is in use; try again shortly", self._retry_after())
+        saved = os.memfd_create("capos-fork-whole", os.MFD_CLOEXEC)
+        try:
+            started = time.monotonic()
+            try:
+                screen = await source.save_running(Path(f"/proc/self/fd/{saved}"))
+            except (QmpError, OSError) as exc:
+                raise CopyFailed(f"its VM could not be copied ({exc})") from None
+            paused = time.monotonic() - started
+            stream = OutputStream(self.config.scrollback)
+            stream.append(screen)
+            vm = self.start(stream, incoming=saved)
+            await any_set(vm.ready, vm.exited, timeout=FORK_TIMEOUT_S)
+            size = os.fstat(saved).st_size
+        finally:
+            os.close(saved)  # QEMU has its own by now, or is gone
+        if not vm.ready.is_set() or vm.exited.is_set():
+            vm.kill("the fork did not come up")
+            await vm.exited.wait()
+            raise CopyFailed(vm.exit_reason or f"it was not running within {FORK_TIMEOUT_S} s")
+        await self._reseed_fork(vm)
+        return vm, {"source_pause_ms": round(paused * 1000, 1), "copied_bytes": size}
+
+    async def _reseed_fork(self, vm: Vm) -> None:
+        """Fresh entropy, before anyone reaches the fork: its RNG was its source's."""
+        try:
+            await vm.control.call(reseed=os.urandom(32))
+        except (ControlError, TimeoutError) as exc:
+            vm.kill(f"the fork did not take fresh entropy: {exc}")
+            await vm.exited.wait()
+            raise CopyFailed(f"the fork did not take fresh entropy ({exc})") from None
+
+    def _start_spare(self) -> Vm:
+        assert self._shared is not None
+        return self.start(
+            OutputStream(self.config.scrollback), ram=self._shared.for_clone(), awaits_copy=True
+        )
+
     def filling(self) -> bool:
         """A warm VM is on its way: one is booting, or the pool is short and has room."""
         short = len(self._warm) < self.config.warm and len(self.vms) < self.config.max_vms
         return bool(self._booting) or short or self._making_template
 
     def make_room(self) -> bool:
-        """Free a slot under the cap for a restore, by ending a warm VM if need be."""
+        """Free a slot under the cap for a restore or a fork, by ending the spare or a warm VM
+        if need be."""
         if len(self.vms) < self.config.max_vms:
             return True
+        if self._spare is not None:
+            self._spare.kill("its slot went to a session")
+            self._spare = None
+            return True
         if self._warm:
-            self._warm.pop().kill("its slot went to a session being resumed")
+            self._warm.pop().kill("its slot went to a session")
             return True
         return False
 
@@ -320,6 +426,7 @@ class VmPool:
             "warm": len(self._warm),
             "booting": len(self._booting),
             "vms": len(self.vms),
+            "spare": int(self._spare is not None and self._spare.awaiting.is_set()),
             "max_vms": self.config.max_vms,
             "refill": self.describe(),
             "sandbox": sandbox().stats(self.vm_config.memory_mib),

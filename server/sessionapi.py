@@ -4,6 +4,9 @@ POST   /api/sessions         {"backend": "qemu"} -> 201 {"id", "terminal", ...}
                              503 + Retry-After when no VM is free (never waits)
 GET    /api/sessions/{id}    the session's state (an ended one says why)
 DELETE /api/sessions/{id}    end it: its VM is shut down
+POST   /api/sessions/{id}/fork  -> 201 a new session whose VM is a copy of this one's as it
+                             runs now (its id is the new session's own credential); 429 over
+                             the owner's limits, 503 + Retry-After when no VM slot is free
 GET    /api/pool             the warm pool's counts
 """
 
@@ -71,6 +74,21 @@ def routes() -> list[APIRoute]:
         return Response(status_code=204, headers=NO_STORE)
 
     @needs_sessions
+    async def fork(request: Request, hosting: QemuHosting) -> Response:
+        source = find(request, hosting)
+        if source is None:
+            return error(404, "no such session (it never existed or was forgotten)")
+        try:
+            session, cost = await hosting.fork(source)
+        except PoolFull as exc:
+            return error(503, str(exc), {"retry-after": str(exc.retry_after)})
+        except Refused as exc:
+            return error(exc.status, str(exc), exc.headers)
+        except SessionError as exc:
+            return error(exc.status, str(exc))
+        return JSONResponse({**session.info(), "fork": cost}, 201, headers=NO_STORE)
+
+    @needs_sessions
     async def pool(request: Request, hosting: QemuHosting) -> Response:
         return JSONResponse(hosting.pool.stats(), headers=NO_STORE)
 
@@ -96,6 +114,13 @@ def routes() -> list[APIRoute]:
             "DELETE",
             "End a session: its VM shuts down",
             status_code=204,
+        ),
+        route(
+            "/api/sessions/{session_id}/fork",
+            fork,
+            "POST",
+            "Fork a running session: a new session on a copy of its VM (the source pauses)",
+            status_code=201,
         ),
         route("/api/pool", pool, "GET", "The warm pool's counts"),
     ]

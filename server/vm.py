@@ -48,6 +48,7 @@ from server.qmp import Qmp, QmpError
 from server.sandbox import Cell, sandbox
 from server.stream import OutputStream
 from server.templateram import GuestRam
+from server.vmcopy import VmCopy
 from server.vmmodel import serve_model
 
 log = logging.getLogger("capos.vm")
@@ -109,16 +110,21 @@ class Vm:
         model: ModelHub | None = None,
         serve_model: bool = True,
         ram: GuestRam | None = None,
+        awaits_copy: bool = False,
     ) -> None:
         """`incoming`: a saved VM to restore, a file or a descriptor to read it from (the
         caller's: QEMU gets a copy as it starts); `model`: the server's model, which the
         guest's agent mode uses; `serve_model`: False for a template VM, which is saved,
         never used (its clones serve their own); `ram`: guest RAM in a file rather than
         QEMU's own (server/templateram.py), a clone's private view of which already holds
-        the RAM, so that `incoming` is device state alone."""
+        the RAM, so that `incoming` is device state alone; `awaits_copy`: start with no
+        guest at all, on a clone's `ram`, until `load` makes it a running VM's copy (a
+        fork's QEMU, started ahead, server/vmcopy.py)."""
         self.image, self.config, self.stream, self.name = image, config, stream, name
         self.incoming = incoming
         self.ram = ram
+        self.awaits_copy = awaits_copy
+        self.awaiting = asyncio.Event()  # awaits_copy: QEMU is up and may `load` now
         self.model = model
         self._serves: ModelHub | None = model if serve_model else None  # this VM's agent mode
         self.ready = asyncio.Event()  # at the prompt (booted) or running again (restored)
@@ -141,6 +147,10 @@ class Vm:
         self._stderr = b""
         self._cell: Cell | None = None  # this VM's confinement, while QEMU runs
         self._incoming_fd = -1  # QEMU's number for the saved VM's descriptor
+        # Where a forkable VM saves its device state for a copy: our descriptor, and the path
+        # QEMU opens (a memfd it inherits: it opens no file of ours by name).
+        self.devices_out = -1
+        self.devices_path = ""
 
     def _open_files(self) -> list[int]:
         """What QEMU reads, opened here and inherited: the kernel, the initramfs, the guest's
@@ -157,6 +167,9 @@ class Vm:
                 files.append(os.dup(self.incoming))
             if self.ram is not None:
                 files.append(os.dup(self.ram.fd))
+            if self._forkable:
+                self.devices_out = os.memfd_create("capos-vm-devices", os.MFD_CLOEXEC)
+                files.append(os.dup(self.devices_out))
         except OSError:
             for fd in files:
                 os.close(fd)
@@ -166,6 +179,8 @@ class Vm:
     def _command(self, files: list[int]) -> list[str]:
         term, control, qmp = (s.fileno() for s in self._theirs)
         kernel, initrd, *incoming = files
+        if self._forkable:  # QEMU writes its device state into this one (Vm.devices_out)
+            self.devices_path = f"/proc/self/fd/{incoming.pop()}"
         ram = incoming.pop() if self.ram is not None else None
         inherited = dataclasses.replace(
             self.image,
@@ -187,7 +202,15 @@ class Vm:
             # A stream without RAM is read once the monitor has said so (`_monitor`).
             command += ["-incoming", "defer" if self._devices_only else f"fd:{incoming[0]}"]
             self._incoming_fd = incoming[0]
+        elif self.awaits_copy:
+            command += ["-incoming", "defer"]
         return command
+
+    @property
+    def _forkable(self) -> bool:
+        """A clone of the template (or a fork's QEMU), whose copy is its written pages and
+        its device state alone (server/vmcopy.py)."""
+        return self.ram is not None and not self.ram.shared
 
     @property
     def _devices_only(self) -> bool:
@@ -230,6 +253,8 @@ class Vm:
             if self._planned_exit is None and process.returncode is not None:
                 code = process.returncode  # -N: killed by signal N, which a shell says as 128+N
                 self.exit_status = 128 - code if code < 0 else code
+            if self.devices_out >= 0:
+                os.close(self.devices_out)
             assert self._cell is not None  # made by _start
             await self._cell.remove()
             self.exited.set()
@@ -268,16 +293,37 @@ class Vm:
     async def _monitor(self) -> None:
         with contextlib.suppress(QmpError, OSError):
             await self.qmp.connect()
+            if self.awaits_copy:
+                self.awaiting.set()
             if self._devices_only:
                 await self._ignore_shared(True)
                 await self.qmp.command("migrate-incoming", uri=f"fd:{self._incoming_fd}")
             if self.incoming is not None:
-                # The saved VM was stopped, so the restored one comes up paused: continue it.
-                while (status := (await self.qmp.command("query-status"))["status"]) == "inmigrate":
-                    await asyncio.sleep(0.01)
-                if status != "running":
-                    await self.qmp.command("cont")
-                self._mark_ready()
+                await self._run_loaded()
+
+    async def _run_loaded(self) -> None:
+        """The saved VM was stopped, so the restored one comes up paused: continue it."""
+        while (status := (await self.qmp.command("query-status"))["status"]) == "inmigrate":
+            await asyncio.sleep(0.01)
+        if status != "running":
+            await self.qmp.command("cont")
+        self._mark_ready()
+
+    async def load(self, copy: VmCopy) -> None:
+        """Become `copy` of a running VM (this VM `awaits_copy`), its screen first in this
+        VM's stream; QmpError or CopyFailed when it cannot. The pages go into RAM first, as
+        devices may read RAM while their state loads."""
+        assert self.awaiting.is_set(), "load only a VM that awaits a copy, once it is up"
+        self.awaiting.clear()
+        self.stream.append(copy.screen)
+        await asyncio.to_thread(copy.write_into, self.pid, self.config.memory_mib << 20)
+        devices = _memfd("capos-fork-devices", copy.devices)
+        try:
+            await self.qmp.command("getfd", fdname="copy", fds=[devices])
+        finally:
+            os.close(devices)
+        await self.qmp.command("migrate-incoming", uri="fd:copy")
+        await self._run_loaded()
 
     async def _serve_model(self) -> None:
         """Once the guest's control channel listens (at the prompt), for as long as it runs."""
@@ -374,6 +420,19 @@ class Vm:
             await qmp.command("quit")
         await self.exited.wait()
 
+    async def save_running(self, path: Path) -> bytes:
+        """Save the whole VM into `path` and let it run on (a fork of a VM whose RAM is its
+        own, server/pool.py); the screen as it stood while the VM was stopped."""
+        unlimited: dict[str, Any] = {"max-bandwidth": 1 << 40}
+        await self.qmp.command("migrate-set-parameters", **unlimited)
+        await self.qmp.command("stop")
+        try:
+            await self._ignore_shared(False)
+            await self._save(path)
+            return self.stream.snapshot().data.encode()
+        finally:
+            await self.qmp.command("cont")
+
     async def _save(self, path: Path) -> None:
         """Migrate the stopped VM into `path`; on failure it runs on and QmpError says why."""
         qmp = self.qmp
@@ -416,6 +475,18 @@ class Vm:
         except OSError:
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _memfd(name: str, data: bytes) -> int:
+    """A descriptor that reads `data` from its start."""
+    fd = os.memfd_create(name, os.MFD_CLOEXEC)
+    try:
+        os.write(fd, data)
+        os.lseek(fd, 0, os.SEEK_SET)
+    except OSError:
+        os.close(fd)
+        raise
+    return fd
 
 
 async def _read(reader: asyncio.StreamReader, size: int = 65536) -> bytes:

@@ -36,6 +36,7 @@ TOOLS = {
     "terminal_read",
     "monitor_snapshot",
     "generate",
+    "fork_session",
     "end_session",
 }
 

@@ -250,7 +250,7 @@ def test_exiting_the_shell_powers_the_vm_off_and_ends_the_session(server):
 
 
 @pytest.mark.browser
-def test_run_on_the_server_attaches_xterm_in_the_browser(server):
+def test_run_on_the_server_attaches_xterm_in_the_browser_and_forks_it(server):
     from playwright.sync_api import sync_playwright
 
     from bench.tab import (
@@ -283,6 +283,14 @@ def test_run_on_the_server_attaches_xterm_in_the_browser(server):
         page.reload()  # a new connection shows the same screen, from the scrollback
         rows = wait_screen(page, lambda rows: any(r.startswith("ns = ") for r in rows), 30)
         assert sum(r.startswith("ns = ") for r in rows) == 1
+        with page.context.expect_page() as opened:  # fork: a copy, in a new tab, its owner's
+            page.click("#fork")
+        fork = opened.value
+        wait_screen(fork, lambda rows: any(r.startswith("ns = ") for r in rows), 60)
+        forked = fork.evaluate("capos.session")
+        assert forked not in (None, session) and fork.locator("#owner-notice").count() == 0
+        assert server.http.delete(f"/api/sessions/{forked}").status_code == 204
+        fork.close()
         page.go_back()  # the landing page, then forward: the same session, still no id
         page.go_forward()
         wait_screen(page, lambda rows: any(r.startswith("ns = ") for r in rows), 30)

@@ -3,6 +3,7 @@
 // The socket reconnects by itself and resumes at the last offset it showed, so a
 // dropped connection loses and repeats nothing; a reset clears the screen. What the owner
 // types is echoed at once when the round trip is long (predict-view.js).
+import { forkButton } from "/static/fork-button.js";
 import { predictiveEcho } from "/static/predict-view.js";
 import { markTourSteps, sharePanel } from "/static/share-panel.js";
 import { openTerminal } from "/static/terminal.js";
@@ -56,6 +57,7 @@ async function show(id) {
   watch(id);
   sharePanel(async () => id); // the page holds the id: it is the owner
   markTourSteps(() => id);
+  forkButton(id, status);
   window.capos.tour = await openTour(term);
   term.focus();
 }

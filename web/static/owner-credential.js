@@ -19,9 +19,14 @@ function created() {
   }
 }
 
+// Note a session this tab created: a tab opened from this one gets a copy of the note.
+export function noteCreated(id) {
+  sessionStorage.setItem(CREATED, JSON.stringify([...created(), id]));
+}
+
 // Called with a session this tab just created, before it opens /play.
 export function handOver(id) {
-  sessionStorage.setItem(CREATED, JSON.stringify([...created(), id]));
+  noteCreated(id);
   sessionStorage.setItem(HANDOFF, id);
 }
 
