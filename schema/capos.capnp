@@ -116,6 +116,9 @@ interface TerminalSession {
   read @1 (maxBytes :UInt32) -> (data :Data, eof :Bool);  # waits for input
   size @2 () -> (size :TerminalSize);
   info @3 () -> (interactive :Bool);   # false: a pipe or script, so no echo or editing
+  # Answers once the size is not `known`, at once if it already is not: a reader keeps
+  # one waiting beside its read to learn of a resize while it waits for input (SIGWINCH).
+  waitResize @4 (known :TerminalSize) -> (size :TerminalSize);
 }
 
 # What a shell serves a child in place of its terminal: the shell keeps the

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.tab import has_prompt, residents, wait_screen
+from bench.tab import PROMPT, has_prompt, residents, wait_screen
 
 pytestmark = pytest.mark.browser
 
@@ -80,7 +80,25 @@ def test_the_shell_runs_in_the_tab_with_every_process_in_its_own_worker(browser,
     page.keyboard.type("timer.now()\n")
     wait_screen(page, lambda rows: sum(r.startswith("ns = ") for r in rows) == 2, 30)
     assert errors == []  # the crash is reported to the kernel (and as a warning), not thrown
+
+    # The window resized while a line is typed: the shell refits it at once, before Enter.
+    line = "timer.now() " * 7 + "caps"
+    page.keyboard.type(line)
+    wait_screen(page, lambda rows: f"{PROMPT} {line}" in rows, 30)
+    page.set_viewport_size({"width": 640, "height": 720})
+    page.wait_for_function("capos.term.cols < 100")  # the terminal fitted the new width
+    cols = page.evaluate("capos.term.cols")
+    rows = wait_screen(
+        page, lambda rows: len(_typed_row(rows)) < cols and _typed_row(rows).endswith(" caps"), 30
+    )
+    assert f"{PROMPT} timer" not in _typed_row(rows)  # its start scrolled off
+    page.set_viewport_size({"width": 1280, "height": 720})
+    wait_screen(page, lambda rows: _typed_row(rows) == f"{PROMPT} {line}", 30)
     page.close()
+
+
+def _typed_row(rows: list[str]) -> str:
+    return [row for row in rows if row][-1]
 
 
 def assert_fast_restores(restored: dict) -> None:

@@ -775,6 +775,19 @@ def test_resize_redraws_to_fit() -> None:
     assert t.line == "capos> " + "0123456789" * 3
 
 
+def test_widening_shows_again_what_had_scrolled_off() -> None:
+    t = Term(width=40)
+    t.prompt()
+    t.feed(b"0123456789" * 5)
+    assert not t.line.startswith("capos> 0123")
+    t.resize(80)
+    assert_display(t)
+    assert t.line == "capos> " + "0123456789" * 5
+    t.resize(40)
+    assert_display(t)
+    assert t.line.endswith("789")
+
+
 def test_print_above_keeps_line_and_cursor() -> None:
     t = Term()
     t.prompt()

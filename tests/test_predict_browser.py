@@ -64,6 +64,19 @@ def screen_is_the_guests(page) -> None:
     assert painted(page) == buffer_rows(page)
 
 
+def test_the_first_line_fits_the_window_not_the_80_columns_the_guest_booted_with(page):
+    # The warm VM drew its first prompt at 80 columns; the page's size came after it.
+    cols = page.evaluate("() => capos.term.cols")
+    line = (WORD * 4).rstrip()  # past 80 columns, within the window's
+    assert len(f"{PROMPT} {line}") in range(80, cols - 1)
+    typed(page, line)
+    screen_is_the_guests(page)
+    assert [row for row in buffer_rows(page) if row][-1] == f"{PROMPT} {line}"  # not scrolled
+    page.keyboard.press("Control+U")
+    screen_is_the_guests(page)
+    forget_shown(page)
+
+
 def test_typing_at_the_prompt_is_shown_before_the_echo_and_confirmed(page):
     typed(page, "timer.now()")
     settle(page)

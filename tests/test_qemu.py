@@ -199,9 +199,19 @@ def test_idle_session_is_suspended_and_resumes_with_screen_and_shell_intact(serv
         timeout=60,
     )
     after = TerminalClient(server, session)
+    after.send(type="resize", cols=140, rows=40)  # a wider window, while the VM is restored
     after.read_until(lambda: after.offset >= before.offset, "the screen")
     assert after.text == screen  # the same screen, from the same scrollback
     assert "value = 10" in after.command("counter.increment(by=5)")  # the same system
+    line = "counter" + "0123456789" * 9 + "end"  # past the 80 columns the VM was suspended with
+    after.send(type="input", data=line)
+
+    def row() -> str:  # the prompt's row, as shown
+        return after.text.rsplit("\r", 1)[-1].replace("\x1b[K", "")
+
+    after.read_until(lambda: row().endswith("end"), "the echo")
+    assert row().endswith(f"@{PROMPT}{line}")  # whole: the shell has the window's width
+    after.send(type="input", data="\x15")  # Ctrl-U: the next test starts at an empty prompt
     assert server.http.get(f"/api/sessions/{session['id']}").json()["state"] == "running"
     SHARED["a_client"] = after
 

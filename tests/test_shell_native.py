@@ -6,6 +6,7 @@ import fcntl
 import os
 import pty
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -98,6 +99,11 @@ class Terminal:
         self.read_until(then)
         return bytes(self.output[mark:])
 
+    def resize(self, cols: int) -> None:
+        """What a terminal emulator does when its window is dragged wider or narrower."""
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", 24, cols, 0, 0))
+        os.kill(self.process.pid, signal.SIGWINCH)
+
     def close(self) -> int:
         try:
             return self.process.wait(timeout=20)
@@ -134,6 +140,14 @@ def test_up_arrow_recalls_history(terminal):
     terminal.type(b"\r", then=b"ns = ")
     listing = terminal.type(b"history\r", then=b"2  history")  # repeats kept once
     assert b"1  timer.now()" in listing
+
+
+def test_a_resize_at_the_prompt_refits_the_line_before_enter(terminal):
+    name = "nosuch" + "0123456789" * 9
+    terminal.type(name.encode(), then=b"789")  # 100 columns: its start scrolls off
+    terminal.resize(140)
+    terminal.read_until(b"\ranonymous@capos> " + name.encode())  # redrawn whole, at once
+    terminal.type(b".now()\r", then=f"no cap named '{name}'".encode())
 
 
 def test_password_is_never_echoed(terminal):

@@ -111,6 +111,12 @@ class InProcessHost:
             self.kernel.take_woken()
             self.cond.notify_all()
 
+    def resize(self, cols: int, rows: int, terminal: str = "terminal") -> None:
+        with self.cond:
+            self.kernel.terminals[terminal].resize(cols, rows)
+            self.kernel.take_woken()
+            self.cond.notify_all()
+
     def ask_agent(self, request: dict, timeout: float = 10.0) -> dict:
         """Submit an outside agent's request (an AgentRequest dict) and wait for the answer."""
         with self.cond:

@@ -126,6 +126,8 @@ class NativeHost:
                 interactive=terminal.interactive, cols=cols, rows=rows
             )
             self._epoll.register(terminal.stdin, select.EPOLLIN)
+            if terminal.resized_fd >= 0:
+                self.watch(terminal.resized_fd, self._terminal_resized)
         self._model: ModelBackend | None = None
         self._model_fd = -1
         self._model_events: deque[tuple[int, dict]] = deque()  # from the runner's thread
@@ -146,7 +148,7 @@ class NativeHost:
         self._epoll.register(fd, select.EPOLLIN)
 
     def resize_terminal(self, cols: int, rows: int) -> None:
-        """The attached terminal changed size; the shell sees it on its next size()."""
+        """The attached terminal changed size; a shell waiting in waitResize hears of it."""
         self._attached.resize(cols, rows)
 
     # --- zygote ----------------------------------------------------------------------
@@ -351,9 +353,10 @@ class NativeHost:
         else:  # end of input: readers see eof; stop watching the descriptor
             self._epoll.unregister(terminal.stdin)
             self._attached.close()
-        if terminal.resized:
-            terminal.resized = False
-            self.resize_terminal(*terminal.size())
+
+    def _terminal_resized(self) -> None:
+        assert self._terminal is not None  # only its resized_fd is watched with this
+        self.resize_terminal(*self._terminal.take_resize())
 
     def _poll(self, wait: float | None) -> list[tuple[int, int]]:
         """Ready descriptors: block for them, or with a spin window first look for a

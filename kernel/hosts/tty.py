@@ -8,6 +8,7 @@ a pipe or file is read line by line as a script.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -24,7 +25,7 @@ class LocalTerminal:
         self.stdout = sys.stdout.fileno() if stdout is None else stdout
         self.interactive = os.isatty(self.stdin)
         self._saved: list | None = None
-        self.resized = False
+        self.resized_fd = -1  # while entered: readable once the window changed size
         self._old_winch: Callable[[int, FrameType | None], Any] | int | None = None
 
     def size(self) -> tuple[int, int]:
@@ -41,6 +42,7 @@ class LocalTerminal:
         if self.interactive:
             self._saved = termios.tcgetattr(self.stdin)
             tty.setraw(self.stdin)
+            self.resized_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
             self._old_winch = signal.signal(signal.SIGWINCH, self._on_winch)
         return self
 
@@ -49,9 +51,19 @@ class LocalTerminal:
             termios.tcsetattr(self.stdin, termios.TCSADRAIN, self._saved)
             self._saved = None
             signal.signal(signal.SIGWINCH, self._old_winch or signal.SIG_DFL)
+            os.close(self.resized_fd)
+            self.resized_fd = -1
 
     def _on_winch(self, signum: int, frame: FrameType | None) -> None:
-        self.resized = True
+        """A descriptor, not a flag: it wakes the host's loop, which may be waiting for
+        nothing else (the shell at its prompt), so the line refits at once."""
+        os.eventfd_write(self.resized_fd, 1)
+
+    def take_resize(self) -> tuple[int, int]:
+        """The size now, once `resized_fd` is readable (several SIGWINCHes count as one)."""
+        with contextlib.suppress(BlockingIOError):
+            os.eventfd_read(self.resized_fd)
+        return self.size()
 
     def read(self) -> bytes | None:
         """What is available on stdin: b"" at end of input, None if nothing yet."""

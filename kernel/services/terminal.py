@@ -3,7 +3,8 @@
 The host owns the transport (a tty, a websocket, a serial line) and feeds
 input in; the kernel keeps a bounded input buffer and answers reads, one
 waiting reader at a time, in order. Bytes only: line editing is the
-shell's business.
+shell's business. A resize never touches the input: it answers the calls
+waiting in `waitResize` (a tty's SIGWINCH), so a reader redraws at once.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ class Terminal(KernelService):
         self._input = bytearray()
         self._eof = False
         self._readers: deque[tuple[Deferred, int]] = deque()
+        self._resize_waiters: list[Deferred] = []
         self.dropped_input = 0  # bytes refused because the buffer was full
 
     # --- the interface ---------------------------------------------------------------
@@ -62,6 +64,15 @@ class Terminal(KernelService):
     def info(self, ctx: CallContext, params: dict) -> dict:
         return {"interactive": self.interactive}
 
+    def waitResize(self, ctx: CallContext, params: dict) -> dict | Pending:
+        known = params["known"]
+        if (known["cols"], known["rows"]) != (self.cols, self.rows):
+            return self.size(ctx, params)
+        # Answered waiters leave at each resize; ones whose caller died or gave up, here.
+        self._resize_waiters = [w for w in self._resize_waiters if w.live]
+        self._resize_waiters.append(self.defer(ctx))
+        return PENDING
+
     # --- the host's side ----------------------------------------------------------------
 
     def feed(self, data: bytes) -> None:
@@ -77,7 +88,16 @@ class Terminal(KernelService):
         self._serve()
 
     def resize(self, cols: int, rows: int) -> None:
-        self.cols, self.rows = max(1, cols), max(1, rows)
+        """A burst of resizes answers each waiter once: it asks again with the size it got,
+        and a later resize answers that call at once."""
+        size = (max(1, cols), max(1, rows))
+        if size == (self.cols, self.rows):
+            return
+        self.cols, self.rows = size
+        waiters, self._resize_waiters = self._resize_waiters, []
+        for waiter in waiters:
+            if waiter.live:
+                waiter.resolve({"size": {"cols": self.cols, "rows": self.rows}})
 
     def _take(self, size: int) -> dict:
         data = bytes(self._input[:size])

@@ -79,6 +79,7 @@ class QemuSession(LiveSession):
             # spent booting (not the session's doing), plus what earlier VMs used.
             self._cpu_before = -vm.cpu_seconds()
         self._pending_input = bytearray()
+        self._size: dict[str, int] | None = None  # the last resize: a resumed VM is told it
         self._poke = asyncio.Event()  # a client came or went
         self.monitor: MonitorFeed = MonitorFeed(self)  # one poll of the guest for all
 
@@ -140,9 +141,14 @@ class QemuSession(LiveSession):
 
     async def resize(self, cols: int, rows: int) -> None:
         await super().resize(cols, rows)
+        self._size = {"cols": cols, "rows": rows}
         if self.phase == "running" and self.vm is not None:
+            await self._tell_size(self.vm)
+
+    async def _tell_size(self, vm: Vm) -> None:
+        if self._size is not None:
             with contextlib.suppress(ControlError, TimeoutError):
-                await self.vm.control.call(resize={"cols": cols, "rows": rows})
+                await vm.control.call(resize=self._size)
 
     async def running_vm(self, timeout: float) -> Vm:
         """The session's VM once it runs (restoring it if it was suspended): keep the
@@ -253,6 +259,9 @@ class QemuSession(LiveSession):
         if self._pending_input:
             vm.write(bytes(self._pending_input))
             self._pending_input.clear()
+        # A page that connects while the VM is restored sends its size meanwhile: the shell
+        # would otherwise keep the size it was suspended with.
+        await self._tell_size(vm)
 
     async def _finish(self) -> None:
         """Shut the VM down and forget what is kept of the session; but when the server

@@ -240,9 +240,11 @@ class LineEditor:
         return self._flush()
 
     def resize(self, cols: int) -> None:
-        """The terminal is now `cols` wide: redraw the line to fit."""
+        """The terminal is now `cols` wide: redraw the line to fit, as much of it before the
+        cursor as fits (a wider window shows again what had scrolled off)."""
         self._width = max(1, int(cols))
         if self._reading and self.interactive:
+            self._scroll = min(self._scroll, max(0, self._pos - self._avail()))
             self._fix_scroll()
             self._refresh()
         self._flush_output()

@@ -35,8 +35,6 @@ def main(rt: Runtime) -> int:
         with contextlib.suppress(RemoteError):
             shell.out(info.cap.motd()["text"].rstrip("\n") + "\n")
     while True:
-        if shell.interactive:  # the window may have been resized since the last line
-            shell.editor.resize(shell.terminal.size()["size"]["cols"])
         who = shell.username or shell.profile
         shell.events.extend(shell.editor.prompt(f"{who}@{shell.hostname}> "))
         event = shell.next_event()

@@ -4,8 +4,8 @@ It starts anonymous, with the bundle the AuthorityBroker issues for that
 profile, and never hands its terminal to anyone: children get StdIO
 endpoints it serves. Everything runs on one thread around one reactor:
 `pump` waits for whichever of the shell's outstanding requests completes
-first (terminal input, a child's StdIO call, a child's exit, a typed call)
-and runs that request's handler.
+first (terminal input, a resize, a child's StdIO call, a child's exit, a
+typed call) and runs that request's handler.
 """
 
 from __future__ import annotations
@@ -45,13 +45,14 @@ class Shell:
         self.sessions = rt.cap("sessionManager", "SessionManager")
         self.broker = rt.cap("authorityBroker", "AuthorityBroker")
         self.interactive = self.terminal.info()["interactive"]
-        cols = self.terminal.size()["size"]["cols"] if self.interactive else 80
+        # The size the editor fits; a waitResize, kept pending, says when it changes.
+        self._size = self.terminal.size()["size"] if self.interactive else {"cols": 80}
         self.editor = LineEditor(
             write=self._terminal_write,
             interactive=self.interactive,
             history=History(),
             complete=self._complete,
-            width=cols,
+            width=self._size["cols"],
         )
         self.names: dict[str, Binding] = {}
         self.profile = "anonymous"
@@ -64,6 +65,7 @@ class Shell:
         self.stdio = StdioServer(rt)
         self._watch: dict[int, Callable[[int], None]] = {}
         self._terminal_read: Pending | None = None
+        self._resize_wait: Pending | None = None
         self._next_job = 1
         self.completer: Callable[[str], list[str]] | None = None
 
@@ -95,6 +97,7 @@ class Shell:
         """Serve completions until `until()` holds (input, children, calls)."""
         while not until():
             self._ensure_terminal_read()
+            self._ensure_resize_wait()
             user_data = self.rt.ready(list(self._watch))
             handler = self._watch.pop(user_data)
             handler(user_data)
@@ -116,6 +119,20 @@ class Shell:
             self.events.extend(self.editor.feed_eof())
         else:
             self.events.extend(self.editor.feed(result["data"]))
+
+    def _ensure_resize_wait(self) -> None:
+        if self._resize_wait is None and self.interactive and not self.input_ended:
+            pending = self.rt.begin(self.terminal, "waitResize", {"known": self._size})
+            self._resize_wait = pending
+            self.watch(pending.user_data, self._on_resize)
+
+    def _on_resize(self, user_data: int) -> None:
+        """The window changed size while we waited: refit the line being edited now, as a
+        tty's SIGWINCH would, not when the next prompt is drawn."""
+        pending, self._resize_wait = self._resize_wait, None
+        assert pending is not None  # this handler watches the wait it made
+        self._size = self.rt.result(pending)["size"]
+        self.editor.resize(self._size["cols"])
 
     def next_event(self) -> Event:
         self.pump(lambda: bool(self.events))
