@@ -58,6 +58,14 @@ def has_prompt(rows: list[str]) -> bool:
     return any(row.startswith(PROMPT) for row in rows)
 
 
+def become_guest(page) -> None:
+    """Type `guest`, as the MOTD and the first tour teach: the shell starts anonymous, and
+    the guest bundle holds the launcher, the demo services and the monitor."""
+    page.click("#terminal")
+    page.keyboard.type("guest\n")
+    wait_screen(page, lambda rows: any(row.startswith("guest@capos>") for row in rows), 30)
+
+
 def residents(page) -> int:
     """RESIDENTS, and the model service where the server runs a model (known once the
     prompt shows)."""

@@ -129,6 +129,7 @@ def test_a_crash_keeps_what_was_suspended_and_a_damaged_state_file_refuses_only_
             sessions.append(session)
             client = TerminalClient(server, session)
             client.read_prompt()
+            client.command("guest")  # the demo bundle: the counter
             assert "value = 3" in client.command("counter.increment(by=3)")
             client.close()
             server.wait_for(lambda s=session: server.state(s) == "suspended", "a suspend", 60)

@@ -48,6 +48,7 @@ def test_a_native_session_is_shared_recorded_and_driven_through_links(server):
     session = server.new_session()
     owner = TerminalClient(server, session)
     owner.read_prompt()
+    owner.command("guest")  # the demo bundle: the timer the driver calls
     recording = server.http.post(f"/api/sessions/{session['id']}/recordings", json={}).json()
     owner.send(type="resize", cols=100, rows=30)
     with (
