@@ -56,7 +56,8 @@ def test_an_agent_takes_the_guest_profile_as_typing_guest_does():
         guest = {c["name"]: c["interface"] for c in ask(system, guest=None)["caps"]}
         assert guest["launcher"] == "ProcessSpawner" and guest["monitor"] == "SystemMonitor"
         assert "chat" not in guest  # the operator's
-        system.wait_for("guest: now guest (guest)")  # the person at the terminal sees it
+        shown = system.wait_for("guest: now guest (guest)")  # the person at the terminal sees it
+        system.wait_for("guest@capos> ", after=shown)  # and the prompt they type at says so
         assert "profile=guest" in system.exchange("whoami", "> ")
 
 

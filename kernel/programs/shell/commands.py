@@ -446,6 +446,8 @@ class Commands:
         info = session_cap.info()["info"]
         self.shell.profile = info["profile"]
         self.shell.username = info["username"]
+        if self.shell.at_prompt:  # an agent's request, served while the person types
+            self.shell.editor.retitle(self.shell.prompt_text())
 
     def _login_result(self, result: dict, verb: str) -> None:
         if "refused" in result:

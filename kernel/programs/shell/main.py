@@ -37,9 +37,10 @@ def main(rt: Runtime) -> int:
     while True:
         if shell.interactive:  # the window may have been resized since the last line
             shell.editor.resize(shell.terminal.size()["size"]["cols"])
-        who = shell.username or shell.profile
-        shell.events.extend(shell.editor.prompt(f"{who}@{shell.hostname}> "))
+        shell.events.extend(shell.editor.prompt(shell.prompt_text()))
+        shell.at_prompt = True  # an outside agent's `guest` may change it meanwhile
         event = shell.next_event()
+        shell.at_prompt = False
         if isinstance(event, EndOfInput):
             break
         if isinstance(event, Interrupt):
