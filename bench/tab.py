@@ -6,6 +6,7 @@ everything here polls from Python with page.evaluate.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PROMPT = "anonymous@capos>"
+PROMPT = "anonymous@capos>"  # a fresh shell's
+SHELL_PROMPT = re.compile(r"[a-z0-9_-]+@capos>")
 # The processes a tab's default system keeps: init, six services and the shell.
 RESIDENTS = 8
 SCREEN = """() => window.capos ? [...Array(capos.term.buffer.active.length).keys()]
@@ -55,7 +57,8 @@ def wait_screen(page, ready: Callable[[list[str]], bool], timeout: float) -> lis
 
 
 def has_prompt(rows: list[str]) -> bool:
-    return any(row.startswith(PROMPT) for row in rows)
+    """The shell's prompt, whichever profile it is in (an agent may have made it a guest)."""
+    return any(SHELL_PROMPT.match(row) for row in rows)
 
 
 def become_guest(page) -> None:

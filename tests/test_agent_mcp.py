@@ -664,6 +664,8 @@ def test_agent_mode_in_a_session_uses_the_servers_model(server):
     session = server.new_session()["id"]
     terminal = Terminal(server, session)
     terminal.until(lambda text: "capos> " in text, "prompt")
+    terminal.type("guest\r")  # a visitor's session starts anonymous: the demo bundle
+    terminal.until(lambda text: "guest@capos> " in text, "the guest prompt")
     terminal.type("agent counter\r")
     banner = terminal.until(lambda text: "agent> " in text, "agent mode")
     assert "SmolLM2-135M-Instruct is answering" in banner

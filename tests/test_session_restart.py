@@ -74,6 +74,7 @@ def test_a_session_with_a_running_program_and_a_share_link_comes_back_after_a_re
         session = server.new_session()
         owner = TerminalClient(server, session)
         owner.read_prompt()
+        owner.command("guest")  # the demo bundle: paperclips
         owner.send(type="input", data=START_GAME + "\r")
         owner.read_until(lambda: owner.text.endswith(GAME), "the game's prompt")
         assert "Made 42 clips." in play(owner, "make 42")
