@@ -161,6 +161,7 @@ def measure_resume(server: PoolServer) -> tuple[float, float, float]:
     session = server.new_session()
     client = TerminalClient(server, session)
     client.read_prompt()
+    client.command("guest")
     client.command("counter.increment(by=1)")
     seen = client.offset
     client.close()

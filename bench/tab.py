@@ -6,6 +6,7 @@ everything here polls from Python with page.evaluate.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,7 +25,8 @@ CHROMIUM_FLAGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-PROMPT = "anonymous@capos>"
+PROMPT = "anonymous@capos>"  # a fresh shell's
+SHELL_PROMPT = re.compile(r"[a-z0-9_-]+@capos>")
 # The processes a tab's default system keeps: init, six services and the shell.
 RESIDENTS = 8
 SCREEN = """() => window.capos ? [...Array(capos.term.buffer.active.length).keys()]
@@ -55,7 +57,16 @@ def wait_screen(page, ready: Callable[[list[str]], bool], timeout: float) -> lis
 
 
 def has_prompt(rows: list[str]) -> bool:
-    return any(row.startswith(PROMPT) for row in rows)
+    """The shell's prompt, whichever profile it is in (an agent may have made it a guest)."""
+    return any(SHELL_PROMPT.match(row) for row in rows)
+
+
+def become_guest(page) -> None:
+    """Type `guest`, as the MOTD and the first tour teach: the shell starts anonymous, and
+    the guest bundle holds the launcher, the demo services and the monitor."""
+    page.click("#terminal")
+    page.keyboard.type("guest\n")
+    wait_screen(page, lambda rows: any(row.startswith("guest@capos>") for row in rows), 30)
 
 
 def residents(page) -> int:

@@ -25,24 +25,25 @@ class Difference:
 
 DIFFERENCES: tuple[Difference, ...] = (
     Difference(
-        title="The anonymous and guest shells hold a demo bundle",
+        title="The guest bundle holds the demo services",
         book=(
             "A shell starts anonymous with its terminal and minimal authority; `guest` "
             "selects a manifest-gated bundle with no service endpoints; login brings the "
             "operator bundle with the service endpoints (chat, adventure)."
         ),
         playground=(
-            "The anonymous bundle already holds a launcher, the public demo endpoints "
-            "(echo, counter, paperclips, model), a timer, a logger and a whole-system "
-            "monitor; guest adds entropy. Chat and the adventure stay in the operator "
-            "bundle, as in the book."
+            "The anonymous shell holds its terminal, its session, SystemInfo and the "
+            "manual. The guest bundle holds a launcher, the public demo endpoints (echo, "
+            "counter, paperclips, model), a timer, a logger, entropy and a whole-system "
+            "monitor; chat and the adventure stay in the operator bundle. Sessions made "
+            "for outside agents (MCP create_session) are logged in as guest before they "
+            "are handed over."
         ),
         why=(
-            "A visitor arrives with no account and the first tours run programs at once. "
-            "Moving the demo bundle behind `guest` also means the MOTD, every tour, and "
-            "outside agents (MCP, the REST API), which drive the shell with the caps it "
-            "holds and have no way yet to ask for a profile, must take that step first; "
-            "that change is not made yet."
+            "`guest` is a visitor's step into the demos without an account; holding the "
+            "counter, paperclips and the monitor back until `setup` would put a password "
+            "step before every tour. The book does not say what its guest bundle holds "
+            "beyond that it has no service endpoints."
         ),
     ),
     Difference(

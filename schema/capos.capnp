@@ -307,6 +307,8 @@ struct AgentRequest {
     describeCap @2 :Text;      # a held cap's name; answers `json`: its methods, as JSON Schema
     call @3 :AgentCall;        # answers `json`: the results
     spawn @4 :AgentSpawn;      # answers `json`: the child's job and pid, and what the shell kept
+    guest @5 :Void;            # selects the guest profile, as `guest` typed at the shell does:
+                               # the broker's guest bundle replaces the session's; answers `caps`
   }
 }
 

@@ -157,6 +157,16 @@ def router() -> APIRouter:
     async def list_caps(session_id: str, request: Request) -> Response:
         return await answer(request, lambda agents: agents.list_caps(caller(request), session_id))
 
+    @api.post(
+        "/guest",
+        summary="Log the session's shell in as guest: the demo bundle",
+        response_model=CapsAnswer,
+    )
+    async def guest(session_id: str, request: Request) -> Response:
+        """A session's shell starts anonymous, holding its terminal, its session, the system's
+        info and manual; as guest it holds a launcher, the demo services and a monitor too."""
+        return await answer(request, lambda agents: agents.guest(caller(request), session_id))
+
     @api.get(
         "/caps/{name}",
         summary="A held cap's methods, as JSON Schema",

@@ -183,6 +183,11 @@ class Agents:
             raise AgentError(kind, str(exc), retry_after=None if kind == "input" else 30) from None
         if caller.owns_sessions:
             self._owners[session.id] = caller.key
+        try:  # as a visitor's first step: the demo bundle comes with the guest profile
+            await self._ask_session(session, self.limits.call_timeout_s, guest=None)
+        except AgentError:
+            session.end("its shell did not take the guest profile")
+            raise
         return {**session.info(), **await self._watch_link(caller, session)}
 
     async def _watch_link(self, caller: Caller, session: QemuSession) -> dict:
@@ -250,6 +255,12 @@ class Agents:
     async def list_caps(self, caller: Caller, session_id: str) -> dict:
         """{"caps": [{name, interface, origin}]}: what the session's shell holds."""
         answer = await self._ask(caller, session_id, listCaps=None)
+        return {"caps": answer["caps"]}
+
+    async def guest(self, caller: Caller, session_id: str) -> dict:
+        """{"caps": ...}: the shell takes the guest profile, as `guest` typed at it does, and
+        holds the broker's guest bundle (a launcher, the demo services, a monitor)."""
+        answer = await self._ask(caller, session_id, guest=None)
         return {"caps": answer["caps"]}
 
     async def describe_cap(self, caller: Caller, session_id: str, cap: str) -> dict:
@@ -478,8 +489,12 @@ class Agents:
     async def _running(
         self, caller: Caller, session_id: str, admit: bool = True
     ) -> AsyncIterator[Running]:
+        async with self._awake(self._session(caller, session_id, admit)) as running:
+            yield running
+
+    @contextlib.asynccontextmanager
+    async def _awake(self, session: QemuSession) -> AsyncIterator[Running]:
         """The session with its VM running, kept awake (restored if it was suspended)."""
-        session = self._session(caller, session_id, admit)
         async with session.attached():
             try:
                 vm = await session.running_vm(self.limits.wake_timeout_s)
@@ -536,7 +551,12 @@ class Agents:
         if link is not None:
             async with link.call(tool, target):
                 return _answered(await link.ask(request, timeout))
-        async with self._running(caller, session_id, admit) as session:
+        live = self._session(caller, session_id, admit)
+        return await self._ask_session(live, timeout, **request)
+
+    async def _ask_session(self, live: QemuSession, timeout: float, **request: Any) -> dict:
+        """One request answered by the session's shell; an error answer as an AgentError."""
+        async with self._awake(live) as session:
             try:
                 answer = await session.control.agent(timeout, **request)
             except TimeoutError:

@@ -179,7 +179,9 @@ def build(tasks: ToolTasks) -> MCPServer:
         Returns {"id", "owner", "watch", ...}: pass id as `session` and owner as `owner` to
         every other tool. Both are this client's secret credentials: never show or share
         them. A person can watch the session live, read-only, at the `watch` path of this
-        server (a view link, expiring at `watch_expires_at`)."""
+        server (a view link, expiring at `watch_expires_at`). Its shell starts anonymous,
+        as in capOS, and is logged in as guest before this returns, as a visitor's first
+        step: it holds the guest bundle (a launcher, the demo services, a monitor)."""
         held = owner or _bearer(ctx)
         token = held or new_owner_token()
 

@@ -15,13 +15,18 @@ from kernel.manifest import default_manifest, encode_document, load_document
 
 
 class AgentSystem:
-    def __init__(self, model: Provider | None) -> None:
+    def __init__(self, model: Provider | None, *, guest: bool = True) -> None:
+        """`guest`: type `guest` first, as a visitor does, for the demo bundle (the model
+        among it); without it the shell stays anonymous."""
         document = load_document(default_manifest())
         self.host = InProcessHost(encode_document(document), terminal=True, model=model)
+        self.guest = guest
 
     def __enter__(self) -> AgentSystem:
         self.host.boot()
         self.wait_for("> ")  # the shell's first prompt (after the MOTD)
+        if self.guest:
+            self.exchange("guest", "guest@capos> ")
         return self
 
     def __exit__(self, *exc: object) -> None:

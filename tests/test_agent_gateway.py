@@ -21,7 +21,8 @@ _ids = itertools.count(1)
 
 @pytest.fixture
 def system():
-    with AgentSystem(model=None) as running:
+    with AgentSystem(model=None, guest=False) as running:
+        ask(running, guest=None)  # as create_session does: an agent works as a guest
         yield running
 
 
@@ -44,6 +45,20 @@ def test_agents_see_exactly_the_shells_caps(system):
     assert held["echo"] == "Echo" and held["launcher"] == "ProcessSpawner"
     # the shell's own machinery is not among them
     assert not {"terminal", "agents", "sessionManager", "authorityBroker"} & set(held)
+
+
+def test_an_agent_takes_the_guest_profile_as_typing_guest_does():
+    with AgentSystem(model=None, guest=False) as system:
+        anonymous = {c["name"]: c["origin"] for c in ask(system, listCaps=None)["caps"]}
+        assert anonymous == {"manual": "bundle", "session": "bundle", "systemInfo": "bundle"}
+        refused = ask(system, spawn={"binary": "quick", "grantsJson": "{}"})["error"]
+        assert "holds no launcher" in refused["message"]
+        guest = {c["name"]: c["interface"] for c in ask(system, guest=None)["caps"]}
+        assert guest["launcher"] == "ProcessSpawner" and guest["monitor"] == "SystemMonitor"
+        assert "chat" not in guest  # the operator's
+        shown = system.wait_for("guest: now guest (guest)")  # the person at the terminal sees it
+        system.wait_for("guest@capos> ", after=shown)  # and the prompt they type at says so
+        assert "profile=guest" in system.exchange("whoami", "> ")
 
 
 def test_describe_gives_json_schema_from_the_capnp_methods(system):

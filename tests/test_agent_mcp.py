@@ -555,8 +555,11 @@ def test_the_rest_api_makes_the_same_typed_calls(server):
     session = server.new_session()["id"]
     api = f"/api/sessions/{session}"
     http = server.http
-    caps = http.get(f"{api}/caps").json()["caps"]
+    anonymous = {c["name"] for c in http.get(f"{api}/caps").json()["caps"]}
+    assert anonymous == {"manual", "session", "systemInfo"}  # a visitor's session, as made
+    caps = http.post(f"{api}/guest").json()["caps"]
     assert {"name": "echo", "interface": "Echo", "origin": "bundle"} in caps
+    assert caps == http.get(f"{api}/caps").json()["caps"]
     assert http.get(f"{api}/caps/echo").json()["methods"][0]["name"] == "echo"
     good = http.post(
         f"{api}/calls", json={"cap": "echo", "method": "echo", "arguments": {"data": "hi"}}
@@ -663,6 +666,8 @@ def test_agent_mode_in_a_session_uses_the_servers_model(server):
     session = server.new_session()["id"]
     terminal = Terminal(server, session)
     terminal.until(lambda text: "capos> " in text, "prompt")
+    terminal.type("guest\r")  # a visitor's session starts anonymous: the demo bundle
+    terminal.until(lambda text: "guest@capos> " in text, "the guest prompt")
     terminal.type("agent counter\r")
     banner = terminal.until(lambda text: "agent> " in text, "agent mode")
     assert "SmolLM2-135M-Instruct is answering" in banner

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.tab import PROMPT, has_prompt, residents, wait_screen
+from bench.tab import PROMPT, become_guest, has_prompt, residents, wait_screen
 
 pytestmark = pytest.mark.browser
 
@@ -54,6 +54,10 @@ def test_the_shell_runs_in_the_tab_with_every_process_in_its_own_worker(browser,
 
     # no click first: the terminal took the keyboard focus when the prompt appeared
     assert page.evaluate("document.activeElement.classList.contains('xterm-helper-textarea')")
+    page.keyboard.type("caps\n")  # anonymous, as in capOS: no launcher yet
+    rows = wait_screen(page, lambda rows: any(r.startswith("systemInfo ") for r in rows), 30)
+    assert not any(r.startswith("launcher ") for r in rows)
+    become_guest(page)
     page.keyboard.type("caps\n")
     rows = wait_screen(page, lambda rows: any(r.startswith("timer ") for r in rows), 30)
     assert any(r.split()[:2] == ["launcher", "ProcessSpawner"] for r in rows)

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from bench.tab import has_prompt, screen, serving, wait_screen
+from bench.tab import become_guest, has_prompt, screen, serving, wait_screen
 from kernel.hosts.models.settings import ModelSettings
 from server.settings import Settings
 
@@ -34,7 +34,7 @@ def test_agent_in_the_tab_runs_the_servers_local_models_call_after_asking(browse
     assert page.inner_text("#model") == "agent model: SmolLM2-135M-Instruct (on the server)"
     assert "not a capable assistant" in page.get_attribute("#model", "title")
 
-    page.click("#terminal")
+    become_guest(page)  # the demo bundle: the model and the counter
     page.keyboard.type("agent counter\n")
     rows = wait_screen(page, lambda rows: "agent>" in rows, 60)
     banner = "\n".join(rows)
@@ -81,7 +81,7 @@ def test_a_tab_says_plainly_when_the_server_runs_no_model(browser):
         wait_screen(page, has_prompt, 120)
         assert page.inner_text("#model") == "agent model: none"
         assert "--no-llm" in page.get_attribute("#model", "title")
-        page.click("#terminal")
+        become_guest(page)
         page.keyboard.type("agent\n")
         rows = wait_screen(page, lambda rows: any("holds no LanguageModel" in r for r in rows), 30)
         said = "".join(rows).replace(" ", "")  # the reason wraps across rows

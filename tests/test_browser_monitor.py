@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.tab import CHROMIUM, CHROMIUM_FLAGS, has_prompt, serving, wait_screen
+from bench.tab import CHROMIUM, CHROMIUM_FLAGS, become_guest, has_prompt, serving, wait_screen
 
 pytestmark = pytest.mark.browser
 
@@ -24,6 +24,7 @@ def page():
         page.on("pageerror", lambda error: errors.append(str(error)))
         page.goto(url + "/play")
         wait_screen(page, has_prompt, 120)
+        become_guest(page)  # the demo bundle: a launcher, the counter, a logger
         page.click("#monitor-toggle")
         yield page
         assert errors == []

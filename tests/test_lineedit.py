@@ -272,6 +272,18 @@ def test_insert_in_the_middle_redraws_the_line() -> None:
     assert t.feed(b"\r") == [Line("hello")]
 
 
+def test_retitle_shows_a_new_prompt_and_keeps_the_line_and_cursor() -> None:
+    t = Term()
+    t.prompt("anonymous@capos> ")
+    t.feed(b"caps\x1b[D")
+    t.editor.retitle("guest@capos> ")
+    assert (t.line, t.col) == ("guest@capos> caps", len("guest@capos> cap"))
+    assert_display(t, "guest@capos> ")
+    assert t.feed(b"\r") == [Line("caps")]
+    t.editor.retitle("ignored> ")  # not reading: nothing to redraw
+    assert t.screen.lines() == ["guest@capos> caps"]
+
+
 def test_backspace_and_delete_update_the_screen() -> None:
     t = Term()
     t.prompt()

@@ -54,7 +54,11 @@ def test_default_manifest_starts_a_shell_in_its_own_session_with_bundles():
         "agents",  # outside agents reach the session through its shell
     }
     offers = {o["cap"]["name"]: o["profiles"] for o in manifest["initConfig"]["bundles"]}
-    assert offers["launcher"] == ["anonymous", "guest", "operator"]
+    # as in capOS: an anonymous shell holds minimal authority, guest the demo bundle
+    anonymous = {name for name, profiles in offers.items() if "anonymous" in profiles}
+    assert anonymous == {"systemInfo", "manual"}
+    assert offers["launcher"] == ["guest", "operator"]
+    assert offers["chat"] == ["operator"]
 
 
 def test_unknown_top_level_field_names_the_field_and_the_accepted_ones():

@@ -50,7 +50,7 @@ def test_guest_boots_to_the_prompt_and_answers_on_the_control_channel(image):
             found["reseed"] = await vm.control.call(reseed=os.urandom(32))
             with pytest.raises(ControlError, match=r"16\.\.512 bytes"):
                 await vm.control.call(reseed=b"short")
-            vm.write(b"timer.now()\r")
+            vm.write(b"guest\rtimer.now()\r")  # the guest bundle holds the timer
             found["answer"] = (await _until(vm.stream, "ns = ")).split("timer.now()")[-1]
             # Garbage on the line: a frame that does not decode, then one claiming 2 GiB.
             # The guest answers each with an error (id 0) and keeps serving.
@@ -102,6 +102,7 @@ def test_post_hands_out_a_warm_vm_and_a_command_runs_over_the_websocket(server):
     client.read_prompt()
     # The template's screen, one prompt: the pool's unseen warm-up Enter left no trace.
     assert client.text.count("@capos> ") == 1 and client.text.endswith("@capos> ")
+    assert "guest: now guest (guest)" in client.command("guest")
     assert "ns = " in client.command("timer.now()")
     assert "value = 5" in client.command("counter.increment(by=5)")
     scraped = server.http.get("/metrics").text
@@ -266,6 +267,7 @@ def test_run_on_the_server_attaches_xterm_in_the_browser_and_forks_it(server):
     from bench.tab import (
         CHROMIUM,
         CHROMIUM_FLAGS,
+        become_guest,
         has_prompt,
         history_urls,
         wait_global,
@@ -287,7 +289,7 @@ def test_run_on_the_server_attaches_xterm_in_the_browser_and_forks_it(server):
         wait_screen(page, has_prompt, 60)
         session = page.evaluate("capos.session")
         assert page.locator("#owner-notice").count() == 0  # this tab made it: no warning
-        page.click("#terminal")
+        become_guest(page)
         page.keyboard.type("timer.now()\n")
         wait_screen(page, lambda rows: any(r.startswith("ns = ") for r in rows), 30)
         page.reload()  # a new connection shows the same screen, from the scrollback

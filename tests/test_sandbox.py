@@ -100,7 +100,7 @@ def test_qemu_runs_sandboxed_and_saves_and_restores_through_descriptors(image, t
             found["clone"] = _confinement(clones[0])
             found["pongs"] = [await clone.control.call(ping=None) for clone in clones]
             for clone in clones:
-                clone.write(b"counter.increment(by=7)\r")
+                clone.write(b"guest\rcounter.increment(by=7)\r")  # the guest bundle's
             found["answers"] = [await _until(clone.stream, "value = 7") for clone in clones]
             for clone in clones:
                 await clone.shutdown("test over")

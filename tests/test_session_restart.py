@@ -74,6 +74,7 @@ def test_a_session_with_a_running_program_and_a_share_link_comes_back_after_a_re
         session = server.new_session()
         owner = TerminalClient(server, session)
         owner.read_prompt()
+        owner.command("guest")  # the demo bundle: paperclips
         owner.send(type="input", data=START_GAME + "\r")
         owner.read_until(lambda: owner.text.endswith(GAME), "the game's prompt")
         assert "Made 42 clips." in play(owner, "make 42")
@@ -129,6 +130,7 @@ def test_a_crash_keeps_what_was_suspended_and_a_damaged_state_file_refuses_only_
             sessions.append(session)
             client = TerminalClient(server, session)
             client.read_prompt()
+            client.command("guest")  # the demo bundle: the counter
             assert "value = 3" in client.command("counter.increment(by=3)")
             client.close()
             server.wait_for(lambda s=session: server.state(s) == "suspended", "a suspend", 60)

@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from bench.liveserver import ONE_ADDRESS_RIG
-from bench.tab import has_prompt, screen, serving, wait_screen
+from bench.tab import become_guest, has_prompt, screen, serving, wait_screen
 from server.settings import Settings
 from tests.asciicast import read_v2, read_v3
 from tests.monitortimeline import read_timeline
@@ -44,6 +44,7 @@ def owner(browser, base_url):
     page = context.new_page()
     page.goto(base_url + "/play")
     wait_screen(page, has_prompt, 120)
+    become_guest(page)  # the demo bundle: its timer is what the owner calls
     page.click("#share-toggle")
     page.wait_for_function("() => window.caposShare && window.caposShare.id")
     yield page

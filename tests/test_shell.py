@@ -15,6 +15,7 @@ import pytest
 from kernel.hosts.inproc import InProcessHost
 from kernel.manifest import default_manifest, encode_document, load_document
 
+GUEST = "guest: now guest (guest); type caps to see what you hold"
 TEST_BINARIES = {
     "greeter": "tests.programs.greeter",
     "sleeper": "tests.programs.sleeper",
@@ -22,13 +23,25 @@ TEST_BINARIES = {
 }
 
 
-def shell_session(script: str, *, timeout: float = 20.0, hang_up: bool = True) -> str:
-    """Type `script` into a fresh system's shell; return everything it showed."""
+def shell_session(
+    script: str, *, timeout: float = 20.0, hang_up: bool = True, guest: bool = False
+) -> str:
+    """Type `script` into a fresh system's shell; return everything it showed.
+
+    `guest`: type `guest` first and wait for the demo bundle, as a visitor does, so
+    that a Ctrl-C in `script` is not taken while `guest` runs."""
     document = load_document(default_manifest())
     document["binaries"] += [{"name": n, "module": m} for n, m in TEST_BINARIES.items()]
     host = InProcessHost(encode_document(document), terminal=False)
     host.boot()
     try:
+        if guest:
+            host.type(b"guest\n")
+            deadline = time.monotonic() + timeout
+            while GUEST.encode() not in host.screen:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"guest did not answer; the shell showed:\n{host.screen.decode()}")
+                time.sleep(0.01)
         host.type(script.encode())
         if hang_up:
             host.hang_up()
@@ -55,6 +68,18 @@ def after_motd(screen: str) -> list[str]:
     return screen[len(MOTD) :].splitlines()
 
 
+def guest_session(script: str, *, hang_up: bool = True) -> str:
+    """`shell_session` with `guest` typed first: the demo bundle, as a visitor's first step."""
+    return shell_session(script, hang_up=hang_up, guest=True)
+
+
+def after_guest(screen: str) -> list[str]:
+    """The lines after the MOTD and the `guest` a script typed first (the demo bundle)."""
+    lines = after_motd(screen)
+    assert lines[0] == GUEST, lines
+    return lines[1:]
+
+
 def test_motd_comes_first_and_names_the_demo_commands():
     screen = shell_session("exit\n")
     assert screen.startswith("Welcome to capOS Playground")
@@ -62,8 +87,8 @@ def test_motd_comes_first_and_names_the_demo_commands():
 
 
 def test_caps_lists_every_cap_the_shell_holds_with_interfaces_and_origin():
-    lines = after_motd(
-        shell_session(
+    lines = after_guest(
+        guest_session(
             'spawn "sleeper" with { timer: @timer }\ncaps\n'
             'run "greeter" with { stdio: @terminal }\nkill\nexit\n'
         )
@@ -75,23 +100,45 @@ def test_caps_lists_every_cap_the_shell_holds_with_interfaces_and_origin():
     assert table[0].split() == ["NAME", "INTERFACE", "ORIGIN"]
     rows = {line.split()[0]: line.split()[1:] for line in table[1:]}
     own_rows = {line.split()[0]: line.split()[1:] for line in lines[own + 2 : lines.index(refusal)]}
-    assert rows["timer"] == ["Timer", "bundle", "(anonymous)"]
-    assert rows["launcher"] == ["ProcessSpawner", "bundle", "(anonymous)"]
-    assert "entropy" not in rows  # not offered to anonymous sessions
+    assert rows["timer"] == ["Timer", "bundle", "(guest)"]
+    assert rows["launcher"] == ["ProcessSpawner", "bundle", "(guest)"]
+    assert "chat" not in rows  # offered to operator sessions only
     assert own_rows["terminal"] == ["TerminalSession", "spawn"]
     assert own_rows["sessionManager"] == ["SessionManager", "spawn"]
     assert rows["%1"] == ["ProcessHandle", "job", "(sleeper)"]
 
 
+def test_anonymous_holds_what_the_book_gives_and_guest_brings_the_demo_bundle():
+    lines = after_motd(
+        shell_session('caps\nrun "counter" with { stdio: client @stdio }\nguest\ncaps\nexit\n')
+    )
+    own = lines.index("The shell's own, never passed on:")
+    anonymous = {line.split()[0]: line.split()[1:] for line in lines[1:own]}
+    assert anonymous == {
+        "manual": ["Manual", "bundle", "(anonymous)"],
+        "session": ["UserSession", "bundle", "(anonymous)"],
+        "systemInfo": ["SystemInfo", "bundle", "(anonymous)"],
+    }
+    assert lines[own + 2].split() == ["terminal", "TerminalSession", "spawn"]
+    refused = "run: this session holds no launcher (try setup, login or guest)"
+    assert refused in lines
+    after = lines[lines.index(GUEST) + 2 :]
+    table = after[: after.index("The shell's own, never passed on:")]
+    guest = {line.split()[0]: line.split()[1:] for line in table}
+    for name in ("launcher", "monitor", "timer", "echo", "counter", "paperclips"):
+        assert guest[name][1:] == ["bundle", "(guest)"], name
+    assert "chat" not in guest and "adventure" not in guest
+
+
 def test_methods_shows_parameter_and_result_types():
-    lines = after_motd(shell_session("methods timer\nexit\n"))
+    lines = after_guest(guest_session("methods timer\nexit\n"))
     assert lines[0].startswith("timer.now() -> (ns :UInt64)")
     assert lines[1].startswith("timer.sleep(ns :UInt64) -> ()")
 
 
 def test_typed_calls_are_checked_against_the_schema_before_sending():
-    lines = after_motd(
-        shell_session(
+    lines = after_guest(
+        guest_session(
             "timer.now()\n"
             "timer.nw()\n"
             'timer.sleep(ns="soon")\n'
@@ -112,12 +159,12 @@ def test_typed_calls_are_checked_against_the_schema_before_sending():
 
 
 def test_capexceptions_show_their_type():
-    lines = after_motd(shell_session("guest\nentropy.getRandom(len=5000)\nexit\n"))
-    assert lines[1] == "error: invalidArgument: at most 4096 bytes a call, not 5000"
+    lines = after_guest(guest_session("entropy.getRandom(len=5000)\nexit\n"))
+    assert lines[0] == "error: invalidArgument: at most 4096 bytes a call, not 5000"
 
 
 def test_let_keeps_result_caps_and_release_gives_them_back():
-    screen = shell_session(
+    screen = guest_session(
         'let kid = launcher.spawn(name="k", binaryName="sleeper", '
         'grants=[{name: "timer", source: {cap: @timer}}])\n'
         "kid.status()\n"
@@ -127,7 +174,7 @@ def test_let_keeps_result_caps_and_release_gives_them_back():
         "t.now()\n"
         "exit\n"
     )
-    lines = after_motd(screen)
+    lines = after_guest(screen)
     assert lines[0] == "kid = <ProcessHandle cap>"
     assert lines[1].startswith("status = { pid: ") and "running: (void)" in lines[1]
     assert lines[2] == "released kid"
@@ -137,23 +184,23 @@ def test_let_keeps_result_caps_and_release_gives_them_back():
 
 
 def test_unkept_result_caps_are_released_and_the_user_is_told():
-    lines = after_motd(
-        shell_session('launcher.spawn(name="k", binaryName="quick", grants=[])\nexit\n')
+    lines = after_guest(
+        guest_session('launcher.spawn(name="k", binaryName="quick", grants=[])\nexit\n')
     )
     assert lines[0].startswith("handle = <ProcessHandle cap>")
     assert lines[-1] == "(caps not kept: let NAME = launcher.spawn(...) keeps them)"
 
 
 def test_run_serves_stdio_and_waits_for_the_child():
-    lines = after_motd(
-        shell_session('run "greeter" with { stdio: client @stdio }\nAda\nbye\ncaps\nexit\n')
+    lines = after_guest(
+        guest_session('run "greeter" with { stdio: client @stdio }\nAda\nbye\ncaps\nexit\n')
     )
     assert lines[:3] == ["greeter ready", "hello, Ada!", "greeter: exit 3"]
     assert lines[3].startswith("NAME")
 
 
 def test_child_reads_end_of_input_when_the_script_ends():
-    lines = after_motd(shell_session('run "greeter" with { stdio: client @stdio }\nAda\n'))
+    lines = after_guest(guest_session('run "greeter" with { stdio: client @stdio }\nAda\n'))
     assert lines == ["greeter ready", "hello, Ada!", "greeter: end of input"]
 
 
@@ -166,8 +213,8 @@ def test_passphrase_reads_two_hidden_lines_and_never_shows_them():
 
 
 def test_spawn_runs_in_the_background_and_wait_brings_it_forward():
-    lines = after_motd(
-        shell_session('spawn "greeter" with { stdio: client @stdio }\nps\nwait %1\nBo\nbye\nexit\n')
+    lines = after_guest(
+        guest_session('spawn "greeter" with { stdio: client @stdio }\nps\nwait %1\nBo\nbye\nexit\n')
     )
     assert lines[0].startswith("[1] greeter (pid ")
     assert "greeter ready" in lines
@@ -178,31 +225,33 @@ def test_spawn_runs_in_the_background_and_wait_brings_it_forward():
 
 
 def test_kill_ends_a_background_job():
-    lines = after_motd(shell_session('spawn "sleeper" with { timer: @timer }\nkill %1\nps\nexit\n'))
+    lines = after_guest(
+        guest_session('spawn "sleeper" with { timer: @timer }\nkill %1\nps\nexit\n')
+    )
     assert lines[0].startswith("[1] sleeper")
     assert any(line.startswith("[1] done  sleeper  (killed (killed by pid") for line in lines)
     assert lines[-1] == "no jobs"
 
 
 def test_ctrl_c_kills_the_foreground_child_not_the_shell():
-    lines = after_motd(
-        shell_session('run "sleeper" with { timer: @timer }\n\x03caps\nexit\n', hang_up=False)
+    lines = after_guest(
+        guest_session('run "sleeper" with { timer: @timer }\n\x03caps\nexit\n', hang_up=False)
     )
     assert lines[0].startswith("sleeper: killed (killed by pid")
     assert lines[1].startswith("NAME")
 
 
 def test_ctrl_c_interrupts_a_long_call():
-    lines = after_motd(
-        shell_session("timer.sleep(ns=60000000000)\n\x03caps\nexit\n", hang_up=False)
+    lines = after_guest(
+        guest_session("timer.sleep(ns=60000000000)\n\x03caps\nexit\n", hang_up=False)
     )
     assert lines[0] == "timer.sleep: interrupted (its answer will be dropped)"
     assert lines[1].startswith("NAME")
 
 
 def test_refused_grants_name_the_problem():
-    lines = after_motd(
-        shell_session(
+    lines = after_guest(
+        guest_session(
             'run "greeter" with { stdio: client @stdio, x: @disk }\n'
             'run "greeter" with { stdio: client @stdio, t: client @timer }\n'
             'run "greeter" with { stdio: @stdio }\n'
@@ -325,12 +374,12 @@ ADVENTURE_WALK = [
 
 
 def test_paperclips_book_script_through_the_shell():
-    screen = shell_session(
+    screen = guest_session(
         'run "paperclips" with { stdio: client @stdio, game: client @paperclips }\n'
         + "\n".join(PAPERCLIPS_BOOK)
         + "\nexit\n"
     )
-    lines = after_motd(screen)
+    lines = after_guest(screen)
     for expected in (
         "[paperclips] Marketing level 2 costs $10.00; you have $0.00.",
         "[paperclips] Made 1 clip.",
@@ -355,8 +404,8 @@ def test_adventure_walk_to_the_win_through_the_shell():
 
 
 def test_grants_that_do_not_fit_the_binary_are_refused_naming_them():
-    lines = after_motd(
-        shell_session(
+    lines = after_guest(
+        guest_session(
             'run "counter" with { stdio: client @stdio, counter: client @paperclips }\n'
             'run "counter" with { stdio: client @stdio }\n'
             'run "counter" with { stdio: client @stdio, counter: client @counter, t: @timer }\n'
@@ -371,8 +420,8 @@ def test_grants_that_do_not_fit_the_binary_are_refused_naming_them():
 
 
 def test_chat_needs_the_operator_bundle():
-    lines = after_motd(
-        shell_session('run "chat-client" with { stdio: client @stdio, chat: client @chat }\nexit\n')
+    lines = after_guest(
+        guest_session('run "chat-client" with { stdio: client @stdio, chat: client @chat }\nexit\n')
     )
     assert lines == ["no cap named 'chat' in this shell: type caps"]
 
@@ -416,7 +465,7 @@ def test_two_shells_talk_through_chat_as_two_members():
 
 
 def test_history_lists_what_was_typed_and_clear_is_harmless_in_a_script():
-    lines = after_motd(shell_session("timer.now()\nclear\nhistory\nexit\n"))
+    lines = after_guest(guest_session("timer.now()\nclear\nhistory\nexit\n"))
     # a script's lines are not user history: only an interactive terminal records them
     assert lines[0].startswith("ns = ")
     assert lines[1:] == []
@@ -450,8 +499,8 @@ def test_accounts_work_without_scrypt_as_in_a_browser_tab(monkeypatch):
 
 
 def test_a_child_can_serve_a_new_endpoint_and_killing_it_revokes_its_clients():
-    lines = after_motd(
-        shell_session(
+    lines = after_guest(
+        guest_session(
             'spawn "counter-server" with { counter: new Counter }\n'
             "counter2.increment(by=2)\n"
             "kill %1\n"
@@ -469,8 +518,8 @@ def test_a_child_can_serve_a_new_endpoint_and_killing_it_revokes_its_clients():
 
 
 def test_move_gives_a_cap_away_and_copy_keeps_it():
-    lines = after_motd(
-        shell_session(
+    lines = after_guest(
+        guest_session(
             'spawn "paperclips-server" with { timer: @timer, paperclips: new PaperclipsGame }\n'
             "timer.now()\n"
             'spawn "paperclips-server" with { timer: move @timer, '
@@ -489,20 +538,23 @@ def test_move_gives_a_cap_away_and_copy_keeps_it():
 
 def test_logout_revokes_the_caps_the_sessions_children_hold():
     lines = after_motd(
-        shell_session(
-            "guest\n"
+        guest_session(
+            ""
             'spawn "counter" with { stdio: client @stdio, counter: client @counter }\n'
             "logout\n"
             "wait %1\n"
             "inc\n"
+            "counter.increment(by=1)\n"
+            "guest\n"
             "counter.increment(by=1)\n"
             "exit\n"
         )
     )
     text = "\n".join(lines)
     assert "logout: back to anonymous; caps the old session granted are revoked" in text
+    assert "no cap named 'counter' in this shell: type caps" in text  # anonymous holds none
     # the child still runs, but the counter cap it was granted under the guest session is dead
     assert "[counter] the counter is gone: disconnected: ClientEndpoint of #" in text
     assert "revoked, the session that granted it logged out" in text
-    # the shell's new anonymous bundle is a fresh grant, untouched by the logout
+    # a new guest bundle is a fresh grant, untouched by the logout
     assert "value = 1" in text

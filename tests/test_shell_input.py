@@ -308,7 +308,7 @@ def live():
     host.boot()
     try:
         running = Live(host, {})
-        caps = running.ask(listCaps=None)["caps"]
+        caps = running.ask(guest=None)["caps"]  # the guest bundle: the demo services
         running.held = {c["name"]: BUNDLE.interface(c["interface"]) for c in caps}
         yield running
         assert host.crashes == {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_shell import after_motd, shell_session, wait_for
+from test_shell import after_guest, after_motd, guest_session, shell_session, wait_for
 
 from kernel.hosts.inproc import InProcessHost
 from kernel.manifest import default_manifest, encode_document, load_document
@@ -26,7 +26,7 @@ def rows(lines: list[str]) -> dict[str, list[str]]:
 
 
 def test_top_lists_init_and_the_shell_with_their_ring_counters():
-    lines = after_motd(shell_session("top\nexit\n"))
+    lines = after_guest(guest_session("top\nexit\n"))
     assert lines[0].startswith("top - up ") and "whole system" in lines[0]
     table = rows(lines)
     assert table["init"][:4] == ["1", "-", "init", "running"]
@@ -35,7 +35,7 @@ def test_top_lists_init_and_the_shell_with_their_ring_counters():
 
 
 def test_top_shows_a_spawned_child_then_its_exit_record_after_kill():
-    screen = after_motd(shell_session(SLEEPER + "top\nkill %1\ntop\nexit\n"))
+    screen = after_guest(guest_session(SLEEPER + "top\nkill %1\ntop\nexit\n"))
     assert screen[0] == "[1] sleeper (pid 9)"
     first = screen[: screen.index("[1] done  sleeper  (killed (killed by pid 8))")]
     assert rows(first)["sleeper"][:4] == ["9", "8", "sleeper", "running"]
@@ -45,8 +45,8 @@ def test_top_shows_a_spawned_child_then_its_exit_record_after_kill():
 
 
 def test_log_shows_records_the_logger_cap_wrote_filtered_by_level_and_process():
-    lines = after_motd(
-        shell_session(
+    lines = after_guest(
+        guest_session(
             'logger.write(level=info, text="starting")\n'
             'logger.write(level=error, text="disk is lava")\n'
             "log\nlog error\nlog counter\nexit\n"
@@ -62,7 +62,7 @@ def test_log_shows_records_the_logger_cap_wrote_filtered_by_level_and_process():
 
 
 def test_trace_shows_calls_with_caller_callee_and_result():
-    lines = after_motd(shell_session("counter.increment(by=2)\ntrace 50 counter\nexit\n"))
+    lines = after_guest(guest_session("counter.increment(by=2)\ntrace 50 counter\nexit\n"))
     header = next(i for i, line in enumerate(lines) if line.split()[:2] == ["TIME", "CALLER"])
     calls = [line.split() for line in lines[header + 1 :]]
     assert [
@@ -75,7 +75,7 @@ def test_trace_shows_calls_with_caller_callee_and_result():
 
 
 def test_graph_of_a_cap_names_its_server_and_every_holder():
-    lines = after_motd(shell_session("graph echo\nexit\n"))
+    lines = after_guest(guest_session("graph echo\nexit\n"))
     assert lines[0] == "echo: Echo, ClientEndpoint of #1, served by pid 2 (echo)"
     holders = [line.split()[0] for line in lines[2:]]
     assert holders == ["init[1]", "echo[2]", "shell[8]"]
@@ -83,20 +83,20 @@ def test_graph_of_a_cap_names_its_server_and_every_holder():
 
 
 def test_graph_of_a_process_lists_what_it_holds_and_who_holds_what_it_serves():
-    lines = after_motd(shell_session("graph counter-server\nexit\n"))
+    lines = after_guest(guest_session("graph counter-server\nexit\n"))
     assert lines[0] == "pid 3 counter (counter-server) holds:"
     assert lines[-1] == "  Counter (endpoint:2): init[1], shell[8]"
 
 
 def test_graph_of_an_unknown_name_says_where_to_look():
-    lines = after_motd(shell_session("graph nosuch\ngraph\nexit\n"))
+    lines = after_guest(guest_session("graph nosuch\ngraph\nexit\n"))
     assert lines[0].startswith("graph: 'nosuch' is neither a cap this shell holds nor a process")
     assert lines[1].startswith("usage: graph NAME")
 
 
 def test_a_subtree_monitor_kept_with_let_sees_only_that_subtree():
-    lines = after_motd(
-        shell_session(
+    lines = after_guest(
+        guest_session(
             SLEEPER + "let mine = monitor.subtree(pid=9)\ntop mine\ntrace mine\n"
             "mine.subtree(pid=1)\nexit\n"
         )
@@ -108,8 +108,11 @@ def test_a_subtree_monitor_kept_with_let_sees_only_that_subtree():
 
 
 def test_monitoring_commands_without_a_monitor_cap_say_so():
-    lines = after_motd(shell_session("let t = @timer\ntop t\nrelease monitor\nexit\n"))
-    assert lines[1] == "top: t is a Timer, not a SystemMonitor"
+    lines = after_motd(shell_session("top\nguest\nlet t = @timer\ntop t\nexit\n"))
+    assert lines[0] == (
+        "top: this session holds no monitor named 'monitor' (a SystemMonitor cap; see: caps)"
+    )  # an anonymous session's bundle has none
+    assert lines[3] == "top: t is a Timer, not a SystemMonitor"
 
 
 def test_interactive_top_refreshes_until_a_key_then_restores_the_screen():
@@ -117,6 +120,8 @@ def test_interactive_top_refreshes_until_a_key_then_restores_the_screen():
     host.boot()
     try:
         wait_for(host, "terminal", "anonymous@capos> ")
+        host.type(b"guest\r")
+        wait_for(host, "terminal", "guest@capos> ")
         host.type(b"top\r")
         deadline = time.monotonic() + 10
         while host.screen.count(b"top - up") < 2:  # a second frame: it refreshes
@@ -146,12 +151,12 @@ def test_help_and_the_manual_cover_the_monitoring_commands():
 
 
 def test_log_shows_another_processs_control_characters_as_spaces():
-    lines = after_motd(shell_session('logger.write(level=info, text="a\\x1b[2Jb")\nlog\nexit\n'))
+    lines = after_guest(guest_session('logger.write(level=info, text="a\\x1b[2Jb")\nlog\nexit\n'))
     assert lines[-1].endswith("shell[8]: a [2Jb")
 
 
 def test_init_logs_the_services_it_started():
-    lines = after_motd(shell_session("log init\nexit\n"))
+    lines = after_guest(guest_session("log init\nexit\n"))
     # each is logged as the next spawn goes out, so all but the shell precede the shell
     started = [line.split(None, 1)[1] for line in lines if ": started " in line]
     assert started[:2] == [
@@ -161,15 +166,14 @@ def test_init_logs_the_services_it_started():
 
 
 def test_graph_shows_a_childs_cap_revoked_once_the_session_that_granted_it_logged_out():
-    lines = after_motd(
-        shell_session(
-            "guest\n"
+    lines = after_guest(
+        guest_session(
             'spawn "greeter" with { stdio: client @stdio, timer: @timer }\n'
-            "graph timer\nlogout\ngraph timer\nkill\nexit\n"
+            "graph timer\nlogout\nguest\ngraph timer\nkill\nexit\n"
         )
     )
     held = [line for line in lines if line.lstrip().startswith("greeter[")]
     assert held[0].endswith("as timer        (copy, spawn_grant)")
     assert held[1].endswith("(copy, spawn_grant, revoked: the session that granted it logged out)")
     shell = [line for line in lines if line.lstrip().startswith("shell[")]
-    assert not any("revoked" in line for line in shell)  # the fresh anonymous bundle works
+    assert not any("revoked" in line for line in shell)  # the fresh guest bundle works

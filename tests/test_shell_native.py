@@ -42,14 +42,15 @@ def test_piped_script_prints_caps_and_exits_zero_leaving_nothing_behind():
     before = our_processes()
     result = subprocess.run(
         COMMAND,
-        input="caps\ntimer.now()\nexit\n",
+        input="caps\nguest\ncaps\ntimer.now()\nexit\n",
         capture_output=True,
         text=True,
         timeout=60,
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
-    assert "launcher    ProcessSpawner  bundle (anonymous)" in result.stdout
+    assert "session     UserSession  bundle (anonymous)" in result.stdout
+    assert "launcher    ProcessSpawner  bundle (guest)" in result.stdout
     assert "ns = " in result.stdout
     assert "\r" not in result.stdout  # a script gets plain newlines, no editing
     time.sleep(0.2)
@@ -60,7 +61,7 @@ def test_end_of_input_ends_the_shell_cleanly():
     result = subprocess.run(
         COMMAND, input="caps\n", capture_output=True, text=True, timeout=60, cwd=REPO
     )
-    assert result.returncode == 0 and "timer" in result.stdout
+    assert result.returncode == 0 and "systemInfo" in result.stdout
 
 
 class Terminal:
@@ -115,6 +116,7 @@ class Terminal:
 def terminal():
     term = Terminal()
     term.read_until(b"anonymous@capos> ")
+    term.type(b"guest\r", then=b"guest@capos> ")  # the demo bundle, as a visitor's first step
     yield term
     if term.process.poll() is None:
         term.process.kill()
@@ -138,8 +140,8 @@ def test_up_arrow_recalls_history(terminal):
     terminal.type(b"timer.now()\r", then=b"ns = ")
     terminal.type(b"\x1b[A", then=b"timer.now()")
     terminal.type(b"\r", then=b"ns = ")
-    listing = terminal.type(b"history\r", then=b"2  history")  # repeats kept once
-    assert b"1  timer.now()" in listing
+    listing = terminal.type(b"history\r", then=b"3  history")  # repeats kept once
+    assert b"1  guest" in listing and b"2  timer.now()" in listing
 
 
 def test_a_resize_at_the_prompt_refits_the_line_before_enter(terminal):
@@ -171,14 +173,14 @@ def test_a_program_that_asks_for_a_hidden_line_gets_no_echo_and_no_history(termi
 
 
 def test_ctrl_c_discards_the_line_and_keeps_the_shell(terminal):
-    shown = terminal.type(b"caps and more\x03", then=b"anonymous@capos> ")
+    shown = terminal.type(b"caps and more\x03", then=b"guest@capos> ")
     assert b"^C" in shown
     terminal.type(b"timer.now()\r", then=b"ns = ")
 
 
 def test_ctrl_c_interrupts_a_call(terminal):
     terminal.type(b"timer.sleep(ns=60000000000)\r", then=b"\r\n")
-    shown = terminal.type(b"\x03", then=b"anonymous@capos> ")
+    shown = terminal.type(b"\x03", then=b"guest@capos> ")
     assert b"interrupted" in shown
 
 
@@ -202,4 +204,4 @@ def test_agent_mode_runs_the_built_in_model_in_the_native_host(terminal):
     terminal.type(b"increment the counter by 2\r", then=b"allow?")
     shown = terminal.type(b"y\r", then=b"agent> ")
     assert b"] value = " in shown and b"SmolLM2-135M-Instruct> " in shown
-    terminal.type(b"exit\r", then=b"anonymous@capos> ")
+    terminal.type(b"exit\r", then=b"guest@capos> ")

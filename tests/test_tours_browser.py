@@ -32,18 +32,18 @@ def wait_title(page, title: str) -> None:
 def test_a_link_opens_a_step_and_a_reload_keeps_the_place(browser, base_url):
     steps = next(t for t in load_tours() if t.name == "first-steps").steps
     page = browser.new_page(viewport={"width": 1400, "height": 900})
-    page.goto(f"{base_url}/play?tour=first-steps&step=3")
+    page.goto(f"{base_url}/play?tour=first-steps&step=5")
     wait_screen(page, has_prompt, 120)
-    wait_title(page, steps[2]["title"])
+    wait_title(page, steps[4]["title"])
     assert "Waiting for the terminal shows" in page.text_content("#tour-expect")
     assert page.text_content("#tour .tour-extension") == (  # timer.now() is the playground's
         "Playground extension: typed calls (not in the capOS book; "
         "man differences lists every departure)."
     )
     page.click("#tour-back")
-    wait_title(page, steps[1]["title"])
+    wait_title(page, steps[3]["title"])
     page.goto(f"{base_url}/play?tour=first-steps")  # no step: local storage remembers
-    wait_title(page, steps[1]["title"])
+    wait_title(page, steps[3]["title"])
     page.goto(f"{base_url}/play?tour=nosuch")
     deadline = time.monotonic() + 30
     while "No tour named nosuch" not in (page.text_content("#tour") or ""):
@@ -61,5 +61,5 @@ def test_a_step_that_does_not_pass_is_named_with_what_it_waited_for(browser, bas
         verify_tour(browser, base_url, lazy)  # nobody types `caps`: the check cannot hold
     assert str(failed.value) == (
         f"tour first-steps, step 1 ({untyped['title']}): "
-        'Waiting for the terminal shows "launcher    ProcessSpawner".'
+        'Waiting for the terminal shows "session     UserSession  bundle (anonymous)".'
     )

@@ -1,6 +1,6 @@
 """Local model tool calls, timed from inside capOS through the model service.
 
-For each request it asks the model (with the tools an anonymous shell would
+For each request it asks the model (with tools a guest shell would
 offer) and reads the stream to its end, as the shell's agent mode does. A
 proposed call counts as valid when it names one of the tools and its
 arguments pass the same checks the shell runs before executing anything.
@@ -17,7 +17,7 @@ from kernel.programs.shell.tools import descriptor
 from kernel.programs.shell.values import InputError, to_params
 from kernel.runtime import Runtime
 
-# The plain-data caps of an anonymous shell's bundle, by the names it gets them under.
+# Plain-data caps of a guest shell's bundle (those the requests use), by their names there.
 CAPS = {
     "counter": "Counter",
     "echo": "Echo",

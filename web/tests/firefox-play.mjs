@@ -30,7 +30,7 @@ try {
   };
   await waitFor((rows) => rows.some((r) => r.startsWith("anonymous@capos>")), 240);
   await page.click("#terminal");
-  await page.keyboard.type("caps\n");
+  await page.keyboard.type("guest\ncaps\n"); // the guest bundle holds the timer
   result.rows = await waitFor((rows) => rows.some((r) => r.startsWith("timer ")), 60);
   result.restoredBy = await page.evaluate(() => capos.restoredBy);
 } catch (error) {

@@ -309,6 +309,8 @@ try {
   samples.prompt_ms = visits.map((visit) => visit.promptMs);
   samples.tab_memory_mib = visits.map((visit) => Object.values(visit.added).reduce((a, b) => a + b));
   log("measuring spawn, keystroke echo and the cross-worker round trip ...");
+  await page.keyboard.type("guest\n"); // the demo bundle: a launcher, counter and echo
+  await waitRows(page, "the guest prompt", 60, (rows) => rows.some((row) => row.startsWith("guest@capos>")));
   await page.evaluate(installKeyProbe);
   samples.spawn_ms = await repeat(runs, () => spawn(page));
   samples.echo_ms = await echo(page);

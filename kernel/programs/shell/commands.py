@@ -446,6 +446,8 @@ class Commands:
         info = session_cap.info()["info"]
         self.shell.profile = info["profile"]
         self.shell.username = info["username"]
+        if self.shell.at_prompt:  # an agent's request, served while the person types
+            self.shell.editor.retitle(self.shell.prompt_text())
 
     def _login_result(self, result: dict, verb: str) -> None:
         if "refused" in result:
@@ -502,11 +504,16 @@ class Commands:
     def agent(self, args: list[str]) -> None:
         model = self._held("LanguageModel", prefer="model")
         if model is None:
+            why = (
+                "An anonymous session holds none: type guest for the demo bundle, which "
+                "has the host's model where it attached one."
+                if self.shell.profile == "anonymous"
+                else "The host attached none: a tab gets the server's model unless the "
+                "server runs none (--no-llm, or the local model is not installed: make llm)."
+            )
             raise CommandError(
                 "agent: this session holds no LanguageModel cap, so no model can answer "
-                "(caps lists what it holds). The host attached none: a tab gets the server's "
-                "model unless the server runs none (--no-llm, or the local model is not "
-                "installed: make llm)."
+                f"(caps lists what it holds). {why}"
             )
         for name in args:
             if name not in self.shell.names:

@@ -96,7 +96,17 @@ setup [USERNAME]
 Asks for a password twice (hidden). The account lasts until the system halts.
 """,
     ),
-    "guest": ("switch to the guest profile", "guest\n"),
+    "guest": (
+        "switch to the guest profile: the demo bundle",
+        """\
+guest
+
+The SessionManager issues a guest session and the broker's guest bundle
+replaces this session's caps: a launcher, the demo services (echo, counter,
+paperclips, the model), a timer, a logger and a monitor. An anonymous shell
+holds none of them. logout revokes them again.
+""",
+    ),
     "logout": (
         "end the session, then back to the anonymous profile",
         """\

@@ -249,6 +249,16 @@ class LineEditor:
             self._refresh()
         self._flush_output()
 
+    def retitle(self, prompt: str) -> None:
+        """Show a new one-row prompt before the line being read, keeping what was typed."""
+        if not self._reading:
+            return
+        self._prompt_last = prompt
+        self._prompt_width = visible_width(prompt)
+        self._fix_scroll()
+        self._refresh()
+        self._flush_output()
+
     def cancel(self) -> None:
         """Stop reading without an event (the child that asked for the line ended):
         the half-typed line stays on screen and the cursor moves below it."""

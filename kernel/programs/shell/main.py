@@ -35,9 +35,10 @@ def main(rt: Runtime) -> int:
         with contextlib.suppress(RemoteError):
             shell.out(info.cap.motd()["text"].rstrip("\n") + "\n")
     while True:
-        who = shell.username or shell.profile
-        shell.events.extend(shell.editor.prompt(f"{who}@{shell.hostname}> "))
+        shell.events.extend(shell.editor.prompt(shell.prompt_text()))
+        shell.at_prompt = True  # an outside agent's `guest` may change it meanwhile
         event = shell.next_event()
+        shell.at_prompt = False
         if isinstance(event, EndOfInput):
             break
         if isinstance(event, Interrupt):

@@ -68,6 +68,10 @@ class Shell:
         self._resize_wait: Pending | None = None
         self._next_job = 1
         self.completer: Callable[[str], list[str]] | None = None
+        self.at_prompt = False  # the editor is reading a line for the shell itself
+
+    def prompt_text(self) -> str:
+        return f"{self.username or self.profile}@{self.hostname}> "
 
     # --- output ------------------------------------------------------------------------
 
