@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from bench.poolserver import PoolServer
-from bench.tab import has_prompt, wait_screen
+from bench.tab import become_guest, has_prompt, wait_screen
 
 # Installs window.caposWatch: every predicted glyph string ever drawn (`shown`), and for
 # each keydown the time it was dispatched and the time its glyph was first in the rendered
@@ -81,13 +81,15 @@ BUFFER = """() => {
 
 
 def open_owner_page(browser, server: PoolServer):
-    """A fresh session from the landing page's Run on the server, at its prompt."""
+    """A fresh session from the landing page's Run on the server, at its prompt as a guest
+    (the scripted session runs programs and reads the timer, which anonymous lacks)."""
     server.wait_for(lambda: server.pool()["warm"] >= 1, "a warm VM")
     page = browser.new_page()
     page.goto(server.base + "/")
     page.click("#run-on-server")
     page.wait_for_url(f"{server.base}/play")
     wait_screen(page, has_prompt, 120)
+    become_guest(page)
     page.evaluate(WATCH)
     page.click("#terminal")
     return page

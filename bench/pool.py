@@ -106,6 +106,7 @@ def measure_fork(server: PoolServer, count: int) -> tuple[list[float], list[floa
     source = server.new_session()
     client = TerminalClient(server, source)
     client.read_prompt()
+    client.command("guest")  # the launcher and the counter are the guest bundle's
     client.send(type="input", data=COUNTER + "\r")
     client.read_until(lambda: client.text.endswith(COUNTER_PROMPT), "the counter's prompt")
     times, pauses = [], []

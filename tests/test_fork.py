@@ -47,6 +47,7 @@ def test_a_fork_runs_on_from_the_sources_screen_and_both_go_their_own_way(server
     source = server.new_session()
     original = TerminalClient(server, source)  # attached throughout: it never suspends
     original.read_prompt()
+    original.command("guest")  # the counter and entropy are the guest bundle's
     original.command("counter.increment(by=5)")
     _say(original, COUNTER, COUNTER_PROMPT)
     answer = server.http.post(f"/api/sessions/{source['id']}/fork")
@@ -67,7 +68,6 @@ def test_a_fork_runs_on_from_the_sources_screen_and_both_go_their_own_way(server
     # Fresh entropy: the two RNGs, identical at the fork, draw different bytes.
     for client in (original, copy):
         _say(client, "exit", PROMPT)
-        client.command("guest")
     assert _random(original) != _random(copy)
     # Refused: to whoever does not hold the id, and over the owner's two running sessions.
     assert server.http.post("/api/sessions/not-a-session-id/fork").status_code == 404
@@ -85,6 +85,7 @@ def test_a_session_restored_from_disk_forks_too(server):
     source = server.new_session()
     client = TerminalClient(server, source)
     client.read_prompt()
+    client.command("guest")
     client.command("counter.increment(by=3)")
     client.close()
     server.wait_for(lambda: server.state(source) == "suspended", "a suspend", 60)

@@ -27,12 +27,13 @@ from bench.echopage import (
     shown,
 )
 from bench.poolserver import PoolServer, pool_server
-from bench.tab import PROMPT, wait_screen
+from bench.tab import wait_screen
 
 pytestmark = [pytest.mark.qemu, pytest.mark.browser, pytest.mark.timeout(300)]
 
 PASSWORD = "hunter2x"
 WORD = "counter.increment(by=1) "
+PROMPT = "guest@capos>"  # open_owner_page makes the shell a guest
 
 
 @pytest.fixture(scope="module")

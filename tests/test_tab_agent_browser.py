@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 
 from bench.liveserver import ONE_ADDRESS_RIG
-from bench.tab import has_prompt, screen, serving, wait_screen
+from bench.tab import become_guest, has_prompt, screen, serving, wait_screen
 from server.settings import Settings
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -61,11 +61,16 @@ def test_an_agent_drives_a_tab_through_its_agent_link_until_the_owner_revokes_it
     assert "/mcp" in page.inner_text("#share-links li[data-mode=agent]")
     assert page.is_hidden("#agent-attached")
 
+    # The agent holds exactly what the tab's shell holds: anonymous's caps, then a guest's.
     failed, held = agent(base_url, "list_caps", **session)
     assert not failed, held
     names = {cap["name"]: cap["interface"] for cap in held["caps"]}
-    assert names["echo"] == "Echo" and names["launcher"] == "ProcessSpawner"
+    assert names["manual"] == "Manual" and "launcher" not in names and "echo" not in names
     page.wait_for_selector("#agent-attached", state="visible")
+    become_guest(page)
+    failed, held = agent(base_url, "list_caps", **session)
+    names = {cap["name"]: cap["interface"] for cap in held["caps"]}
+    assert names["echo"] == "Echo" and names["launcher"] == "ProcessSpawner"
 
     echo = {"cap": "echo", "method": "echo", "arguments": {"data": "from an agent"}}
     assert agent(base_url, "call_method", **session, **echo) == (
