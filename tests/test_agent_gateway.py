@@ -230,3 +230,15 @@ def test_a_shell_that_ends_answers_what_it_took(system):
     with host.cond:
         assert host.cond.wait_for(lambda: 77 in host.agent_answers, 10)
     assert host.agent_answers[77]["error"]["kind"] == "gone"
+
+
+def test_a_whole_system_snapshot_fits_beside_what_the_shell_keeps_pending(system):
+    """The shell keeps a terminal read, a resize wait and its children's StdIO pending;
+    a snapshot of the whole system still has room in its buffer area."""
+    grants = {"stdio": {"client": "stdio"}, "counter": {"client": "counter"}}
+    spawned = ask(system, spawn={"binary": "counter", "grantsJson": json.dumps(grants)})
+    assert "json" in spawned, spawned
+    answer = call(system, "monitor", "snapshot", {"maxCalls": 0, "maxLogs": 0})
+    assert "results" in answer, answer
+    binaries = {p["binary"] for p in answer["results"]["snapshot"]["processes"]}
+    assert {"init", "shell", "counter"} <= binaries

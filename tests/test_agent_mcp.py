@@ -135,6 +135,7 @@ def test_an_agent_drives_a_session_through_typed_tools_over_http(server):
                     break
             seen["terminal"], seen["written"] = text, written
             snapshot = (await tool(client, "monitor_snapshot", **session))[1]
+            assert "processes" in snapshot, snapshot
             seen["binaries"] = {p["binary"] for p in snapshot["processes"]}
             # A narrower monitor the shell makes and keeps: the agent sees only its subtree.
             child = seen["spawned"][1]["pid"]

@@ -206,7 +206,7 @@ def test_child_reads_end_of_input_when_the_script_ends():
 
 def test_passphrase_reads_two_hidden_lines_and_never_shows_them():
     run = 'run "passphrase" with { stdio: client @stdio }\n'
-    lines = after_motd(shell_session(f"{run}open sesame\nopen sesame\n{run}one\ntwo\nexit\n"))
+    lines = after_guest(guest_session(f"{run}open sesame\nopen sesame\n{run}one\ntwo\nexit\n"))
     assert "passphrase: they match (11 characters)" in lines
     assert "passphrase: the two differ" in lines
     assert not any("sesame" in line for line in lines)

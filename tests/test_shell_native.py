@@ -148,7 +148,7 @@ def test_a_resize_at_the_prompt_refits_the_line_before_enter(terminal):
     name = "nosuch" + "0123456789" * 9
     terminal.type(name.encode(), then=b"789")  # 100 columns: its start scrolls off
     terminal.resize(140)
-    terminal.read_until(b"\ranonymous@capos> " + name.encode())  # redrawn whole, at once
+    terminal.read_until(b"\rguest@capos> " + name.encode())  # redrawn whole, at once
     terminal.type(b".now()\r", then=f"no cap named '{name}'".encode())
 
 
@@ -164,11 +164,11 @@ def test_password_is_never_echoed(terminal):
 def test_a_program_that_asks_for_a_hidden_line_gets_no_echo_and_no_history(terminal):
     terminal.type(b'run "passphrase" with { stdio: client @stdio }\r', then=b"passphrase> ")
     shown = terminal.type(b"swordfish\r", then=b"again> ")
-    shown += terminal.type(b"swordfish\r", then=b"anonymous@capos> ")
+    shown += terminal.type(b"swordfish\r", then=b"guest@capos> ")
     assert b"swordfish" not in shown
     assert b"passphrase: they match (9 characters)" in shown
     listing = terminal.type(b"history\r", then=b"history\r\n")
-    listing += terminal.read_until(b"anonymous@capos> ")
+    listing += terminal.read_until(b"guest@capos> ")
     assert b"swordfish" not in listing
 
 

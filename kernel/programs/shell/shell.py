@@ -19,6 +19,7 @@ from kernel.programs.shell.jobs import Job, StdioRequest, StdioServer
 from kernel.programs.shell.lineedit import Event, Interrupt, Line, LineEditor
 from kernel.runtime import Cap, Pending, RemoteError, Runtime, TransportFailure
 
+RESIZE_RESULT = 256  # bytes: a TerminalSize in a message, with room to spare
 READ_CHUNK = 4096
 # A typed call's result buffer, at the prompt and for an outside agent: a whole-system
 # MonitorSnapshot fits (the buffer area takes buffers this large from its top end).
@@ -126,7 +127,11 @@ class Shell:
 
     def _ensure_resize_wait(self) -> None:
         if self._resize_wait is None and self.interactive and not self.input_ended:
-            pending = self.rt.begin(self.terminal, "waitResize", {"known": self._size})
+            # Its answer is one small struct; the default 8 KiB kept pending would leave
+            # too little of the buffer area for a whole-system snapshot an agent asks for.
+            pending = self.rt.begin(
+                self.terminal, "waitResize", {"known": self._size}, result_size=RESIZE_RESULT
+            )
             self._resize_wait = pending
             self.watch(pending.user_data, self._on_resize)
 
