@@ -241,12 +241,15 @@ class LineEditor:
 
     def resize(self, cols: int) -> None:
         """The terminal is now `cols` wide: redraw the line to fit, as much of it before the
-        cursor as fits (a wider window shows again what had scrolled off)."""
+        cursor as fits (a wider window shows again what had scrolled off). A line that
+        shows the same at either width is left alone: nothing on the row changes."""
+        before = self._shown()
         self._width = max(1, int(cols))
         if self._reading and self.interactive:
             self._scroll = min(self._scroll, max(0, self._pos - self._avail()))
             self._fix_scroll()
-            self._refresh()
+            if self._shown() != before:
+                self._refresh()
         self._flush_output()
 
     def retitle(self, prompt: str) -> None:
@@ -658,15 +661,20 @@ class LineEditor:
             scroll = max(0, self._pos - half)
         self._scroll = scroll
 
+    def _shown(self) -> str:
+        """The part of the line its row shows (none of a hidden one)."""
+        if self._hidden:
+            return ""
+        return "".join(self._buf[self._scroll : self._scroll + self._avail()])
+
     def _refresh(self) -> None:
         """Redraw the prompt's last row, the visible window of the line, and the cursor."""
         if not self.interactive or not self._reading:
             return
-        if self._hidden:
-            self._emit("\r" + self._prompt_last + "\x1b[K")
-            return
-        shown = "".join(self._buf[self._scroll : self._scroll + self._avail()])
+        shown = self._shown()
         self._emit("\r" + self._prompt_last + shown + "\x1b[K")
+        if self._hidden:
+            return
         back = len(shown) - (self._pos - self._scroll)
         if back > 0:
             self._emit(f"\x1b[{back}D" if back > 1 else "\x1b[D")
