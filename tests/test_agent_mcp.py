@@ -720,7 +720,8 @@ def test_a_model_generation_is_a_task_the_client_polls_or_cancels(server):
     finally:
         tasks.call("end_session", **held)
 
-    rest = server.new_session()["id"]
+    rest = server.new_session()["id"]  # a REST session starts anonymous: no model yet
+    assert server.http.post(f"/api/sessions/{rest}/guest").status_code == 200
     said = server.http.post(
         f"/api/sessions/{rest}/generate", json={"prompt": "Say hi.", "max_tokens": 64}
     )
