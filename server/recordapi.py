@@ -21,6 +21,8 @@ GET    /api/recordings/{token}                what the replay page shows about i
 
 from __future__ import annotations
 
+import asyncio
+
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -202,12 +204,15 @@ def routes(settings: Settings) -> list[Route]:
                 "This recording has none: its session had no system monitor to record.",
                 404,
             )
-        return FileResponse(
-            path,
+        # Read whole now: a running recording's timeline grows while it is sent, and a
+        # file response would send more than the length it declared. It is at most
+        # max_timeline_bytes (4 MiB); a line still being written is left for next time.
+        data = await asyncio.to_thread(path.read_bytes)
+        name = f"capos-{recording.id}.monitor.jsonl"
+        return Response(
+            data[: data.rfind(b"\n") + 1],
             media_type=TIMELINE_TYPE,
-            filename=f"capos-{recording.id}.monitor.jsonl",
-            content_disposition_type="inline",
-            headers=NO_STORE,
+            headers={**NO_STORE, "content-disposition": f'inline; filename="{name}"'},
         )
 
     async def info(request: Request) -> Response:
